@@ -1,0 +1,78 @@
+//! The one error type of `sequent-models`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong when a sequent model is given input, state or weights.
+///
+/// Each variant names the problem and the values involved, so that a user sees what to fix rather
+/// than a panic from inside Burn.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SequentError {
+    /// The input's feature width does not match the layer's `input_size`.
+    #[error(
+        "input must be shaped [batch, time, {expected}] (input_size = {expected}), got {got:?}"
+    )]
+    InputWidth {
+        /// The layer's input size.
+        expected: usize,
+        /// The input's shape.
+        got: Vec<usize>,
+    },
+    /// The input has a zero-sized dimension.
+    #[error("input has an empty dimension: shape {0:?} (batch and time must be at least 1)")]
+    EmptyInput(Vec<usize>),
+    /// An initial state tensor has the wrong shape.
+    #[error(
+        "initial {which} state must be shaped {expected:?} ([num_layers * directions, batch, hidden]), got {got:?}"
+    )]
+    StateShape {
+        /// `"hidden"` or `"cell"`.
+        which: &'static str,
+        /// The shape the layer expects.
+        expected: Vec<usize>,
+        /// The shape it was given.
+        got: Vec<usize>,
+    },
+    /// The state's kind does not match the cell (an LSTM needs `c`, RNN and GRU have none).
+    #[error("{0}")]
+    StateKind(String),
+    /// `lengths` does not have one entry per sequence of the batch.
+    #[error("lengths has {got} entries for a batch of {batch} sequences")]
+    LengthsCount {
+        /// The batch size.
+        batch: usize,
+        /// The number of lengths given.
+        got: usize,
+    },
+    /// A sequence length is 0 or longer than the padded input.
+    #[error(
+        "length {length} of sequence {index} is outside 1..={steps} (the input has {steps} time steps)"
+    )]
+    Length {
+        /// The sequence's index in the batch.
+        index: usize,
+        /// Its length.
+        length: usize,
+        /// The padded input's number of time steps.
+        steps: usize,
+    },
+    /// A weight file could not be read or written.
+    #[error("weight file {path}: {message}")]
+    WeightIo {
+        /// The file.
+        path: PathBuf,
+        /// What the reader or writer said.
+        message: String,
+    },
+    /// A weight file was read but does not fit the layer: missing, extra or mis-shaped tensors.
+    #[error("weight file {path} does not fit the layer:{}", problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    WeightMismatch {
+        /// The file.
+        path: PathBuf,
+        /// One line per problem, naming the tensor.
+        problems: Vec<String>,
+    },
+}
+
+/// `Result` with [`SequentError`].
+pub type Result<T> = std::result::Result<T, SequentError>;

@@ -1,0 +1,138 @@
+//! `RnnConfig`, `LstmConfig` and `GruConfig`: PyTorch's constructor arguments as Burn configs.
+
+use burn::config::Config;
+use burn::tensor::Device;
+
+use super::cell::CellKind;
+use super::gru::GruKind;
+use super::init::{GateBias, RecurrentInit};
+use super::layer::{Recurrent, StackSpec};
+use super::lstm::LstmKind;
+use super::rnn::{Nonlinearity, RnnKind};
+use super::step::RecurrentCell;
+use super::weights::{CellWeights, WeightSpec};
+
+/// Declares a config with the options every recurrent layer shares (PyTorch's `input_size`,
+/// `hidden_size`, `num_layers`, `bidirectional`, `dropout`, `bias`) plus the cell's own ones.
+macro_rules! recurrent_config {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty = $default:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Config, Debug)]
+        pub struct $name {
+            /// Width `I` of the input features.
+            pub input_size: usize,
+            /// Width `H` of the hidden state.
+            pub hidden_size: usize,
+            /// Number of stacked layers `L`.
+            #[config(default = 1)]
+            pub num_layers: usize,
+            /// Run a second, reversed direction per layer and concatenate (`D = 2`).
+            #[config(default = false)]
+            pub bidirectional: bool,
+            /// Dropout probability on the outputs of every layer but the last (training only).
+            #[config(default = 0.0)]
+            pub dropout: f64,
+            /// Whether the layers have biases `b_ih`, `b_hh`.
+            #[config(default = true)]
+            pub bias: bool,
+            /// Initialiser of the recurrent weights `W_hh`.
+            #[config(default = "RecurrentInit::PyTorch")]
+            pub recurrent_init: RecurrentInit,
+            $($(#[$fdoc])* #[config(default = $default)] pub $field: $ty,)*
+        }
+    };
+}
+
+recurrent_config!(
+    /// Configuration of a vanilla RNN stack ([`super::Rnn`]), PyTorch's `nn.RNN` arguments.
+    RnnConfig {
+        /// `tanh` or `relu`.
+        nonlinearity: Nonlinearity = "Nonlinearity::Tanh",
+    }
+);
+
+recurrent_config!(
+    /// Configuration of an LSTM stack ([`super::Lstm`]), PyTorch's `nn.LSTM` arguments.
+    LstmConfig {
+        /// Initialiser of the gate biases (forget-gate bias, chrono).
+        gate_bias: GateBias = "GateBias::Uniform",
+    }
+);
+
+recurrent_config!(
+    /// Configuration of a GRU stack ([`super::Gru`]), PyTorch's `nn.GRU` arguments.
+    GruConfig {
+        /// Reset gate after the recurrent product (`true`, PyTorch) or before it (`false`, d2l).
+        reset_after: bool = true,
+        /// Initialiser of the gate biases (update-gate bias, chrono).
+        gate_bias: GateBias = "GateBias::Uniform",
+    }
+);
+
+/// Builds the layer from the shared spec of a config, once for all three cells.
+macro_rules! impl_init {
+    ($config:ident, $cell:ty, |$c:ident| $kind:expr, |$g:ident| $gate_bias:expr) => {
+        impl $config {
+            fn spec(&self) -> StackSpec {
+                let $g = self;
+                StackSpec {
+                    input_size: self.input_size,
+                    hidden_size: self.hidden_size,
+                    num_layers: self.num_layers,
+                    bidirectional: self.bidirectional,
+                    dropout: self.dropout,
+                    weights: WeightSpec {
+                        gates: <$cell>::GATES,
+                        input_size: self.input_size,
+                        hidden_size: self.hidden_size,
+                        bias: self.bias,
+                        init: self.recurrent_init.clone(),
+                        gate_bias: $gate_bias,
+                        keep_gate: <$cell>::KEEP_GATE,
+                    },
+                }
+            }
+
+            fn kind(&self) -> $cell {
+                let $c = self;
+                $kind
+            }
+
+            /// Builds the layer stack on `device`.
+            ///
+            /// # Panics
+            /// If a size is 0 or `dropout` is outside `[0, 1)`.
+            pub fn init(&self, device: &Device) -> Recurrent<$cell> {
+                Recurrent::from_spec(self.spec(), self.kind(), device)
+            }
+
+            /// Builds a single-step cell (layer 0, forward direction of this config) on `device`.
+            pub fn init_cell(&self, device: &Device) -> RecurrentCell<$cell> {
+                let spec = self.spec();
+                RecurrentCell::new(
+                    CellWeights::new(&spec.weights, device),
+                    self.kind(),
+                    spec.hidden_size,
+                )
+            }
+        }
+    };
+}
+
+impl_init!(
+    RnnConfig,
+    RnnKind,
+    |c| RnnKind {
+        nonlinearity: c.nonlinearity
+    },
+    |_c| GateBias::Uniform
+);
+impl_init!(LstmConfig, LstmKind, |_c| LstmKind, |c| c.gate_bias.clone());
+impl_init!(
+    GruConfig,
+    GruKind,
+    |c| GruKind {
+        reset_after: c.reset_after
+    },
+    |c| c.gate_bias.clone()
+);

@@ -1,0 +1,81 @@
+//! The GRU cell (Cho et al. 2014), in both placements of the reset gate.
+
+use burn::tensor::{Tensor, activation::sigmoid};
+
+use super::cell::CellKind;
+use super::state::CellState;
+use super::weights::{Affine, CellWeights};
+
+/// GRU, PyTorch's gate order (r, z, n):
+///
+/// ```text
+/// r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+/// z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+/// n = tanh(W_in x + b_in + r * (W_hn h + b_hn))      reset_after = true  (PyTorch, cuDNN, Cho v1)
+/// n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)      reset_after = false (Cho et al. v3, d2l)
+/// h_t = (1 - z) * n + z * h_{t-1}
+/// ```
+#[derive(Clone, Debug)]
+pub struct GruKind {
+    /// Where the reset gate acts: after (`true`) or before (`false`) the recurrent product.
+    pub reset_after: bool,
+}
+
+/// The recurrent weights of a GRU step.
+#[derive(Clone, Debug)]
+pub enum GruRecurrent {
+    /// `reset_after = true`: one GEMM for all three blocks.
+    After(Affine),
+    /// `reset_after = false`: the r and z blocks, then the n block applied to `r * h`.
+    Before {
+        /// `W_h{r,z}`, `b_h{r,z}`.
+        rz: Affine,
+        /// `W_hn`, `b_hn`.
+        n: Affine,
+    },
+}
+
+impl CellKind for GruKind {
+    const GATES: usize = 3;
+    const HAS_CELL: bool = false;
+    const NAME: &'static str = "GRU";
+    const KEEP_GATE: Option<usize> = Some(1);
+    type Recurrent = GruRecurrent;
+
+    fn prepare(&self, weights: &CellWeights) -> GruRecurrent {
+        let h = weights.gate_rows() / 3;
+        if self.reset_after {
+            GruRecurrent::After(weights.hidden_affine(0..3 * h))
+        } else {
+            GruRecurrent::Before {
+                rz: weights.hidden_affine(0..2 * h),
+                n: weights.hidden_affine(2 * h..3 * h),
+            }
+        }
+    }
+
+    fn step(&self, recurrent: &GruRecurrent, x_proj: Tensor<2>, state: CellState) -> CellState {
+        let h_prev = state.hidden;
+        let h = h_prev.dims()[1];
+        let x_rz = x_proj.clone().narrow(1, 0, 2 * h);
+        let x_n = x_proj.narrow(1, 2 * h, h);
+        let (rz, n_pre) = match recurrent {
+            GruRecurrent::After(all) => {
+                let hp = all.apply(h_prev.clone());
+                let rz = sigmoid(x_rz + hp.clone().narrow(1, 0, 2 * h));
+                let r = rz.clone().narrow(1, 0, h);
+                (rz, x_n + r * hp.narrow(1, 2 * h, h))
+            }
+            GruRecurrent::Before { rz, n } => {
+                let rz = sigmoid(x_rz + rz.apply(h_prev.clone()));
+                let r = rz.clone().narrow(1, 0, h);
+                (rz, x_n + n.apply(r * h_prev.clone()))
+            }
+        };
+        let z = rz.narrow(1, h, h);
+        let n = n_pre.tanh();
+        // (1 - z) * n + z * h, written with one multiply fewer.
+        let hidden = n.clone() + z * (h_prev - n);
+        CellState { hidden, cell: None }
+    }
+}

@@ -1,0 +1,356 @@
+//! The recurrence engine: layers x directions, dropout, lengths, hoisted input GEMM, time loop.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::cell::CellKind;
+use super::state::{CellState, RecurrentState};
+use super::weights::{CellWeights, WeightSpec};
+use crate::error::{Result, SequentError};
+
+/// A stack of recurrent layers with PyTorch's `nn.RNN` / `nn.LSTM` / `nn.GRU` semantics, generic
+/// over the cell ([`super::Rnn`], [`super::Lstm`], [`super::Gru`] are this type).
+///
+/// For every layer `l` and direction `d` the engine computes
+/// `X_proj = X W_ih^T + b_ih` for the whole sequence with one GEMM, then runs
+/// `s_t = cell(X_proj[t], s_{t-1})` over time (reversed for `d = 1`), one GEMM per step for all
+/// gates, and collects the outputs once with a stack. Layer `l + 1` reads the concatenated outputs
+/// of both directions of layer `l`, after dropout (training only, not after the last layer).
+#[derive(Module, Debug)]
+pub struct Recurrent<C: CellKind> {
+    /// The layers, each with its forward and (if bidirectional) reverse weights.
+    pub layers: Vec<LayerWeights>,
+    /// Dropout on the outputs of every layer but the last (active only in training).
+    pub dropout: Dropout,
+    /// The cell maths.
+    #[module(skip)]
+    pub cell: C,
+    /// Width `I` of the input features.
+    pub input_size: usize,
+    /// Width `H` of the hidden state.
+    pub hidden_size: usize,
+}
+
+/// The weights of one layer: forward direction, and reverse direction if bidirectional.
+#[derive(Module, Debug)]
+pub struct LayerWeights {
+    /// Forward-in-time direction (PyTorch's `*_l{k}`).
+    pub forward: CellWeights,
+    /// Reverse direction (PyTorch's `*_l{k}_reverse`).
+    pub reverse: Option<CellWeights>,
+}
+
+/// The shape of a recurrent stack, shared by the three configs.
+#[derive(Clone, Debug)]
+pub(crate) struct StackSpec {
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub bidirectional: bool,
+    pub dropout: f64,
+    pub weights: WeightSpec,
+}
+
+impl<C: CellKind> Recurrent<C> {
+    pub(crate) fn from_spec(spec: StackSpec, cell: C, device: &Device) -> Self {
+        assert!(spec.input_size > 0, "input_size must be at least 1");
+        assert!(spec.hidden_size > 0, "hidden_size must be at least 1");
+        assert!(spec.num_layers > 0, "num_layers must be at least 1");
+        assert!(
+            (0.0..1.0).contains(&spec.dropout),
+            "dropout must be in [0, 1), got {}",
+            spec.dropout
+        );
+        let dirs = if spec.bidirectional { 2 } else { 1 };
+        let layers = (0..spec.num_layers)
+            .map(|l| {
+                let ws = WeightSpec {
+                    input_size: if l == 0 {
+                        spec.input_size
+                    } else {
+                        dirs * spec.hidden_size
+                    },
+                    ..spec.weights.clone()
+                };
+                LayerWeights {
+                    forward: CellWeights::new(&ws, device),
+                    reverse: spec.bidirectional.then(|| CellWeights::new(&ws, device)),
+                }
+            })
+            .collect();
+        Self {
+            layers,
+            dropout: DropoutConfig::new(spec.dropout).init(),
+            cell,
+            input_size: spec.input_size,
+            hidden_size: spec.hidden_size,
+        }
+    }
+
+    /// Number of directions `D` (2 if bidirectional).
+    pub fn num_directions(&self) -> usize {
+        if self.layers[0].reverse.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Number of stacked layers `L`.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Width of the output features, `D * H`.
+    pub fn output_size(&self) -> usize {
+        self.num_directions() * self.hidden_size
+    }
+
+    /// Runs the stack over `input` `[B, T, I]` from `state` (zeros if `None`).
+    ///
+    /// Returns the last layer's outputs `[B, T, D*H]` and the final state (PyTorch's `h_n`, `c_n`).
+    ///
+    /// # Panics
+    /// With the message of the [`SequentError`] that [`Self::try_forward`] would return.
+    pub fn forward(
+        &self,
+        input: Tensor<3>,
+        state: Option<RecurrentState>,
+    ) -> (Tensor<3>, RecurrentState) {
+        self.try_forward(input, state, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::forward`] over a padded batch of sequences with the given `lengths`
+    /// (PyTorch's packed-sequence semantics; see [`Self::try_forward`]).
+    ///
+    /// # Panics
+    /// With the message of the [`SequentError`] that [`Self::try_forward`] would return.
+    pub fn forward_lengths(
+        &self,
+        input: Tensor<3>,
+        lengths: &[usize],
+        state: Option<RecurrentState>,
+    ) -> (Tensor<3>, RecurrentState) {
+        self.try_forward(input, state, Some(lengths))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The checked forward pass.
+    ///
+    /// `input` is `[B, T, I]` (batch first). `state`, if given, is `[L*D, B, H]` (and `c` for an
+    /// LSTM). With `lengths` (one per sequence, each in `1..=T`) the batch is treated as padded
+    /// sequences exactly as PyTorch's `pack_padded_sequence` does: steps `t >= len_b` leave the state
+    /// unchanged and output zeros, the final state is each sequence's last valid step, and the
+    /// reverse direction starts at each sequence's own last valid step.
+    pub fn try_forward(
+        &self,
+        input: Tensor<3>,
+        state: Option<RecurrentState>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Tensor<3>, RecurrentState)> {
+        let [batch, steps, width] = input.dims();
+        if width != self.input_size {
+            return Err(SequentError::InputWidth {
+                expected: self.input_size,
+                got: vec![batch, steps, width],
+            });
+        }
+        if batch == 0 || steps == 0 {
+            return Err(SequentError::EmptyInput(vec![batch, steps, width]));
+        }
+        let device = input.device();
+        let masks = lengths
+            .map(|l| StepMasks::new(l, batch, steps, &device))
+            .transpose()?;
+        let mut initial = self.initial_states(state, batch, &device)?.into_iter();
+
+        let dirs = self.num_directions();
+        let mut x = input.swap_dims(0, 1); // time-major [T, B, I]
+        let mut finals = Vec::with_capacity(self.layers.len() * dirs);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let directions = std::iter::once((&layer.forward, false))
+                .chain(layer.reverse.iter().map(|w| (w, true)));
+            let mut outputs = Vec::with_capacity(dirs);
+            for (weights, reverse) in directions {
+                let start = initial
+                    .next()
+                    .expect("one initial state per layer and direction");
+                let (out, last) = self.run_direction(weights, &x, start, reverse, masks.as_ref());
+                outputs.push(out);
+                finals.push(last);
+            }
+            x = if outputs.len() == 1 {
+                outputs.remove(0)
+            } else {
+                Tensor::cat(outputs, 2)
+            };
+            if l + 1 < self.layers.len() {
+                x = self.dropout.forward(x);
+            }
+        }
+        Ok((x.swap_dims(0, 1), Self::stack_states(finals)))
+    }
+
+    /// One layer and direction over time-major `x` `[T, B, I]`: outputs `[T, B, H]`, final state.
+    fn run_direction(
+        &self,
+        weights: &CellWeights,
+        x: &Tensor<3>,
+        mut state: CellState,
+        reverse: bool,
+        masks: Option<&StepMasks>,
+    ) -> (Tensor<3>, CellState) {
+        let [steps, batch, width] = x.dims();
+        let gh = weights.gate_rows();
+        // One GEMM for the input projection of the whole sequence.
+        let x_proj = weights
+            .input_affine()
+            .apply(x.clone().reshape([steps * batch, width]))
+            .reshape([steps, batch, gh]);
+        let recurrent = self.cell.prepare(weights);
+        let mut outputs: Vec<Option<Tensor<2>>> = vec![None; steps];
+        let order: Box<dyn Iterator<Item = usize>> = if reverse {
+            Box::new((0..steps).rev())
+        } else {
+            Box::new(0..steps)
+        };
+        for t in order {
+            let x_t = x_proj.clone().narrow(0, t, 1).reshape([batch, gh]);
+            let next = self.cell.step(&recurrent, x_t, state.clone());
+            match masks.and_then(|m| m.at(t)) {
+                None => {
+                    outputs[t] = Some(next.hidden.clone());
+                    state = next;
+                }
+                Some((keep, skip)) => {
+                    outputs[t] = Some(next.hidden.clone() * keep.clone());
+                    state = next.blend(state, keep, skip);
+                }
+            }
+        }
+        let outputs = outputs
+            .into_iter()
+            .map(|o| o.expect("every step ran"))
+            .collect();
+        (Tensor::stack(outputs, 0), state)
+    }
+
+    /// Splits a user state `[L*D, B, H]` into per-layer-direction cell states, or makes zeros.
+    fn initial_states(
+        &self,
+        state: Option<RecurrentState>,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Vec<CellState>> {
+        let n = self.layers.len() * self.num_directions();
+        let expected = vec![n, batch, self.hidden_size];
+        let Some(state) = state else {
+            let zeros = || Tensor::<2>::zeros([batch, self.hidden_size], device);
+            return Ok((0..n)
+                .map(|_| CellState {
+                    hidden: zeros(),
+                    cell: C::HAS_CELL.then(zeros),
+                })
+                .collect());
+        };
+        let check = |which: &'static str, t: &Tensor<3>| {
+            let got = t.dims().to_vec();
+            if got == expected {
+                Ok(())
+            } else {
+                Err(SequentError::StateShape {
+                    which,
+                    expected: expected.clone(),
+                    got,
+                })
+            }
+        };
+        check("hidden", &state.hidden)?;
+        match (&state.cell, C::HAS_CELL) {
+            (Some(c), true) => check("cell", c)?,
+            (None, true) => {
+                return Err(SequentError::StateKind(format!(
+                    "an {} state needs a cell tensor c",
+                    C::NAME
+                )));
+            }
+            (Some(_), false) => {
+                return Err(SequentError::StateKind(format!(
+                    "a {} state has no cell tensor, but one was given",
+                    C::NAME
+                )));
+            }
+            (None, false) => {}
+        }
+        let split = |t: Tensor<3>| {
+            t.chunk(n, 0)
+                .into_iter()
+                .map(|s| s.reshape([batch, self.hidden_size]))
+        };
+        let cells: Vec<Option<Tensor<2>>> = match state.cell {
+            Some(c) => split(c).map(Some).collect(),
+            None => vec![None; n],
+        };
+        Ok(split(state.hidden)
+            .zip(cells)
+            .map(|(hidden, cell)| CellState { hidden, cell })
+            .collect())
+    }
+
+    fn stack_states(finals: Vec<CellState>) -> RecurrentState {
+        let cells: Option<Vec<Tensor<2>>> = finals.iter().map(|s| s.cell.clone()).collect();
+        RecurrentState {
+            hidden: Tensor::stack(finals.into_iter().map(|s| s.hidden).collect(), 0),
+            cell: cells.map(|c| Tensor::stack(c, 0)),
+        }
+    }
+}
+
+/// Per-step 0/1 masks `[B, 1]` for padded batches; `None` at steps where every sequence is valid.
+struct StepMasks {
+    steps: Vec<Option<(Tensor<2>, Tensor<2>)>>,
+}
+
+impl StepMasks {
+    fn new(lengths: &[usize], batch: usize, steps: usize, device: &Device) -> Result<Self> {
+        if lengths.len() != batch {
+            return Err(SequentError::LengthsCount {
+                batch,
+                got: lengths.len(),
+            });
+        }
+        if let Some((index, &length)) = lengths
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l == 0 || **l > steps)
+        {
+            return Err(SequentError::Length {
+                index,
+                length,
+                steps,
+            });
+        }
+        let steps = (0..steps)
+            .map(|t| {
+                if lengths.iter().all(|&l| t < l) {
+                    return None;
+                }
+                let keep: Vec<f32> = lengths
+                    .iter()
+                    .map(|&l| if t < l { 1.0 } else { 0.0 })
+                    .collect();
+                let skip: Vec<f32> = keep.iter().map(|k| 1.0 - k).collect();
+                let tensor =
+                    |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [batch, 1]), device);
+                Some((tensor(keep), tensor(skip)))
+            })
+            .collect();
+        Ok(Self { steps })
+    }
+
+    fn at(&self, t: usize) -> Option<(&Tensor<2>, &Tensor<2>)> {
+        self.steps[t].as_ref().map(|(k, s)| (k, s))
+    }
+}

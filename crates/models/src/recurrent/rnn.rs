@@ -1,0 +1,45 @@
+//! The vanilla (Elman) RNN cell.
+
+use burn::config::Config;
+use burn::tensor::{Tensor, activation};
+
+use super::cell::CellKind;
+use super::state::CellState;
+use super::weights::{Affine, CellWeights};
+
+/// The nonlinearity of a vanilla RNN, PyTorch's `nonlinearity` argument.
+#[derive(Config, Debug, PartialEq, Copy)]
+pub enum Nonlinearity {
+    /// `tanh` (PyTorch's default).
+    Tanh,
+    /// `relu`.
+    Relu,
+}
+
+/// Elman RNN: `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` with `act` tanh or relu.
+#[derive(Clone, Debug)]
+pub struct RnnKind {
+    /// The activation `act`.
+    pub nonlinearity: Nonlinearity,
+}
+
+impl CellKind for RnnKind {
+    const GATES: usize = 1;
+    const HAS_CELL: bool = false;
+    const NAME: &'static str = "RNN";
+    const KEEP_GATE: Option<usize> = None;
+    type Recurrent = Affine;
+
+    fn prepare(&self, weights: &CellWeights) -> Affine {
+        weights.hidden_affine(0..weights.gate_rows())
+    }
+
+    fn step(&self, recurrent: &Affine, x_proj: Tensor<2>, state: CellState) -> CellState {
+        let pre = x_proj + recurrent.apply(state.hidden);
+        let hidden = match self.nonlinearity {
+            Nonlinearity::Tanh => pre.tanh(),
+            Nonlinearity::Relu => activation::relu(pre),
+        };
+        CellState { hidden, cell: None }
+    }
+}

@@ -1,0 +1,95 @@
+//! Single-step cells for generation: `RnnCell`, `LstmCell`, `GruCell`.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use super::cell::CellKind;
+use super::state::CellState;
+use super::weights::CellWeights;
+use crate::error::{Result, SequentError};
+
+/// One recurrent cell applied one time step at a time (PyTorch's `nn.RNNCell` / `LSTMCell` /
+/// `GRUCell`): `s_t = cell(W_ih x_t + b_ih, s_{t-1})` with the maths of `C`.
+#[derive(Module, Debug)]
+pub struct RecurrentCell<C: CellKind> {
+    /// The weights, named and laid out as PyTorch's cells name them.
+    pub weights: CellWeights,
+    /// The cell maths.
+    #[module(skip)]
+    pub cell: C,
+    /// Width `H` of the hidden state.
+    pub hidden_size: usize,
+}
+
+impl<C: CellKind> RecurrentCell<C> {
+    pub(crate) fn new(weights: CellWeights, cell: C, hidden_size: usize) -> Self {
+        Self {
+            weights,
+            cell,
+            hidden_size,
+        }
+    }
+
+    /// Width `I` of the input.
+    pub fn input_size(&self) -> usize {
+        self.weights.weight_ih.dims()[1]
+    }
+
+    /// The zero state for a batch of `batch`.
+    pub fn zero_state(&self, batch: usize, device: &burn::tensor::Device) -> CellState {
+        let zeros = || Tensor::<2>::zeros([batch, self.hidden_size], device);
+        CellState {
+            hidden: zeros(),
+            cell: C::HAS_CELL.then(zeros),
+        }
+    }
+
+    /// One step: `x_t` `[B, I]`, `state` `(h, c)` each `[B, H]` (zeros if `None`).
+    ///
+    /// # Panics
+    /// With the message of the error [`Self::try_step`] would return.
+    pub fn step(&self, x_t: Tensor<2>, state: Option<CellState>) -> CellState {
+        self.try_step(x_t, state).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The checked step.
+    pub fn try_step(&self, x_t: Tensor<2>, state: Option<CellState>) -> Result<CellState> {
+        let [batch, width] = x_t.dims();
+        if width != self.input_size() {
+            return Err(SequentError::InputWidth {
+                expected: self.input_size(),
+                got: vec![batch, width],
+            });
+        }
+        if batch == 0 {
+            return Err(SequentError::EmptyInput(vec![batch, width]));
+        }
+        let state = match state {
+            None => self.zero_state(batch, &x_t.device()),
+            Some(s) => {
+                let expected = vec![batch, self.hidden_size];
+                for (which, t) in [("hidden", Some(&s.hidden)), ("cell", s.cell.as_ref())] {
+                    if let Some(t) = t.filter(|t| t.dims().to_vec() != expected) {
+                        return Err(SequentError::StateShape {
+                            which,
+                            expected,
+                            got: t.dims().to_vec(),
+                        });
+                    }
+                }
+                if s.cell.is_some() != C::HAS_CELL {
+                    return Err(SequentError::StateKind(format!(
+                        "a {} cell state {} a cell tensor c",
+                        C::NAME,
+                        if C::HAS_CELL { "needs" } else { "has no" }
+                    )));
+                }
+                s
+            }
+        };
+        let x_proj = self.weights.input_affine().apply(x_t);
+        Ok(self
+            .cell
+            .step(&self.cell.prepare(&self.weights), x_proj, state))
+    }
+}

@@ -1,0 +1,116 @@
+//! The parameters of one layer and direction, in PyTorch's packed layout.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+use super::init::{GateBias, RecurrentInit};
+
+/// Weights of one layer and direction, packed and laid out exactly as PyTorch's:
+/// `weight_ih` `[G*H, I]`, `weight_hh` `[G*H, H]`, `bias_ih` and `bias_hh` `[G*H]`, with the `G`
+/// gate blocks stacked in PyTorch's order (LSTM i, f, g, o; GRU r, z, n; RNN one block).
+#[derive(Module, Debug)]
+pub struct CellWeights {
+    /// Input-to-hidden weights `W_ih`, `[G*H, I]`.
+    pub weight_ih: Param<Tensor<2>>,
+    /// Hidden-to-hidden weights `W_hh`, `[G*H, H]`.
+    pub weight_hh: Param<Tensor<2>>,
+    /// Input bias `b_ih`, `[G*H]` (absent when `bias = false`).
+    pub bias_ih: Option<Param<Tensor<1>>>,
+    /// Hidden bias `b_hh`, `[G*H]` (absent when `bias = false`).
+    pub bias_hh: Option<Param<Tensor<1>>>,
+}
+
+/// What [`CellWeights::new`] needs to know about the layer.
+#[derive(Clone, Debug)]
+pub(crate) struct WeightSpec {
+    pub gates: usize,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub bias: bool,
+    pub init: RecurrentInit,
+    pub gate_bias: GateBias,
+    /// Index of the gate block that keeps the old state (LSTM f, GRU z), for `gate_bias`.
+    pub keep_gate: Option<usize>,
+}
+
+impl CellWeights {
+    /// Fresh weights: PyTorch's `U(-1/sqrt(H), 1/sqrt(H))` everywhere, then the recurrent and
+    /// gate-bias initialisers of `spec` on top.
+    pub(crate) fn new(spec: &WeightSpec, device: &Device) -> Self {
+        let gh = spec.gates * spec.hidden_size;
+        let weight_hh = spec
+            .init
+            .recurrent_weight(spec.gates, spec.hidden_size, device);
+        let (bias_ih, bias_hh) = if spec.bias {
+            let (ih, hh) =
+                spec.gate_bias
+                    .biases(spec.gates, spec.hidden_size, spec.keep_gate, device);
+            (Some(param(ih)), Some(param(hh)))
+        } else {
+            (None, None)
+        };
+        Self {
+            weight_ih: param(super::init::pytorch_uniform(
+                [gh, spec.input_size],
+                spec.hidden_size,
+                device,
+            )),
+            weight_hh: param(weight_hh),
+            bias_ih,
+            bias_hh,
+        }
+    }
+
+    /// The input projection `x W_ih^T + b_ih` as an affine map.
+    pub fn input_affine(&self) -> Affine {
+        Affine::new(self.weight_ih.val(), self.bias_ih.as_ref().map(Param::val))
+    }
+
+    /// The recurrent projection `h W_hh^T + b_hh` restricted to gate rows `rows` of `W_hh`.
+    pub fn hidden_affine(&self, rows: std::ops::Range<usize>) -> Affine {
+        let len = rows.end - rows.start;
+        Affine::new(
+            self.weight_hh.val().narrow(0, rows.start, len),
+            self.bias_hh
+                .as_ref()
+                .map(|b| b.val().narrow(0, rows.start, len)),
+        )
+    }
+
+    /// Number of stacked rows `G*H` of the weight matrices.
+    pub fn gate_rows(&self) -> usize {
+        self.weight_hh.dims()[0]
+    }
+}
+
+/// A trainable parameter from an initial value; `detach` makes values computed by several ops
+/// (orthogonal blocks, gate biases) a leaf of the autodiff graph.
+fn param<const D: usize>(value: Tensor<D>) -> Param<Tensor<D>> {
+    Param::from_tensor(value.detach())
+}
+
+/// An affine map `y = x W^T + b` with `W^T` transposed once, ready to be applied at every step.
+#[derive(Clone, Debug)]
+pub struct Affine {
+    weight_t: Tensor<2>,
+    bias: Option<Tensor<2>>,
+}
+
+impl Affine {
+    /// From a weight `[out, in]` (PyTorch layout) and an optional bias `[out]`.
+    pub fn new(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
+        Self {
+            weight_t: weight.transpose(),
+            bias: bias.map(|b| b.unsqueeze_dim(0)),
+        }
+    }
+
+    /// `x W^T + b` for `x` `[N, in]`, giving `[N, out]`.
+    pub fn apply(&self, x: Tensor<2>) -> Tensor<2> {
+        let y = x.matmul(self.weight_t.clone());
+        match &self.bias {
+            Some(b) => y + b.clone(),
+            None => y,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Shared helpers of the integration tests: the backends compiled in, fixture reading.
+#![allow(dead_code, deprecated)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+/// Every backend compiled into this test build, by name (autodiff turned on).
+pub fn backends() -> Vec<(&'static str, Device)> {
+    let mut v = Vec::new();
+    #[cfg(feature = "flex")]
+    v.push(("flex", Device::flex().autodiff()));
+    #[cfg(feature = "ndarray")]
+    v.push(("ndarray", Device::ndarray().autodiff()));
+    #[cfg(feature = "wgpu")]
+    v.push((
+        "wgpu",
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff(),
+    ));
+    v
+}
+
+/// The backend called `name`, if compiled in.
+pub fn backend(name: &str) -> Option<Device> {
+    backends()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| d)
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A safetensors file read into host vectors (float32 and int64 tensors).
+pub struct Fixture {
+    pub floats: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    pub ints: HashMap<String, Vec<i64>>,
+}
+
+impl Fixture {
+    pub fn read(path: &Path) -> Self {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let st = SafeTensors::deserialize(&bytes).expect("valid safetensors");
+        let mut floats = HashMap::new();
+        let mut ints = HashMap::new();
+        for name in st.names() {
+            let view = st.tensor(name).unwrap();
+            match view.dtype() {
+                Dtype::F32 => {
+                    let v = view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                        .collect();
+                    floats.insert(name.to_string(), (view.shape().to_vec(), v));
+                }
+                Dtype::I64 => {
+                    let v = view
+                        .data()
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                        .collect();
+                    ints.insert(name.to_string(), v);
+                }
+                other => panic!("unexpected dtype {other:?}"),
+            }
+        }
+        Self { floats, ints }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.floats.contains_key(name)
+    }
+
+    pub fn tensor<const D: usize>(&self, name: &str, device: &Device) -> Tensor<D> {
+        let (shape, v) = self
+            .floats
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no `{name}`"));
+        Tensor::from_data(TensorData::new(v.clone(), shape.clone()), device)
+    }
+}
+
+/// Largest absolute difference between a tensor and a fixture entry (shapes must agree).
+pub fn max_abs_diff<const D: usize>(actual: &Tensor<D>, fixture: &Fixture, name: &str) -> f32 {
+    let (shape, expected) = &fixture.floats[name];
+    assert_eq!(&actual.dims().to_vec(), shape, "shape of `{name}`");
+    let got = actual.to_data().try_to_vec::<f32>().unwrap();
+    got.iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}

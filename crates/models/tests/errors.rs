@@ -1,0 +1,250 @@
+//! Bad input gets a typed error that names the problem, never a panic inside Burn.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Distribution, Tensor};
+use common::{Fixture, fixtures};
+use safetensors::tensor::TensorView;
+use sequent_models::SequentError;
+use sequent_models::recurrent::*;
+
+fn device() -> Device {
+    common::backends()[0].1.clone()
+}
+
+fn randn(shape: [usize; 3], d: &Device) -> Tensor<3> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), d)
+}
+
+#[test]
+fn wrong_input_width() {
+    let d = device();
+    let lstm = LstmConfig::new(4, 6).init(&d);
+    let err = lstm
+        .try_forward(randn([2, 3, 5], &d), None, None)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SequentError::InputWidth {
+            expected: 4,
+            got: vec![2, 3, 5]
+        }
+    );
+    assert!(err.to_string().contains("input_size = 4"), "{err}");
+}
+
+#[test]
+fn empty_input() {
+    let d = device();
+    let gru = GruConfig::new(4, 6).init(&d);
+    let err = gru
+        .try_forward(Tensor::zeros([2, 0, 4], &d), None, None)
+        .unwrap_err();
+    assert_eq!(err, SequentError::EmptyInput(vec![2, 0, 4]));
+}
+
+#[test]
+fn state_of_wrong_shape() {
+    let d = device();
+    let gru = GruConfig::new(4, 6).with_num_layers(2).init(&d);
+    let bad = RecurrentState::new(Tensor::zeros([1, 2, 6], &d));
+    let err = gru
+        .try_forward(randn([2, 3, 4], &d), Some(bad), None)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SequentError::StateShape {
+            which: "hidden",
+            expected: vec![2, 2, 6],
+            got: vec![1, 2, 6]
+        }
+    );
+
+    let lstm = LstmConfig::new(4, 6).init(&d);
+    let bad_cell = RecurrentState::lstm(Tensor::zeros([1, 2, 6], &d), Tensor::zeros([1, 3, 6], &d));
+    let err = lstm
+        .try_forward(randn([2, 3, 4], &d), Some(bad_cell), None)
+        .unwrap_err();
+    assert!(
+        matches!(err, SequentError::StateShape { which: "cell", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn state_of_wrong_kind() {
+    let d = device();
+    let lstm = LstmConfig::new(4, 6).init(&d);
+    let err = lstm
+        .try_forward(
+            randn([2, 3, 4], &d),
+            Some(RecurrentState::new(Tensor::zeros([1, 2, 6], &d))),
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, SequentError::StateKind(ref m) if m.contains("needs a cell")),
+        "{err}"
+    );
+    let rnn = RnnConfig::new(4, 6).init(&d);
+    let with_cell =
+        RecurrentState::lstm(Tensor::zeros([1, 2, 6], &d), Tensor::zeros([1, 2, 6], &d));
+    let err = rnn
+        .try_forward(randn([2, 3, 4], &d), Some(with_cell), None)
+        .unwrap_err();
+    assert!(matches!(err, SequentError::StateKind(_)), "{err}");
+}
+
+#[test]
+fn bad_lengths() {
+    let d = device();
+    let rnn = RnnConfig::new(4, 6).with_bidirectional(true).init(&d);
+    let x = randn([3, 5, 4], &d);
+    assert_eq!(
+        rnn.try_forward(x.clone(), None, Some(&[5, 2])).unwrap_err(),
+        SequentError::LengthsCount { batch: 3, got: 2 }
+    );
+    assert_eq!(
+        rnn.try_forward(x.clone(), None, Some(&[5, 0, 2]))
+            .unwrap_err(),
+        SequentError::Length {
+            index: 1,
+            length: 0,
+            steps: 5
+        }
+    );
+    assert_eq!(
+        rnn.try_forward(x, None, Some(&[5, 2, 6])).unwrap_err(),
+        SequentError::Length {
+            index: 2,
+            length: 6,
+            steps: 5
+        }
+    );
+}
+
+#[test]
+fn cell_step_errors() {
+    let d = device();
+    let cell = LstmConfig::new(4, 6).init_cell(&d);
+    let x = Tensor::<2>::zeros([2, 3], &d);
+    assert!(matches!(
+        cell.try_step(x, None).unwrap_err(),
+        SequentError::InputWidth { expected: 4, .. }
+    ));
+    let state = CellState {
+        hidden: Tensor::zeros([2, 6], &d),
+        cell: None,
+    };
+    let err = cell
+        .try_step(Tensor::zeros([2, 4], &d), Some(state))
+        .unwrap_err();
+    assert!(matches!(err, SequentError::StateKind(_)), "{err}");
+}
+
+/// Writes `tensors` (name -> (shape, values)) as a safetensors file in a fresh temp dir.
+fn write_weights(name: &str, tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sequent-errors-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let bytes: HashMap<&String, (Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, (s, v))| {
+            (
+                k,
+                (s.clone(), v.iter().flat_map(|f| f.to_le_bytes()).collect()),
+            )
+        })
+        .collect();
+    let views: Vec<(&String, TensorView)> = bytes
+        .iter()
+        .map(|(k, (s, b))| {
+            (
+                *k,
+                TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    path
+}
+
+fn lstm_weights() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    Fixture::read(&fixtures().join("lstm_l2_bi_h0.weights.safetensors")).floats
+}
+
+fn lstm(d: &Device) -> Lstm {
+    LstmConfig::new(4, 6)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .init(d)
+}
+
+fn mismatch(path: &Path) -> Vec<String> {
+    let d = device();
+    let mut layer = lstm(&d);
+    let before = layer.layers[0].forward.weight_ih.val().to_data();
+    match layer.load_pytorch(path).unwrap_err() {
+        SequentError::WeightMismatch { problems, .. } => {
+            // A failed load leaves the layer as it was.
+            assert_eq!(layer.layers[0].forward.weight_ih.val().to_data(), before);
+            problems
+        }
+        other => panic!("expected WeightMismatch, got {other}"),
+    }
+}
+
+#[test]
+fn weight_file_with_missing_key() {
+    let mut w = lstm_weights();
+    w.remove("bias_hh_l1_reverse");
+    let problems = mismatch(&write_weights("missing", &w));
+    assert_eq!(
+        problems,
+        vec!["missing tensor `bias_hh_l1_reverse`".to_string()]
+    );
+}
+
+#[test]
+fn weight_file_with_extra_key() {
+    let mut w = lstm_weights();
+    w.insert("weight_ih_l2".into(), (vec![24, 12], vec![0.0; 288]));
+    let problems = mismatch(&write_weights("extra", &w));
+    assert_eq!(
+        problems,
+        vec!["unexpected tensor `weight_ih_l2`".to_string()]
+    );
+}
+
+#[test]
+fn weight_file_with_misshaped_key() {
+    let mut w = lstm_weights();
+    w.insert("weight_hh_l0".into(), (vec![24, 5], vec![0.0; 120]));
+    let problems = mismatch(&write_weights("shape", &w));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("weight_hh_l0")
+            && problems[0].contains("[24, 5]")
+            && problems[0].contains("[24, 6]"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn weight_file_missing_or_corrupt() {
+    let d = device();
+    let mut layer = lstm(&d);
+    let err = layer
+        .load_pytorch("/nonexistent/weights.safetensors")
+        .unwrap_err();
+    assert!(matches!(err, SequentError::WeightIo { .. }), "{err}");
+    let dir = std::env::temp_dir().join(format!("sequent-errors-{}-corrupt", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.safetensors");
+    std::fs::write(&path, b"this is not a safetensors file").unwrap();
+    let err = layer.load_pytorch(&path).unwrap_err();
+    assert!(matches!(err, SequentError::WeightIo { .. }), "{err}");
+}

@@ -1,0 +1,258 @@
+//! PyTorch parity of `Rnn`, `Lstm` and `Gru`: outputs, final states and gradients against the
+//! fixtures written by `scripts/gen_parity_fixtures.py` (PyTorch, float64 references).
+
+mod common;
+
+use burn::tensor::{Device, Tensor};
+use common::{Fixture, backend, fixtures, max_abs_diff};
+use sequent_models::recurrent::*;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Manifest {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    mode: String,
+    input_size: usize,
+    hidden_size: usize,
+    num_layers: usize,
+    bidirectional: bool,
+    bias: bool,
+}
+
+/// The three layer types behind one interface, so that one test body serves every case.
+enum AnyLayer {
+    Rnn(Rnn),
+    Lstm(Lstm),
+    Gru(Gru),
+}
+
+impl AnyLayer {
+    fn new(case: &Case, device: &Device) -> Self {
+        let (i, h, l, bi, b) = (
+            case.input_size,
+            case.hidden_size,
+            case.num_layers,
+            case.bidirectional,
+            case.bias,
+        );
+        match case.mode.as_str() {
+            "rnn_tanh" | "rnn_relu" => {
+                let nl = if case.mode == "rnn_tanh" {
+                    Nonlinearity::Tanh
+                } else {
+                    Nonlinearity::Relu
+                };
+                Self::Rnn(
+                    RnnConfig::new(i, h)
+                        .with_num_layers(l)
+                        .with_bidirectional(bi)
+                        .with_bias(b)
+                        .with_nonlinearity(nl)
+                        .init(device),
+                )
+            }
+            "lstm" => Self::Lstm(
+                LstmConfig::new(i, h)
+                    .with_num_layers(l)
+                    .with_bidirectional(bi)
+                    .with_bias(b)
+                    .init(device),
+            ),
+            "gru" | "gru_v3" => Self::Gru(
+                GruConfig::new(i, h)
+                    .with_num_layers(l)
+                    .with_bidirectional(bi)
+                    .with_bias(b)
+                    .with_reset_after(case.mode == "gru")
+                    .init(device),
+            ),
+            other => panic!("unknown mode {other}"),
+        }
+    }
+
+    fn load(&mut self, path: &std::path::Path) {
+        match self {
+            Self::Rnn(m) => m.load_pytorch(path),
+            Self::Lstm(m) => m.load_pytorch(path),
+            Self::Gru(m) => m.load_pytorch(path),
+        }
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        state: Option<RecurrentState>,
+        lengths: Option<&[usize]>,
+    ) -> (Tensor<3>, RecurrentState) {
+        match self {
+            Self::Rnn(m) => m.try_forward(x, state, lengths),
+            Self::Lstm(m) => m.try_forward(x, state, lengths),
+            Self::Gru(m) => m.try_forward(x, state, lengths),
+        }
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn layers(&self) -> &[LayerWeights] {
+        match self {
+            Self::Rnn(m) => &m.layers,
+            Self::Lstm(m) => &m.layers,
+            Self::Gru(m) => &m.layers,
+        }
+    }
+
+    /// The gradient of the parameter PyTorch calls `name` (`weight_ih_l1_reverse`, ...), flattened.
+    fn param_grad(&self, name: &str, grads: &burn::tensor::Gradients) -> Vec<f32> {
+        let (base, rest) = name.split_once("_l").unwrap();
+        let (layer, reverse) = match rest.strip_suffix("_reverse") {
+            Some(l) => (l, true),
+            None => (rest, false),
+        };
+        let lw = &self.layers()[layer.parse::<usize>().unwrap()];
+        let w = if reverse {
+            lw.reverse.as_ref().unwrap()
+        } else {
+            &lw.forward
+        };
+        let data = match base {
+            "weight_ih" => w.weight_ih.val().grad(grads).map(Tensor::into_data),
+            "weight_hh" => w.weight_hh.val().grad(grads).map(Tensor::into_data),
+            "bias_ih" => w
+                .bias_ih
+                .as_ref()
+                .unwrap()
+                .val()
+                .grad(grads)
+                .map(Tensor::into_data),
+            "bias_hh" => w
+                .bias_hh
+                .as_ref()
+                .unwrap()
+                .val()
+                .grad(grads)
+                .map(Tensor::into_data),
+            other => panic!("unknown parameter {other}"),
+        };
+        data.unwrap_or_else(|| panic!("no gradient for {name}"))
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+}
+
+const OUT_TOL: f32 = 1e-5;
+const GRAD_TOL: f32 = 1e-4;
+
+fn run_all(device: &Device, label: &str) {
+    let manifest: Manifest =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap())
+            .unwrap();
+    assert!(manifest.cases.len() >= 24, "at least 24 configurations");
+    let mut failures = Vec::new();
+    for case in &manifest.cases {
+        for problem in check_case(case, device) {
+            failures.push(format!("[{label}] {}: {problem}", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "parity failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+fn check_case(case: &Case, device: &Device) -> Vec<String> {
+    let data = Fixture::read(&fixtures().join(format!("{}.data.safetensors", case.name)));
+    let weights = Fixture::read(&fixtures().join(format!("{}.weights.safetensors", case.name)));
+    let mut layer = AnyLayer::new(case, device);
+    layer.load(&fixtures().join(format!("{}.weights.safetensors", case.name)));
+
+    let x: Tensor<3> = data.tensor::<3>("x", device).require_grad();
+    let h0 = data
+        .has("h0")
+        .then(|| data.tensor::<3>("h0", device).require_grad());
+    let c0 = data
+        .has("c0")
+        .then(|| data.tensor::<3>("c0", device).require_grad());
+    let state = h0.clone().map(|h| RecurrentState {
+        hidden: h,
+        cell: c0.clone(),
+    });
+    let lengths: Option<Vec<usize>> = data
+        .ints
+        .get("lengths")
+        .map(|l| l.iter().map(|&v| v as usize).collect());
+
+    let (out, st) = layer.forward(x.clone(), state, lengths.as_deref());
+    let mut problems = Vec::new();
+    let mut check = |what: &str, err: f32, tol: f32| {
+        if !(err <= tol) {
+            problems.push(format!("{what}: max abs error {err:e} > {tol:e}"));
+        }
+    };
+    check("output", max_abs_diff(&out, &data, "out"), OUT_TOL);
+    check("h_n", max_abs_diff(&st.hidden, &data, "h_n"), OUT_TOL);
+    let mut loss = (out * data.tensor::<3>("R", device)).sum()
+        + (st.hidden * data.tensor::<3>("S", device)).sum();
+    if let Some(c) = st.cell {
+        check("c_n", max_abs_diff(&c, &data, "c_n"), OUT_TOL);
+        loss = loss + (c * data.tensor::<3>("U", device)).sum();
+    }
+
+    let grads = loss.backward();
+    check(
+        "grad x",
+        max_abs_diff(&x.grad(&grads).unwrap(), &data, "grad.x"),
+        GRAD_TOL,
+    );
+    if let Some(h0) = h0 {
+        check(
+            "grad h0",
+            max_abs_diff(&h0.grad(&grads).unwrap(), &data, "grad.h0"),
+            GRAD_TOL,
+        );
+    }
+    if let Some(c0) = c0 {
+        check(
+            "grad c0",
+            max_abs_diff(&c0.grad(&grads).unwrap(), &data, "grad.c0"),
+            GRAD_TOL,
+        );
+    }
+    let mut names: Vec<&String> = weights.floats.keys().collect();
+    names.sort();
+    for name in names {
+        let got = layer.param_grad(name, &grads);
+        let (_, expected) = &data.floats[&format!("grad.{name}")];
+        assert_eq!(got.len(), expected.len(), "gradient size of {name}");
+        let err = got
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        check(&format!("grad {name}"), err, GRAD_TOL);
+    }
+    problems
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn parity_flex() {
+    run_all(&backend("flex").expect("compiled in"), "flex");
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn parity_ndarray() {
+    run_all(&backend("ndarray").expect("compiled in"), "ndarray");
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn parity_wgpu() {
+    run_all(&backend("wgpu").expect("compiled in"), "wgpu");
+}

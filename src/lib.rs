@@ -1,0 +1,11 @@
+//! # sequent
+//!
+//! Sequence models on Burn: the recurrent layers and classic models of [`models`]
+//! (`sequent-models`), the data and training machinery of [`train`] (`sequent-train`), and the
+//! `sequent` command line.
+
+pub mod bench;
+pub mod device;
+
+pub use sequent_models as models;
+pub use sequent_train as train;
