@@ -11,6 +11,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData, activation::softmax};
 use sequent_models::recurrent::{Lstm, LstmConfig, RecurrentState};
+use sequent_models::rng::SplitMix64;
 
 /// Options of the demo.
 #[derive(Clone, Debug)]
@@ -54,25 +55,6 @@ impl CharLstm {
     }
 }
 
-/// A small, seedable generator (SplitMix64) for batches and sampling.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
 /// Runs the demo; returns a one-line error for bad input.
 pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
     let text = read_text(&opts.data)?;
@@ -100,7 +82,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
     let mut model = CharLstm::new(chars.len(), &train);
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&train);
-    let mut rng = Rng(opts.seed);
+    let mut rng = SplitMix64::new(opts.seed);
     let mut log = String::from("step,loss\n");
     println!(
         "demo: character LSTM (2 x 256) on {} ({} chars, vocabulary {}), device {:?}, {} s of training",
@@ -160,12 +142,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
-        let mut u = rng.unit();
-        let choice = probs.iter().position(|p| {
-            u -= p;
-            u <= 0.0
-        });
-        let c = choice.unwrap_or(probs.len() - 1);
+        let c = rng.weighted(&probs.iter().map(|&p| p as f64).collect::<Vec<_>>());
         out.push(chars[c]);
         next = vec![c as i64];
     }

@@ -72,6 +72,24 @@ pub enum SequentError {
         /// One line per problem, naming the tensor.
         problems: Vec<String>,
     },
+    /// A token id outside the vocabulary.
+    #[error(
+        "token {token} at position {position} is outside the vocabulary of {vocab_size} tokens"
+    )]
+    UnknownToken {
+        /// The token id.
+        token: u32,
+        /// Its position in the sequence.
+        position: usize,
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
+    /// A sequence that must not be empty is.
+    #[error("the {0} is empty")]
+    EmptySequence(&'static str),
+    /// A configuration value is out of range.
+    #[error("{0}")]
+    InvalidConfig(String),
 }
 
 /// `Result` with [`SequentError`].

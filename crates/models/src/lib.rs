@@ -16,8 +16,10 @@
 //! assert_eq!(state.hidden.dims(), [4, 4, 32]);          // [L * D, B, H], like PyTorch's h_n
 //! ```
 
+pub mod classical;
 pub mod error;
 pub mod recurrent;
+pub mod rng;
 
 pub use error::{Result, SequentError};
 pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig, RecurrentState, Rnn, RnnConfig};

@@ -25,13 +25,13 @@ pub struct GruKind {
 #[derive(Clone, Debug)]
 pub enum GruRecurrent {
     /// `reset_after = true`: one GEMM for all three blocks.
-    After(Affine),
+    After(Box<Affine>),
     /// `reset_after = false`: the r and z blocks, then the n block applied to `r * h`.
     Before {
         /// `W_h{r,z}`, `b_h{r,z}`.
-        rz: Affine,
+        rz: Box<Affine>,
         /// `W_hn`, `b_hn`.
-        n: Affine,
+        n: Box<Affine>,
     },
 }
 
@@ -45,11 +45,11 @@ impl CellKind for GruKind {
     fn prepare(&self, weights: &CellWeights) -> GruRecurrent {
         let h = weights.gate_rows() / 3;
         if self.reset_after {
-            GruRecurrent::After(weights.hidden_affine(0..3 * h))
+            GruRecurrent::After(Box::new(weights.hidden_affine(0..3 * h)))
         } else {
             GruRecurrent::Before {
-                rz: weights.hidden_affine(0..2 * h),
-                n: weights.hidden_affine(2 * h..3 * h),
+                rz: Box::new(weights.hidden_affine(0..2 * h)),
+                n: Box::new(weights.hidden_affine(2 * h..3 * h)),
             }
         }
     }

@@ -82,7 +82,7 @@ impl GateBias {
     ) -> (Tensor<1>, Tensor<1>) {
         let uniform = || pytorch_uniform([gates * hidden], hidden, device);
         let block = |b: Tensor<1>, gate: usize, value: Tensor<1>| {
-            b.slice_assign([gate * hidden..(gate + 1) * hidden], value)
+            b.slice_assign(gate * hidden..(gate + 1) * hidden, value)
         };
         match (self, keep_gate) {
             (Self::Uniform, _) => (uniform(), uniform()),

@@ -9,17 +9,17 @@ use safetensors::{Dtype, SafeTensors};
 
 /// Every backend compiled into this test build, by name (autodiff turned on).
 pub fn backends() -> Vec<(&'static str, Device)> {
-    let mut v = Vec::new();
-    #[cfg(feature = "flex")]
-    v.push(("flex", Device::flex().autodiff()));
-    #[cfg(feature = "ndarray")]
-    v.push(("ndarray", Device::ndarray().autodiff()));
-    #[cfg(feature = "wgpu")]
-    v.push((
-        "wgpu",
-        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff(),
-    ));
-    v
+    vec![
+        #[cfg(feature = "flex")]
+        ("flex", Device::flex().autodiff()),
+        #[cfg(feature = "ndarray")]
+        ("ndarray", Device::ndarray().autodiff()),
+        #[cfg(feature = "wgpu")]
+        (
+            "wgpu",
+            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff(),
+        ),
+    ]
 }
 
 /// The backend called `name`, if compiled in.

@@ -1,0 +1,213 @@
+//! Count-based n-gram language model with add-epsilon smoothing: the baseline every neural
+//! language model is compared with.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SequentError};
+use crate::rng::SplitMix64;
+
+/// Configuration of an [`NgramModel`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NgramConfig {
+    /// Order `n`: a token is predicted from the `n - 1` tokens before it (`n = 1`: unigram,
+    /// `n = 2`: first-order Markov chain).
+    pub order: usize,
+    /// Vocabulary size `V`; tokens are ids in `0..V`.
+    pub vocab_size: usize,
+    /// Smoothing pseudo-count `epsilon` added to every count (`1.0` is Laplace smoothing).
+    pub smoothing: f64,
+}
+
+impl NgramConfig {
+    /// An order-`order` model over `vocab_size` tokens with Laplace smoothing.
+    pub fn new(order: usize, vocab_size: usize) -> Self {
+        Self {
+            order,
+            vocab_size,
+            smoothing: 1.0,
+        }
+    }
+
+    /// Sets the smoothing pseudo-count.
+    pub fn with_smoothing(mut self, smoothing: f64) -> Self {
+        self.smoothing = smoothing;
+        self
+    }
+
+    /// An empty model, or an error for `order = 0`, `vocab_size = 0` or a smoothing that is not
+    /// positive and finite.
+    pub fn init(&self) -> Result<NgramModel> {
+        if self.order == 0 || self.vocab_size == 0 {
+            return Err(SequentError::InvalidConfig(format!(
+                "n-gram order and vocabulary size must be at least 1, got order {} and vocabulary {}",
+                self.order, self.vocab_size
+            )));
+        }
+        if !(self.smoothing > 0.0 && self.smoothing.is_finite()) {
+            return Err(SequentError::InvalidConfig(format!(
+                "n-gram smoothing must be positive and finite, got {}",
+                self.smoothing
+            )));
+        }
+        Ok(NgramModel {
+            config: self.clone(),
+            counts: HashMap::new(),
+        })
+    }
+}
+
+/// Counts of the tokens that followed one context.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Follow {
+    total: u64,
+    next: HashMap<u32, u64>,
+}
+
+/// n-gram model fitted by counting:
+///
+/// ```text
+/// P(x_t = v | c) = (count(c, v) + epsilon) / (count(c) + epsilon * V),   c = x_{t-n+1} .. x_{t-1}
+/// ```
+///
+/// At the start of a sequence, where fewer than `n - 1` tokens precede `x_t`, the context is the
+/// shorter history (the model keeps the counts of every order up to `n`), so the log-likelihood of
+/// a sequence is exact: `log P(x_1..x_T) = sum_t log P(x_t | x_{max(1, t-n+1)} .. x_{t-1})`.
+/// Every probability is positive thanks to the smoothing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NgramModel {
+    config: NgramConfig,
+    counts: HashMap<Vec<u32>, Follow>,
+}
+
+impl NgramModel {
+    /// The configuration.
+    pub fn config(&self) -> &NgramConfig {
+        &self.config
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<()> {
+        match tokens
+            .iter()
+            .enumerate()
+            .find(|(_, t)| **t as usize >= self.config.vocab_size)
+        {
+            Some((position, &token)) => Err(SequentError::UnknownToken {
+                token,
+                position,
+                vocab_size: self.config.vocab_size,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The context of position `t`: up to `n - 1` tokens before it.
+    fn context<'a>(&self, tokens: &'a [u32], t: usize) -> &'a [u32] {
+        &tokens[t.saturating_sub(self.config.order - 1)..t]
+    }
+
+    /// Adds the counts of one sequence (call once per document; contexts do not cross calls).
+    pub fn fit(&mut self, tokens: &[u32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(SequentError::EmptySequence("n-gram training text"));
+        }
+        self.check(tokens)?;
+        for t in 0..tokens.len() {
+            let follow = self
+                .counts
+                .entry(self.context(tokens, t).to_vec())
+                .or_default();
+            follow.total += 1;
+            *follow.next.entry(tokens[t]).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// How often `token` followed `context` in the training data.
+    pub fn count(&self, context: &[u32], token: u32) -> u64 {
+        self.counts
+            .get(context)
+            .and_then(|f| f.next.get(&token))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// `P(token | context)`, with `context` the (at most `n - 1`) preceding tokens.
+    pub fn prob(&self, context: &[u32], token: u32) -> f64 {
+        let ctx = &context[context.len().saturating_sub(self.config.order - 1)..];
+        let (eps, v) = (self.config.smoothing, self.config.vocab_size as f64);
+        let total = self.counts.get(ctx).map_or(0, |f| f.total) as f64;
+        (self.count(ctx, token) as f64 + eps) / (total + eps * v)
+    }
+
+    /// The distribution over the next token after `context`, `[V]`.
+    pub fn distribution(&self, context: &[u32]) -> Vec<f64> {
+        (0..self.config.vocab_size as u32)
+            .map(|v| self.prob(context, v))
+            .collect()
+    }
+
+    /// Exact log-likelihood (natural log) of a sequence.
+    pub fn log_likelihood(&self, tokens: &[u32]) -> Result<f64> {
+        if tokens.is_empty() {
+            return Err(SequentError::EmptySequence("n-gram evaluation text"));
+        }
+        self.check(tokens)?;
+        Ok((0..tokens.len())
+            .map(|t| self.prob(self.context(tokens, t), tokens[t]).ln())
+            .sum())
+    }
+
+    /// Perplexity `exp(-log P(x) / T)` of a sequence; the uniform model's is `V`.
+    pub fn perplexity(&self, tokens: &[u32]) -> Result<f64> {
+        Ok((-self.log_likelihood(tokens)? / tokens.len() as f64).exp())
+    }
+
+    /// Continues `prefix` by `len` sampled tokens. `temperature` rescales log-probabilities
+    /// (`p^(1/temperature)`, renormalised); `0` picks the most probable token (greedy). Seeded and
+    /// reproducible.
+    pub fn generate(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        temperature: f64,
+        seed: u64,
+    ) -> Result<Vec<u32>> {
+        if prefix.is_empty() {
+            return Err(SequentError::EmptySequence("generation prefix"));
+        }
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            return Err(SequentError::InvalidConfig(format!(
+                "temperature must be >= 0 and finite, got {temperature}"
+            )));
+        }
+        self.check(prefix)?;
+        let mut rng = SplitMix64::new(seed);
+        let mut out = prefix.to_vec();
+        for _ in 0..len {
+            let ctx = self.context(&out, out.len());
+            let probs = self.distribution(ctx);
+            out.push(sample(&probs, temperature, &mut rng));
+        }
+        Ok(out)
+    }
+}
+
+/// Draws an index from `probs` at `temperature` (0 = argmax).
+fn sample(probs: &[f64], temperature: f64, rng: &mut SplitMix64) -> u32 {
+    if temperature == 0.0 {
+        let best = probs
+            .iter()
+            .enumerate()
+            .fold((0, f64::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
+        return best.0 as u32;
+    }
+    // p^(1/T) relative to the largest p, so that a small T neither overflows nor underflows.
+    let max = probs.iter().cloned().fold(f64::MIN, f64::max).ln();
+    let weights: Vec<f64> = probs
+        .iter()
+        .map(|p| ((p.ln() - max) / temperature).exp())
+        .collect();
+    rng.weighted(&weights) as u32
+}
