@@ -210,6 +210,7 @@ impl<C: CellKind> Recurrent<C> {
             .apply(x.clone().reshape([steps * batch, width]))
             .reshape([steps, batch, gh]);
         let recurrent = self.cell.prepare(weights);
+        let mut x_steps = split_steps(x_proj);
         let mut outputs: Vec<Option<Tensor<2>>> = vec![None; steps];
         let order: Box<dyn Iterator<Item = usize>> = if reverse {
             Box::new((0..steps).rev())
@@ -217,7 +218,10 @@ impl<C: CellKind> Recurrent<C> {
             Box::new(0..steps)
         };
         for t in order {
-            let x_t = x_proj.clone().narrow(0, t, 1).reshape([batch, gh]);
+            let x_t = x_steps[t]
+                .take()
+                .expect("each step once")
+                .reshape([batch, gh]);
             let next = self.cell.step(&recurrent, x_t, state.clone());
             match masks.and_then(|m| m.at(t)) {
                 None => {
@@ -306,6 +310,22 @@ impl<C: CellKind> Recurrent<C> {
             cell: cells.map(|c| Tensor::stack(c, 0)),
         }
     }
+}
+
+/// Splits time-major `x` `[T, B, F]` into its `T` steps `[1, B, F]`, in two levels.
+///
+/// Under composed autodiff the backward of each slice writes a zero tensor of the sliced tensor's
+/// full size, so `T` slices of `[T, B, F]` cost `O(T^2 B F)`. Slicing first into about `sqrt(T)`
+/// chunks and then each chunk into steps costs `O(2 T^1.5 B F)` instead (3x less at `T = 35`,
+/// 9x at `T = 350`), with the same single input GEMM before it.
+fn split_steps(x: Tensor<3>) -> Vec<Option<Tensor<3>>> {
+    let steps = x.dims()[0];
+    let chunk = (steps as f64).sqrt().ceil().max(1.0) as usize;
+    x.split(chunk, 0)
+        .into_iter()
+        .flat_map(|c| c.split(1, 0))
+        .map(Some)
+        .collect()
 }
 
 /// Per-step 0/1 masks `[B, 1]` for padded batches; `None` at steps where every sequence is valid.
