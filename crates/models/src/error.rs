@@ -87,6 +87,26 @@ pub enum SequentError {
     /// A sequence that must not be empty is.
     #[error("the {0} is empty")]
     EmptySequence(&'static str),
+    /// A window fed to a windowed model has the wrong shape.
+    #[error(
+        "window must be shaped [batch, {tau}, {features}] (tau = {tau}, features = {features}), got {got:?}"
+    )]
+    WindowShape {
+        /// The model's window length.
+        tau: usize,
+        /// The model's number of features.
+        features: usize,
+        /// The window's shape.
+        got: Vec<usize>,
+    },
+    /// A series is too short for what was asked of it (e.g. `tau` larger than the series).
+    #[error("the series has {steps} time steps, at least {needed} are needed")]
+    SeriesTooShort {
+        /// The series' length.
+        steps: usize,
+        /// The length needed.
+        needed: usize,
+    },
     /// A configuration value is out of range.
     #[error("{0}")]
     InvalidConfig(String),

@@ -18,6 +18,7 @@
 
 pub mod classical;
 pub mod error;
+pub mod forecast;
 pub mod recurrent;
 pub mod rng;
 

@@ -31,6 +31,13 @@ impl SplitMix64 {
         (self.next_u64() % n as u64) as usize
     }
 
+    /// A standard normal draw (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.unit(); // (0, 1]
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// An index drawn from the unnormalised non-negative `weights`.
     pub fn weighted(&mut self, weights: &[f64]) -> usize {
         let mut u = self.unit() * weights.iter().sum::<f64>();

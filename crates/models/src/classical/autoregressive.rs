@@ -1,0 +1,113 @@
+//! The naive autoregressive model: an MLP over the last `tau` values.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::activation::{Activation, ActivationConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::SequentError;
+use crate::forecast::Forecaster;
+
+/// Configuration of an [`AutoregressiveMlp`].
+#[derive(Config, Debug)]
+pub struct AutoregressiveMlpConfig {
+    /// Number `tau` of past values the model sees (d2l's sine experiment uses 4).
+    pub tau: usize,
+    /// Number `F` of features of the series (1 for a univariate series).
+    #[config(default = 1)]
+    pub features: usize,
+    /// Widths of the hidden layers (d2l: one layer of 10).
+    #[config(default = "vec![10]")]
+    pub hidden: Vec<usize>,
+    /// Activation after every hidden layer.
+    #[config(default = "ActivationConfig::Relu")]
+    pub activation: ActivationConfig,
+}
+
+/// Naive autoregressive model: `x_hat_t = MLP([x_{t-tau}, ..., x_{t-1}])`, the window flattened to
+/// `tau * F` inputs, `F` outputs. It treats the past as a fixed-length window, so it cannot carry
+/// information from further back than `tau` steps.
+#[derive(Module, Debug)]
+pub struct AutoregressiveMlp {
+    /// Hidden layers, then the output layer.
+    pub layers: Vec<Linear>,
+    /// Activation between layers.
+    pub activation: Activation,
+    /// Window length `tau`.
+    pub tau: usize,
+    /// Features `F`.
+    pub features: usize,
+}
+
+impl AutoregressiveMlpConfig {
+    /// Builds the model on `device`.
+    ///
+    /// # Panics
+    /// If `tau`, `features` or a hidden width is 0.
+    pub fn init(&self, device: &Device) -> AutoregressiveMlp {
+        assert!(
+            self.tau > 0 && self.features > 0,
+            "tau and features must be at least 1"
+        );
+        assert!(
+            self.hidden.iter().all(|&h| h > 0),
+            "hidden widths must be at least 1"
+        );
+        let widths: Vec<usize> = std::iter::once(self.tau * self.features)
+            .chain(self.hidden.iter().copied())
+            .chain(std::iter::once(self.features))
+            .collect();
+        AutoregressiveMlp {
+            layers: widths
+                .windows(2)
+                .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+                .collect(),
+            activation: self.activation.init(device),
+            tau: self.tau,
+            features: self.features,
+        }
+    }
+}
+
+impl AutoregressiveMlp {
+    /// Predicts `x_t` `[B, F]` from windows `[B, tau, F]`.
+    ///
+    /// # Panics
+    /// With the message of the error [`Self::try_forward`] would return.
+    pub fn forward(&self, window: Tensor<3>) -> Tensor<2> {
+        self.try_forward(window).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The checked forward pass.
+    pub fn try_forward(&self, window: Tensor<3>) -> crate::Result<Tensor<2>> {
+        let [b, tau, f] = window.dims();
+        if tau != self.tau || f != self.features {
+            return Err(SequentError::WindowShape {
+                tau: self.tau,
+                features: self.features,
+                got: vec![b, tau, f],
+            });
+        }
+        let last = self.layers.len() - 1;
+        let x = window.reshape([b, tau * f]);
+        Ok(self.layers.iter().enumerate().fold(x, |x, (i, layer)| {
+            let y = layer.forward(x);
+            if i < last {
+                self.activation.forward(y)
+            } else {
+                y
+            }
+        }))
+    }
+}
+
+impl Forecaster for AutoregressiveMlp {
+    fn window(&self) -> usize {
+        self.tau
+    }
+
+    fn predict_next(&self, window: Tensor<3>) -> Tensor<2> {
+        self.forward(window)
+    }
+}
