@@ -41,6 +41,12 @@ pub struct AutoregressiveMlp {
 }
 
 impl AutoregressiveMlpConfig {
+    /// The first-order neural Markov model `p(x_t | x_{t-1})`: an MLP over the last value only
+    /// (`tau = 1`), for a series of `features` features.
+    pub fn markov(features: usize) -> Self {
+        Self::new(1).with_features(features)
+    }
+
     /// Builds the model on `device`.
     ///
     /// # Panics

@@ -1,5 +1,6 @@
 //! The one thing that differs between RNN, LSTM and GRU: the maths of a time step.
 
+use burn::module::{Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
 use super::state::CellState;
@@ -8,11 +9,14 @@ use super::weights::CellWeights;
 /// A recurrent cell's maths, plugged into the shared engine ([`super::Recurrent`],
 /// [`super::RecurrentCell`]).
 ///
+/// The kinds are (parameter-free) modules so that models holding a `Recurrent<C>` can derive
+/// `Module` generically.
+///
 /// The engine computes the input projection `x_t W_ih^T + b_ih` for the whole sequence with one
 /// GEMM and hands the cell one step of it (`x_proj`, `[B, G*H]`). The cell turns its weights into
 /// [`CellKind::Recurrent`] once per sequence (the transposed `W_hh` and `b_hh`) and computes the
 /// next state in [`CellKind::step`], with one GEMM for all gates.
-pub trait CellKind: Clone + core::fmt::Debug + Send + Sync + 'static {
+pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
     /// Number of `H`-wide gate blocks stacked in `W_ih` / `W_hh` (RNN 1, GRU 3, LSTM 4).
     const GATES: usize;
     /// Whether the state has a cell vector `c` (LSTM).

@@ -1,5 +1,6 @@
 //! The GRU cell (Cho et al. 2014), in both placements of the reset gate.
 
+use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
 use super::cell::CellKind;
@@ -15,7 +16,7 @@ use super::weights::{Affine, CellWeights};
 /// n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)      reset_after = false (Cho et al. v3, d2l)
 /// h_t = (1 - z) * n + z * h_{t-1}
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Debug)]
 pub struct GruKind {
     /// Where the reset gate acts: after (`true`) or before (`false`) the recurrent product.
     pub reset_after: bool,

@@ -1,5 +1,6 @@
 //! The LSTM cell (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000).
 
+use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
 use super::cell::CellKind;
@@ -13,7 +14,7 @@ use super::weights::{Affine, CellWeights};
 /// c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
 /// h_t = sigmoid(o) * tanh(c_t)
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Module, Debug, Default)]
 pub struct LstmKind;
 
 impl CellKind for LstmKind {

@@ -1,6 +1,7 @@
 //! The vanilla (Elman) RNN cell.
 
 use burn::config::Config;
+use burn::module::Module;
 use burn::tensor::{Tensor, activation};
 
 use super::cell::CellKind;
@@ -17,9 +18,10 @@ pub enum Nonlinearity {
 }
 
 /// Elman RNN: `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` with `act` tanh or relu.
-#[derive(Clone, Debug)]
+#[derive(Module, Debug)]
 pub struct RnnKind {
     /// The activation `act`.
+    #[module(skip)]
     pub nonlinearity: Nonlinearity,
 }
 

@@ -1,0 +1,79 @@
+//! The latent autoregressive model: a hidden state summarises the whole past.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::SequentError;
+use crate::forecast::Forecaster;
+use crate::recurrent::{CellKind, Recurrent, RecurrentState};
+
+/// Latent autoregressive model over a series of `F` features:
+///
+/// ```text
+/// h_t     = g(h_{t-1}, x_t)      g: any recurrent cell (RNN, GRU, LSTM), one layer
+/// x_hat_{t+1} = f(h_t)           f: a linear readout H -> F
+/// ```
+///
+/// Unlike the windowed [`super::AutoregressiveMlp`], `h_t` can carry information from arbitrarily
+/// far back; the state is returned so that it can be carried across calls.
+#[derive(Module, Debug)]
+pub struct LatentAutoregressive<C: CellKind> {
+    /// The transition `g`.
+    pub transition: Recurrent<C>,
+    /// The readout `f`.
+    pub readout: Linear,
+    /// Warm-up length used when the model serves as a [`Forecaster`]: it reads the last `warmup`
+    /// values from the zero state before predicting.
+    pub warmup: usize,
+}
+
+impl<C: CellKind> LatentAutoregressive<C> {
+    /// Wraps a one-layer recurrent transition `g` (its `input_size` is `F`) with a fresh readout.
+    ///
+    /// # Panics
+    /// If `warmup` is 0.
+    pub fn new(transition: Recurrent<C>, warmup: usize, device: &Device) -> Self {
+        assert!(warmup > 0, "warmup must be at least 1");
+        let readout =
+            LinearConfig::new(transition.output_size(), transition.input_size).init(device);
+        Self {
+            transition,
+            readout,
+            warmup,
+        }
+    }
+
+    /// Reads `x_1..x_T` (`[B, T, F]`) from `state` (zeros if `None`) and returns the predictions
+    /// `x_hat_2..x_hat_{T+1}` (`[B, T, F]`: row `t` predicts `x_{t+1}`) and the state after `x_T`.
+    pub fn try_forward(
+        &self,
+        series: Tensor<3>,
+        state: Option<RecurrentState>,
+    ) -> crate::Result<(Tensor<3>, RecurrentState)> {
+        let (h, state) = self.transition.try_forward(series, state, None)?;
+        Ok((self.readout.forward(h), state))
+    }
+
+    /// [`Self::try_forward`], panicking with the error's message.
+    pub fn forward(
+        &self,
+        series: Tensor<3>,
+        state: Option<RecurrentState>,
+    ) -> (Tensor<3>, RecurrentState) {
+        self.try_forward(series, state)
+            .unwrap_or_else(|e: SequentError| panic!("{e}"))
+    }
+}
+
+impl<C: CellKind> Forecaster for LatentAutoregressive<C> {
+    fn window(&self) -> usize {
+        self.warmup
+    }
+
+    fn predict_next(&self, window: Tensor<3>) -> Tensor<2> {
+        let (pred, _) = self.forward(window, None);
+        let [b, t, f] = pred.dims();
+        pred.narrow(1, t - 1, 1).reshape([b, f])
+    }
+}
