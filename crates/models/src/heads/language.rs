@@ -1,0 +1,128 @@
+//! Recurrent language model: embedding -> recurrent stack -> linear over the vocabulary.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::error::SequentError;
+use crate::recurrent::{CellKind, Recurrent, RecurrentState};
+
+/// Configuration of a [`LanguageModel`] around a given recurrent stack.
+#[derive(Config, Debug)]
+pub struct LanguageModelConfig {
+    /// Vocabulary size `V`.
+    pub vocab_size: usize,
+    /// Tie the output projection to the embedding (Press & Wolf 2017): `logits = h E^T + b`;
+    /// needs the stack's output width `D*H` to equal its input width (the embedding width).
+    #[config(default = false)]
+    pub tie_weights: bool,
+}
+
+/// `logits_t = W_o h_t + b`, `h_t` the recurrent stack over `E[x_1..x_t]`, with `W_o = E` when the
+/// weights are tied. Predicts `x_{t+1}` at every position.
+#[derive(Module, Debug)]
+pub struct LanguageModel<C: CellKind> {
+    /// Token embedding `E`, `[V, I]`.
+    pub embedding: Embedding,
+    /// The recurrent stack.
+    pub rnn: Recurrent<C>,
+    /// Output projection (untied).
+    pub output: Option<Linear>,
+    /// Output bias (tied).
+    pub tied_bias: Option<Param<Tensor<1>>>,
+}
+
+impl LanguageModelConfig {
+    /// Builds the model around `rnn` (its `input_size` is the embedding width), or a typed error for
+    /// a zero vocabulary or tied weights with mismatched widths.
+    pub fn init<C: CellKind>(
+        &self,
+        rnn: Recurrent<C>,
+        device: &Device,
+    ) -> crate::Result<LanguageModel<C>> {
+        if self.vocab_size == 0 {
+            return Err(SequentError::InvalidConfig(
+                "vocab_size must be at least 1".into(),
+            ));
+        }
+        let (width, out) = (rnn.input_size, rnn.output_size());
+        if self.tie_weights && width != out {
+            return Err(SequentError::InvalidConfig(format!(
+                "tied weights need the recurrent output width ({out}) to equal the embedding width ({width})"
+            )));
+        }
+        Ok(LanguageModel {
+            embedding: EmbeddingConfig::new(self.vocab_size, width).init(device),
+            output: (!self.tie_weights)
+                .then(|| LinearConfig::new(out, self.vocab_size).init(device)),
+            tied_bias: self
+                .tie_weights
+                .then(|| Param::from_tensor(Tensor::zeros([self.vocab_size], device))),
+            rnn,
+        })
+    }
+}
+
+impl<C: CellKind> LanguageModel<C> {
+    /// Vocabulary size `V`.
+    pub fn vocab_size(&self) -> usize {
+        self.embedding.weight.dims()[0]
+    }
+
+    /// Logits `[B, T, V]` for tokens `[B, T]` from `state`, and the state after the last token.
+    /// Tokens outside `0..V` give [`SequentError::UnknownToken`] (checked on the host, one sync).
+    pub fn try_forward(
+        &self,
+        tokens: Tensor<2, Int>,
+        state: Option<RecurrentState>,
+    ) -> crate::Result<(Tensor<3>, RecurrentState)> {
+        let [b, t] = tokens.dims();
+        if b == 0 || t == 0 {
+            return Err(SequentError::EmptyInput(vec![b, t]));
+        }
+        let v = self.vocab_size();
+        let ids = tokens
+            .to_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap_or_default();
+        if let Some((position, &token)) = ids
+            .iter()
+            .enumerate()
+            .find(|(_, id)| **id < 0 || **id as usize >= v)
+        {
+            return Err(SequentError::UnknownToken {
+                token: token.max(0) as u32,
+                position,
+                vocab_size: v,
+            });
+        }
+        let (h, state) = self
+            .rnn
+            .try_forward(self.embedding.forward(tokens), state, None)?;
+        let logits = match (&self.output, &self.tied_bias) {
+            (Some(linear), _) => linear.forward(h),
+            (None, Some(bias)) => {
+                let [b, t, d] = h.dims();
+                let flat = h
+                    .reshape([b * t, d])
+                    .matmul(self.embedding.weight.val().transpose())
+                    + bias.val().unsqueeze_dim(0);
+                flat.reshape([b, t, v])
+            }
+            (None, None) => unreachable!("init sets one of output and tied_bias"),
+        };
+        Ok((logits, state))
+    }
+
+    /// [`Self::try_forward`], panicking with the error's message.
+    pub fn forward(
+        &self,
+        tokens: Tensor<2, Int>,
+        state: Option<RecurrentState>,
+    ) -> (Tensor<3>, RecurrentState) {
+        self.try_forward(tokens, state)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}

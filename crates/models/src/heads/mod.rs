@@ -1,0 +1,9 @@
+//! Task heads: what users plug data into. A language model (tokens in, next-token logits out) and
+//! a sequence model with a readout (sequence classification, sequence-to-one and
+//! sequence-to-sequence regression).
+
+mod language;
+mod readout;
+
+pub use language::{LanguageModel, LanguageModelConfig};
+pub use readout::{Readout, SequenceModel};

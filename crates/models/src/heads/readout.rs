@@ -1,0 +1,88 @@
+//! Sequence model with a readout: classification and regression over sequences.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::SequentError;
+use crate::recurrent::{CellKind, Recurrent};
+
+/// How a [`SequenceModel`] turns the per-step outputs `o_1..o_T` (`[B, T, D*H]`) into what its
+/// linear head reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readout {
+    /// Each sequence's last valid state: the final `h` of the last layer, both directions
+    /// concatenated (the reverse direction's final state is its state after `x_1`). Sequence-to-one.
+    Last,
+    /// Mean of `o_t` over each sequence's valid steps. Sequence-to-one.
+    Mean,
+    /// Element-wise max of `o_t` over each sequence's valid steps. Sequence-to-one.
+    Max,
+    /// The head applied at every step: sequence-to-sequence, `[B, T, O]`.
+    EveryStep,
+}
+
+/// `y = W r + b` with `r` the [`Readout`] of a recurrent stack: with `O` classes it is a sequence
+/// classifier (logits), with `O` targets a sequence regressor (sequence-to-one, or with
+/// [`Readout::EveryStep`] sequence-to-sequence forecasting of `F'` outputs from `F` inputs).
+#[derive(Module, Debug)]
+pub struct SequenceModel<C: CellKind> {
+    /// The recurrent stack.
+    pub rnn: Recurrent<C>,
+    /// The linear head `D*H -> O`.
+    pub head: Linear,
+    /// The readout.
+    #[module(skip)]
+    pub readout: Readout,
+}
+
+impl<C: CellKind> SequenceModel<C> {
+    /// A head with `outputs` outputs on top of `rnn`.
+    pub fn new(rnn: Recurrent<C>, readout: Readout, outputs: usize, device: &Device) -> Self {
+        let head = LinearConfig::new(rnn.output_size(), outputs).init(device);
+        Self { rnn, head, readout }
+    }
+
+    /// `[B, O]` for the sequence-to-one readouts, `[B, T, O]` reshaped to `[B * T, O]` for
+    /// [`Readout::EveryStep`] (row `b * T + t`). `lengths`, if given, marks padded batches.
+    pub fn try_forward(
+        &self,
+        input: Tensor<3>,
+        lengths: Option<&[usize]>,
+    ) -> crate::Result<Tensor<2>> {
+        let (out, state) = self.rnn.try_forward(input, None, lengths)?;
+        let [b, t, w] = out.dims();
+        let device = out.device();
+        let lens: Vec<usize> = lengths.map(<[usize]>::to_vec).unwrap_or_else(|| vec![t; b]);
+        let pooled = match self.readout {
+            Readout::EveryStep => return Ok(self.head.forward(out.reshape([b * t, w]))),
+            Readout::Last => {
+                let dirs = self.rnn.num_directions();
+                let layers = state.hidden.dims()[0];
+                let last = state.hidden.narrow(0, layers - dirs, dirs); // [D, B, H]
+                last.swap_dims(0, 1).reshape([b, w])
+            }
+            Readout::Mean => {
+                let inv: Vec<f32> = lens.iter().map(|&l| 1.0 / l as f32).collect();
+                // Padded outputs are zero, so the sum runs over valid steps only.
+                out.sum_dim(1).reshape([b, w])
+                    * Tensor::<2>::from_data(TensorData::new(inv, [b, 1]), &device)
+            }
+            Readout::Max => {
+                let pad: Vec<f32> = lens
+                    .iter()
+                    .flat_map(|&l| (0..t).map(move |s| if s < l { 0.0 } else { f32::NEG_INFINITY }))
+                    .collect();
+                let masked = out + Tensor::<3>::from_data(TensorData::new(pad, [b, t, 1]), &device);
+                masked.max_dim(1).reshape([b, w])
+            }
+        };
+        Ok(self.head.forward(pooled))
+    }
+
+    /// [`Self::try_forward`], panicking with the error's message.
+    pub fn forward(&self, input: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<2> {
+        self.try_forward(input, lengths)
+            .unwrap_or_else(|e: SequentError| panic!("{e}"))
+    }
+}

@@ -1,0 +1,115 @@
+//! Task heads: shapes, state handling and variable lengths, on every compiled backend.
+
+mod common;
+
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use sequent_models::SequentError;
+use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel};
+use sequent_models::recurrent::{GruConfig, LstmConfig};
+
+fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+fn language_model(device: &Device) {
+    let tokens = Tensor::<2, Int>::from_data(
+        TensorData::new(vec![1i64, 4, 2, 0, 3, 3, 1, 2, 4, 0], [2, 5]),
+        device,
+    );
+    let lm = LanguageModelConfig::new(5)
+        .init(
+            LstmConfig::new(8, 6).with_num_layers(2).init(device),
+            device,
+        )
+        .unwrap();
+    let (logits, state) = lm.forward(tokens.clone(), None);
+    assert_eq!(logits.dims(), [2, 5, 5]);
+    assert_eq!(state.hidden.dims(), [2, 2, 6]);
+    // Carrying the state across two calls equals one call.
+    let (a, s) = lm.forward(tokens.clone().narrow(1, 0, 3), None);
+    let (b, _) = lm.forward(tokens.clone().narrow(1, 3, 2), Some(s));
+    assert!(max_diff(logits, Tensor::cat(vec![a, b], 1)) < 1e-5);
+    // Tied weights: logits = h E^T + b.
+    let tied = LanguageModelConfig::new(5)
+        .with_tie_weights(true)
+        .init(GruConfig::new(6, 6).init(device), device)
+        .unwrap();
+    let (logits, _) = tied.forward(tokens.clone(), None);
+    let (h, _) = tied
+        .rnn
+        .forward(tied.embedding.forward(tokens.clone()), None);
+    let manual = h
+        .reshape([10, 6])
+        .matmul(tied.embedding.weight.val().transpose())
+        .reshape([2, 5, 5]);
+    assert!(max_diff(logits, manual) < 1e-5);
+    assert!(tied.output.is_none());
+    // Typed errors.
+    let err = LanguageModelConfig::new(5)
+        .with_tie_weights(true)
+        .init(GruConfig::new(6, 4).init(device), device)
+        .unwrap_err();
+    assert!(matches!(err, SequentError::InvalidConfig(_)), "{err}");
+    let bad = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 7], [1, 2]), device);
+    assert_eq!(
+        lm.try_forward(bad, None).unwrap_err(),
+        SequentError::UnknownToken {
+            token: 7,
+            position: 1,
+            vocab_size: 5
+        }
+    );
+}
+
+/// Runs sequence `i` of `x` alone, unpadded, through `model`.
+fn alone(
+    model: &SequenceModel<sequent_models::recurrent::GruKind>,
+    x: &Tensor<3>,
+    i: usize,
+    len: usize,
+) -> Tensor<2> {
+    model.forward(x.clone().narrow(0, i, 1).narrow(1, 0, len), None)
+}
+
+fn sequence_heads(device: &Device) {
+    let x = Tensor::<3>::random([3, 6, 4], Distribution::Normal(0.0, 1.0), device);
+    let lengths = [6, 2, 4];
+    for readout in [Readout::Last, Readout::Mean, Readout::Max] {
+        let rnn = GruConfig::new(4, 5)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(device);
+        let model = SequenceModel::new(rnn, readout, 3, device);
+        let batched = model.forward(x.clone(), Some(&lengths));
+        assert_eq!(batched.dims(), [3, 3]);
+        for (i, &len) in lengths.iter().enumerate() {
+            let diff = max_diff(batched.clone().narrow(0, i, 1), alone(&model, &x, i, len));
+            assert!(
+                diff < 1e-5,
+                "{readout:?}: padded sequence {i} differs from running it alone by {diff}"
+            );
+        }
+    }
+    let every = SequenceModel::new(
+        LstmConfig::new(4, 5).init(device),
+        Readout::EveryStep,
+        2,
+        device,
+    );
+    assert_eq!(every.forward(x.clone(), None).dims(), [18, 2]);
+    let err = every.try_forward(x, Some(&[6, 0, 1])).unwrap_err();
+    assert!(
+        matches!(err, SequentError::Length { index: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn heads_on_every_backend() {
+    for (name, device) in common::backends() {
+        let device = device.without_autodiff();
+        println!("backend {name}");
+        language_model(&device);
+        sequence_heads(&device);
+    }
+}
