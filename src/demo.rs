@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData, activation::softmax};
-use sequent_models::recurrent::{Lstm, LstmConfig, RecurrentState};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use sequent_models::generate::Sampling;
+use sequent_models::heads::LanguageModelConfig;
+use sequent_models::recurrent::LstmConfig;
 use sequent_models::rng::SplitMix64;
 
 /// Options of the demo.
@@ -28,33 +29,6 @@ pub struct DemoOptions {
     pub generate: usize,
 }
 
-/// `embedding -> 2-layer LSTM -> linear` over characters.
-#[derive(Module, Debug)]
-struct CharLstm {
-    embedding: Embedding,
-    lstm: Lstm,
-    head: Linear,
-}
-
-impl CharLstm {
-    fn new(vocab: usize, device: &Device) -> Self {
-        Self {
-            embedding: EmbeddingConfig::new(vocab, 64).init(device),
-            lstm: LstmConfig::new(64, 256).with_num_layers(2).init(device),
-            head: LinearConfig::new(256, vocab).init(device),
-        }
-    }
-
-    fn forward(
-        &self,
-        tokens: Tensor<2, Int>,
-        state: Option<RecurrentState>,
-    ) -> (Tensor<3>, RecurrentState) {
-        let (h, state) = self.lstm.forward(self.embedding.forward(tokens), state);
-        (self.head.forward(h), state)
-    }
-}
-
 /// Runs the demo; returns a one-line error for bad input.
 pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
     let text = read_text(&opts.data)?;
@@ -64,8 +38,8 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
         .into_iter()
         .collect();
     chars.sort();
-    let index = |c: char| chars.binary_search(&c).expect("in vocabulary") as i64;
-    let ids: Vec<i64> = text.chars().map(index).collect();
+    let index = |c: char| chars.binary_search(&c).expect("in vocabulary") as u32;
+    let ids: Vec<u32> = text.chars().map(index).collect();
     let (batch, steps) = (32usize, 64usize);
     if ids.len() < steps + 2 {
         return Err(format!(
@@ -79,7 +53,10 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
 
     device.seed(opts.seed);
     let train = device.clone().autodiff();
-    let mut model = CharLstm::new(chars.len(), &train);
+    let lstm = LstmConfig::new(64, 256).with_num_layers(2).init(&train);
+    let mut model = LanguageModelConfig::new(chars.len())
+        .init(lstm, &train)
+        .map_err(|e| e.to_string())?;
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&train);
     let mut rng = SplitMix64::new(opts.seed);
@@ -98,7 +75,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
         let mut rows = Vec::with_capacity(batch * (steps + 1));
         for _ in 0..batch {
             let s = rng.below(ids.len() - steps - 1);
-            rows.extend_from_slice(&ids[s..s + steps + 1]);
+            rows.extend(ids[s..s + steps + 1].iter().map(|&t| t as i64));
         }
         let all = Tensor::<2, Int>::from_data(TensorData::new(rows, [batch, steps + 1]), &train);
         let (logits, _) = model.forward(all.clone().narrow(1, 0, steps), None);
@@ -125,27 +102,22 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
     std::fs::write(&log_path, log).map_err(|e| format!("{}: {e}", log_path.display()))?;
 
     let model = model.valid();
-    let prefix = "ROMEO:\n";
-    let mut state = None;
-    let mut out = String::from(prefix);
-    let mut next: Vec<i64> = prefix
+    // "ROMEO:\n" as far as the text's alphabet has it, else its first character.
+    let mut prefix: Vec<u32> = "ROMEO:\n"
         .chars()
-        .map(|c| chars.binary_search(&c).map(|i| i as i64).unwrap_or(0))
+        .filter_map(|c| chars.binary_search(&c).ok().map(|i| i as u32))
         .collect();
-    for _ in 0..opts.generate {
-        let n = next.len();
-        let tokens = Tensor::<2, Int>::from_data(TensorData::new(next.clone(), [1, n]), device);
-        let (logits, s) = model.forward(tokens, state);
-        state = Some(s);
-        let last = logits.narrow(1, n - 1, 1).reshape([1, chars.len()]);
-        let probs = softmax(last / 0.8, 1)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let c = rng.weighted(&probs.iter().map(|&p| p as f64).collect::<Vec<_>>());
-        out.push(chars[c]);
-        next = vec![c as i64];
+    if prefix.is_empty() {
+        prefix.push(ids[0]);
     }
+    let sampled = model
+        .generate(
+            &prefix,
+            opts.generate,
+            &Sampling::temperature(0.8, opts.seed),
+        )
+        .map_err(|e| e.to_string())?;
+    let out: String = sampled.iter().map(|&t| chars[t as usize]).collect();
     println!("\n--- sample (temperature 0.8) ---\n{out}\n---");
     println!("loss log: {}", log_path.display());
     Ok(())

@@ -19,6 +19,7 @@
 pub mod classical;
 pub mod error;
 pub mod forecast;
+pub mod generate;
 pub mod heads;
 pub mod recurrent;
 pub mod rng;

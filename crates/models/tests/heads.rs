@@ -4,6 +4,7 @@ mod common;
 
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use sequent_models::SequentError;
+use sequent_models::generate::Sampling;
 use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel};
 use sequent_models::recurrent::{GruConfig, LstmConfig};
 
@@ -59,6 +60,38 @@ fn language_model(device: &Device) {
             vocab_size: 5
         }
     );
+    // Generation: warm-up over the prefix, then tokens fed back; seeded; T -> 0 equals greedy.
+    let greedy = lm.generate(&[1, 2, 3], 8, &Sampling::greedy()).unwrap();
+    assert_eq!(greedy.len(), 11);
+    assert_eq!(&greedy[..3], &[1, 2, 3]);
+    assert_eq!(
+        lm.generate(&[1, 2, 3], 8, &Sampling::temperature(1e-6, 9))
+            .unwrap(),
+        greedy
+    );
+    let a = lm
+        .generate(&[1, 2, 3], 20, &Sampling::temperature(2.0, 4).with_top_k(3))
+        .unwrap();
+    assert_eq!(
+        a,
+        lm.generate(&[1, 2, 3], 20, &Sampling::temperature(2.0, 4).with_top_k(3))
+            .unwrap()
+    );
+    // Greedy by hand: the argmax of the logits after the prefix is the first generated token.
+    let (logits, _) = lm.forward(
+        Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3], [1, 3]), device),
+        None,
+    );
+    let first: i64 = logits.narrow(1, 2, 1).reshape([5]).argmax(0).into_scalar();
+    assert_eq!(greedy[3] as i64, first);
+    assert!(matches!(
+        lm.generate(&[], 3, &Sampling::greedy()),
+        Err(SequentError::EmptySequence(_))
+    ));
+    assert!(matches!(
+        lm.generate(&[6], 3, &Sampling::greedy()),
+        Err(SequentError::UnknownToken { .. })
+    ));
 }
 
 /// Runs sequence `i` of `x` alone, unpadded, through `model`.

@@ -2,6 +2,7 @@
 
 use sequent_models::SequentError;
 use sequent_models::classical::NgramConfig;
+use sequent_models::generate::Sampling;
 
 /// "abracadabra" over the vocabulary a=0, b=1, c=2, d=3, r=4.
 fn abracadabra() -> Vec<u32> {
@@ -63,14 +64,25 @@ fn exact_log_likelihood_and_perplexity() {
 fn generation_is_seeded_and_temperature_zero_is_greedy() {
     let mut m = NgramConfig::new(3, 5).with_smoothing(0.1).init().unwrap();
     m.fit(&abracadabra()).unwrap();
-    let a = m.generate(&[0, 1], 30, 1.0, 7).unwrap();
-    assert_eq!(a, m.generate(&[0, 1], 30, 1.0, 7).unwrap());
-    assert_ne!(a, m.generate(&[0, 1], 30, 1.0, 8).unwrap());
+    let a = m
+        .generate(&[0, 1], 30, &Sampling::temperature(1.0, 7))
+        .unwrap();
+    assert_eq!(
+        a,
+        m.generate(&[0, 1], 30, &Sampling::temperature(1.0, 7))
+            .unwrap()
+    );
+    assert_ne!(
+        a,
+        m.generate(&[0, 1], 30, &Sampling::temperature(1.0, 8))
+            .unwrap()
+    );
     // Greedy continues "ab" with the most frequent continuations: r, a, c (ties broken by id).
-    let greedy = m.generate(&[0, 1], 3, 0.0, 1).unwrap();
+    let greedy = m.generate(&[0, 1], 3, &Sampling::greedy()).unwrap();
     assert_eq!(greedy, vec![0, 1, 4, 0, 2]);
     assert_eq!(
-        m.generate(&[0, 1], 3, 1e-9, 99).unwrap(),
+        m.generate(&[0, 1], 3, &Sampling::temperature(1e-9, 99))
+            .unwrap(),
         greedy,
         "temperature -> 0 equals greedy"
     );
@@ -98,11 +110,11 @@ fn bad_input_gives_typed_errors() {
     assert!(matches!(m.fit(&[]), Err(SequentError::EmptySequence(_))));
     m.fit(&abracadabra()).unwrap();
     assert!(matches!(
-        m.generate(&[], 5, 1.0, 0),
+        m.generate(&[], 5, &Sampling::temperature(1.0, 0)),
         Err(SequentError::EmptySequence(_))
     ));
     assert!(matches!(
-        m.generate(&[9], 5, 1.0, 0),
+        m.generate(&[9], 5, &Sampling::temperature(1.0, 0)),
         Err(SequentError::UnknownToken { .. })
     ));
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SequentError};
+use crate::generate::Sampling;
 use crate::rng::SplitMix64;
 
 /// Configuration of an [`NgramModel`].
@@ -164,50 +165,21 @@ impl NgramModel {
         Ok((-self.log_likelihood(tokens)? / tokens.len() as f64).exp())
     }
 
-    /// Continues `prefix` by `len` sampled tokens. `temperature` rescales log-probabilities
-    /// (`p^(1/temperature)`, renormalised); `0` picks the most probable token (greedy). Seeded and
-    /// reproducible.
-    pub fn generate(
-        &self,
-        prefix: &[u32],
-        len: usize,
-        temperature: f64,
-        seed: u64,
-    ) -> Result<Vec<u32>> {
+    /// Continues `prefix` by `len` tokens chosen by `sampling` (greedy, temperature, top-k);
+    /// seeded and reproducible. Returns prefix + continuation.
+    pub fn generate(&self, prefix: &[u32], len: usize, sampling: &Sampling) -> Result<Vec<u32>> {
         if prefix.is_empty() {
             return Err(SequentError::EmptySequence("generation prefix"));
         }
-        if !(temperature >= 0.0 && temperature.is_finite()) {
-            return Err(SequentError::InvalidConfig(format!(
-                "temperature must be >= 0 and finite, got {temperature}"
-            )));
-        }
+        sampling.validate()?;
         self.check(prefix)?;
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = SplitMix64::new(sampling.seed);
         let mut out = prefix.to_vec();
         for _ in 0..len {
             let ctx = self.context(&out, out.len());
-            let probs = self.distribution(ctx);
-            out.push(sample(&probs, temperature, &mut rng));
+            let log_probs: Vec<f64> = self.distribution(ctx).iter().map(|p| p.ln()).collect();
+            out.push(sampling.pick(&log_probs, &mut rng) as u32);
         }
         Ok(out)
     }
-}
-
-/// Draws an index from `probs` at `temperature` (0 = argmax).
-fn sample(probs: &[f64], temperature: f64, rng: &mut SplitMix64) -> u32 {
-    if temperature == 0.0 {
-        let best = probs
-            .iter()
-            .enumerate()
-            .fold((0, f64::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
-        return best.0 as u32;
-    }
-    // p^(1/T) relative to the largest p, so that a small T neither overflows nor underflows.
-    let max = probs.iter().cloned().fold(f64::MIN, f64::max).ln();
-    let weights: Vec<f64> = probs
-        .iter()
-        .map(|p| ((p.ln() - max) / temperature).exp())
-        .collect();
-    rng.weighted(&weights) as u32
 }
