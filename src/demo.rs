@@ -13,6 +13,7 @@ use sequent_models::generate::Sampling;
 use sequent_models::heads::LanguageModelConfig;
 use sequent_models::recurrent::LstmConfig;
 use sequent_models::rng::SplitMix64;
+use sequent_train::data::vocab::{Tokenizer, Vocab};
 
 /// Options of the demo.
 #[derive(Clone, Debug)]
@@ -32,14 +33,8 @@ pub struct DemoOptions {
 /// Runs the demo; returns a one-line error for bad input.
 pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
     let text = read_text(&opts.data)?;
-    let mut chars: Vec<char> = text
-        .chars()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    chars.sort();
-    let index = |c: char| chars.binary_search(&c).expect("in vocabulary") as u32;
-    let ids: Vec<u32> = text.chars().map(index).collect();
+    let vocab = Vocab::build(&text, Tokenizer::Char, 1);
+    let ids = vocab.encode(&text);
     let (batch, steps) = (32usize, 64usize);
     if ids.len() < steps + 2 {
         return Err(format!(
@@ -54,7 +49,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
     device.seed(opts.seed);
     let train = device.clone().autodiff();
     let lstm = LstmConfig::new(64, 256).with_num_layers(2).init(&train);
-    let mut model = LanguageModelConfig::new(chars.len())
+    let mut model = LanguageModelConfig::new(vocab.len())
         .init(lstm, &train)
         .map_err(|e| e.to_string())?;
     let mut optim = AdamConfig::new().init();
@@ -65,7 +60,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
         "demo: character LSTM (2 x 256) on {} ({} chars, vocabulary {}), device {:?}, {} s of training",
         opts.data.display(),
         ids.len(),
-        chars.len(),
+        vocab.len(),
         device,
         opts.time.as_secs()
     );
@@ -79,7 +74,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
         }
         let all = Tensor::<2, Int>::from_data(TensorData::new(rows, [batch, steps + 1]), &train);
         let (logits, _) = model.forward(all.clone().narrow(1, 0, steps), None);
-        let v = chars.len();
+        let v = vocab.len();
         let loss = loss_fn.forward(
             logits.reshape([batch * steps, v]),
             all.narrow(1, 1, steps).reshape([batch * steps]),
@@ -102,14 +97,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
     std::fs::write(&log_path, log).map_err(|e| format!("{}: {e}", log_path.display()))?;
 
     let model = model.valid();
-    // "ROMEO:\n" as far as the text's alphabet has it, else its first character.
-    let mut prefix: Vec<u32> = "ROMEO:\n"
-        .chars()
-        .filter_map(|c| chars.binary_search(&c).ok().map(|i| i as u32))
-        .collect();
-    if prefix.is_empty() {
-        prefix.push(ids[0]);
-    }
+    let prefix = vocab.encode("ROMEO:\n");
     let sampled = model
         .generate(
             &prefix,
@@ -117,7 +105,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<(), String> {
             &Sampling::temperature(0.8, opts.seed),
         )
         .map_err(|e| e.to_string())?;
-    let out: String = sampled.iter().map(|&t| chars[t as usize]).collect();
+    let out = vocab.decode(&sampled);
     println!("\n--- sample (temperature 0.8) ---\n{out}\n---");
     println!("loss log: {}", log_path.display());
     Ok(())

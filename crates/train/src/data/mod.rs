@@ -1,0 +1,4 @@
+//! Data sets: vocabularies and seeded synthetic generators.
+
+pub mod synthetic;
+pub mod vocab;
