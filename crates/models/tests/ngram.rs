@@ -1,5 +1,7 @@
 //! The count-based n-gram model against hand-computed counts and probabilities.
 
+mod common;
+
 use sequent_models::SequentError;
 use sequent_models::classical::NgramConfig;
 use sequent_models::generate::Sampling;
@@ -115,6 +117,45 @@ fn bad_input_gives_typed_errors() {
     ));
     assert!(matches!(
         m.generate(&[9], 5, &Sampling::temperature(1.0, 0)),
+        Err(SequentError::UnknownToken { .. })
+    ));
+}
+
+#[test]
+fn neural_markov_model_learns_transitions() {
+    use burn::module::Module;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::{Int, Tensor, TensorData};
+    use sequent_models::classical::MarkovLmConfig;
+
+    let device = common::backends()[0].1.clone();
+    device.seed(1);
+    // A deterministic cycle 0 -> 3 -> 1 -> 4 -> 2 -> 0 over 5 tokens.
+    let cycle = [0i64, 3, 1, 4, 2];
+    let seq: Vec<i64> = (0..41).map(|i| cycle[i % 5]).collect();
+    let mut model = MarkovLmConfig::new(5).with_embedding_size(8).init(&device);
+    let mut optim = AdamConfig::new().init();
+    let inputs = Tensor::<2, Int>::from_data(TensorData::new(seq[..40].to_vec(), [1, 40]), &device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(seq[1..].to_vec(), [40]), &device);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    for _ in 0..150 {
+        let loss = loss_fn.forward(
+            model.forward(inputs.clone()).reshape([40, 5]),
+            targets.clone(),
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(0.05, model, grads);
+    }
+    let model = model.valid();
+    let greedy = model.generate(&[0], 9, &Sampling::greedy()).unwrap();
+    assert_eq!(greedy, vec![0, 3, 1, 4, 2, 0, 3, 1, 4, 2]);
+    assert!(matches!(
+        model.generate(&[], 3, &Sampling::greedy()),
+        Err(SequentError::EmptySequence(_))
+    ));
+    assert!(matches!(
+        model.generate(&[5], 3, &Sampling::greedy()),
         Err(SequentError::UnknownToken { .. })
     ));
 }

@@ -2,8 +2,10 @@
 
 mod autoregressive;
 mod latent;
+mod markov;
 mod ngram;
 
 pub use autoregressive::{AutoregressiveMlp, AutoregressiveMlpConfig};
 pub use latent::LatentAutoregressive;
+pub use markov::{MarkovLm, MarkovLmConfig};
 pub use ngram::{NgramConfig, NgramModel};
