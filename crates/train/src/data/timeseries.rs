@@ -1,0 +1,313 @@
+//! Time series from CSV files: column selection, normalisation fitted on the training part only,
+//! split by time, and sliding windows (`tau` inputs -> `horizon` targets).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong reading a series.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SeriesError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The reason.
+        message: String,
+    },
+    /// The file has a header but no data rows.
+    #[error("{0} has no data rows")]
+    Empty(String),
+    /// A requested column is not in the header.
+    #[error("{path} has no column `{column}` (columns: {available})")]
+    UnknownColumn {
+        /// The file.
+        path: String,
+        /// The column asked for.
+        column: String,
+        /// The header's columns, comma-separated.
+        available: String,
+    },
+    /// A cell is not a number, or a row is short.
+    #[error("{path}, line {line}: {message}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The series is too short for the windows or the split asked for.
+    #[error("{0}")]
+    TooShort(String),
+}
+
+/// A multivariate series `[T][F]` read from the named columns of a CSV file with a header row.
+pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Io {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Err(SeriesError::Empty(name));
+    };
+    let header: Vec<&str> = header.split(',').map(str::trim).collect();
+    let idx: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            header
+                .iter()
+                .position(|h| h == c)
+                .ok_or_else(|| SeriesError::UnknownColumn {
+                    path: name.clone(),
+                    column: c.to_string(),
+                    available: header.join(", "),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let row = idx
+            .iter()
+            .map(|&j| {
+                let cell = cells.get(j).ok_or_else(|| SeriesError::Malformed {
+                    path: name.clone(),
+                    line: i + 1,
+                    message: format!(
+                        "{} cells, column `{}` is number {}",
+                        cells.len(),
+                        header[j],
+                        j + 1
+                    ),
+                })?;
+                cell.parse::<f32>().map_err(|_| SeriesError::Malformed {
+                    path: name.clone(),
+                    line: i + 1,
+                    message: format!("`{cell}` in column `{}` is not a number", header[j]),
+                })
+            })
+            .collect::<Result<Vec<f32>, _>>()?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(SeriesError::Empty(name));
+    }
+    Ok(rows)
+}
+
+/// Per-feature standardisation `z = (x - mean) / std`, fitted on the training part only and stored
+/// with the model so that forecasts can be mapped back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalizer {
+    /// Mean of each feature over the training part.
+    pub mean: Vec<f32>,
+    /// Standard deviation of each feature over the training part (1 where it is 0).
+    pub std: Vec<f32>,
+}
+
+impl Normalizer {
+    /// Fits on `train` (`[T][F]`, non-empty).
+    pub fn fit(train: &[Vec<f32>]) -> Self {
+        let n = train.len() as f64;
+        let f = train[0].len();
+        let mean: Vec<f64> = (0..f)
+            .map(|j| train.iter().map(|r| r[j] as f64).sum::<f64>() / n)
+            .collect();
+        let std = (0..f)
+            .map(|j| {
+                let var = train
+                    .iter()
+                    .map(|r| (r[j] as f64 - mean[j]).powi(2))
+                    .sum::<f64>()
+                    / n;
+                if var > 0.0 { var.sqrt() as f32 } else { 1.0 }
+            })
+            .collect();
+        Self {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// `(x - mean) / std` row by row.
+    pub fn apply(&self, series: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        series
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(j, &x)| (x - self.mean[j]) / self.std[j])
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `z * std + mean` row by row.
+    pub fn invert(&self, series: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        series
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(j, &z)| z * self.std[j] + self.mean[j])
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// One training example: `tau` consecutive rows and the `horizon` rows after them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// `[tau][F]`.
+    pub inputs: Vec<Vec<f32>>,
+    /// `[horizon][F]`.
+    pub targets: Vec<Vec<f32>>,
+}
+
+/// Every window of `tau` inputs and `horizon` targets inside `series`, in time order.
+pub fn windows(
+    series: &[Vec<f32>],
+    tau: usize,
+    horizon: usize,
+) -> Result<Vec<Window>, SeriesError> {
+    if tau == 0 || horizon == 0 {
+        return Err(SeriesError::TooShort(format!(
+            "tau and horizon must be at least 1, got {tau} and {horizon}"
+        )));
+    }
+    if series.len() < tau + horizon {
+        return Err(SeriesError::TooShort(format!(
+            "a series of {} steps has no window of tau {tau} + horizon {horizon}",
+            series.len()
+        )));
+    }
+    Ok((0..=series.len() - tau - horizon)
+        .map(|s| Window {
+            inputs: series[s..s + tau].to_vec(),
+            targets: series[s + tau..s + tau + horizon].to_vec(),
+        })
+        .collect())
+}
+
+/// A series split by time (never shuffled across the split) and normalised with statistics of
+/// the training part only.
+#[derive(Clone, Debug)]
+pub struct SplitSeries {
+    /// The first part, normalised.
+    pub train: Vec<Vec<f32>>,
+    /// The rest, normalised with the training statistics.
+    pub valid: Vec<Vec<f32>>,
+    /// The normaliser (fitted on `train`).
+    pub normalizer: Normalizer,
+}
+
+/// Splits `series` at `train_len` and normalises both parts with the training statistics.
+pub fn split(series: &[Vec<f32>], train_len: usize) -> Result<SplitSeries, SeriesError> {
+    if train_len == 0 || train_len >= series.len() {
+        return Err(SeriesError::TooShort(format!(
+            "cannot split {} steps at {train_len}: both parts must be non-empty",
+            series.len()
+        )));
+    }
+    let normalizer = Normalizer::fit(&series[..train_len]);
+    Ok(SplitSeries {
+        train: normalizer.apply(&series[..train_len]),
+        valid: normalizer.apply(&series[train_len..]),
+        normalizer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sequent-ts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_columns_and_reports_bad_files_with_line_numbers() {
+        let p = write(
+            "ok.csv",
+            "year,month,births\n1969,1,8486\n1969,2,9002\n\n1969,3,9542\n",
+        );
+        assert_eq!(
+            read_csv(&p, &["births"]).unwrap(),
+            vec![vec![8486.0], vec![9002.0], vec![9542.0]]
+        );
+        assert_eq!(
+            read_csv(&p, &["month", "births"]).unwrap()[1],
+            vec![2.0, 9002.0]
+        );
+        let err = read_csv(&p, &["deaths"]).unwrap_err();
+        assert!(
+            matches!(err, SeriesError::UnknownColumn { ref available, .. } if available == "year, month, births"),
+            "{err}"
+        );
+        let bad = write("bad.csv", "a,b\n1,2\n3,x\n");
+        assert!(matches!(
+            read_csv(&bad, &["b"]).unwrap_err(),
+            SeriesError::Malformed { line: 3, .. }
+        ));
+        let short = write("short.csv", "a,b\n1,2\n3\n");
+        assert!(matches!(
+            read_csv(&short, &["b"]).unwrap_err(),
+            SeriesError::Malformed { line: 3, .. }
+        ));
+        assert!(matches!(
+            read_csv(&write("empty.csv", "a,b\n"), &["a"]).unwrap_err(),
+            SeriesError::Empty(_)
+        ));
+        assert!(matches!(
+            read_csv(&write("none.csv", ""), &["a"]).unwrap_err(),
+            SeriesError::Empty(_)
+        ));
+        assert!(matches!(
+            read_csv(Path::new("/nonexistent.csv"), &["a"]).unwrap_err(),
+            SeriesError::Io { .. }
+        ));
+    }
+
+    #[test]
+    fn windows_have_the_right_boundaries() {
+        let s: Vec<Vec<f32>> = (0..6).map(|t| vec![t as f32]).collect();
+        let w = windows(&s, 3, 2).unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].inputs, vec![vec![0.0], vec![1.0], vec![2.0]]);
+        assert_eq!(w[0].targets, vec![vec![3.0], vec![4.0]]);
+        assert_eq!(w[1].targets, vec![vec![4.0], vec![5.0]]);
+        assert!(windows(&s, 5, 2).is_err());
+        assert!(windows(&s, 0, 1).is_err());
+    }
+
+    #[test]
+    fn normalisation_uses_training_statistics_only_and_inverts() {
+        let s: Vec<Vec<f32>> = vec![vec![1.0], vec![3.0], vec![100.0], vec![200.0]];
+        let sp = split(&s, 2).unwrap();
+        assert_eq!(
+            sp.normalizer,
+            Normalizer {
+                mean: vec![2.0],
+                std: vec![1.0]
+            },
+            "no leakage from the validation part"
+        );
+        assert_eq!(sp.train, vec![vec![-1.0], vec![1.0]]);
+        assert_eq!(sp.valid, vec![vec![98.0], vec![198.0]]);
+        assert_eq!(sp.normalizer.invert(&sp.valid), s[2..].to_vec());
+        assert!(split(&s, 4).is_err());
+    }
+}
