@@ -78,7 +78,7 @@ pub enum SequentError {
     )]
     UnknownToken {
         /// The token id.
-        token: u32,
+        token: i64,
         /// Its position in the sequence.
         position: usize,
         /// The vocabulary size.
@@ -114,3 +114,19 @@ pub enum SequentError {
 
 /// `Result` with [`SequentError`].
 pub type Result<T> = std::result::Result<T, SequentError>;
+
+/// [`SequentError::UnknownToken`] for the first token id outside `0..vocab_size`, if any.
+pub(crate) fn check_tokens(tokens: impl IntoIterator<Item = i64>, vocab_size: usize) -> Result<()> {
+    match tokens
+        .into_iter()
+        .enumerate()
+        .find(|(_, t)| *t < 0 || *t as usize >= vocab_size)
+    {
+        Some((position, token)) => Err(SequentError::UnknownToken {
+            token,
+            position,
+            vocab_size,
+        }),
+        None => Ok(()),
+    }
+}

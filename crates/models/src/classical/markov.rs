@@ -63,17 +63,7 @@ impl MarkovLm {
         let Some(&last) = prefix.last() else {
             return Err(SequentError::EmptySequence("generation prefix"));
         };
-        if let Some((position, &token)) = prefix
-            .iter()
-            .enumerate()
-            .find(|(_, t)| **t as usize >= vocab)
-        {
-            return Err(SequentError::UnknownToken {
-                token,
-                position,
-                vocab_size: vocab,
-            });
-        }
+        crate::error::check_tokens(prefix.iter().map(|&t| t as i64), vocab)?;
         sampling.validate()?;
         // All V conditionals at once: row v is p(. | v).
         let device = self.embedding.weight.device();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SequentError};
+use crate::error::{Result, SequentError, check_tokens};
 use crate::generate::Sampling;
 use crate::rng::SplitMix64;
 
@@ -89,18 +89,7 @@ impl NgramModel {
     }
 
     fn check(&self, tokens: &[u32]) -> Result<()> {
-        match tokens
-            .iter()
-            .enumerate()
-            .find(|(_, t)| **t as usize >= self.config.vocab_size)
-        {
-            Some((position, &token)) => Err(SequentError::UnknownToken {
-                token,
-                position,
-                vocab_size: self.config.vocab_size,
-            }),
-            None => Ok(()),
-        }
+        check_tokens(tokens.iter().map(|&t| t as i64), self.config.vocab_size)
     }
 
     /// The context of position `t`: up to `n - 1` tokens before it.

@@ -87,17 +87,7 @@ impl<C: CellKind> LanguageModel<C> {
             .convert::<i64>()
             .try_to_vec::<i64>()
             .unwrap_or_default();
-        if let Some((position, &token)) = ids
-            .iter()
-            .enumerate()
-            .find(|(_, id)| **id < 0 || **id as usize >= v)
-        {
-            return Err(SequentError::UnknownToken {
-                token: token.max(0) as u32,
-                position,
-                vocab_size: v,
-            });
-        }
+        crate::error::check_tokens(ids, v)?;
         let (h, state) = self
             .rnn
             .try_forward(self.embedding.forward(tokens), state, None)?;
