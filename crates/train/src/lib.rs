@@ -1,7 +1,10 @@
 //! # sequent-train
 //!
-//! Data for sequent's sequence models: vocabularies and synthetic tasks with known baselines.
-//! The learner loop (burn-train, truncated BPTT, checkpoints) builds on these.
+//! Data and training for sequent's sequence models: vocabularies, token windows (sequential and
+//! random partitions), time series, synthetic tasks with known baselines, and a learner built on
+//! burn-train with truncated BPTT, global-norm clipping, a NaN guard and resumable checkpoints.
 
 pub mod clip;
 pub mod data;
+pub mod io;
+pub mod learner;

@@ -1,5 +1,7 @@
-//! Data sets: vocabularies and seeded synthetic generators.
+//! Data sets: vocabularies, token windows, time series and seeded synthetic generators.
 
+pub mod epoch;
 pub mod synthetic;
+pub mod text;
 pub mod timeseries;
 pub mod vocab;

@@ -1,0 +1,160 @@
+//! What every sequent training step shares with the loop around it: global-norm clipping, the
+//! NaN/Inf guard, per-epoch reseeding and the loss history.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use burn::module::Module;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use burn::train::Interrupter;
+
+use crate::clip::clip_grad_norm;
+
+/// Which pass a loss belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Split {
+    /// Training batches (before the update).
+    Train,
+    /// Validation batches.
+    Valid,
+}
+
+/// Sum of losses and the weight (targets) they were averaged over, for one epoch and split.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossSum {
+    /// `sum_b loss_b * n_b`.
+    pub total: f64,
+    /// `sum_b n_b`.
+    pub count: usize,
+}
+
+impl LossSum {
+    /// The mean loss `total / count`.
+    pub fn mean(&self) -> f64 {
+        self.total / self.count.max(1) as f64
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    epochs: BTreeMap<(usize, Split), LossSum>,
+    steps: Vec<f64>,
+    failure: Option<String>,
+}
+
+/// Shared between the model wrapper (inside burn-train's loop) and the caller: clips gradients by
+/// their global norm, stops training on a non-finite loss (skipping that update, so the model and
+/// the last checkpoint stay good), reseeds the device at the start of each epoch from
+/// `(seed, epoch)` so a resumed run draws the same dropout masks, and records the losses.
+#[derive(Clone)]
+pub struct StepControl {
+    clip: Option<f64>,
+    seed: u64,
+    interrupter: Interrupter,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl fmt::Debug for StepControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepControl")
+            .field("clip", &self.clip)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepControl {
+    /// A control that clips to `clip` (if any) and stops `interrupter` on a bad loss.
+    pub fn new(clip: Option<f64>, seed: u64, interrupter: Interrupter) -> Self {
+        Self {
+            clip,
+            seed,
+            interrupter,
+            shared: Arc::default(),
+        }
+    }
+
+    /// The interrupter a non-finite loss stops.
+    pub fn interrupter(&self) -> Interrupter {
+        self.interrupter.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reseeds `device` from `(seed, epoch)`; called on an epoch's first training batch.
+    pub fn start_epoch(&self, device: &Device, epoch: usize) {
+        device.seed(
+            self.seed
+                .wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        );
+    }
+
+    /// Records `loss` (a mean over `count` targets) for `(epoch, split)`; a non-finite training
+    /// loss stops the run with a message naming the epoch.
+    pub fn record(&self, loss: &Tensor<1>, count: usize, epoch: usize, split: Split) {
+        let value: f64 = loss.clone().into_scalar();
+        let mut shared = self.lock();
+        if !value.is_finite() {
+            if split == Split::Train && shared.failure.is_none() {
+                shared.failure = Some(format!(
+                    "the training loss became {value} in epoch {} (step {}); training stopped, \
+                     the weights from before that step are kept",
+                    epoch + 1,
+                    shared.steps.len() + 1
+                ));
+                self.interrupter.stop(Some("non-finite loss"));
+            }
+            return;
+        }
+        if split == Split::Train {
+            shared.steps.push(value);
+        }
+        let sum = shared.epochs.entry((epoch, split)).or_default();
+        sum.total += value * count as f64;
+        sum.count += count;
+    }
+
+    /// Why training stopped early, if the loss went non-finite.
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failure.clone()
+    }
+
+    /// Mean loss per epoch (from 0) for `split`.
+    pub fn epoch_losses(&self, split: Split) -> Vec<(usize, f64)> {
+        self.lock()
+            .epochs
+            .iter()
+            .filter(|((_, s), _)| *s == split)
+            .map(|((e, _), sum)| (*e, sum.mean()))
+            .collect()
+    }
+
+    /// Every training batch's loss, in order.
+    pub fn step_losses(&self) -> Vec<f64> {
+        self.lock().steps.clone()
+    }
+
+    /// The optimiser step of every sequent model: skipped after a non-finite loss, otherwise
+    /// with the gradients clipped to the global norm first.
+    pub fn optimize<M: Module>(
+        &self,
+        model: M,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> M {
+        if self.lock().failure.is_some() {
+            return model;
+        }
+        let grads = match self.clip {
+            Some(max_norm) => clip_grad_norm(&model, grads, max_norm).0,
+            None => grads,
+        };
+        optim.step(lr, model, grads)
+    }
+}

@@ -1,0 +1,163 @@
+//! The training loop: burn-train's `SupervisedTraining` with sequent's checkpointer, progress bar,
+//! clipping and NaN guard, resumable from the newest checkpoint.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use burn::train::metric::LossMetric;
+use burn::train::{
+    InferenceStep, Interrupter, Learner, LearnerModel, SupervisedTraining, TrainStep,
+    metric::{Adaptor, LossInput},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::learner::checkpoint::{self, AtomicCheckpointer};
+use crate::learner::control::{Split, StepControl};
+use crate::learner::progress::ProgressBar;
+
+/// Optimisation settings of a run (Adam).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitOptions {
+    /// Number of epochs in total (a resumed run continues up to this many).
+    pub epochs: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Global gradient-norm clip (PyTorch's `clip_grad_norm_`), if any.
+    pub clip: Option<f64>,
+    /// Seed of the weights, the data order and dropout.
+    pub seed: u64,
+}
+
+/// What a finished (or stopped) run hands back.
+pub struct Fitted<M> {
+    /// The trained model (validation mode).
+    pub model: M,
+    /// The epoch the run resumed after, if it resumed.
+    pub resumed_after: Option<usize>,
+    /// Why training stopped early, if it did (a non-finite loss, an I/O error).
+    pub stopped: Option<String>,
+}
+
+/// A new [`StepControl`] for `options` (its interrupter is the one [`fit`] stops).
+pub fn control_for(options: &FitOptions) -> StepControl {
+    StepControl::new(options.clip, options.seed, Interrupter::new())
+}
+
+/// The epoch a run in `dir` resumes after: the newest complete checkpoint, checked readable.
+/// `None` for a fresh run.
+pub fn resume_point(dir: &Path) -> Result<Option<usize>, String> {
+    let ckpt = dir.join("checkpoint");
+    match checkpoint::latest_epoch(&ckpt) {
+        Some(epoch) => checkpoint::verify(&ckpt, epoch).map(|()| Some(epoch)),
+        None => Ok(None),
+    }
+}
+
+/// Trains `model` with Adam under burn-train in `dir`: checkpoints `dir/checkpoint/*-N.bpk`
+/// (written atomically, the last two kept plus the best validation loss), metric logs
+/// `dir/{train,valid}/epoch-N/*.log`, a progress bar on standard error. With `resume_after =
+/// Some(k)` the model, optimiser and schedule are restored from epoch `k`'s checkpoint (see
+/// [`resume_point`]) and training continues at epoch `k + 1`.
+pub fn fit<M>(
+    model: M,
+    control: &StepControl,
+    train: Arc<dyn DataLoader<<M as TrainStep>::Input>>,
+    valid: Arc<dyn DataLoader<<M as InferenceStep>::Input>>,
+    dir: &Path,
+    options: &FitOptions,
+    resume_after: Option<usize>,
+) -> Result<Fitted<M>, String>
+where
+    M: LearnerModel,
+    <M as TrainStep>::Output: Adaptor<LossInput>,
+    <M as InferenceStep>::Output: Adaptor<LossInput>,
+{
+    if options.epochs == 0 {
+        return Err("epochs must be at least 1".into());
+    }
+    let ckpt = dir.join("checkpoint");
+    let mut training = SupervisedTraining::new(dir, train, valid)
+        .metrics((LossMetric::new(),))
+        .with_custom_checkpointers(
+            AtomicCheckpointer::new(&ckpt, "model"),
+            AtomicCheckpointer::new(&ckpt, "optim"),
+            AtomicCheckpointer::new(&ckpt, "scheduler"),
+        )
+        .renderer(Box::new(ProgressBar::new(control.clone())))
+        .with_interrupter(control.interrupter())
+        .num_epochs(options.epochs);
+    if let Some(epoch) = resume_after {
+        training = training.checkpoint(epoch);
+    }
+    let optim = AdamConfig::new().init();
+    let result = training.launch(Learner::new(model, optim, options.lr));
+    let stopped = control
+        .failure()
+        .or_else(|| result.error.map(|e| e.to_string()));
+    Ok(Fitted {
+        model: result.model,
+        resumed_after: resume_after,
+        stopped,
+    })
+}
+
+/// Writes `dir/metrics.csv` (`epoch,train_loss,valid_loss`, epochs from 1) from `control`'s
+/// records, keeping the rows of epochs up to `resumed_after` from an earlier run's file.
+pub fn write_epoch_metrics(
+    dir: &Path,
+    control: &StepControl,
+    resumed_after: Option<usize>,
+) -> Result<Vec<(usize, f64, f64)>, String> {
+    let path = dir.join("metrics.csv");
+    let mut rows: Vec<(usize, f64, f64)> = Vec::new();
+    if let Some(k) = resumed_after
+        && let Ok(old) = std::fs::read_to_string(&path)
+    {
+        for line in old.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            if let [e, t, v] = f[..]
+                && let (Ok(e), Ok(t), Ok(v)) = (e.parse(), t.parse(), v.parse())
+                && e <= k
+            {
+                rows.push((e, t, v));
+            }
+        }
+    }
+    let valid: std::collections::BTreeMap<usize, f64> =
+        control.epoch_losses(Split::Valid).into_iter().collect();
+    for (e, t) in control.epoch_losses(Split::Train) {
+        rows.push((e + 1, t, valid.get(&e).copied().unwrap_or(f64::NAN)));
+    }
+    let mut csv = String::from("epoch,train_loss,valid_loss\n");
+    for (e, t, v) in &rows {
+        csv.push_str(&format!("{e},{t},{v}\n"));
+    }
+    crate::io::write_atomic(&path, csv.as_bytes())?;
+    Ok(rows)
+}
+
+/// Saves `model`'s weights to `path` (burnpack), atomically.
+pub fn save_model<M: Module>(model: M, path: &Path) -> Result<(), String> {
+    let tmp = path.with_extension("bpk.tmp");
+    model
+        .into_record()
+        .save(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Loads weights saved by [`save_model`] into `model`.
+pub fn load_model<M: Module>(model: M, path: &Path) -> Result<M, String> {
+    let record = burn::store::ModuleRecord::load(path).map_err(|e| {
+        format!(
+            "cannot read model weights {}: {e} (missing or damaged file)",
+            path.display()
+        )
+    })?;
+    model
+        .try_load_record(record)
+        .map_err(|e| format!("{} does not fit this model: {e}", path.display()))
+}

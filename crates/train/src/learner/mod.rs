@@ -1,0 +1,13 @@
+//! The learner: burn-train's `SupervisedTraining` loop with what sequent adds — truncated BPTT
+//! for language models, global-norm clipping, a NaN/Inf guard, atomic resumable checkpoints and a
+//! progress bar.
+
+pub mod checkpoint;
+pub mod control;
+pub mod fit;
+pub mod language;
+pub mod progress;
+
+pub use control::{Split, StepControl};
+pub use fit::{FitOptions, Fitted, fit};
+pub use language::LanguageLearner;
