@@ -266,3 +266,24 @@ pub fn train_tokens_per_s(imp: Implementation, w: &Workload, device: &Device, st
         }
     }
 }
+
+/// Measures the W1 training step for every kind, sequent against `burn::nn` on the device called
+/// `device_name`, and returns a Markdown table with the ratio.
+pub fn train_table(device_name: &str, steps: usize) -> Result<String, String> {
+    let device = crate::device::parse(device_name)?.autodiff();
+    let mut table = format!(
+        "training step, char-LM 2 x 256, B = 32, T = 35, V = 64, Adam; device {device_name}; {steps} timed steps\n\
+         | kind | sequent tok/s | burn::nn tok/s | sequent / burn::nn |\n|---|---|---|---|\n"
+    );
+    for kind in Kind::ALL {
+        let w = Workload::w1(kind);
+        let ours = train_tokens_per_s(Implementation::Sequent, &w, &device, steps);
+        let theirs = train_tokens_per_s(Implementation::BurnNn, &w, &device, steps);
+        table.push_str(&format!(
+            "| {} | {ours:.0} | {theirs:.0} | {:.2}x |\n",
+            kind.name(),
+            ours / theirs
+        ));
+    }
+    Ok(table)
+}

@@ -5,7 +5,13 @@
 //! `sequent` command line.
 
 pub mod bench;
+pub mod catalog;
+pub mod config;
+pub mod data_source;
 pub mod device;
+pub mod plot;
+pub mod series;
+pub mod text;
 
 pub use sequent_models as models;
 pub use sequent_train as train;

@@ -1,18 +1,26 @@
 //! The `sequent` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-
-mod demo;
+use clap::{Args, Parser, Subcommand};
+use sequent::config::RunConfig;
+use sequent::data_source::DataSource;
+use sequent::series::SeriesRun;
+use sequent::text::TextRun;
+use sequent_models::generate::Sampling;
+use sequent_train::data::text::Partition;
+use sequent_train::data::vocab::Tokenizer;
 
 #[derive(Parser)]
 #[command(
     name = "sequent",
     version,
-    about = "Sequence models on Burn: RNN, LSTM, GRU and the classics"
+    about = "Sequence models on Burn: RNN, LSTM, GRU and the classics",
+    long_about = "Sequence models on Burn: RNN, LSTM, GRU and the classics.\n\n\
+                  With no subcommand, `sequent` trains a character-level LSTM on the shipped \
+                  Shakespeare text (two epochs, about four minutes on a 2-core CPU), prints a sample and \
+                  where the plots are."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,59 +29,335 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a small character-level LSTM on the shipped Shakespeare text, then sample from it
-    /// (what `sequent` does with no subcommand).
-    Demo {
-        /// Text file to learn.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/text/shakespeare.txt"))]
-        data: PathBuf,
-        /// Training time in seconds.
-        #[arg(long, default_value_t = 120)]
-        seconds: u64,
-        /// Device: flex, ndarray, wgpu or cuda (those compiled in).
-        #[arg(long, default_value = sequent::device::default_name())]
-        device: String,
-        /// Random seed.
+    /// Train a model on text (language model) or on a series (forecaster).
+    Train(Box<TrainArgs>),
+    /// Generate text from a trained language model run.
+    Generate {
+        /// The run directory `sequent train` wrote.
+        #[arg(long)]
+        run: PathBuf,
+        /// Text to start from.
+        #[arg(long, default_value = "ROMEO:\n")]
+        prefix: String,
+        /// Number of tokens to generate.
+        #[arg(long, default_value_t = 400)]
+        len: usize,
+        /// Sampling temperature (0 = greedy).
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f64,
+        /// Sample among the k most likely tokens only (0 = all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Sampling seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Output directory.
-        #[arg(long, default_value = "runs/demo")]
-        out: PathBuf,
-        /// Characters to generate.
-        #[arg(long, default_value_t = 400)]
-        generate: usize,
+        #[command(flatten)]
+        device: DeviceArg,
     },
+    /// Score a trained run on its held-out data (perplexity / bits per character, or
+    /// one-step and k-step errors).
+    Evaluate {
+        /// The run directory `sequent train` wrote.
+        #[arg(long)]
+        run: PathBuf,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Forecast a trained series run's data past its end (free-running).
+    Forecast {
+        /// The run directory `sequent train` wrote.
+        #[arg(long)]
+        run: PathBuf,
+        /// Steps to forecast.
+        #[arg(long, default_value_t = 64)]
+        steps: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Training-step throughput of sequent's RNN/LSTM/GRU against burn::nn, side by side.
+    Bench {
+        /// Timed steps per implementation.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+}
+
+#[derive(Args)]
+struct DeviceArg {
+    /// Device: flex, ndarray, wgpu or cuda (those compiled in).
+    #[arg(long, default_value = sequent::device::default_name())]
+    device: String,
+}
+
+/// Every hyper-parameter as an optional flag: given flags override the config file, which
+/// overrides the defaults.
+#[derive(Args, Default)]
+struct TrainArgs {
+    /// Settings file (TOML if it ends in .toml, JSON otherwise); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Model: ar, markov, ngram, latent, rnn, lstm, gru [default: lstm].
+    #[arg(long)]
+    model: Option<String>,
+    /// Data: shakespeare, births, airline, sunspots, sine, or a .txt / .csv path.
+    #[arg(long)]
+    data: Option<String>,
+    /// CSV column to model (repeat for several); default: the data set's own, or the last.
+    #[arg(long = "column")]
+    columns: Vec<String>,
+    /// Text tokenizer: char or word.
+    #[arg(long, value_parser = parse_tokenizer)]
+    tokenizer: Option<Tokenizer>,
+    /// Hidden width.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Recurrent layers (MLP hidden layers for ar/markov on series).
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Token embedding width.
+    #[arg(long)]
+    embedding: Option<usize>,
+    /// Dropout between recurrent layers.
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size (streams, for the sequential partition).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Window: tokens per step of truncated BPTT (text) or tau (series).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Global gradient-norm clip (0: off).
+    #[arg(long)]
+    clip: Option<f64>,
+    /// Text partition: sequential (state carried) or random.
+    #[arg(long, value_parser = parse_partition)]
+    partition: Option<Partition>,
+    /// Fraction held out at the end for validation.
+    #[arg(long)]
+    valid_fraction: Option<f64>,
+    /// Fraction held out at the very end for testing (text).
+    #[arg(long)]
+    test_fraction: Option<f64>,
+    /// n-gram order.
+    #[arg(long)]
+    order: Option<usize>,
+    /// n-gram add-epsilon smoothing.
+    #[arg(long)]
+    smoothing: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run directory (default runs/MODEL-DATA).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from the newest checkpoint in the run directory.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    device: Option<DeviceArg>,
+}
+
+fn parse_tokenizer(s: &str) -> Result<Tokenizer, String> {
+    match s {
+        "char" => Ok(Tokenizer::Char),
+        "word" => Ok(Tokenizer::Word),
+        _ => Err(format!("unknown tokenizer `{s}`; expected char or word")),
+    }
+}
+
+fn parse_partition(s: &str) -> Result<Partition, String> {
+    s.parse()
+}
+
+impl TrainArgs {
+    /// Defaults, then the config file, then the flags given.
+    fn resolve(&self) -> Result<RunConfig, String> {
+        let mut c = match &self.config {
+            Some(path) => RunConfig::load(path)?,
+            None => RunConfig::default(),
+        };
+        macro_rules! take {
+            ($($f:ident),*) => { $(if let Some(v) = self.$f.clone() { c.$f = v; })* };
+        }
+        take!(
+            model,
+            data,
+            tokenizer,
+            hidden,
+            layers,
+            embedding,
+            dropout,
+            epochs,
+            batch,
+            steps,
+            lr,
+            clip,
+            partition,
+            valid_fraction,
+            test_fraction,
+            order,
+            smoothing,
+            seed
+        );
+        if !self.columns.is_empty() {
+            c.columns = self.columns.clone();
+        }
+        c.model.parse::<sequent::catalog::ModelName>()?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn device_name(arg: &Option<DeviceArg>) -> String {
+    arg.as_ref()
+        .map(|d| d.device.clone())
+        .unwrap_or_else(|| sequent::device::default_name().to_string())
+}
+
+fn train(args: &TrainArgs) -> Result<(), String> {
+    let mut cfg = args.resolve()?;
+    let device = sequent::device::parse(&device_name(&args.device))?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let data = Path::new(&cfg.data)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| cfg.data.clone());
+        PathBuf::from("runs").join(format!("{}-{data}", cfg.model))
+    });
+    if args.resume {
+        // A resumed run keeps its own settings; only the number of epochs may grow.
+        let epochs = cfg.epochs;
+        cfg = load_config(&out)?;
+        if args.epochs.is_some() {
+            cfg.epochs = epochs;
+        }
+    }
+    let source = DataSource::resolve(&cfg.data)?;
+    let model: sequent::catalog::ModelName = cfg.model.parse()?;
+    model.check_fits(matches!(source, DataSource::Text(_)))?;
+    match &source {
+        DataSource::Text(path) => {
+            sequent::text::train(&cfg, path, &device, &out, args.resume)?;
+        }
+        _ => {
+            sequent::series::train(&cfg, &source, &device, &out, args.resume)?;
+        }
+    }
+    let plots: Vec<String> = ["loss.svg", "steps.svg", "forecast.svg"]
+        .iter()
+        .filter(|p| out.join(p).is_file())
+        .map(|p| out.join(p).display().to_string())
+        .collect();
+    println!("run directory: {}", out.display());
+    if !plots.is_empty() {
+        println!("plots: {}", plots.join(", "));
+    }
+    Ok(())
+}
+
+fn load_config(run: &Path) -> Result<RunConfig, String> {
+    let path = run.join("config.json");
+    if !path.is_file() {
+        return Err(format!(
+            "{} is not a sequent run directory (no config.json)",
+            run.display()
+        ));
+    }
+    RunConfig::load(&path)
+}
+
+enum Run {
+    Text(TextRun),
+    Series(SeriesRun),
+}
+
+fn open_run(dir: &Path) -> Result<Run, String> {
+    let cfg = load_config(dir)?;
+    Ok(match DataSource::resolve(&cfg.data)? {
+        DataSource::Text(path) => Run::Text(TextRun::new(cfg, dir, path)),
+        source => Run::Series(SeriesRun {
+            cfg,
+            dir: dir.to_path_buf(),
+            source,
+        }),
+    })
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Train(args) => train(&args),
+        Command::Generate {
+            run,
+            prefix,
+            len,
+            temperature,
+            top_k,
+            seed,
+            device,
+        } => {
+            let device = sequent::device::parse(&device.device)?;
+            let Run::Text(text) = open_run(&run)? else {
+                return Err(format!(
+                    "{} is a series run; use `sequent forecast`",
+                    run.display()
+                ));
+            };
+            let mut sampling = if temperature == 0.0 {
+                Sampling::greedy()
+            } else {
+                Sampling::temperature(temperature, seed)
+            };
+            if top_k > 0 {
+                sampling = sampling.with_top_k(top_k);
+            }
+            let out = text.generate(&prefix, len, &sampling, &device)?;
+            println!("{out}");
+            Ok(())
+        }
+        Command::Evaluate { run, device } => {
+            let device = sequent::device::parse(&device.device)?;
+            match open_run(&run)? {
+                Run::Text(t) => t.evaluate(&device).map(drop),
+                Run::Series(s) => s.evaluate(&device).map(drop),
+            }
+        }
+        Command::Forecast { run, steps, device } => {
+            let device = sequent::device::parse(&device.device)?;
+            let Run::Series(s) = open_run(&run)? else {
+                return Err(format!(
+                    "{} is a language-model run; use `sequent generate`",
+                    run.display()
+                ));
+            };
+            let ahead = s.forecast(steps, &device)?;
+            for (i, r) in ahead.iter().enumerate() {
+                let vals: Vec<String> = r.iter().map(|v| format!("{v:.4}")).collect();
+                println!("+{}: {}", i + 1, vals.join(", "));
+            }
+            println!("written: {}", run.join("future.csv").display());
+            Ok(())
+        }
+        Command::Bench { steps, device } => {
+            print!("{}", sequent::bench::train_table(&device.device, steps)?);
+            Ok(())
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // No subcommand: the demo with its defaults.
-    let command = match cli.command {
-        Some(c) => c,
-        None => Cli::parse_from(["sequent", "demo"])
-            .command
-            .expect("demo parses"),
-    };
-    let result = match command {
-        Command::Demo {
-            data,
-            seconds,
-            device,
-            seed,
-            out,
-            generate,
-        } => sequent::device::parse(&device).and_then(|d| {
-            let opts = demo::DemoOptions {
-                data,
-                time: Duration::from_secs(seconds),
-                seed,
-                out,
-                generate,
-            };
-            demo::run(&opts, &d)
-        }),
-    };
-    match result {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Train(Box::default()));
+    match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -75,10 +75,12 @@ fn roll<M: Forecaster>(model: &M, mut window: Tensor<3>, steps: usize) -> Vec<Te
     let mut preds = Vec::with_capacity(steps);
     for _ in 0..steps {
         let next = model.predict_next(window.clone());
-        window = Tensor::cat(
-            vec![window.narrow(1, 1, tau - 1), next.clone().unsqueeze_dim(1)],
-            1,
-        );
+        let newest = next.clone().unsqueeze_dim(1);
+        window = if tau == 1 {
+            newest
+        } else {
+            Tensor::cat(vec![window.narrow(1, 1, tau - 1), newest], 1)
+        };
         preds.push(next);
     }
     preds

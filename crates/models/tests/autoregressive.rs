@@ -94,6 +94,20 @@ fn forecasting_shapes_and_typed_errors() {
     let series = Tensor::<2>::zeros([10, 2], &device);
     assert_eq!(one_step(&model, &series).unwrap().dims(), [6, 2]);
     assert_eq!(free_running(&model, &series, 5).unwrap().dims(), [5, 2]);
+    // The first-order Markov model (tau = 1) feeds each prediction straight back.
+    let markov = AutoregressiveMlpConfig::markov(2).init(&device);
+    let free = free_running(&markov, &series, 3).unwrap();
+    let by_hand = markov.forward(
+        markov
+            .forward(series.clone().narrow(0, 9, 1).unsqueeze_dim(0))
+            .unsqueeze_dim(1),
+    );
+    let diff: f32 = (free.narrow(0, 1, 1) - by_hand).abs().max().into_scalar();
+    assert!(diff < 1e-6, "{diff}");
+    assert_eq!(
+        k_step_mse(&markov, &series, 1..10, &[1, 3]).unwrap().len(),
+        2
+    );
     let short = Tensor::<2>::zeros([3, 2], &device);
     assert_eq!(
         one_step(&model, &short).unwrap_err(),

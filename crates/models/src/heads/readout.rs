@@ -86,3 +86,23 @@ impl<C: CellKind> SequenceModel<C> {
             .unwrap_or_else(|e: SequentError| panic!("{e}"))
     }
 }
+
+/// A sequence-to-one [`SequenceModel`] used as a forecaster: it reads the last `window` values
+/// `[x_{t-tau}, ..., x_{t-1}]` (`[B, tau, F]`) and its head (`F` outputs) predicts `x_t`.
+#[derive(Module, Debug)]
+pub struct SequenceForecaster<C: CellKind> {
+    /// The recurrent stack and its head (`outputs = F`, a sequence-to-one readout).
+    pub model: SequenceModel<C>,
+    /// The window length `tau`.
+    pub window: usize,
+}
+
+impl<C: CellKind> crate::forecast::Forecaster for SequenceForecaster<C> {
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    fn predict_next(&self, window: Tensor<3>) -> Tensor<2> {
+        self.model.forward(window, None)
+    }
+}

@@ -58,7 +58,7 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesEr
     let Some((_, header)) = lines.next() else {
         return Err(SeriesError::Empty(name));
     };
-    let header: Vec<&str> = header.split(',').map(str::trim).collect();
+    let header: Vec<&str> = header.split(',').map(cell).collect();
     let idx: Vec<usize> = columns
         .iter()
         .map(|c| {
@@ -74,7 +74,7 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesEr
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     for (i, line) in lines {
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let cells: Vec<&str> = line.split(',').map(cell).collect();
         let row = idx
             .iter()
             .map(|&j| {
@@ -101,6 +101,25 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesEr
         return Err(SeriesError::Empty(name));
     }
     Ok(rows)
+}
+
+/// A CSV cell without surrounding spaces and double quotes.
+fn cell(raw: &str) -> &str {
+    raw.trim().trim_matches('"')
+}
+
+/// The column names of a CSV file's header row.
+pub fn csv_header(path: &Path) -> Result<Vec<String>, SeriesError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Io {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    let header = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .ok_or(SeriesError::Empty(name))?;
+    Ok(header.split(',').map(|c| cell(c).to_string()).collect())
 }
 
 /// Per-feature standardisation `z = (x - mean) / std`, fitted on the training part only and stored

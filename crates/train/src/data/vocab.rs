@@ -9,6 +9,7 @@ pub const UNK: &str = "<unk>";
 
 /// How a text is cut into tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tokenizer {
     /// One token per character.
     Char,

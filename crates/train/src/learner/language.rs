@@ -2,11 +2,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Int, Tensor};
 use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
+use sequent_models::classical::MarkovLm;
+use sequent_models::generate::Sampling;
 use sequent_models::heads::LanguageModel;
 use sequent_models::recurrent::{CellKind, RecurrentState};
 
@@ -38,23 +41,83 @@ impl StateCarry {
     }
 }
 
-/// A [`LanguageModel`] as burn-train trains it: next-token cross-entropy
+/// A model of `p(x_{t+1} | x_1..x_t)`: logits `[B, T, V]` for tokens `[B, T]`, from a carried state
+/// if it has one.
+pub trait TokenModel: Module + ModuleDisplay + 'static {
+    /// Logits for `tokens` starting from `state` (`None`: zero), and the state after the last
+    /// token (`None` for stateless models).
+    fn next_token_logits(
+        &self,
+        tokens: Tensor<2, Int>,
+        state: Option<RecurrentState>,
+    ) -> (Tensor<3>, Option<RecurrentState>);
+
+    /// Continues `prefix` by `len` tokens chosen by `sampling` (seeded, reproducible).
+    fn generate(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        sampling: &Sampling,
+    ) -> sequent_models::Result<Vec<u32>>;
+}
+
+impl<C: CellKind> TokenModel for LanguageModel<C> {
+    fn next_token_logits(
+        &self,
+        tokens: Tensor<2, Int>,
+        state: Option<RecurrentState>,
+    ) -> (Tensor<3>, Option<RecurrentState>) {
+        let (logits, state) = self.forward(tokens, state);
+        (logits, Some(state))
+    }
+
+    fn generate(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        sampling: &Sampling,
+    ) -> sequent_models::Result<Vec<u32>> {
+        LanguageModel::generate(self, prefix, len, sampling)
+    }
+}
+
+/// The neural first-order Markov model has no state: `x_{t+1}` depends on `x_t` only.
+impl TokenModel for MarkovLm {
+    fn next_token_logits(
+        &self,
+        tokens: Tensor<2, Int>,
+        _state: Option<RecurrentState>,
+    ) -> (Tensor<3>, Option<RecurrentState>) {
+        (self.forward(tokens), None)
+    }
+
+    fn generate(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        sampling: &Sampling,
+    ) -> sequent_models::Result<Vec<u32>> {
+        MarkovLm::generate(self, prefix, len, sampling)
+    }
+}
+
+/// A [`TokenModel`] as burn-train trains it: next-token cross-entropy
 /// `L = -(1 / BT) sum_{b,t} log softmax(logits_{b,t})[y_{b,t}]`, the state carried and detached
 /// between consecutive blocks of the sequential partition (truncated BPTT: gradients flow through
 /// the `T` steps of a block only), reset at each epoch's first block, zero for the random partition.
 #[derive(Module, Debug)]
-pub struct LanguageLearner<C: CellKind> {
+pub struct LanguageLearner<M: TokenModel> {
     /// The model being trained.
-    pub model: LanguageModel<C>,
+    pub model: M,
     #[module(skip)]
     carry: StateCarry,
     #[module(skip)]
     control: StepControl,
 }
 
-impl<C: CellKind> LanguageLearner<C> {
+impl<M: TokenModel> LanguageLearner<M> {
     /// Wraps `model` for training under `control`.
-    pub fn new(model: LanguageModel<C>, control: StepControl) -> Self {
+    pub fn new(model: M, control: StepControl) -> Self {
         Self {
             model,
             carry: StateCarry::default(),
@@ -69,8 +132,10 @@ impl<C: CellKind> LanguageLearner<C> {
             self.control.start_epoch(&batch.input.device(), batch.epoch);
         }
         let state = self.carry.take(batch.flow);
-        let (logits, state) = self.model.forward(batch.input, state);
-        self.carry.keep(batch.flow, state);
+        let (logits, state) = self.model.next_token_logits(batch.input, state);
+        if let Some(state) = state {
+            self.carry.keep(batch.flow, state);
+        }
         let v = logits.dims()[2];
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
@@ -83,7 +148,7 @@ impl<C: CellKind> LanguageLearner<C> {
     }
 }
 
-impl<C: CellKind> TrainStep for LanguageLearner<C> {
+impl<M: TokenModel> TrainStep for LanguageLearner<M> {
     type Input = TokenBatch;
     type Output = SequenceOutput;
 
@@ -104,7 +169,7 @@ impl<C: CellKind> TrainStep for LanguageLearner<C> {
     }
 }
 
-impl<C: CellKind> InferenceStep for LanguageLearner<C> {
+impl<M: TokenModel> InferenceStep for LanguageLearner<M> {
     type Input = TokenBatch;
     type Output = SequenceOutput;
 

@@ -7,7 +7,9 @@ pub mod control;
 pub mod fit;
 pub mod language;
 pub mod progress;
+pub mod series;
 
 pub use control::{Split, StepControl};
 pub use fit::{FitOptions, Fitted, fit};
-pub use language::LanguageLearner;
+pub use language::{LanguageLearner, TokenModel};
+pub use series::{SeriesLearner, SeriesModel};

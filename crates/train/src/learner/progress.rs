@@ -14,7 +14,8 @@ use burn::train::renderer::{
 use crate::learner::control::StepControl;
 
 /// Draws `epoch 2/5  train [#####.....] 120/300  loss 1.87` on standard error, redrawn in place
-/// on a terminal (at most 10 times a second) and printed every 10% otherwise.
+/// on a terminal (at most 10 times a second), printed every 10 s and at the end of each split
+/// otherwise (logs, CI).
 pub struct ProgressBar {
     control: StepControl,
     epochs: usize,
@@ -24,7 +25,7 @@ pub struct ProgressBar {
     done: usize,
     tty: bool,
     last_draw: Option<Instant>,
-    last_decile: usize,
+    split_start: Option<Instant>,
 }
 
 impl ProgressBar {
@@ -39,7 +40,20 @@ impl ProgressBar {
             done: 0,
             tty: std::io::stderr().is_terminal(),
             last_draw: None,
-            last_decile: 0,
+            split_start: None,
+        }
+    }
+
+    /// Items per second in the current split.
+    fn rate(&self) -> String {
+        match self.split_start {
+            Some(t) if self.done > 0 => {
+                format!(
+                    "  {:.0} items/s",
+                    self.done as f64 / t.elapsed().as_secs_f64()
+                )
+            }
+            _ => String::new(),
         }
     }
 
@@ -53,7 +67,7 @@ impl ProgressBar {
             .map(|l| format!("  loss {l:.4}"))
             .unwrap_or_default();
         format!(
-            "epoch {}/{}  {:5} [{}{}] {}/{}{}",
+            "epoch {}/{}  {:5} [{}{}] {}/{}{}{}",
             self.epoch,
             self.epochs,
             self.split,
@@ -61,27 +75,24 @@ impl ProgressBar {
             ".".repeat(width - filled),
             self.done,
             self.total,
-            if self.split == "train" { &loss } else { "" }
+            if self.split == "train" { &loss } else { "" },
+            self.rate()
         )
     }
 
     fn draw(&mut self, force: bool) {
-        if self.tty {
-            let due = self
-                .last_draw
-                .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
-            if force || due {
-                eprint!("\r{}\x1b[K", self.line());
-                std::io::stderr().flush().ok();
-                self.last_draw = Some(Instant::now());
-            }
-        } else {
-            let decile = 10 * self.done / self.total.max(1);
-            if force || decile > self.last_decile {
-                eprintln!("{}", self.line());
-                self.last_decile = decile;
-            }
+        let every = Duration::from_millis(if self.tty { 100 } else { 10_000 });
+        let due = self.last_draw.is_none_or(|t| t.elapsed() >= every);
+        if !(force || due) {
+            return;
         }
+        if self.tty {
+            eprint!("\r{}\x1b[K", self.line());
+            std::io::stderr().flush().ok();
+        } else {
+            eprintln!("{}", self.line());
+        }
+        self.last_draw = Some(Instant::now());
     }
 }
 
@@ -111,18 +122,19 @@ impl TrainingProgressLogger for ProgressBar {
         _label: Option<&str>,
     ) {
         self.epochs = total_epochs;
-        self.epoch = starting_epoch;
+        self.epoch = starting_epoch.saturating_sub(1);
     }
 
-    fn update_epoch(&mut self, epoch: usize) {
-        self.epoch = epoch;
-    }
+    fn update_epoch(&mut self, _epoch: usize) {}
 
     fn start_split(&mut self, split: &str, total_items: usize) {
+        if split == "train" {
+            self.epoch += 1;
+        }
         self.split = split.to_string();
         self.total = total_items;
         self.done = 0;
-        self.last_decile = 0;
+        self.split_start = Some(Instant::now());
     }
 
     fn update_split(&mut self, items_processed: usize) {

@@ -1,0 +1,159 @@
+//! Training forecasters on sliding windows of a series (mean squared error).
+
+use std::sync::Arc;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::module::{Module, ModuleDisplay};
+use burn::nn::loss::{MseLoss, Reduction};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
+use sequent_models::classical::{AutoregressiveMlp, LatentAutoregressive};
+use sequent_models::forecast::Forecaster;
+use sequent_models::heads::SequenceForecaster;
+use sequent_models::recurrent::CellKind;
+
+use crate::data::epoch::{EpochDataset, Tagged};
+use crate::learner::control::{Split, StepControl};
+
+/// A forecaster that can be trained on windows of `tau + 1` values.
+pub trait SeriesModel: Module + ModuleDisplay + Forecaster + 'static {
+    /// Predictions and their targets `[N, F]` for windows `[B, tau + 1, F]`. By default the
+    /// model predicts the last value from the `tau` before it (`N = B`).
+    fn training_pairs(&self, windows: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+        let [b, n, f] = windows.dims();
+        let pred = self.predict_next(windows.clone().narrow(1, 0, n - 1));
+        (pred, windows.narrow(1, n - 1, 1).reshape([b, f]))
+    }
+}
+
+impl SeriesModel for AutoregressiveMlp {}
+
+impl<C: CellKind> SeriesModel for SequenceForecaster<C> {}
+
+/// The latent model is trained at every step of the window (teacher forcing): `f(h_t)` predicts
+/// `x_{t+1}` for `t = 1..tau`, `N = B * tau`.
+impl<C: CellKind> SeriesModel for LatentAutoregressive<C> {
+    fn training_pairs(&self, windows: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+        let [b, n, f] = windows.dims();
+        let (pred, _) = self.forward(windows.clone().narrow(1, 0, n - 1), None);
+        (
+            pred.reshape([b * (n - 1), f]),
+            windows.narrow(1, 1, n - 1).reshape([b * (n - 1), f]),
+        )
+    }
+}
+
+/// Windows of `tau + 1` consecutive rows, `[B, tau + 1, F]`.
+#[derive(Clone, Debug)]
+pub struct WindowBatch {
+    /// The windows.
+    pub windows: Tensor<3>,
+    /// Epoch (from 0) of the batch.
+    pub epoch: usize,
+}
+
+/// Stacks windows (`Vec` of `tau + 1` rows of `F` values) into a [`WindowBatch`].
+#[derive(Clone, Debug, Default)]
+pub struct WindowBatcher;
+
+impl Batcher<Tagged<Vec<Vec<f32>>>, WindowBatch> for WindowBatcher {
+    fn batch(&self, items: Vec<Tagged<Vec<Vec<f32>>>>, device: &Device) -> WindowBatch {
+        let epoch = items[0].epoch;
+        let (n, f) = (items[0].item.len(), items[0].item[0].len());
+        let b = items.len();
+        let flat: Vec<f32> = items.into_iter().flat_map(|t| t.item).flatten().collect();
+        WindowBatch {
+            windows: Tensor::from_data(TensorData::new(flat, [b, n, f]), device),
+            epoch,
+        }
+    }
+}
+
+/// Every window of `tau + 1` rows of `series`, reshuffled each epoch from `(seed, epoch)` when
+/// `shuffle` is set, `batch` per batch. Errors if the series is shorter than `tau + 1`.
+pub fn window_loader(
+    series: &[Vec<f32>],
+    tau: usize,
+    batch: usize,
+    shuffle: Option<u64>,
+    start_epoch: usize,
+) -> Result<Arc<dyn DataLoader<WindowBatch>>, String> {
+    if tau == 0 || batch == 0 {
+        return Err("tau and the batch size must be at least 1".into());
+    }
+    if series.len() <= tau {
+        return Err(format!(
+            "a series of {} steps has no window of tau {tau} + 1",
+            series.len()
+        ));
+    }
+    let windows: Vec<Vec<Vec<f32>>> = series.windows(tau + 1).map(<[_]>::to_vec).collect();
+    let data = match shuffle {
+        Some(seed) => EpochDataset::shuffled(windows, seed),
+        None => EpochDataset::ordered(windows),
+    };
+    Ok(DataLoaderBuilder::new(WindowBatcher)
+        .batch_size(batch)
+        .build(data.starting_at_epoch(start_epoch)))
+}
+
+/// A [`SeriesModel`] as burn-train trains it: `L = mean (x_hat - x)^2` over its training pairs.
+#[derive(Module, Debug)]
+pub struct SeriesLearner<M: SeriesModel> {
+    /// The model being trained.
+    pub model: M,
+    #[module(skip)]
+    control: StepControl,
+}
+
+impl<M: SeriesModel> SeriesLearner<M> {
+    /// Wraps `model` for training under `control`.
+    pub fn new(model: M, control: StepControl) -> Self {
+        Self { model, control }
+    }
+
+    fn run(&self, batch: WindowBatch, split: Split) -> RegressionOutput {
+        if split == Split::Train {
+            self.control
+                .start_epoch(&batch.windows.device(), batch.epoch);
+        }
+        let (output, targets) = self.model.training_pairs(batch.windows);
+        let loss = MseLoss::new().forward(output.clone(), targets.clone(), Reduction::Mean);
+        let n = targets.dims()[0];
+        self.control.record(&loss, n, batch.epoch, split);
+        RegressionOutput::new(loss, output, targets)
+    }
+}
+
+impl<M: SeriesModel> TrainStep for SeriesLearner<M> {
+    type Input = WindowBatch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: WindowBatch) -> TrainOutput<RegressionOutput> {
+        let out = self.run(batch, Split::Train);
+        let grads = out.loss.backward();
+        TrainOutput::new(self, grads, out)
+    }
+
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        let control = self.control.clone();
+        control.optimize(self, optim, lr, grads)
+    }
+}
+
+impl<M: SeriesModel> InferenceStep for SeriesLearner<M> {
+    type Input = WindowBatch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: WindowBatch) -> RegressionOutput {
+        self.run(batch, Split::Valid)
+    }
+}

@@ -1,0 +1,203 @@
+//! Every model of the lecture by name, built from a [`RunConfig`]: `ar`, `markov`, `ngram`,
+//! `latent`, `rnn`, `lstm`, `gru`. Generic code receives the built model through a visitor
+//! ([`TokenModelFn`], [`SeriesModelFn`]) so each command is written once for all of them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+use sequent_models::classical::{AutoregressiveMlpConfig, LatentAutoregressive, MarkovLmConfig};
+use sequent_models::heads::{LanguageModelConfig, Readout, SequenceForecaster, SequenceModel};
+use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
+use sequent_train::learner::{SeriesModel, TokenModel};
+
+use crate::config::RunConfig;
+
+/// The models the command line trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelName {
+    /// Naive autoregressive MLP over the last `tau` values (series).
+    Ar,
+    /// First-order Markov model: neural over tokens (text), `ar` with `tau = 1` (series).
+    Markov,
+    /// Count-based n-gram with add-epsilon smoothing (text).
+    Ngram,
+    /// Latent autoregressive model `h_t = g(h_{t-1}, x_t)`, `x_hat = f(h_t)` with a GRU cell,
+    /// trained at every step (series).
+    Latent,
+    /// Vanilla tanh RNN stack.
+    Rnn,
+    /// LSTM stack.
+    Lstm,
+    /// GRU stack.
+    Gru,
+}
+
+/// Every model name, in the order help texts list them.
+pub const MODEL_NAMES: &str = "ar, markov, ngram, latent, rnn, lstm, gru";
+
+impl FromStr for ModelName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "ar" => Self::Ar,
+            "markov" => Self::Markov,
+            "ngram" => Self::Ngram,
+            "latent" => Self::Latent,
+            "rnn" => Self::Rnn,
+            "lstm" => Self::Lstm,
+            "gru" => Self::Gru,
+            _ => {
+                return Err(format!(
+                    "unknown model `{s}`; expected one of: {MODEL_NAMES}"
+                ));
+            }
+        })
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = format!("{self:?}").to_lowercase();
+        f.write_str(&name)
+    }
+}
+
+impl ModelName {
+    /// Whether this model reads text (tokens) or a series; errors name the models that fit.
+    pub fn check_fits(self, text: bool) -> Result<(), String> {
+        match (self, text) {
+            (Self::Ar | Self::Latent, true) => Err(format!(
+                "model `{self}` forecasts series; for text use ngram, markov, rnn, lstm or gru"
+            )),
+            (Self::Ngram, false) => Err(
+                "model `ngram` models tokens; for a series use ar, markov, latent, rnn, lstm or gru"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Receives a token model, whatever its concrete type.
+pub trait TokenModelFn {
+    /// What the call returns.
+    type Out;
+    /// Called with the model built from the config.
+    fn call<M: TokenModel>(self, model: M) -> Self::Out;
+}
+
+/// Receives a series model, whatever its concrete type.
+pub trait SeriesModelFn {
+    /// What the call returns.
+    type Out;
+    /// Called with the model built from the config.
+    fn call<M: SeriesModel>(self, model: M) -> Self::Out;
+}
+
+/// A recurrent stack of `cfg`'s cell, width and depth over `input` features, handed to `f`.
+macro_rules! with_stack {
+    ($name:expr, $cfg:expr, $input:expr, $device:expr, |$rnn:ident| $body:expr) => {
+        match $name {
+            ModelName::Rnn => {
+                let $rnn = RnnConfig::new($input, $cfg.hidden)
+                    .with_num_layers($cfg.layers)
+                    .with_dropout($cfg.dropout)
+                    .init($device);
+                $body
+            }
+            ModelName::Lstm => {
+                let $rnn = LstmConfig::new($input, $cfg.hidden)
+                    .with_num_layers($cfg.layers)
+                    .with_dropout($cfg.dropout)
+                    .init($device);
+                $body
+            }
+            _ => {
+                let $rnn = GruConfig::new($input, $cfg.hidden)
+                    .with_num_layers($cfg.layers)
+                    .with_dropout($cfg.dropout)
+                    .init($device);
+                $body
+            }
+        }
+    };
+}
+
+/// Builds the text model `cfg.model` over `vocab` tokens on `device` and hands it to `f`.
+/// `ar` and `latent` are series models and `ngram` is not trained by gradient: errors.
+pub fn with_token_model<F: TokenModelFn>(
+    cfg: &RunConfig,
+    vocab: usize,
+    device: &Device,
+    f: F,
+) -> Result<F::Out, String> {
+    let name: ModelName = cfg.model.parse()?;
+    match name {
+        ModelName::Markov => Ok(f.call(
+            MarkovLmConfig::new(vocab)
+                .with_embedding_size(cfg.embedding)
+                .init(device),
+        )),
+        ModelName::Rnn | ModelName::Lstm | ModelName::Gru => {
+            with_stack!(name, cfg, cfg.embedding, device, |rnn| {
+                language_model(rnn, vocab, device).map(|m| f.call(m))
+            })
+        }
+        ModelName::Ar | ModelName::Latent | ModelName::Ngram => Err(format!(
+            "model `{name}` is not a neural text model; for text use ngram, markov, rnn, lstm or gru"
+        )),
+    }
+}
+
+fn language_model<C: CellKind>(
+    rnn: Recurrent<C>,
+    vocab: usize,
+    device: &Device,
+) -> Result<sequent_models::heads::LanguageModel<C>, String> {
+    LanguageModelConfig::new(vocab)
+        .init(rnn, device)
+        .map_err(|e| e.to_string())
+}
+
+/// Builds the forecaster `cfg.model` over `features` series on `device` (window `cfg.steps`) and
+/// hands it to `f`. `ngram` models tokens: an error.
+pub fn with_series_model<F: SeriesModelFn>(
+    cfg: &RunConfig,
+    features: usize,
+    device: &Device,
+    f: F,
+) -> Result<F::Out, String> {
+    let name: ModelName = cfg.model.parse()?;
+    let hidden = vec![cfg.hidden; cfg.layers];
+    match name {
+        ModelName::Ar => Ok(f.call(
+            AutoregressiveMlpConfig::new(cfg.steps)
+                .with_features(features)
+                .with_hidden(hidden)
+                .init(device),
+        )),
+        ModelName::Markov => Ok(f.call(
+            AutoregressiveMlpConfig::markov(features)
+                .with_hidden(hidden)
+                .init(device),
+        )),
+        ModelName::Latent => {
+            let g = GruConfig::new(features, cfg.hidden).init(device);
+            Ok(f.call(LatentAutoregressive::new(g, cfg.steps, device)))
+        }
+        ModelName::Rnn | ModelName::Lstm | ModelName::Gru => {
+            with_stack!(name, cfg, features, device, |rnn| Ok(f.call(
+                SequenceForecaster {
+                    model: SequenceModel::new(rnn, Readout::Last, features, device),
+                    window: cfg.steps,
+                }
+            )))
+        }
+        ModelName::Ngram => Err(
+            "model `ngram` models tokens; for a series use ar, markov, latent, rnn, lstm or gru"
+                .into(),
+        ),
+    }
+}

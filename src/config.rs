@@ -1,0 +1,140 @@
+//! A run's settings: defaults, then a config file (TOML or JSON), then command-line flags. The
+//! resolved settings are saved as `config.json` in the run directory, which `generate`,
+//! `evaluate`, `forecast` and `--resume` read back.
+
+use std::path::Path;
+
+use sequent_train::data::text::Partition;
+use sequent_train::data::vocab::Tokenizer;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of a training run. Fields missing from a config file keep their defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Model name: `ar`, `markov`, `ngram`, `latent`, `rnn`, `lstm` or `gru`.
+    pub model: String,
+    /// A shipped data set name (see `sequent train --help`) or a path (`.txt` text, `.csv` series).
+    pub data: String,
+    /// CSV column(s) to model (series); empty means the last column.
+    pub columns: Vec<String>,
+    /// Text tokenizer: characters or whitespace-separated words.
+    pub tokenizer: Tokenizer,
+    /// Hidden width `H` of recurrent layers and MLP hidden layers.
+    pub hidden: usize,
+    /// Number of recurrent layers (or MLP hidden layers for `ar`).
+    pub layers: usize,
+    /// Token embedding width (text models).
+    pub embedding: usize,
+    /// Dropout between recurrent layers.
+    pub dropout: f64,
+    /// Epochs of training.
+    pub epochs: usize,
+    /// Batch size (number of streams for the sequential partition).
+    pub batch: usize,
+    /// Steps per training window: `T` for text, the window `tau` for series.
+    pub steps: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Global gradient-norm clip (0 turns it off).
+    pub clip: f64,
+    /// Text partition: `sequential` (state carried, truncated BPTT) or `random`.
+    pub partition: Partition,
+    /// Fraction held out at the end for validation.
+    pub valid_fraction: f64,
+    /// Fraction held out at the very end for testing (text).
+    pub test_fraction: f64,
+    /// Order of the n-gram model (`ngram`).
+    pub order: usize,
+    /// Add-epsilon smoothing of the n-gram model (1 = Laplace).
+    pub smoothing: f64,
+    /// Random seed (weights, data order, dropout, sampling).
+    pub seed: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            model: "lstm".into(),
+            data: "shakespeare".into(),
+            columns: Vec::new(),
+            tokenizer: Tokenizer::Char,
+            hidden: 256,
+            layers: 1,
+            embedding: 64,
+            dropout: 0.0,
+            epochs: 2,
+            batch: 32,
+            steps: 64,
+            lr: 2e-3,
+            clip: 1.0,
+            partition: Partition::Sequential,
+            valid_fraction: 0.1,
+            test_fraction: 0.0,
+            order: 3,
+            smoothing: 0.1,
+            seed: 42,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads a config file: TOML for `.toml`, JSON otherwise. Unknown keys are errors.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let parsed = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|e| format!("config {}: {}", path.display(), one_line(&e)))
+    }
+
+    /// Creates the run directory `out` and saves the settings there as `config.json`; called
+    /// once the data has loaded, so a run that fails on its input leaves no run directory behind.
+    pub fn start_run(&self, out: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(out)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        let json = serde_json::to_string_pretty(self).expect("config serialises");
+        sequent_train::io::write_atomic(&out.join("config.json"), json.as_bytes())
+    }
+
+    /// Checks the numbers a run needs, one message for the first bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+            ("embedding", self.embedding),
+            ("epochs", self.epochs),
+            ("batch", self.batch),
+            ("steps", self.steps),
+            ("order", self.order),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("--{name} must be at least 1"));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("--lr must be positive, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("--dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if !(self.clip >= 0.0 && self.clip.is_finite()) {
+            return Err(format!("--clip must be >= 0, got {}", self.clip));
+        }
+        if !(self.valid_fraction > 0.0 && self.valid_fraction + self.test_fraction < 1.0)
+            || self.test_fraction < 0.0
+        {
+            return Err(format!(
+                "--valid-fraction ({}) must be > 0 and with --test-fraction ({}) sum below 1",
+                self.valid_fraction, self.test_fraction
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,273 @@
+//! The `sequent` binary end to end on tiny data: every subcommand and every model name runs and
+//! writes its run directory; bad input gives a one-line error and a non-zero exit, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sequent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sequent"))
+        .args(args)
+        .output()
+        .expect("runs the binary")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = sequent(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sequent {args:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a failing command; returns its error line after checking the exit code and that no
+/// panic or backtrace was printed.
+fn fails(args: &[&str]) -> String {
+    let out = sequent(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "sequent {args:?} should fail");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "sequent {args:?} panicked:\n{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("error"), "{args:?}: {stderr}");
+    last
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sequent-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn file(&self, name: &str, contents: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, contents).unwrap();
+        p.display().to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tiny_text() -> String {
+    "to be or not to be that is the question whether tis nobler in the mind to suffer ".repeat(12)
+}
+
+fn tiny_series() -> String {
+    let mut csv = String::from("t,value,other\n");
+    for t in 0..240 {
+        let x = (t as f64 * 0.2).sin() + 0.1 * ((t * 7 % 11) as f64 / 11.0);
+        csv.push_str(&format!("{t},{x},{}\n", t % 5));
+    }
+    csv
+}
+
+const SMALL: &[&str] = &[
+    "--hidden",
+    "8",
+    "--embedding",
+    "8",
+    "--epochs",
+    "2",
+    "--steps",
+    "8",
+    "--batch",
+    "4",
+];
+
+fn exists(run: &str, files: &[&str]) {
+    for f in files {
+        assert!(Path::new(run).join(f).is_file(), "{run}/{f} missing");
+    }
+}
+
+#[test]
+fn text_models_train_generate_and_evaluate() {
+    let s = Scratch::new("text");
+    let data = s.file("tiny.txt", &tiny_text());
+    for model in ["rnn", "lstm", "gru", "markov", "ngram"] {
+        let run = s.path(model);
+        let mut args = vec!["train", "--model", model, "--data", &data, "--out", &run];
+        args.extend_from_slice(SMALL);
+        args.extend_from_slice(&["--test-fraction", "0.1"]);
+        let out = ok(&args);
+        assert!(out.contains("perplexity"), "{out}");
+        exists(&run, &["config.json", "vocab.json", "sample.txt"]);
+        if model != "ngram" {
+            exists(
+                &run,
+                &[
+                    "model.bpk",
+                    "metrics.csv",
+                    "steps.csv",
+                    "loss.svg",
+                    "steps.svg",
+                ],
+            );
+            let metrics = std::fs::read_to_string(Path::new(&run).join("metrics.csv")).unwrap();
+            assert_eq!(metrics.lines().count(), 3, "{metrics}");
+        }
+        let generated = ok(&[
+            "generate", "--run", &run, "--prefix", "to be", "--len", "20",
+        ]);
+        assert!(generated.starts_with("to be"), "{generated}");
+        // Seeded sampling is reproducible.
+        let again = ok(&[
+            "generate", "--run", &run, "--prefix", "to be", "--len", "20",
+        ]);
+        assert_eq!(generated, again);
+        let scores = ok(&["evaluate", "--run", &run]);
+        assert!(
+            scores.contains("validation") && scores.contains("test"),
+            "{scores}"
+        );
+    }
+}
+
+#[test]
+fn series_models_train_forecast_and_evaluate() {
+    let s = Scratch::new("series");
+    let data = s.file("tiny.csv", &tiny_series());
+    for model in ["ar", "markov", "latent", "rnn", "lstm", "gru"] {
+        let run = s.path(model);
+        let mut args = vec![
+            "train", "--model", model, "--data", &data, "--column", "value", "--out", &run,
+        ];
+        args.extend_from_slice(SMALL);
+        let out = ok(&args);
+        assert!(out.contains("k-step-ahead MSE"), "{out}");
+        exists(
+            &run,
+            &[
+                "normalizer.json",
+                "model.bpk",
+                "metrics.csv",
+                "forecast.csv",
+                "forecast.svg",
+                "loss.svg",
+            ],
+        );
+        let future = ok(&["forecast", "--run", &run, "--steps", "5"]);
+        assert_eq!(future.lines().filter(|l| l.starts_with('+')).count(), 5);
+        exists(&run, &["future.csv", "future.svg"]);
+        assert!(ok(&["evaluate", "--run", &run]).contains("one-step MSE"));
+    }
+}
+
+#[test]
+fn config_file_and_resume() {
+    let s = Scratch::new("config");
+    let data = s.file("tiny.txt", &tiny_text());
+    let config = s.file(
+        "run.toml",
+        &format!(
+            "model = \"gru\"\ndata = \"{data}\"\nhidden = 8\nembedding = 8\nsteps = 8\nbatch = 4\nepochs = 1\n"
+        ),
+    );
+    let run = s.path("run");
+    ok(&["train", "--config", &config, "--out", &run]);
+    let saved = std::fs::read_to_string(Path::new(&run).join("config.json")).unwrap();
+    assert!(
+        saved.contains("\"gru\"") && saved.contains("\"hidden\": 8"),
+        "{saved}"
+    );
+    // Flags override the file; --resume continues to epoch 2 from the checkpoint of epoch 1.
+    let out = ok(&[
+        "train", "--config", &config, "--out", &run, "--resume", "--epochs", "2",
+    ]);
+    assert!(out.contains("perplexity"));
+    let metrics = std::fs::read_to_string(Path::new(&run).join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let bad = s.file("bad.json", "{\"model\": \"gru\", \"hiden\": 3}");
+    assert!(fails(&["train", "--config", &bad]).contains("hiden"));
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let s = Scratch::new("errors");
+    let text = s.file("tiny.txt", &tiny_text());
+    let empty = s.file("empty.txt", "");
+    let series = s.file("tiny.csv", &tiny_series());
+    let out = s.path("out");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--model", "transformer", "--data", &text],
+            "unknown model",
+        ),
+        (
+            vec!["train", "--device", "tpu", "--data", &text],
+            "unknown device",
+        ),
+        (
+            vec!["train", "--data", "/no/such/file.txt"],
+            "does not exist",
+        ),
+        (
+            vec!["train", "--data", "nonsense"],
+            "neither a shipped data set",
+        ),
+        (vec!["train", "--data", &empty, "--out", &out], "is empty"),
+        (
+            vec!["train", "--model", "ar", "--data", &text, "--out", &out],
+            "forecasts series",
+        ),
+        (
+            vec![
+                "train", "--model", "ngram", "--data", &series, "--out", &out,
+            ],
+            "models tokens",
+        ),
+        (
+            vec![
+                "train", "--model", "ar", "--data", &series, "--column", "nope", "--out", &out,
+            ],
+            "no column `nope`",
+        ),
+        (
+            vec!["train", "--hidden", "0", "--data", &text],
+            "--hidden must be at least 1",
+        ),
+        (
+            vec!["generate", "--run", &out],
+            "not a sequent run directory",
+        ),
+        (
+            vec!["evaluate", "--run", "/no/such/run"],
+            "not a sequent run directory",
+        ),
+    ];
+    for (args, expected) in cases {
+        let line = fails(&args);
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+    // A damaged model file is reported by name.
+    let run = s.path("gru");
+    let mut args = vec!["train", "--model", "gru", "--data", &text, "--out", &run];
+    args.extend_from_slice(SMALL);
+    ok(&args);
+    std::fs::write(Path::new(&run).join("model.bpk"), b"garbage").unwrap();
+    assert!(fails(&["generate", "--run", &run]).contains("model.bpk"));
+    // An unparsable flag value is clap's one-line error (exit code 2).
+    let out = sequent(&["train", "--epochs", "many"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bench_prints_the_ratio_table() {
+    let table = ok(&["bench", "--steps", "1"]);
+    for kind in ["lstm", "gru", "rnn"] {
+        assert!(table.contains(&format!("| {kind} |")), "{table}");
+    }
+    assert!(table.contains("sequent / burn::nn"));
+}
