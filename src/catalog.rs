@@ -65,11 +65,15 @@ impl fmt::Display for ModelName {
 }
 
 impl ModelName {
-    /// Whether this model reads text (tokens) or a series; errors name the models that fit.
-    pub fn check_fits(self, text: bool) -> Result<(), String> {
+    /// Whether this model fits text (tokens), a series, or labelled sequences (`classes`);
+    /// errors name the models that fit.
+    pub fn check_fits(self, text: bool, classes: bool) -> Result<(), String> {
         match (self, text) {
             (Self::Ar | Self::Latent, true) => Err(format!(
                 "model `{self}` forecasts series; for text use ngram, markov, rnn, lstm or gru"
+            )),
+            (Self::Ar | Self::Latent | Self::Markov | Self::Ngram, _) if classes => Err(format!(
+                "model `{self}` does not classify sequences; for .ts data use rnn, lstm or gru"
             )),
             (Self::Ngram, false) => Err(
                 "model `ngram` models tokens; for a series use ar, markov, latent, rnn, lstm or gru"
@@ -94,6 +98,14 @@ pub trait SeriesModelFn {
     type Out;
     /// Called with the model built from the config.
     fn call<M: SeriesModel>(self, model: M) -> Self::Out;
+}
+
+/// Receives a recurrent sequence classifier, whatever its cell.
+pub trait ClassifierFn {
+    /// What the call returns.
+    type Out;
+    /// Called with the model built from the config.
+    fn call<C: CellKind>(self, model: SequenceModel<C>) -> Self::Out;
 }
 
 /// A recurrent stack of `cfg`'s cell, width and depth over `input` features, handed to `f`.
@@ -200,4 +212,20 @@ pub fn with_series_model<F: SeriesModelFn>(
                 .into(),
         ),
     }
+}
+
+/// Builds a sequence classifier (`rnn`, `lstm`, `gru`; last-valid-state readout) over `features`
+/// inputs and `classes` classes on `device` and hands it to `f`.
+pub fn with_classifier<F: ClassifierFn>(
+    cfg: &RunConfig,
+    features: usize,
+    classes: usize,
+    device: &Device,
+    f: F,
+) -> Result<F::Out, String> {
+    let name: ModelName = cfg.model.parse()?;
+    name.check_fits(false, true)?;
+    Ok(with_stack!(name, cfg, features, device, |rnn| f.call(
+        SequenceModel::new(rnn, Readout::Last, classes, device)
+    )))
 }

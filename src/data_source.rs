@@ -19,12 +19,26 @@ pub enum DataSource {
         /// The column modelled when the config names none (`None`: the last column).
         column: Option<String>,
     },
+    /// Labelled sequences in `.ts` files: training cases and, if there is one, a test file.
+    Cases {
+        /// Training cases (validation is drawn from them).
+        train: PathBuf,
+        /// Held-out test cases.
+        test: Option<PathBuf>,
+    },
     /// d2l's synthetic series `sin(0.01 t) + N(0, 0.2^2)`, `t = 1..1000`.
     Sine,
 }
 
 /// The short names `--data` accepts.
-pub const SHIPPED: &[&str] = &["shakespeare", "births", "airline", "sunspots", "sine"];
+pub const SHIPPED: &[&str] = &[
+    "shakespeare",
+    "births",
+    "airline",
+    "sunspots",
+    "sine",
+    "japanese_vowels",
+];
 
 impl DataSource {
     /// Resolves a short name or a path; a missing file or unknown extension is a one-line error.
@@ -40,14 +54,27 @@ impl DataSource {
             "airline" => series("airline.csv", "Passengers"),
             "sunspots" => series("sunspots_yearly.csv", "SUNACTIVITY"),
             "sine" => return Ok(DataSource::Sine),
+            "japanese_vowels" => DataSource::Cases {
+                train: dir.join("classification/JapaneseVowels_TRAIN.ts"),
+                test: Some(dir.join("classification/JapaneseVowels_TEST.ts")),
+            },
             path => {
                 let path = PathBuf::from(path);
                 match path.extension().and_then(|e| e.to_str()) {
                     Some("txt") => DataSource::Text(path),
                     Some("csv") => DataSource::Series { path, column: None },
+                    Some("ts") => {
+                        // NAME_TRAIN.ts pairs with NAME_TEST.ts when that exists.
+                        let name = path.to_string_lossy();
+                        let test = name
+                            .strip_suffix("_TRAIN.ts")
+                            .map(|stem| PathBuf::from(format!("{stem}_TEST.ts")))
+                            .filter(|p| p.is_file());
+                        DataSource::Cases { train: path, test }
+                    }
                     _ => {
                         return Err(format!(
-                            "--data `{name}` is neither a shipped data set ({}) nor a .txt or .csv file",
+                            "--data `{name}` is neither a shipped data set ({}) nor a .txt, .csv or .ts file",
                             SHIPPED.join(", ")
                         ));
                     }
@@ -55,7 +82,11 @@ impl DataSource {
             }
         };
         match &source {
-            DataSource::Text(p) | DataSource::Series { path: p, .. } if !p.is_file() => {
+            DataSource::Text(p)
+            | DataSource::Series { path: p, .. }
+            | DataSource::Cases { train: p, .. }
+                if !p.is_file() =>
+            {
                 Err(format!("data file {} does not exist", p.display()))
             }
             _ => Ok(source),

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod classify;
 pub mod config;
 pub mod data_source;
 pub mod device;

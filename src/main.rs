@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use sequent::classify::ClassRun;
 use sequent::config::RunConfig;
 use sequent::data_source::DataSource;
 use sequent::series::SeriesRun;
@@ -101,7 +102,8 @@ struct TrainArgs {
     /// Model: ar, markov, ngram, latent, rnn, lstm, gru [default: lstm].
     #[arg(long)]
     model: Option<String>,
-    /// Data: shakespeare, births, airline, sunspots, sine, or a .txt / .csv path.
+    /// Data: shakespeare, births, airline, sunspots, sine, japanese_vowels, or a .txt / .csv /
+    /// .ts path.
     #[arg(long)]
     data: Option<String>,
     /// CSV column to model (repeat for several); default: the data set's own, or the last.
@@ -242,16 +244,22 @@ fn train(args: &TrainArgs) -> Result<(), String> {
     }
     let source = DataSource::resolve(&cfg.data)?;
     let model: sequent::catalog::ModelName = cfg.model.parse()?;
-    model.check_fits(matches!(source, DataSource::Text(_)))?;
+    model.check_fits(
+        matches!(source, DataSource::Text(_)),
+        matches!(source, DataSource::Cases { .. }),
+    )?;
     match &source {
         DataSource::Text(path) => {
             sequent::text::train(&cfg, path, &device, &out, args.resume)?;
+        }
+        DataSource::Cases { train, test } => {
+            sequent::classify::train(&cfg, train, test.as_deref(), &device, &out, args.resume)?;
         }
         _ => {
             sequent::series::train(&cfg, &source, &device, &out, args.resume)?;
         }
     }
-    let plots: Vec<String> = ["loss.svg", "steps.svg", "forecast.svg"]
+    let plots: Vec<String> = ["loss.svg", "steps.svg", "forecast.svg", "confusion.csv"]
         .iter()
         .filter(|p| out.join(p).is_file())
         .map(|p| out.join(p).display().to_string())
@@ -277,12 +285,19 @@ fn load_config(run: &Path) -> Result<RunConfig, String> {
 enum Run {
     Text(TextRun),
     Series(SeriesRun),
+    Classes(ClassRun),
 }
 
 fn open_run(dir: &Path) -> Result<Run, String> {
     let cfg = load_config(dir)?;
     Ok(match DataSource::resolve(&cfg.data)? {
         DataSource::Text(path) => Run::Text(TextRun::new(cfg, dir, path)),
+        DataSource::Cases { train, test } => Run::Classes(ClassRun {
+            cfg,
+            dir: dir.to_path_buf(),
+            train,
+            test,
+        }),
         source => Run::Series(SeriesRun {
             cfg,
             dir: dir.to_path_buf(),
@@ -327,13 +342,14 @@ fn run(command: Command) -> Result<(), String> {
             match open_run(&run)? {
                 Run::Text(t) => t.evaluate(&device).map(drop),
                 Run::Series(s) => s.evaluate(&device).map(drop),
+                Run::Classes(c) => c.evaluate(&device).map(drop),
             }
         }
         Command::Forecast { run, steps, device } => {
             let device = sequent::device::parse(&device.device)?;
             let Run::Series(s) = open_run(&run)? else {
                 return Err(format!(
-                    "{} is a language-model run; use `sequent generate`",
+                    "{} is not a series run; `sequent forecast` needs one",
                     run.display()
                 ));
             };

@@ -55,8 +55,8 @@ pub fn load(cfg: &RunConfig, source: &DataSource) -> Result<Series, String> {
             let rows = read_csv(path, &refs).map_err(|e| e.to_string())?;
             Ok(Series { rows, names })
         }
-        DataSource::Text(p) => Err(format!(
-            "{} is text; model `{}` needs a series (.csv or a shipped series)",
+        DataSource::Text(p) | DataSource::Cases { train: p, .. } => Err(format!(
+            "{} is not a series; model `{}` needs a .csv file or a shipped series",
             p.display(),
             cfg.model
         )),

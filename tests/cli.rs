@@ -165,6 +165,52 @@ fn series_models_train_forecast_and_evaluate() {
     }
 }
 
+fn tiny_cases(n: usize) -> String {
+    let mut ts = String::from("@problemName toy\n@dimensions 2\n@classLabel true up down\n@data\n");
+    for i in 0..n {
+        let len = 4 + i % 5;
+        let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+        let a: Vec<String> = (0..len)
+            .map(|t| format!("{}", sign * t as f64 / 4.0))
+            .collect();
+        let b: Vec<String> = (0..len).map(|t| format!("{}", (t as f64).sin())).collect();
+        let label = if i % 2 == 0 { "up" } else { "down" };
+        ts.push_str(&format!("{}:{}:{label}\n", a.join(","), b.join(",")));
+    }
+    ts
+}
+
+#[test]
+fn classifiers_train_and_evaluate_on_ts_files() {
+    let s = Scratch::new("classes");
+    let train = s.file("toy_TRAIN.ts", &tiny_cases(40));
+    s.file("toy_TEST.ts", &tiny_cases(12));
+    for model in ["rnn", "lstm", "gru"] {
+        let run = s.path(model);
+        let mut args = vec!["train", "--model", model, "--data", &train, "--out", &run];
+        args.extend_from_slice(SMALL);
+        let out = ok(&args);
+        assert!(
+            out.contains("test accuracy") && out.contains("confusion"),
+            "{out}"
+        );
+        exists(
+            &run,
+            &[
+                "model.bpk",
+                "metrics.csv",
+                "loss.svg",
+                "confusion.csv",
+                "classes.json",
+            ],
+        );
+        assert!(ok(&["evaluate", "--run", &run]).contains("test accuracy"));
+    }
+    let bad = s.file("bad.ts", "@classLabel true a\n@data\n1,2:x\n");
+    assert!(fails(&["train", "--data", &bad]).contains("line 3"));
+    assert!(fails(&["train", "--model", "ar", "--data", &train]).contains("does not classify"));
+}
+
 #[test]
 fn config_file_and_resume() {
     let s = Scratch::new("config");

@@ -4,4 +4,5 @@ pub mod epoch;
 pub mod synthetic;
 pub mod text;
 pub mod timeseries;
+pub mod ts;
 pub mod vocab;

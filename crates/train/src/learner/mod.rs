@@ -3,12 +3,14 @@
 //! progress bar.
 
 pub mod checkpoint;
+pub mod classify;
 pub mod control;
 pub mod fit;
 pub mod language;
 pub mod progress;
 pub mod series;
 
+pub use classify::ClassifierLearner;
 pub use control::{Split, StepControl};
 pub use fit::{FitOptions, Fitted, fit};
 pub use language::{LanguageLearner, TokenModel};

@@ -1,0 +1,97 @@
+//! Training sequence classifiers on padded batches of variable-length series.
+
+use std::sync::Arc;
+
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use sequent_models::heads::SequenceModel;
+use sequent_models::recurrent::CellKind;
+
+use crate::data::epoch::EpochDataset;
+use crate::data::ts::{Case, CaseBatch, CaseBatcher};
+use crate::learner::control::{Split, StepControl};
+
+/// A loader of padded [`CaseBatch`]es, reshuffled each epoch from `(seed, epoch)` when `shuffle`
+/// is set.
+pub fn case_loader(
+    cases: Vec<Case>,
+    batch: usize,
+    shuffle: Option<u64>,
+    start_epoch: usize,
+) -> Result<Arc<dyn DataLoader<CaseBatch>>, String> {
+    if cases.is_empty() || batch == 0 {
+        return Err("no cases to load, or a batch size of 0".into());
+    }
+    let data = match shuffle {
+        Some(seed) => EpochDataset::shuffled(cases, seed),
+        None => EpochDataset::ordered(cases),
+    };
+    Ok(DataLoaderBuilder::new(CaseBatcher)
+        .batch_size(batch)
+        .build(data.starting_at_epoch(start_epoch)))
+}
+
+/// A [`SequenceModel`] classifier as burn-train trains it: cross-entropy of the logits its readout
+/// gives for each case's valid steps (padding never reaches the state).
+#[derive(Module, Debug)]
+pub struct ClassifierLearner<C: CellKind> {
+    /// The model being trained.
+    pub model: SequenceModel<C>,
+    #[module(skip)]
+    control: StepControl,
+}
+
+impl<C: CellKind> ClassifierLearner<C> {
+    /// Wraps `model` for training under `control`.
+    pub fn new(model: SequenceModel<C>, control: StepControl) -> Self {
+        Self { model, control }
+    }
+
+    fn run(&self, batch: CaseBatch, split: Split) -> ClassificationOutput {
+        if split == Split::Train {
+            self.control
+                .start_epoch(&batch.inputs.device(), batch.epoch);
+        }
+        let logits = self.model.forward(batch.inputs, Some(&batch.lengths));
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.labels.clone());
+        self.control
+            .record(&loss, batch.lengths.len(), batch.epoch, split);
+        ClassificationOutput::new(loss, logits, batch.labels)
+    }
+}
+
+impl<C: CellKind> TrainStep for ClassifierLearner<C> {
+    type Input = CaseBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: CaseBatch) -> TrainOutput<ClassificationOutput> {
+        let out = self.run(batch, Split::Train);
+        let grads = out.loss.backward();
+        TrainOutput::new(self, grads, out)
+    }
+
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        let control = self.control.clone();
+        control.optimize(self, optim, lr, grads)
+    }
+}
+
+impl<C: CellKind> InferenceStep for ClassifierLearner<C> {
+    type Input = CaseBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: CaseBatch) -> ClassificationOutput {
+        self.run(batch, Split::Valid)
+    }
+}
