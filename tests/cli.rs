@@ -117,6 +117,14 @@ fn text_models_train_generate_and_evaluate() {
             );
             let metrics = std::fs::read_to_string(Path::new(&run).join("metrics.csv")).unwrap();
             assert_eq!(metrics.lines().count(), 3, "{metrics}");
+            // burn-train's logs carry the metrics sequent adds.
+            exists(
+                &run,
+                &[
+                    "valid/epoch-2/Bits_per_char.log",
+                    "valid/epoch-2/Perplexity.log",
+                ],
+            );
         }
         let generated = ok(&[
             "generate", "--run", &run, "--prefix", "to be", "--len", "20",
@@ -156,6 +164,8 @@ fn series_models_train_forecast_and_evaluate() {
                 "forecast.csv",
                 "forecast.svg",
                 "loss.svg",
+                "valid/epoch-2/MSE.log",
+                "valid/epoch-2/MAE.log",
             ],
         );
         let future = ok(&["forecast", "--run", &run, "--steps", "5"]);
@@ -316,4 +326,22 @@ fn bench_prints_the_ratio_table() {
         assert!(table.contains(&format!("| {kind} |")), "{table}");
     }
     assert!(table.contains("sequent / burn::nn"));
+}
+
+/// The same command line on the wgpu backend (Mesa's lavapipe on CI machines).
+#[cfg(feature = "wgpu")]
+#[test]
+fn trains_and_generates_on_wgpu() {
+    let s = Scratch::new("wgpu");
+    let data = s.file("tiny.txt", &tiny_text());
+    let run = s.path("gru");
+    let mut args = vec![
+        "train", "--model", "gru", "--data", &data, "--out", &run, "--device", "wgpu",
+    ];
+    args.extend_from_slice(SMALL);
+    assert!(ok(&args).contains("perplexity"));
+    let text = ok(&[
+        "generate", "--run", &run, "--prefix", "to", "--len", "10", "--device", "wgpu",
+    ]);
+    assert!(text.starts_with("to"));
 }

@@ -7,13 +7,17 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use burn::train::metric::{AccuracyMetric, LossMetric};
+use burn::train::{
+    ClassificationOutput, InferenceStep, SupervisedTraining, TrainOutput, TrainStep,
+};
 use sequent_models::heads::SequenceModel;
 use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::EpochDataset;
 use crate::data::ts::{Case, CaseBatch, CaseBatcher};
 use crate::learner::control::{Split, StepControl};
+use crate::learner::fit::TaskMetrics;
 
 /// A loader of padded [`CaseBatch`]es, reshuffled each epoch from `(seed, epoch)` when `shuffle`
 /// is set.
@@ -93,5 +97,11 @@ impl<C: CellKind> InferenceStep for ClassifierLearner<C> {
 
     fn step(&self, batch: CaseBatch) -> ClassificationOutput {
         self.run(batch, Split::Valid)
+    }
+}
+
+impl<C: CellKind> TaskMetrics for ClassifierLearner<C> {
+    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        training.metrics((LossMetric::new(), AccuracyMetric::new()))
     }
 }

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::optim::AdamConfig;
-use burn::train::metric::LossMetric;
 use burn::train::{
     InferenceStep, Interrupter, Learner, LearnerModel, SupervisedTraining, TrainStep,
-    metric::{Adaptor, LossInput},
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +37,13 @@ pub struct Fitted<M> {
     pub resumed_after: Option<usize>,
     /// Why training stopped early, if it did (a non-finite loss, an I/O error).
     pub stopped: Option<String>,
+}
+
+/// The metrics burn-train computes, shows and logs (`dir/{train,valid}/epoch-N/*.log`) for a
+/// learner.
+pub trait TaskMetrics: LearnerModel + Sized {
+    /// Registers them on `training`.
+    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self>;
 }
 
 /// A new [`StepControl`] for `options` (its interrupter is the one [`fit`] stops).
@@ -71,16 +76,13 @@ pub fn fit<M>(
     resume_after: Option<usize>,
 ) -> Result<Fitted<M>, String>
 where
-    M: LearnerModel,
-    <M as TrainStep>::Output: Adaptor<LossInput>,
-    <M as InferenceStep>::Output: Adaptor<LossInput>,
+    M: TaskMetrics,
 {
     if options.epochs == 0 {
         return Err("epochs must be at least 1".into());
     }
     let ckpt = dir.join("checkpoint");
-    let mut training = SupervisedTraining::new(dir, train, valid)
-        .metrics((LossMetric::new(),))
+    let mut training = M::register(SupervisedTraining::new(dir, train, valid))
         .with_custom_checkpointers(
             AtomicCheckpointer::new(&ckpt, "model"),
             AtomicCheckpointer::new(&ckpt, "optim"),

@@ -7,7 +7,8 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Int, Tensor};
-use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
+use burn::train::metric::{LossMetric, PerplexityMetric};
+use burn::train::{InferenceStep, SequenceOutput, SupervisedTraining, TrainOutput, TrainStep};
 use sequent_models::classical::MarkovLm;
 use sequent_models::generate::Sampling;
 use sequent_models::heads::LanguageModel;
@@ -15,6 +16,8 @@ use sequent_models::recurrent::{CellKind, RecurrentState};
 
 use crate::data::text::{StateFlow, TokenBatch};
 use crate::learner::control::{Split, StepControl};
+use crate::learner::fit::TaskMetrics;
+use crate::learner::metrics::BitsPerCharMetric;
 
 /// The state one batch hands to the next (sequential partition).
 #[derive(Clone, Debug, Default)]
@@ -175,5 +178,15 @@ impl<M: TokenModel> InferenceStep for LanguageLearner<M> {
 
     fn step(&self, batch: TokenBatch) -> SequenceOutput {
         self.run(batch, Split::Valid)
+    }
+}
+
+impl<M: TokenModel> TaskMetrics for LanguageLearner<M> {
+    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        training.metrics((
+            LossMetric::new(),
+            PerplexityMetric::new(),
+            BitsPerCharMetric::new(),
+        ))
     }
 }

@@ -7,11 +7,12 @@ pub mod classify;
 pub mod control;
 pub mod fit;
 pub mod language;
+pub mod metrics;
 pub mod progress;
 pub mod series;
 
 pub use classify::ClassifierLearner;
 pub use control::{Split, StepControl};
-pub use fit::{FitOptions, Fitted, fit};
+pub use fit::{FitOptions, Fitted, TaskMetrics, fit};
 pub use language::{LanguageLearner, TokenModel};
 pub use series::{SeriesLearner, SeriesModel};

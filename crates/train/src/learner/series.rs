@@ -9,7 +9,8 @@ use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
-use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
+use burn::train::metric::LossMetric;
+use burn::train::{InferenceStep, RegressionOutput, SupervisedTraining, TrainOutput, TrainStep};
 use sequent_models::classical::{AutoregressiveMlp, LatentAutoregressive};
 use sequent_models::forecast::Forecaster;
 use sequent_models::heads::SequenceForecaster;
@@ -17,6 +18,8 @@ use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::{EpochDataset, Tagged};
 use crate::learner::control::{Split, StepControl};
+use crate::learner::fit::TaskMetrics;
+use crate::learner::metrics::RegressionErrorMetric;
 
 /// A forecaster that can be trained on windows of `tau + 1` values.
 pub trait SeriesModel: Module + ModuleDisplay + Forecaster + 'static {
@@ -155,5 +158,15 @@ impl<M: SeriesModel> InferenceStep for SeriesLearner<M> {
 
     fn step(&self, batch: WindowBatch) -> RegressionOutput {
         self.run(batch, Split::Valid)
+    }
+}
+
+impl<M: SeriesModel> TaskMetrics for SeriesLearner<M> {
+    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        training.metrics((
+            LossMetric::new(),
+            RegressionErrorMetric::mse(),
+            RegressionErrorMetric::mae(),
+        ))
     }
 }
