@@ -223,9 +223,21 @@ pub fn with_classifier<F: ClassifierFn>(
     device: &Device,
     f: F,
 ) -> Result<F::Out, String> {
+    with_sequence_model(cfg, features, classes, Readout::Last, device, f)
+}
+
+/// Builds a recurrent [`SequenceModel`] (`rnn`, `lstm`, `gru`) with `outputs` outputs read out by
+/// `readout` and hands it to `f`.
+pub fn with_sequence_model<F: ClassifierFn>(
+    cfg: &RunConfig,
+    features: usize,
+    outputs: usize,
+    readout: Readout,
+    device: &Device,
+    f: F,
+) -> Result<F::Out, String> {
     let name: ModelName = cfg.model.parse()?;
     name.check_fits(false, true)?;
-    Ok(with_stack!(name, cfg, features, device, |rnn| f.call(
-        SequenceModel::new(rnn, Readout::Last, classes, device)
-    )))
+    Ok(with_stack!(name, cfg, features, device, |rnn| f
+        .call(SequenceModel::new(rnn, readout, outputs, device))))
 }

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod config;
 pub mod data_source;
 pub mod device;
+pub mod experiments;
 pub mod plot;
 pub mod series;
 pub mod text;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use sequent_models::forecast::{free_running, k_step_mse, one_step};
+use sequent_models::forecast::{free_running, k_step_mse, k_step_predictions, one_step};
 use sequent_train::data::synthetic::noisy_sine;
 use sequent_train::data::timeseries::{Normalizer, csv_header, read_csv, split};
 use sequent_train::learner::series::window_loader;
@@ -358,29 +358,123 @@ pub struct SeriesRun {
     pub source: DataSource,
 }
 
+/// Errors of the k-step-ahead forecasts at one horizon on the held-out part, in the data's units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HorizonError {
+    /// Horizon `k` (1 = one step ahead).
+    pub k: usize,
+    /// Mean squared error.
+    pub mse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Mean absolute percentage error `100 mean |e / y|` (targets equal to 0 are skipped).
+    pub mape: f64,
+}
+
+/// k-step-ahead forecasts over the held-out part: every origin `o` with `o + k_max - 1` inside
+/// the series, so every horizon is scored on the same origins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HorizonForecasts {
+    /// The errors, one per requested horizon.
+    pub errors: Vec<HorizonError>,
+    /// Index of the first origin.
+    pub first: usize,
+    /// Per requested horizon, the predictions (data units); row `i` predicts
+    /// `series[first + i + k - 1]`.
+    pub predictions: Vec<Vec<Vec<f32>>>,
+}
+
+/// Errors of `predictions` (row `i` predicting `truth[first + i + k - 1]`).
+pub fn horizon_error(
+    k: usize,
+    first: usize,
+    predictions: &[Vec<f32>],
+    truth: &[Vec<f32>],
+) -> HorizonError {
+    let (mut se, mut ae, mut ape, mut n, mut n_pct) = (0.0, 0.0, 0.0, 0usize, 0usize);
+    for (i, row) in predictions.iter().enumerate() {
+        for (p, y) in row.iter().zip(&truth[first + i + k - 1]) {
+            let e = (*p - *y) as f64;
+            se += e * e;
+            ae += e.abs();
+            n += 1;
+            if *y != 0.0 {
+                ape += (e / *y as f64).abs();
+                n_pct += 1;
+            }
+        }
+    }
+    HorizonError {
+        k,
+        mse: se / n.max(1) as f64,
+        mae: ae / n.max(1) as f64,
+        mape: 100.0 * ape / n_pct.max(1) as f64,
+    }
+}
+
 impl SeriesRun {
+    fn reload(&self, job: Job<'_>, device: &Device, features: usize) -> Result<Produced, String> {
+        let weights = self.dir.join("model.bpk");
+        with_series_model(
+            &self.cfg,
+            features,
+            device,
+            Reload {
+                weights: &weights,
+                job,
+            },
+        )?
+    }
+
     /// Re-scores the trained model on the held-out part (rewrites `forecast.csv`/`.svg`).
     pub fn evaluate(&self, device: &Device) -> Result<SeriesScores, String> {
         let series = load(&self.cfg, &self.source)?;
         let prepared = prepare(&self.cfg, &series)?;
-        let weights = self.dir.join("model.bpk");
-        let scores = with_series_model(
-            &self.cfg,
-            series.names.len(),
-            device,
-            Reload {
-                weights: &weights,
-                job: Job::Evaluate {
-                    prepared: &prepared,
-                    out: &self.dir,
-                    names: &series.names,
-                },
-            },
-        )??
-        .scores
-        .ok_or("no scores")?;
+        let job = Job::Evaluate {
+            prepared: &prepared,
+            out: &self.dir,
+            names: &series.names,
+        };
+        let Produced::Scores(scores) = self.reload(job, device, series.names.len())? else {
+            unreachable!("an evaluation job produces scores")
+        };
         print!("{}", scores.report());
         Ok(scores)
+    }
+
+    /// k-step-ahead forecasts and their errors at `horizons` over the held-out part.
+    pub fn horizons(
+        &self,
+        horizons: &[usize],
+        device: &Device,
+    ) -> Result<HorizonForecasts, String> {
+        let k_max = horizons.iter().copied().max().unwrap_or(0);
+        if k_max == 0 {
+            return Err("horizons must be at least 1".into());
+        }
+        let series = load(&self.cfg, &self.source)?;
+        let prepared = prepare(&self.cfg, &series)?;
+        let job = Job::Horizons {
+            prepared: &prepared,
+            k_max,
+        };
+        let Produced::Rolled(first, rolled) = self.reload(job, device, series.names.len())? else {
+            unreachable!("a horizon job produces predictions")
+        };
+        let predictions: Vec<Vec<Vec<f32>>> = horizons
+            .iter()
+            .map(|&k| prepared.normalizer.invert(&rolled[k - 1]))
+            .collect();
+        let errors = horizons
+            .iter()
+            .zip(&predictions)
+            .map(|(&k, p)| horizon_error(k, first, p, &series.rows))
+            .collect();
+        Ok(HorizonForecasts {
+            errors,
+            first,
+            predictions,
+        })
     }
 
     /// Free-running forecast of `steps` values past the end of the series, in the data's units;
@@ -391,20 +485,14 @@ impl SeriesRun {
         }
         let series = load(&self.cfg, &self.source)?;
         let prepared = prepare(&self.cfg, &series)?;
-        let weights = self.dir.join("model.bpk");
-        let ahead = with_series_model(
-            &self.cfg,
-            series.names.len(),
-            device,
-            Reload {
-                weights: &weights,
-                job: Job::Forecast {
-                    prepared: &prepared,
-                    steps,
-                },
-            },
-        )??;
-        let ahead = prepared.normalizer.invert(&ahead.one_step);
+        let job = Job::Forecast {
+            prepared: &prepared,
+            steps,
+        };
+        let Produced::Rolled(_, mut rolled) = self.reload(job, device, series.names.len())? else {
+            unreachable!("a forecast job produces predictions")
+        };
+        let ahead = prepared.normalizer.invert(&rolled.remove(0));
         let n = series.rows.len();
         let mut csv = format!("t,{}\n", series.names.join(","));
         for (i, r) in ahead.iter().enumerate() {
@@ -449,12 +537,17 @@ enum Job<'a> {
         prepared: &'a Prepared,
         steps: usize,
     },
+    Horizons {
+        prepared: &'a Prepared,
+        k_max: usize,
+    },
 }
 
-/// What a reloaded model produced: scores, or (standardised) forecast rows.
-struct Produced {
-    scores: Option<SeriesScores>,
-    one_step: Vec<Vec<f32>>,
+/// What a reloaded model produced: scores, or standardised predictions (a first index and rows
+/// per step or horizon).
+enum Produced {
+    Scores(SeriesScores),
+    Rolled(usize, Vec<Vec<Vec<f32>>>),
 }
 
 struct Reload<'a> {
@@ -467,6 +560,11 @@ impl SeriesModelFn for Reload<'_> {
 
     fn call<M: SeriesModel>(self, model: M) -> Self::Out {
         let model = learner::fit::load_model(model, self.weights)?.valid();
+        let device = model
+            .devices()
+            .first()
+            .cloned()
+            .ok_or("the model has no parameters")?;
         match self.job {
             Job::Evaluate {
                 prepared,
@@ -474,31 +572,26 @@ impl SeriesModelFn for Reload<'_> {
                 names,
             } => {
                 let mut scores = evaluate_model(&model, prepared, out, names)?;
-                let [s] = prepared.normalizer.std[..] else {
-                    scores.valid_mse = f64::NAN;
-                    return Ok(Produced {
-                        scores: Some(scores),
-                        one_step: Vec::new(),
-                    });
+                scores.valid_mse = match prepared.normalizer.std[..] {
+                    [s] => scores.one_step_mse / (s as f64).powi(2),
+                    _ => f64::NAN,
                 };
-                scores.valid_mse = scores.one_step_mse / (s as f64).powi(2);
-                Ok(Produced {
-                    scores: Some(scores),
-                    one_step: Vec::new(),
-                })
+                Ok(Produced::Scores(scores))
             }
             Job::Forecast { prepared, steps } => {
-                let device = model
-                    .devices()
-                    .first()
-                    .cloned()
-                    .ok_or("the model has no parameters")?;
                 let all = tensor(&prepared.all, &device);
                 let ahead = free_running(&model, &all, steps).map_err(|e| e.to_string())?;
-                Ok(Produced {
-                    scores: None,
-                    one_step: rows_of(ahead),
-                })
+                Ok(Produced::Rolled(0, vec![rows_of(ahead)]))
+            }
+            Job::Horizons { prepared, k_max } => {
+                let all = tensor(&prepared.all, &device);
+                let (first, preds) =
+                    k_step_predictions(&model, &all, prepared.train_len..prepared.all.len(), k_max)
+                        .map_err(|e| e.to_string())?;
+                Ok(Produced::Rolled(
+                    first,
+                    preds.into_iter().map(rows_of).collect(),
+                ))
             }
         }
     }

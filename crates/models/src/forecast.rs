@@ -86,25 +86,24 @@ fn roll<M: Forecaster>(model: &M, mut window: Tensor<3>, steps: usize) -> Vec<Te
     preds
 }
 
-/// k-step-ahead evaluation: from every origin `o` in `origins` (an index into `series`, the first
-/// predicted step, `o >= tau`) the model reads the true `series[o - tau .. o]` and feeds its own
-/// predictions back; the prediction `k` steps ahead (`k = 1` is one-step) is compared with
-/// `series[o + k - 1]`. Returns the mean squared error for each horizon in `horizons`, averaged over
-/// every origin whose target lies inside the series and over the features.
-pub fn k_step_mse<M: Forecaster>(
+/// k-step-ahead predictions: from every origin `o` in `origins` (an index into `series`, the first
+/// predicted step, `o >= tau`, clipped so that `o + k_max - 1 < T`) the model reads the true
+/// `series[o - tau .. o]` and feeds its own predictions back for `k_max` steps. Returns the first
+/// origin and, for `k = 1..=k_max`, the predictions `[N, F]` whose row `i` predicts
+/// `series[first + i + k - 1]`.
+pub fn k_step_predictions<M: Forecaster>(
     model: &M,
     series: &Tensor<2>,
     origins: std::ops::Range<usize>,
-    horizons: &[usize],
-) -> Result<Vec<f64>> {
+    k_max: usize,
+) -> Result<(usize, Vec<Tensor<2>>)> {
     let tau = model.window();
     let [steps, _] = series.dims();
-    if horizons.is_empty() || horizons.contains(&0) {
-        return Err(SequentError::InvalidConfig(format!(
-            "horizons must be at least 1, got {horizons:?}"
-        )));
+    if k_max == 0 {
+        return Err(SequentError::InvalidConfig(
+            "horizons must be at least 1, got 0".into(),
+        ));
     }
-    let k_max = *horizons.iter().max().expect("non-empty");
     let first = origins.start.max(tau);
     let last = origins.end.min(steps + 1).saturating_sub(k_max); // exclusive: o + k_max - 1 < steps
     if first >= last {
@@ -115,7 +114,27 @@ pub fn k_step_mse<M: Forecaster>(
     }
     let n = last - first;
     let start = windows(&series.clone().narrow(0, first - tau, n + tau - 1), tau)?;
-    let preds = roll(model, start, k_max);
+    Ok((first, roll(model, start, k_max)))
+}
+
+/// k-step-ahead evaluation: the predictions of [`k_step_predictions`] compared with the truth
+/// `series[o + k - 1]`. Returns the mean squared error for each horizon in `horizons`, averaged
+/// over every origin whose target (for the largest horizon) lies inside the series and over the
+/// features.
+pub fn k_step_mse<M: Forecaster>(
+    model: &M,
+    series: &Tensor<2>,
+    origins: std::ops::Range<usize>,
+    horizons: &[usize],
+) -> Result<Vec<f64>> {
+    if horizons.is_empty() || horizons.contains(&0) {
+        return Err(SequentError::InvalidConfig(format!(
+            "horizons must be at least 1, got {horizons:?}"
+        )));
+    }
+    let k_max = *horizons.iter().max().expect("non-empty");
+    let (first, preds) = k_step_predictions(model, series, origins, k_max)?;
+    let n = preds[0].dims()[0];
     horizons
         .iter()
         .map(|&k| {

@@ -16,7 +16,7 @@ use crate::learner::checkpoint::{self, AtomicCheckpointer};
 use crate::learner::control::{Split, StepControl};
 use crate::learner::progress::ProgressBar;
 
-/// Optimisation settings of a run (Adam).
+/// Optimisation settings of a run (Adam with PyTorch's defaults: betas 0.9, 0.999, eps 1e-8).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitOptions {
     /// Number of epochs in total (a resumed run continues up to this many).
@@ -94,7 +94,8 @@ where
     if let Some(epoch) = resume_after {
         training = training.checkpoint(epoch);
     }
-    let optim = AdamConfig::new().init();
+    // PyTorch's epsilon (burn's default is 1e-5), so runs compare with `torch.optim.Adam`.
+    let optim = AdamConfig::new().with_epsilon(1e-8).init();
     let result = training.launch(Learner::new(model, optim, options.lr));
     let stopped = control
         .failure()

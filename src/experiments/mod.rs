@@ -1,0 +1,133 @@
+//! The example training scripts (`cargo run --release --example NAME`): each reproduces a claim
+//! of the lecture and returns its table. `--quick` runs a small version (under a minute) that the
+//! test suite executes; the full run's tables are in `docs/results.md`.
+
+pub mod births;
+pub mod char_lm;
+pub mod long_deps;
+pub mod sine;
+pub mod vowels;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The flags every example takes.
+#[derive(Clone, Debug, Parser)]
+pub struct ExampleOptions {
+    /// Device: flex, ndarray, wgpu or cuda (those compiled in).
+    #[arg(long, default_value = crate::device::default_name())]
+    pub device: String,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A small, fast version of the experiment (what the test suite runs).
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory (default runs/examples/NAME).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl ExampleOptions {
+    /// Options for a quick run into `out` (tests).
+    pub fn quick(out: &Path) -> Self {
+        Self {
+            device: crate::device::default_name().to_string(),
+            seed: 42,
+            quick: true,
+            out: Some(out.to_path_buf()),
+        }
+    }
+
+    /// The output directory of example `name`.
+    pub fn out_dir(&self, name: &str) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs/examples").join(name))
+    }
+}
+
+/// A results table: a header row and rows of formatted cells.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, each as many cells as there are columns.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// An empty table with these columns.
+    pub fn new(columns: &[&str]) -> Self {
+        Self {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Appends a row.
+    pub fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+    }
+
+    /// GitHub-flavoured Markdown.
+    pub fn markdown(&self) -> String {
+        let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        let mut s = line(&self.columns);
+        s.push_str(&format!("|{}\n", "---|".repeat(self.columns.len())));
+        for r in &self.rows {
+            s.push_str(&line(r));
+        }
+        s
+    }
+
+    /// Comma-separated values with a header.
+    pub fn csv(&self) -> String {
+        let mut s = self.columns.join(",") + "\n";
+        for r in &self.rows {
+            s.push_str(&(r.join(",") + "\n"));
+        }
+        s
+    }
+
+    /// Writes `NAME.md` and `NAME.csv` into `out`.
+    pub fn write(&self, out: &Path, name: &str) -> Result<(), String> {
+        std::fs::create_dir_all(out)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        sequent_train::io::write_atomic(
+            &out.join(format!("{name}.md")),
+            self.markdown().as_bytes(),
+        )?;
+        sequent_train::io::write_atomic(&out.join(format!("{name}.csv")), self.csv().as_bytes())
+    }
+
+    /// The cell in `row` under `column`, parsed as a number (`None` if absent or not a number).
+    pub fn number(&self, row: usize, column: &str) -> Option<f64> {
+        let j = self.columns.iter().position(|c| c == column)?;
+        self.rows.get(row)?.get(j)?.parse().ok()
+    }
+}
+
+/// Formats a figure with 4 significant decimals.
+pub fn fmt(x: f64) -> String {
+    format!("{x:.4}")
+}
+
+/// The `main` of an example: parses the flags, runs `run`, prints the table it returns.
+pub fn main(name: &str, run: fn(&ExampleOptions) -> Result<Table, String>) -> ExitCode {
+    let options = ExampleOptions::parse();
+    match run(&options) {
+        Ok(table) => {
+            println!("\n{}", table.markdown());
+            println!("written: {}", options.out_dir(name).display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

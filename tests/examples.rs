@@ -1,0 +1,80 @@
+//! The `--quick` run of every example: its table has the expected rows and finite numbers.
+
+use sequent::experiments::{ExampleOptions, Table, births, char_lm, sine, vowels};
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sequent-example-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn check(table: &Table, rows: &[&str], numeric: &[&str]) {
+    let names: Vec<&str> = table.rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, rows, "{}", table.markdown());
+    for i in 0..rows.len() {
+        for c in numeric {
+            let v = table.number(i, c);
+            assert!(v.is_some_and(f64::is_finite), "row {i} column {c}: {:?}", v);
+        }
+    }
+}
+
+#[test]
+fn sine_forecast_quick() {
+    let out = scratch("sine");
+    let t = sine::run(&ExampleOptions::quick(&out)).unwrap();
+    check(
+        &t,
+        &["ar", "markov", "latent", "rnn", "lstm", "gru"],
+        &["one-step MSE", "k=1", "k=4", "k=16", "k=64"],
+    );
+    assert!(out.join("sine_forecast.md").is_file() && out.join("k_step.svg").is_file());
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn births_forecast_quick() {
+    let out = scratch("births");
+    let t = births::run(&ExampleOptions::quick(&out)).unwrap();
+    check(
+        &t,
+        &["seasonal naive (t - 7)", "ar", "lstm", "gru"],
+        &[
+            "MAE h=1",
+            "MAPE % h=1",
+            "MAE h=7",
+            "MAE h=28",
+            "MAPE % h=28",
+        ],
+    );
+    assert!(out.join("births_forecast.csv").is_file() && out.join("forecast.svg").is_file());
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn japanese_vowels_quick() {
+    let out = scratch("vowels");
+    let t = vowels::run(&ExampleOptions::quick(&out)).unwrap();
+    check(&t, &["lstm", "gru"], &["test accuracy"]);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn char_lm_quick() {
+    let out = scratch("charlm");
+    let t = char_lm::run(&ExampleOptions::quick(&out)).unwrap();
+    check(
+        &t,
+        &[
+            "1-gram", "2-gram", "3-gram", "4-gram", "5-gram", "rnn", "gru", "lstm",
+        ],
+        &["validation perplexity", "bits per char"],
+    );
+    // The neural models share one parameter budget to within a few percent.
+    let p: Vec<f64> = (5..8).map(|i| t.number(i, "parameters").unwrap()).collect();
+    for x in &p {
+        assert!((x / p[2] - 1.0).abs() < 0.05, "{p:?}");
+    }
+    assert!(out.join("samples.md").is_file() && out.join("valid_loss.svg").is_file());
+    let _ = std::fs::remove_dir_all(out);
+}
