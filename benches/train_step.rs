@@ -1,6 +1,9 @@
 //! `cargo bench --bench train_step [-- DEVICE [STEPS]]`: training-step throughput of the reference
 //! char-LM workload (2 x 256, B = 32, T = 35, V = 64, Adam) for sequent's RNN, LSTM and GRU
-//! against `burn::nn`'s on the same device, measured side by side in one run.
+//! against `burn::nn`'s on the same device, measured side by side in one run. `sequent bench`
+//! covers the other workloads (inference, streaming, other widths and lengths, PyTorch).
+
+use sequent::bench::{Kind, Mode, markdown_header, markdown_row, run, workloads};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -12,11 +15,22 @@ fn main() {
         .map(String::as_str)
         .unwrap_or(sequent::device::default_name());
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
-    match sequent::bench::train_table(name, steps) {
-        Ok(table) => print!("{table}"),
+    let device = match sequent::device::parse(name) {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(2);
         }
+    };
+    println!(
+        "device {name}; {steps} timed steps\n{}",
+        markdown_header(false)
+    );
+    let all = workloads(&[Mode::Train], &Kind::ALL, &[256], &[35], 2, 32);
+    if let Err(e) = run(&all, &device, steps, false, |w, m| {
+        println!("{}", markdown_row(w, m))
+    }) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
 }

@@ -1,8 +1,11 @@
-//! The reference training workload (W1): a char-level language model
-//! `embedding(V -> H) -> L recurrent layers x H -> linear(H -> V)`, cross-entropy, Adam, timed for
-//! sequent's layers and for `burn::nn`'s layers of the same kind on the same device.
+//! Benchmarks of a char-level language model `embedding(V -> H) -> L recurrent layers x H ->
+//! linear(H -> V)`: training step (cross-entropy, Adam), batched inference and batch-1 streaming
+//! generation, timed for sequent's layers and `burn::nn`'s of the same kind on the same device,
+//! and (with `--with-torch`) for PyTorch through `benches/torch_reference.py` in the same run.
 
 use std::time::Instant;
+
+use serde::Serialize;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -55,9 +58,58 @@ impl Implementation {
     }
 }
 
-/// The shape of a char-LM training workload.
+/// What is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A training step: forward, backward, Adam update. Tokens = `B * T`.
+    Train,
+    /// A forward pass without gradients. Tokens = `B * T`.
+    Infer,
+    /// Generation with batch 1, one token at a time, the state carried. Tokens = `T`.
+    Stream,
+}
+
+impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 3] = [Mode::Train, Mode::Infer, Mode::Stream];
+
+    /// Lower-case name (as `torch_reference.py` spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Train => "train",
+            Mode::Infer => "infer",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown mode `{s}`; expected train, infer or stream"))
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown kind `{s}`; expected lstm, gru or rnn"))
+    }
+}
+
+/// The shape of a char-LM workload.
 #[derive(Clone, Copy, Debug)]
 pub struct Workload {
+    /// What is timed.
+    pub mode: Mode,
     /// Cell kind.
     pub kind: Kind,
     /// Hidden width `H` (also the embedding width).
@@ -73,9 +125,10 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// The reference workload W1 for `kind`: L = 2, H = 256, B = 32, T = 35, V = 64.
+    /// The reference workload W1 for `kind`: training, L = 2, H = 256, B = 32, T = 35, V = 64.
     pub fn w1(kind: Kind) -> Self {
         Self {
+            mode: Mode::Train,
             kind,
             hidden: 256,
             layers: 2,
@@ -86,15 +139,19 @@ impl Workload {
     }
 }
 
-/// A sequence-to-sequence recurrent stack `[B, T, H] -> [B, T, H]`.
+/// A recurrent stack `[B, T, H] -> [B, T, H]` that can carry its state.
 pub trait SeqLayer: Module + burn::module::ModuleDisplay {
-    /// Runs the stack from the zero state.
-    fn run(&self, x: Tensor<3>) -> Tensor<3>;
+    /// The state carried between calls.
+    type State;
+    /// Runs the stack from `state` (zero if `None`).
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State);
 }
 
 impl<C: CellKind> SeqLayer for Recurrent<C> {
-    fn run(&self, x: Tensor<3>) -> Tensor<3> {
-        self.forward(x, None).0
+    type State = sequent_models::recurrent::RecurrentState;
+
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+        self.forward(x, state)
     }
 }
 
@@ -116,21 +173,53 @@ pub struct BurnRnnStack {
     layers: Vec<burn::nn::Rnn>,
 }
 
+/// Runs `layers` one after the other, each from its own carried state.
+fn stacked<L, S>(
+    layers: &[L],
+    x: Tensor<3>,
+    state: Option<Vec<S>>,
+    step: impl Fn(&L, Tensor<3>, Option<S>) -> (Tensor<3>, S),
+) -> (Tensor<3>, Vec<S>) {
+    let previous: Vec<Option<S>> = match state {
+        Some(v) => v.into_iter().map(Some).collect(),
+        None => layers.iter().map(|_| None).collect(),
+    };
+    let mut states = Vec::with_capacity(layers.len());
+    let mut x = x;
+    for (layer, s) in layers.iter().zip(previous) {
+        let (y, s) = step(layer, x, s);
+        states.push(s);
+        x = y;
+    }
+    (x, states)
+}
+
 impl SeqLayer for BurnLstmStack {
-    fn run(&self, x: Tensor<3>) -> Tensor<3> {
-        self.layers.iter().fold(x, |x, l| l.forward(x, None).0)
+    type State = Vec<burn::nn::LstmState<2>>;
+
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
     }
 }
 
 impl SeqLayer for BurnGruStack {
-    fn run(&self, x: Tensor<3>) -> Tensor<3> {
-        self.layers.iter().fold(x, |x, l| l.forward(x, None))
+    type State = Vec<Tensor<2>>;
+
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+        stacked(&self.layers, x, state, |l, x, s| {
+            let y = l.forward(x, s);
+            let [b, t, h] = y.dims();
+            let last = y.clone().narrow(1, t - 1, 1).reshape([b, h]);
+            (y, last)
+        })
     }
 }
 
 impl SeqLayer for BurnRnnStack {
-    fn run(&self, x: Tensor<3>) -> Tensor<3> {
-        self.layers.iter().fold(x, |x, l| l.forward(x, None).0)
+    type State = Vec<burn::nn::RnnState<2>>;
+
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
     }
 }
 
@@ -151,11 +240,14 @@ impl<R: SeqLayer> CharLm<R> {
         }
     }
 
+    fn logits(&self, inputs: Tensor<2, Int>, state: Option<R::State>) -> (Tensor<3>, R::State) {
+        let (h, state) = self.rnn.run(self.embedding.forward(inputs), state);
+        (self.head.forward(h), state)
+    }
+
     /// Mean cross-entropy of predicting `targets` `[B, T]` from `inputs` `[B, T]`.
     fn loss(&self, inputs: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
-        let logits = self
-            .head
-            .forward(self.rnn.run(self.embedding.forward(inputs)));
+        let (logits, _) = self.logits(inputs, None);
         let [b, t, v] = logits.dims();
         CrossEntropyLossConfig::new()
             .init(&logits.device())
@@ -163,127 +255,275 @@ impl<R: SeqLayer> CharLm<R> {
     }
 }
 
-/// Times `steps` Adam training steps (after 2 warm-up steps) and returns tokens per second.
-fn time_training<R: SeqLayer>(
+/// Times `steps` steps of the workload (after 2 warm-up steps) and returns tokens per second.
+/// Training needs an autodiff device; the other modes run without gradients.
+fn time_workload<R: SeqLayer>(
     model: CharLm<R>,
     w: &Workload,
     device: &Device,
     steps: usize,
 ) -> f64 {
-    let mut model = model;
-    let mut optim = AdamConfig::new().init();
+    let batch = if w.mode == Mode::Stream { 1 } else { w.batch };
     let tokens = Tensor::<2, Int>::random(
-        [w.batch, w.seq + 1],
+        [batch, w.seq + 1],
         Distribution::Uniform(0.0, w.vocab as f64),
         device,
     );
     let inputs = tokens.clone().narrow(1, 0, w.seq);
     let targets = tokens.narrow(1, 1, w.seq);
-    let mut step = |model: CharLm<R>| {
-        let loss = model.loss(inputs.clone(), targets.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = optim.step(1e-3, model, grads);
-        let _: f32 = loss.into_scalar(); // wait for the step to finish
-        model
+    let mut model = Some(model);
+    let mut optim = AdamConfig::new().init();
+    let mut step = || match w.mode {
+        Mode::Train => {
+            let m = model.take().expect("model");
+            let loss = m.loss(inputs.clone(), targets.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            model = Some(optim.step(1e-3, m, grads));
+            let _: f32 = loss.into_scalar(); // wait for the step to finish
+        }
+        Mode::Infer => {
+            let (logits, _) = model.as_ref().expect("model").logits(inputs.clone(), None);
+            let _: f32 = logits.sum().into_scalar();
+        }
+        Mode::Stream => {
+            let m = model.as_ref().expect("model");
+            let (mut token, mut state) = (inputs.clone().narrow(1, 0, 1), None);
+            for _ in 0..w.seq {
+                let (logits, s) = m.logits(token, state);
+                state = Some(s);
+                token = logits.argmax(2).reshape([1, 1]);
+            }
+            let _: i64 = token.sum().into_scalar();
+        }
     };
     for _ in 0..2 {
-        model = step(model);
+        step();
     }
     let start = Instant::now();
     for _ in 0..steps {
-        model = step(model);
+        step();
     }
-    (steps * w.batch * w.seq) as f64 / start.elapsed().as_secs_f64()
+    (steps * batch * w.seq) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Tokens per second of a training step of workload `w` with implementation `imp` on `device`
-/// (which must have autodiff turned on).
-pub fn train_tokens_per_s(imp: Implementation, w: &Workload, device: &Device, steps: usize) -> f64 {
+/// Tokens per second of workload `w` with implementation `imp` on `device` (autodiff is turned
+/// on for training and off otherwise).
+pub fn tokens_per_s(imp: Implementation, w: &Workload, device: &Device, steps: usize) -> f64 {
+    let device = if w.mode == Mode::Train {
+        device.clone().autodiff()
+    } else {
+        device.clone().without_autodiff()
+    };
+    let device = &device;
     let (h, l) = (w.hidden, w.layers);
+    macro_rules! time {
+        ($rnn:expr) => {
+            time_workload(CharLm::new($rnn, w, device), w, device, steps)
+        };
+    }
     match (imp, w.kind) {
-        (Implementation::Sequent, Kind::Lstm) => time_training(
-            CharLm::new(
-                LstmConfig::new(h, h).with_num_layers(l).init(device),
-                w,
-                device,
-            ),
-            w,
-            device,
-            steps,
-        ),
-        (Implementation::Sequent, Kind::Gru) => time_training(
-            CharLm::new(
-                GruConfig::new(h, h).with_num_layers(l).init(device),
-                w,
-                device,
-            ),
-            w,
-            device,
-            steps,
-        ),
-        (Implementation::Sequent, Kind::Rnn) => time_training(
-            CharLm::new(
-                RnnConfig::new(h, h).with_num_layers(l).init(device),
-                w,
-                device,
-            ),
-            w,
-            device,
-            steps,
-        ),
-        (Implementation::BurnNn, Kind::Lstm) => {
-            let layers = (0..l)
+        (Implementation::Sequent, Kind::Lstm) => {
+            time!(LstmConfig::new(h, h).with_num_layers(l).init(device))
+        }
+        (Implementation::Sequent, Kind::Gru) => {
+            time!(GruConfig::new(h, h).with_num_layers(l).init(device))
+        }
+        (Implementation::Sequent, Kind::Rnn) => {
+            time!(RnnConfig::new(h, h).with_num_layers(l).init(device))
+        }
+        (Implementation::BurnNn, Kind::Lstm) => time!(BurnLstmStack {
+            layers: (0..l)
                 .map(|_| burn::nn::LstmConfig::new(h, h, true).init(device))
-                .collect();
-            time_training(
-                CharLm::new(BurnLstmStack { layers }, w, device),
-                w,
-                device,
-                steps,
-            )
-        }
-        (Implementation::BurnNn, Kind::Gru) => {
-            let layers = (0..l)
+                .collect(),
+        }),
+        (Implementation::BurnNn, Kind::Gru) => time!(BurnGruStack {
+            layers: (0..l)
                 .map(|_| burn::nn::GruConfig::new(h, h, true).init(device))
-                .collect();
-            time_training(
-                CharLm::new(BurnGruStack { layers }, w, device),
-                w,
-                device,
-                steps,
-            )
-        }
-        (Implementation::BurnNn, Kind::Rnn) => {
-            let layers = (0..l)
+                .collect(),
+        }),
+        (Implementation::BurnNn, Kind::Rnn) => time!(BurnRnnStack {
+            layers: (0..l)
                 .map(|_| burn::nn::RnnConfig::new(h, h, true).init(device))
-                .collect();
-            time_training(
-                CharLm::new(BurnRnnStack { layers }, w, device),
-                w,
-                device,
-                steps,
-            )
+                .collect(),
+        }),
+    }
+}
+
+/// One measurement, shaped like a line of `benches/torch_reference.py`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Measurement {
+    /// `sequent`, `burn-nn` or `torch-VERSION`.
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    /// `train`, `infer` or `stream`.
+    pub mode: String,
+    /// `rnn`, `lstm` or `gru`.
+    pub kind: String,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Batch size (1 for streaming).
+    pub batch: usize,
+    /// Sequence length.
+    pub seq: usize,
+    /// Throughput.
+    pub tokens_per_s: f64,
+}
+
+impl Measurement {
+    fn new(implementation: &str, w: &Workload, tokens_per_s: f64) -> Self {
+        Self {
+            implementation: implementation.to_string(),
+            mode: w.mode.name().into(),
+            kind: w.kind.name().into(),
+            hidden: w.hidden,
+            layers: w.layers,
+            batch: if w.mode == Mode::Stream { 1 } else { w.batch },
+            seq: w.seq,
+            tokens_per_s: (tokens_per_s * 10.0).round() / 10.0,
         }
     }
 }
 
-/// Measures the W1 training step for every kind, sequent against `burn::nn` on the device called
-/// `device_name`, and returns a Markdown table with the ratio.
-pub fn train_table(device_name: &str, steps: usize) -> Result<String, String> {
-    let device = crate::device::parse(device_name)?.autodiff();
-    let mut table = format!(
-        "training step, char-LM 2 x 256, B = 32, T = 35, V = 64, Adam; device {device_name}; {steps} timed steps\n\
-         | kind | sequent tok/s | burn::nn tok/s | sequent / burn::nn |\n|---|---|---|---|\n"
-    );
-    for kind in Kind::ALL {
-        let w = Workload::w1(kind);
-        let ours = train_tokens_per_s(Implementation::Sequent, &w, &device, steps);
-        let theirs = train_tokens_per_s(Implementation::BurnNn, &w, &device, steps);
-        table.push_str(&format!(
-            "| {} | {ours:.0} | {theirs:.0} | {:.2}x |\n",
-            kind.name(),
-            ours / theirs
+/// Whether `python3 -c "import torch"` works here.
+pub fn torch_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `benches/torch_reference.py` on workload `w` (same steps) and parses its JSON line.
+pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, String> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_reference.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["--mode", w.mode.name(), "--kind", w.kind.name()])
+        .args([
+            "--hidden",
+            &w.hidden.to_string(),
+            "--layers",
+            &w.layers.to_string(),
+        ])
+        .args(["--batch", &w.batch.to_string(), "--seq", &w.seq.to_string()])
+        .args([
+            "--vocab",
+            &w.vocab.to_string(),
+            "--steps",
+            &steps.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("cannot run python3 {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
         ));
     }
-    Ok(table)
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim())
+        .map_err(|e| format!("unexpected output from {}: {e}", script.display()))?;
+    let tokens = v["tokens_per_s"]
+        .as_f64()
+        .ok_or("no tokens_per_s in torch's output")?;
+    let name = v["impl"].as_str().unwrap_or("torch").to_string();
+    Ok(Measurement::new(&name, w, tokens))
+}
+
+/// The workloads of a benchmark run: every combination of the given modes, kinds, widths and
+/// lengths, with `layers`, `batch` and vocabulary 64.
+pub fn workloads(
+    modes: &[Mode],
+    kinds: &[Kind],
+    hidden: &[usize],
+    seq: &[usize],
+    layers: usize,
+    batch: usize,
+) -> Vec<Workload> {
+    let mut all = Vec::new();
+    for &mode in modes {
+        for &kind in kinds {
+            for &h in hidden {
+                for &t in seq {
+                    all.push(Workload {
+                        mode,
+                        kind,
+                        hidden: h,
+                        layers,
+                        batch,
+                        seq: t,
+                        vocab: 64,
+                    });
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Measures every workload with sequent and `burn::nn` on `device` (and PyTorch when
+/// `with_torch`), calling `report` with each workload's measurements as soon as they exist.
+pub fn run(
+    workloads: &[Workload],
+    device: &Device,
+    steps: usize,
+    with_torch: bool,
+    mut report: impl FnMut(&Workload, &[Measurement]),
+) -> Result<(), String> {
+    for w in workloads {
+        let mut row = vec![
+            Measurement::new(
+                "sequent",
+                w,
+                tokens_per_s(Implementation::Sequent, w, device, steps),
+            ),
+            Measurement::new(
+                "burn-nn",
+                w,
+                tokens_per_s(Implementation::BurnNn, w, device, steps),
+            ),
+        ];
+        if with_torch {
+            row.push(torch_measurement(w, steps)?);
+        }
+        report(w, &row);
+    }
+    Ok(())
+}
+
+/// A Markdown row for one workload's measurements (sequent first, then burn::nn, then torch).
+pub fn markdown_row(w: &Workload, m: &[Measurement]) -> String {
+    let ours = m[0].tokens_per_s;
+    let mut cells = vec![
+        w.mode.name().to_string(),
+        w.kind.name().to_string(),
+        w.hidden.to_string(),
+        w.seq.to_string(),
+        format!("{ours:.0}"),
+        format!("{:.0}", m[1].tokens_per_s),
+        format!("{:.2}x", ours / m[1].tokens_per_s),
+    ];
+    if let Some(t) = m.get(2) {
+        cells.push(format!("{:.0}", t.tokens_per_s));
+        cells.push(format!("{:.2}x", ours / t.tokens_per_s));
+    }
+    format!("| {} |", cells.join(" | "))
+}
+
+/// The Markdown header matching [`markdown_row`].
+pub fn markdown_header(with_torch: bool) -> String {
+    let mut h =
+        "| mode | kind | H | T | sequent tok/s | burn::nn tok/s | sequent / burn::nn |".to_string();
+    let mut sep = "|---|---|---|---|---|---|---|".to_string();
+    if with_torch {
+        h.push_str(" PyTorch tok/s | sequent / PyTorch |");
+        sep.push_str("---|---|");
+    }
+    format!("{h}\n{sep}")
 }

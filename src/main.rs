@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use sequent::bench::{Kind, Mode};
 use sequent::classify::ClassRun;
 use sequent::config::RunConfig;
 use sequent::data_source::DataSource;
@@ -75,14 +76,43 @@ enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
-    /// Training-step throughput of sequent's RNN/LSTM/GRU against burn::nn, side by side.
-    Bench {
-        /// Timed steps per implementation.
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        #[command(flatten)]
-        device: DeviceArg,
-    },
+    /// Throughput of sequent's RNN/LSTM/GRU against burn::nn (and PyTorch), side by side.
+    Bench(BenchArgs),
+}
+
+/// Workloads: every combination of the listed modes, kinds, widths and lengths (default: the
+/// reference training workload W1 for the three cells).
+#[derive(Args)]
+struct BenchArgs {
+    /// Modes, comma-separated: train, infer, stream.
+    #[arg(long, value_delimiter = ',', default_value = "train")]
+    mode: Vec<Mode>,
+    /// Cells, comma-separated: lstm, gru, rnn.
+    #[arg(long, value_delimiter = ',', default_value = "lstm,gru,rnn")]
+    kind: Vec<Kind>,
+    /// Hidden widths, comma-separated (e.g. 64,256,1024).
+    #[arg(long, value_delimiter = ',', default_value = "256")]
+    hidden: Vec<usize>,
+    /// Sequence lengths, comma-separated (e.g. 35,350).
+    #[arg(long, value_delimiter = ',', default_value = "35")]
+    seq: Vec<usize>,
+    /// Recurrent layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Batch size (streaming always uses 1).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed steps per implementation (after 2 warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Also run benches/torch_reference.py on each workload (needs `python3 -c "import torch"`).
+    #[arg(long)]
+    with_torch: bool,
+    /// Print one JSON object per measurement instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -361,11 +391,39 @@ fn run(command: Command) -> Result<(), String> {
             println!("written: {}", run.join("future.csv").display());
             Ok(())
         }
-        Command::Bench { steps, device } => {
-            print!("{}", sequent::bench::train_table(&device.device, steps)?);
-            Ok(())
-        }
+        Command::Bench(b) => bench(&b),
     }
+}
+
+fn bench(b: &BenchArgs) -> Result<(), String> {
+    use sequent::bench;
+    let device = sequent::device::parse(&b.device.device)?;
+    if b.steps == 0 || b.layers == 0 || b.batch == 0 {
+        return Err("--steps, --layers and --batch must be at least 1".into());
+    }
+    if b.with_torch && !bench::torch_available() {
+        return Err("--with-torch needs PyTorch: `python3 -c \"import torch\"` fails here".into());
+    }
+    let all = bench::workloads(&b.mode, &b.kind, &b.hidden, &b.seq, b.layers, b.batch);
+    if !b.json {
+        println!(
+            "device {}; {} layers, batch {}, vocabulary 64; {} timed steps\n{}",
+            b.device.device,
+            b.layers,
+            b.batch,
+            b.steps,
+            bench::markdown_header(b.with_torch)
+        );
+    }
+    bench::run(&all, &device, b.steps, b.with_torch, |w, m| {
+        if b.json {
+            for x in m {
+                println!("{}", serde_json::to_string(x).expect("serialises"));
+            }
+        } else {
+            println!("{}", bench::markdown_row(w, m));
+        }
+    })
 }
 
 fn main() -> ExitCode {

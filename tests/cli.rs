@@ -28,9 +28,9 @@ fn fails(args: &[&str]) -> String {
         !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
         "sequent {args:?} panicked:\n{stderr}"
     );
-    let last = stderr.lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("error"), "{args:?}: {stderr}");
-    last
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+    errors[0].to_string()
 }
 
 struct Scratch(PathBuf);
@@ -320,12 +320,43 @@ fn bad_input_is_a_one_line_error() {
 }
 
 #[test]
-fn bench_prints_the_ratio_table() {
-    let table = ok(&["bench", "--steps", "1"]);
+fn bench_prints_the_ratio_table_and_json() {
+    let table = ok(&["bench", "--steps", "1", "--hidden", "16", "--layers", "1"]);
     for kind in ["lstm", "gru", "rnn"] {
-        assert!(table.contains(&format!("| {kind} |")), "{table}");
+        assert!(
+            table.contains(&format!("| train | {kind} | 16 | 35 |")),
+            "{table}"
+        );
     }
     assert!(table.contains("sequent / burn::nn"));
+    let json = ok(&[
+        "bench",
+        "--steps",
+        "1",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--seq",
+        "5",
+        "--mode",
+        "infer,stream",
+        "--kind",
+        "gru",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{json}");
+    for v in &lines {
+        assert!(v["tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(v["kind"], "gru");
+    }
+    assert_eq!(lines[2]["mode"], "stream");
+    assert_eq!(lines[2]["batch"], 1);
+    assert!(fails(&["bench", "--mode", "fly"]).contains("unknown mode"));
 }
 
 /// The same command line on the wgpu backend (Mesa's lavapipe on CI machines).

@@ -1,6 +1,6 @@
 //! The `--quick` run of every example: its table has the expected rows and finite numbers.
 
-use sequent::experiments::{ExampleOptions, Table, births, char_lm, sine, vowels};
+use sequent::experiments::{ExampleOptions, Table, births, char_lm, long_deps, sine, vowels};
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sequent-example-{name}-{}", std::process::id()));
@@ -76,5 +76,27 @@ fn char_lm_quick() {
         assert!((x / p[2] - 1.0).abs() < 0.05, "{p:?}");
     }
     assert!(out.join("samples.md").is_file() && out.join("valid_loss.svg").is_file());
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn long_dependencies_quick() {
+    let out = scratch("longdeps");
+    let t = long_deps::run(&ExampleOptions::quick(&out)).unwrap();
+    let cells: Vec<&str> = t.rows.iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(cells, ["rnn", "lstm", "gru", "rnn", "lstm", "gru"]);
+    for i in 0..t.rows.len() {
+        for c in ["final error", "baseline", "error / baseline"] {
+            assert!(
+                t.number(i, c).is_some_and(f64::is_finite),
+                "{}",
+                t.markdown()
+            );
+        }
+    }
+    // The baselines are the analytic ones: 1/6 and 10 ln 8 / (T + 20) at T = 10.
+    assert!((t.number(0, "baseline").unwrap() - 1.0 / 6.0).abs() < 1e-4);
+    assert!((t.number(3, "baseline").unwrap() - 10.0 * 8f64.ln() / 30.0).abs() < 1e-4);
+    assert!(out.join("input_gradients.svg").is_file());
     let _ = std::fs::remove_dir_all(out);
 }
