@@ -3,6 +3,7 @@
 use burn::module::{Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
+use super::fused::Pointwise;
 use super::state::CellState;
 use super::weights::CellWeights;
 
@@ -33,6 +34,13 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
     /// Prepares the recurrent weights for the time loop.
     fn prepare(&self, weights: &CellWeights) -> Self::Recurrent;
 
-    /// One time step: `x_proj` is `x_t W_ih^T + b_ih` (`[B, G*H]`), `state` is `(h_{t-1}, c_{t-1})`.
-    fn step(&self, recurrent: &Self::Recurrent, x_proj: Tensor<2>, state: CellState) -> CellState;
+    /// One time step: `x_proj` is `x_t W_ih^T + b_ih` (`[B, G*H]`), `state` is `(h_{t-1}, c_{t-1})`;
+    /// `pointwise` picks fused or composed activations (the same maths).
+    fn step(
+        &self,
+        recurrent: &Self::Recurrent,
+        x_proj: Tensor<2>,
+        state: CellState,
+        pointwise: Pointwise,
+    ) -> CellState;
 }

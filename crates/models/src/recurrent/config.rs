@@ -4,6 +4,7 @@ use burn::config::Config;
 use burn::tensor::Device;
 
 use super::cell::CellKind;
+use super::fused::Pointwise;
 use super::gru::GruKind;
 use super::init::{GateBias, RecurrentInit};
 use super::layer::{Recurrent, StackSpec};
@@ -38,6 +39,9 @@ macro_rules! recurrent_config {
             /// Initialiser of the recurrent weights `W_hh`.
             #[config(default = "RecurrentInit::PyTorch")]
             pub recurrent_init: RecurrentInit,
+            /// Fused pointwise step on the CPU backends, or always the composed tensor ops.
+            #[config(default = "Pointwise::Fused")]
+            pub pointwise: Pointwise,
             $($(#[$fdoc])* #[config(default = $default)] pub $field: $ty,)*
         }
     };
@@ -81,6 +85,7 @@ macro_rules! impl_init {
                     num_layers: self.num_layers,
                     bidirectional: self.bidirectional,
                     dropout: self.dropout,
+                    pointwise: self.pointwise,
                     weights: WeightSpec {
                         gates: <$cell>::GATES,
                         input_size: self.input_size,
@@ -112,6 +117,7 @@ macro_rules! impl_init {
                 RecurrentCell::new(
                     CellWeights::new(&spec.weights, device),
                     self.kind(),
+                    spec.pointwise,
                     spec.hidden_size,
                 )
             }

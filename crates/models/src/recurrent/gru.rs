@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
 use super::cell::CellKind;
+use super::fused::{self, Pointwise};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
@@ -55,8 +56,20 @@ impl CellKind for GruKind {
         }
     }
 
-    fn step(&self, recurrent: &GruRecurrent, x_proj: Tensor<2>, state: CellState) -> CellState {
+    fn step(
+        &self,
+        recurrent: &GruRecurrent,
+        x_proj: Tensor<2>,
+        state: CellState,
+        pointwise: Pointwise,
+    ) -> CellState {
         let h_prev = state.hidden;
+        if let GruRecurrent::After(all) = recurrent
+            && pointwise.fused_on(&h_prev.device())
+        {
+            let hidden = fused::gru(x_proj, all.apply(h_prev.clone()), h_prev);
+            return CellState { hidden, cell: None };
+        }
         let h = h_prev.dims()[1];
         let x_rz = x_proj.clone().narrow(1, 0, 2 * h);
         let x_n = x_proj.narrow(1, 2 * h, h);

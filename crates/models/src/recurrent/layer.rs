@@ -5,6 +5,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::cell::CellKind;
+use super::fused::Pointwise;
 use super::state::{CellState, RecurrentState};
 use super::weights::{CellWeights, WeightSpec};
 use crate::error::{Result, SequentError};
@@ -26,6 +27,9 @@ pub struct Recurrent<C: CellKind> {
     /// The cell maths.
     #[module(skip)]
     pub cell: C,
+    /// Fused or composed pointwise step (see [`Pointwise`]).
+    #[module(skip)]
+    pub pointwise: Pointwise,
     /// Width `I` of the input features.
     pub input_size: usize,
     /// Width `H` of the hidden state.
@@ -49,6 +53,7 @@ pub(crate) struct StackSpec {
     pub num_layers: usize,
     pub bidirectional: bool,
     pub dropout: f64,
+    pub pointwise: Pointwise,
     pub weights: WeightSpec,
 }
 
@@ -83,6 +88,7 @@ impl<C: CellKind> Recurrent<C> {
             layers,
             dropout: DropoutConfig::new(spec.dropout).init(),
             cell,
+            pointwise: spec.pointwise,
             input_size: spec.input_size,
             hidden_size: spec.hidden_size,
         }
@@ -222,7 +228,9 @@ impl<C: CellKind> Recurrent<C> {
                 .take()
                 .expect("each step once")
                 .reshape([batch, gh]);
-            let next = self.cell.step(&recurrent, x_t, state.clone());
+            let next = self
+                .cell
+                .step(&recurrent, x_t, state.clone(), self.pointwise);
             match masks.and_then(|m| m.at(t)) {
                 None => {
                     outputs[t] = Some(next.hidden.clone());

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
 use super::cell::CellKind;
+use super::fused::{self, Pointwise};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
@@ -28,9 +29,22 @@ impl CellKind for LstmKind {
         weights.hidden_affine(0..weights.gate_rows())
     }
 
-    fn step(&self, recurrent: &Affine, x_proj: Tensor<2>, state: CellState) -> CellState {
+    fn step(
+        &self,
+        recurrent: &Affine,
+        x_proj: Tensor<2>,
+        state: CellState,
+        pointwise: Pointwise,
+    ) -> CellState {
         let c_prev = state.cell.expect("the engine gives an LSTM a cell state");
         let gates = x_proj + recurrent.apply(state.hidden);
+        if pointwise.fused_on(&gates.device()) {
+            let (hidden, cell) = fused::lstm(gates, c_prev);
+            return CellState {
+                hidden,
+                cell: Some(cell),
+            };
+        }
         let [i, f, g, o]: [Tensor<2>; 4] = gates.chunk(4, 1).try_into().expect("4 gate blocks");
         let cell = sigmoid(f) * c_prev + sigmoid(i) * g.tanh();
         let hidden = sigmoid(o) * cell.clone().tanh();

@@ -2,6 +2,7 @@
 
 mod cell;
 mod config;
+pub mod fused;
 mod gru;
 mod init;
 mod layer;
@@ -14,6 +15,7 @@ mod weights;
 
 pub use cell::CellKind;
 pub use config::{GruConfig, LstmConfig, RnnConfig};
+pub use fused::Pointwise;
 pub use gru::{GruKind, GruRecurrent};
 pub use init::{GateBias, RecurrentInit};
 pub use layer::{LayerWeights, Recurrent};

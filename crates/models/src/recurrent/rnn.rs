@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, activation};
 
 use super::cell::CellKind;
+use super::fused::{self, Pointwise};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
@@ -36,9 +37,16 @@ impl CellKind for RnnKind {
         weights.hidden_affine(0..weights.gate_rows())
     }
 
-    fn step(&self, recurrent: &Affine, x_proj: Tensor<2>, state: CellState) -> CellState {
+    fn step(
+        &self,
+        recurrent: &Affine,
+        x_proj: Tensor<2>,
+        state: CellState,
+        pointwise: Pointwise,
+    ) -> CellState {
         let pre = x_proj + recurrent.apply(state.hidden);
         let hidden = match self.nonlinearity {
+            Nonlinearity::Tanh if pointwise.fused_on(&pre.device()) => fused::tanh(pre),
             Nonlinearity::Tanh => pre.tanh(),
             Nonlinearity::Relu => activation::relu(pre),
         };

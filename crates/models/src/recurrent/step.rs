@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::cell::CellKind;
+use super::fused::Pointwise;
 use super::state::CellState;
 use super::weights::CellWeights;
 use crate::error::{Result, SequentError};
@@ -17,15 +18,24 @@ pub struct RecurrentCell<C: CellKind> {
     /// The cell maths.
     #[module(skip)]
     pub cell: C,
+    /// Fused or composed pointwise step (see [`Pointwise`]).
+    #[module(skip)]
+    pub pointwise: Pointwise,
     /// Width `H` of the hidden state.
     pub hidden_size: usize,
 }
 
 impl<C: CellKind> RecurrentCell<C> {
-    pub(crate) fn new(weights: CellWeights, cell: C, hidden_size: usize) -> Self {
+    pub(crate) fn new(
+        weights: CellWeights,
+        cell: C,
+        pointwise: Pointwise,
+        hidden_size: usize,
+    ) -> Self {
         Self {
             weights,
             cell,
+            pointwise,
             hidden_size,
         }
     }
@@ -88,8 +98,11 @@ impl<C: CellKind> RecurrentCell<C> {
             }
         };
         let x_proj = self.weights.input_affine().apply(x_t);
-        Ok(self
-            .cell
-            .step(&self.cell.prepare(&self.weights), x_proj, state))
+        Ok(self.cell.step(
+            &self.cell.prepare(&self.weights),
+            x_proj,
+            state,
+            self.pointwise,
+        ))
     }
 }

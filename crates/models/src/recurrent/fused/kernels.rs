@@ -1,0 +1,225 @@
+//! The pointwise part of a time step, forward and backward, on host slices (row-major `[B, k H]`),
+//! with the fast activations of [`super::math`]. Each loop runs under [`super::math::dispatch`]
+//! so it vectorises for the CPU at hand.
+
+use super::math::{dispatch, sigmoid, tanh};
+
+/// LSTM forward. `gates` `[B, 4H]` (pre-activations `i, f, g, o`), `c_prev` `[B, H]`; returns
+/// `[B, 2H]` = `[h | c]` with `c = s(f) c_prev + s(i) tanh(g)`, `h = s(o) tanh(c)`.
+pub fn lstm_forward(gates: &[f32], c_prev: &[f32], h: usize) -> Vec<f32> {
+    let b = c_prev.len() / h;
+    let mut out = vec![0f32; b * 2 * h];
+    dispatch(|| {
+        for r in 0..b {
+            let g = &gates[r * 4 * h..(r + 1) * 4 * h];
+            let cp = &c_prev[r * h..(r + 1) * h];
+            let (ho, co) = out[r * 2 * h..(r + 1) * 2 * h].split_at_mut(h);
+            for j in 0..h {
+                let c = sigmoid(g[h + j]) * cp[j] + sigmoid(g[j]) * tanh(g[2 * h + j]);
+                co[j] = c;
+                ho[j] = sigmoid(g[3 * h + j]) * tanh(c);
+            }
+        }
+    });
+    out
+}
+
+/// LSTM backward: from `grad` `[B, 2H]` (`dL/dh | dL/dc`) returns `dL/dgates` `[B, 4H]` and
+/// `dL/dc_prev` `[B, H]`, recomputing the activations.
+pub fn lstm_backward(
+    gates: &[f32],
+    c_prev: &[f32],
+    grad: &[f32],
+    h: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let b = c_prev.len() / h;
+    let mut dgates = vec![0f32; b * 4 * h];
+    let mut dc_prev = vec![0f32; b * h];
+    dispatch(|| {
+        for r in 0..b {
+            let g = &gates[r * 4 * h..(r + 1) * 4 * h];
+            let cp = &c_prev[r * h..(r + 1) * h];
+            let (dh, dc_out) = grad[r * 2 * h..(r + 1) * 2 * h].split_at(h);
+            let dg = &mut dgates[r * 4 * h..(r + 1) * 4 * h];
+            let dcp = &mut dc_prev[r * h..(r + 1) * h];
+            for j in 0..h {
+                let (i, f) = (sigmoid(g[j]), sigmoid(g[h + j]));
+                let (gg, o) = (tanh(g[2 * h + j]), sigmoid(g[3 * h + j]));
+                let tc = tanh(f * cp[j] + i * gg);
+                let dc = dc_out[j] + dh[j] * o * (1.0 - tc * tc);
+                dg[j] = dc * gg * i * (1.0 - i);
+                dg[h + j] = dc * cp[j] * f * (1.0 - f);
+                dg[2 * h + j] = dc * i * (1.0 - gg * gg);
+                dg[3 * h + j] = dh[j] * tc * o * (1.0 - o);
+                dcp[j] = dc * f;
+            }
+        }
+    });
+    (dgates, dc_prev)
+}
+
+/// GRU forward (PyTorch's reset-after form). `x_proj`, `h_proj` `[B, 3H]` (`r, z, n` blocks of
+/// `x W_ih^T + b_ih` and `h W_hh^T + b_hh`), `h_prev` `[B, H]`; returns
+/// `h' = (1 - z) n + z h_prev` with `r = s(x_r + h_r)`, `z = s(x_z + h_z)`, `n = tanh(x_n + r h_n)`.
+pub fn gru_forward(x_proj: &[f32], h_proj: &[f32], h_prev: &[f32], h: usize) -> Vec<f32> {
+    let b = h_prev.len() / h;
+    let mut out = vec![0f32; b * h];
+    dispatch(|| {
+        for row in 0..b {
+            let (x, hp) = (&x_proj[row * 3 * h..], &h_proj[row * 3 * h..]);
+            let prev = &h_prev[row * h..(row + 1) * h];
+            let o = &mut out[row * h..(row + 1) * h];
+            for j in 0..h {
+                let r = sigmoid(x[j] + hp[j]);
+                let z = sigmoid(x[h + j] + hp[h + j]);
+                let n = tanh(x[2 * h + j] + r * hp[2 * h + j]);
+                o[j] = (1.0 - z) * n + z * prev[j];
+            }
+        }
+    });
+    out
+}
+
+/// GRU backward: from `grad` `[B, H]` returns `dL/dx_proj`, `dL/dh_proj` (`[B, 3H]` each) and
+/// `dL/dh_prev` `[B, H]`.
+pub fn gru_backward(
+    x_proj: &[f32],
+    h_proj: &[f32],
+    h_prev: &[f32],
+    grad: &[f32],
+    h: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let b = h_prev.len() / h;
+    let mut dx = vec![0f32; b * 3 * h];
+    let mut dhp = vec![0f32; b * 3 * h];
+    let mut dprev = vec![0f32; b * h];
+    dispatch(|| {
+        for row in 0..b {
+            let (x, hp) = (&x_proj[row * 3 * h..], &h_proj[row * 3 * h..]);
+            let prev = &h_prev[row * h..(row + 1) * h];
+            let g = &grad[row * h..(row + 1) * h];
+            let (dxr, dhr) = (
+                &mut dx[row * 3 * h..(row + 1) * 3 * h],
+                &mut dhp[row * 3 * h..(row + 1) * 3 * h],
+            );
+            let dp = &mut dprev[row * h..(row + 1) * h];
+            for j in 0..h {
+                let r = sigmoid(x[j] + hp[j]);
+                let z = sigmoid(x[h + j] + hp[h + j]);
+                let n = tanh(x[2 * h + j] + r * hp[2 * h + j]);
+                let dn = g[j] * (1.0 - z) * (1.0 - n * n);
+                let dr = dn * hp[2 * h + j] * r * (1.0 - r);
+                let dz = g[j] * (prev[j] - n) * z * (1.0 - z);
+                dxr[j] = dr;
+                dxr[h + j] = dz;
+                dxr[2 * h + j] = dn;
+                dhr[j] = dr;
+                dhr[h + j] = dz;
+                dhr[2 * h + j] = dn * r;
+                dp[j] = g[j] * z;
+            }
+        }
+    });
+    (dx, dhp, dprev)
+}
+
+/// `tanh` of every element.
+pub fn tanh_forward(x: &[f32]) -> Vec<f32> {
+    dispatch(|| x.iter().map(|&v| tanh(v)).collect())
+}
+
+/// `tanh` backward from the forward output `y`: `dL/dx = dL/dy (1 - y^2)`.
+pub fn tanh_backward(y: &[f32], grad: &[f32]) -> Vec<f32> {
+    dispatch(|| {
+        y.iter()
+            .zip(grad)
+            .map(|(&y, &g)| g * (1.0 - y * y))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    /// Central differences of `f` (a scalar loss of the inputs) against an analytic gradient.
+    fn check(analytic: &[f32], inputs: &mut [f32], f: &dyn Fn(&[f32]) -> f64) {
+        for k in 0..inputs.len() {
+            let x0 = inputs[k];
+            inputs[k] = x0 + 1e-2;
+            let up = f(inputs);
+            inputs[k] = x0 - 1e-2;
+            let down = f(inputs);
+            inputs[k] = x0;
+            let numeric = (up - down) / 2e-2;
+            assert!(
+                (numeric - analytic[k] as f64).abs() < 2e-3,
+                "input {k}: numeric {numeric} analytic {}",
+                analytic[k]
+            );
+        }
+    }
+
+    #[test]
+    fn lstm_matches_the_equations_and_its_gradient() {
+        let h = 3;
+        let gates: Vec<f32> = (0..8 * h)
+            .map(|k| ((k * 37 % 17) as f32 - 8.0) / 5.0)
+            .collect();
+        let c_prev: Vec<f32> = (0..2 * h).map(|k| (k as f32 - 2.5) / 3.0).collect();
+        let out = lstm_forward(&gates, &c_prev, h);
+        for r in 0..2 {
+            for j in 0..h {
+                let g = |b: usize| gates[r * 4 * h + b * h + j] as f64;
+                let c = sig(g(1)) * c_prev[r * h + j] as f64 + sig(g(0)) * g(2).tanh();
+                let hh = sig(g(3)) * c.tanh();
+                assert!((out[r * 2 * h + j] as f64 - hh).abs() < 1e-6);
+                assert!((out[r * 2 * h + h + j] as f64 - c).abs() < 1e-6);
+            }
+        }
+        // Loss = sum(w * out) with fixed weights w.
+        let w: Vec<f32> = (0..4 * h).map(|k| ((k % 5) as f32 - 2.0) / 2.0).collect();
+        let (dg, dc) = lstm_backward(&gates, &c_prev, &w, h);
+        let loss = |gates: &[f32], c: &[f32]| -> f64 {
+            lstm_forward(gates, c, h)
+                .iter()
+                .zip(&w)
+                .map(|(o, w)| (*o as f64) * (*w as f64))
+                .sum()
+        };
+        check(&dg, &mut gates.clone(), &|g| loss(g, &c_prev));
+        check(&dc, &mut c_prev.clone(), &|c| loss(&gates, c));
+    }
+
+    #[test]
+    fn gru_matches_the_equations_and_its_gradient() {
+        let h = 2;
+        let x: Vec<f32> = (0..6 * h)
+            .map(|k| ((k * 13 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let hp: Vec<f32> = (0..6 * h)
+            .map(|k| ((k * 7 % 9) as f32 - 4.0) / 3.0)
+            .collect();
+        let prev: Vec<f32> = (0..2 * h).map(|k| (k as f32 - 1.5) / 2.0).collect();
+        let out = gru_forward(&x, &hp, &prev, h);
+        let (r0, z0) = (sig((x[0] + hp[0]) as f64), sig((x[h] + hp[h]) as f64));
+        let n0 = (x[2 * h] as f64 + r0 * hp[2 * h] as f64).tanh();
+        assert!((out[0] as f64 - ((1.0 - z0) * n0 + z0 * prev[0] as f64)).abs() < 1e-6);
+        let w: Vec<f32> = (0..2 * h).map(|k| (k as f32 - 1.0) / 2.0).collect();
+        let (dx, dh, dp) = gru_backward(&x, &hp, &prev, &w, h);
+        let loss = |x: &[f32], hp: &[f32], p: &[f32]| -> f64 {
+            gru_forward(x, hp, p, h)
+                .iter()
+                .zip(&w)
+                .map(|(o, w)| (*o as f64) * (*w as f64))
+                .sum()
+        };
+        check(&dx, &mut x.clone(), &|v| loss(v, &hp, &prev));
+        check(&dh, &mut hp.clone(), &|v| loss(&x, v, &prev));
+        check(&dp, &mut prev.clone(), &|v| loss(&x, &hp, v));
+    }
+}

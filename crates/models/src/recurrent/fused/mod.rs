@@ -1,0 +1,76 @@
+//! Fused pointwise cell ops for the CPU backends.
+//!
+//! A composed LSTM step runs each gate activation as its own tensor op with its own backward node,
+//! and Burn's CPU backends compute `sigmoid` and `tanh` with scalar libm calls (5-14 ns an element).
+//! The fused ops take the gate pre-activations and the previous state and return the new state in
+//! one pass over vectorised activations ([`math`]), with one hand-written backward node
+//! (`Autodiff<Flex | NdArray>`). They apply on Flex and NdArray devices; every other device (wgpu,
+//! cuda) keeps the composed tensor ops, which are also the reference the fused path is tested
+//! against ([`Pointwise::Composed`]).
+
+mod kernels;
+pub mod math;
+mod ops;
+
+use burn::backend::Dispatch;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use ops::FusedCellOps;
+
+/// How a cell computes the pointwise part of a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pointwise {
+    /// Fused ops where the device supports them (Flex, NdArray), composed ops elsewhere.
+    #[default]
+    Fused,
+    /// Always the composed tensor ops (the reference path).
+    Composed,
+}
+
+impl Pointwise {
+    /// Whether a step on `device` uses the fused ops.
+    pub fn fused_on(self, device: &Device) -> bool {
+        self == Pointwise::Fused && available(device)
+    }
+}
+
+/// Whether the fused ops are implemented for `device`'s backend (Flex or NdArray, with or without
+/// autodiff).
+pub fn available(device: &Device) -> bool {
+    #[allow(unused_imports)]
+    use burn::backend::DispatchDevice;
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "ndarray")]
+        DispatchDevice::NdArray(_) => true,
+        _ => false,
+    }
+}
+
+/// Fused LSTM pointwise step: returns `(h, c)` from the gates `[B, 4H]` and `c_prev` `[B, H]`.
+pub(crate) fn lstm(gates: Tensor<2>, c_prev: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    let h = c_prev.dims()[1];
+    let out = Tensor::<2>::from_dispatch(<Dispatch as FusedCellOps>::lstm_pointwise(
+        gates.into_dispatch(),
+        c_prev.into_dispatch(),
+    ));
+    (out.clone().narrow(1, 0, h), out.narrow(1, h, h))
+}
+
+/// Fused GRU (reset-after) pointwise step: `h'` from `x_proj`, `h_proj` `[B, 3H]`, `h_prev`.
+pub(crate) fn gru(x_proj: Tensor<2>, h_proj: Tensor<2>, h_prev: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedCellOps>::gru_pointwise(
+        x_proj.into_dispatch(),
+        h_proj.into_dispatch(),
+        h_prev.into_dispatch(),
+    ))
+}
+
+/// Fused `tanh`.
+pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedCellOps>::tanh_pointwise(
+        x.into_dispatch(),
+    ))
+}

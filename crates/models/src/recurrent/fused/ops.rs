@@ -1,0 +1,248 @@
+//! The fused pointwise ops as a Burn backend extension: implemented for Flex and NdArray (host
+//! kernels) and for their `Autodiff` wrappers (hand-written backward). Other backends never see
+//! these ops: [`super::available`] keeps them on the composed tensor-op path.
+
+// burn-ndarray is deprecated in Burn 0.22 but still a backend sequent supports.
+#![allow(deprecated)]
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, TensorMetadata, backend_extension};
+use burn::tensor::{Shape, TensorData};
+
+use super::kernels;
+
+/// Fused pointwise parts of the recurrent cells.
+#[backend_extension(
+    Autodiff,
+    NdArray: cfg(feature = "ndarray"),
+    Flex: cfg(feature = "flex")
+)]
+pub trait FusedCellOps: Backend {
+    /// LSTM: `gates` `[B, 4H]`, `c_prev` `[B, H]` -> `[B, 2H]` = `[h | c]`.
+    fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// GRU (reset after): `x_proj`, `h_proj` `[B, 3H]`, `h_prev` `[B, H]` -> `h'` `[B, H]`.
+    fn gru_pointwise(
+        x_proj: FloatTensor<Self>,
+        h_proj: FloatTensor<Self>,
+        h_prev: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// Elementwise `tanh` (the vanilla RNN's nonlinearity).
+    fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// A tensor's values on the host (f32) and its shape.
+fn host<B: Backend>(t: FloatTensor<B>) -> (Vec<f32>, Shape) {
+    let data = burn::tensor::try_read_sync(B::float_into_data(t))
+        .expect("CPU backends read synchronously")
+        .expect("reading a CPU tensor does not fail");
+    let shape = data.shape().clone();
+    let values = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32");
+    (values, shape)
+}
+
+fn device_tensor<B: Backend>(
+    values: Vec<f32>,
+    shape: Shape,
+    like: &FloatTensor<B>,
+) -> FloatTensor<B> {
+    B::float_from_data(TensorData::new(values, shape), &like.device())
+}
+
+fn lstm_host<B: Backend>(gates: FloatTensor<B>, c_prev: FloatTensor<B>) -> FloatTensor<B> {
+    let (g, _) = host::<B>(gates);
+    let like = c_prev.clone();
+    let (c, shape) = host::<B>(c_prev);
+    let (b, h) = (shape[0], shape[1]);
+    device_tensor::<B>(
+        kernels::lstm_forward(&g, &c, h),
+        Shape::new([b, 2 * h]),
+        &like,
+    )
+}
+
+fn gru_host<B: Backend>(
+    x: FloatTensor<B>,
+    hp: FloatTensor<B>,
+    prev: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let (x, _) = host::<B>(x);
+    let (hp, _) = host::<B>(hp);
+    let like = prev.clone();
+    let (p, shape) = host::<B>(prev);
+    device_tensor::<B>(kernels::gru_forward(&x, &hp, &p, shape[1]), shape, &like)
+}
+
+fn tanh_host<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let like = x.clone();
+    let (v, shape) = host::<B>(x);
+    device_tensor::<B>(kernels::tanh_forward(&v), shape, &like)
+}
+
+macro_rules! host_backend {
+    ($backend:ty) => {
+        impl FusedCellOps for $backend {
+            fn lstm_pointwise(
+                gates: FloatTensor<Self>,
+                c_prev: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                lstm_host::<Self>(gates, c_prev)
+            }
+
+            fn gru_pointwise(
+                x_proj: FloatTensor<Self>,
+                h_proj: FloatTensor<Self>,
+                h_prev: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                gru_host::<Self>(x_proj, h_proj, h_prev)
+            }
+
+            fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                tanh_host::<Self>(x)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "ndarray")]
+host_backend!(burn::backend::NdArray);
+#[cfg(feature = "flex")]
+host_backend!(burn::backend::Flex);
+
+#[derive(Debug)]
+struct LstmBackward;
+
+impl<B: Backend> Backward<B, 2> for LstmBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_gates, node_c] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (gates, c_prev) = ops.state;
+        let like = c_prev.clone();
+        let (g, gshape) = host::<B>(gates);
+        let (c, cshape) = host::<B>(c_prev);
+        let (gr, _) = host::<B>(grad);
+        let (dg, dc) = kernels::lstm_backward(&g, &c, &gr, cshape[1]);
+        if let Some(node) = node_gates {
+            grads.register::<B>(node.id, device_tensor::<B>(dg, gshape, &like));
+        }
+        if let Some(node) = node_c {
+            grads.register::<B>(node.id, device_tensor::<B>(dc, cshape, &like));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct GruBackward;
+
+impl<B: Backend> Backward<B, 3> for GruBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_h, node_prev] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, hp, prev) = ops.state;
+        let like = prev.clone();
+        let (x, xshape) = host::<B>(x);
+        let (hp, _) = host::<B>(hp);
+        let (p, pshape) = host::<B>(prev);
+        let (g, _) = host::<B>(grad);
+        let (dx, dh, dp) = kernels::gru_backward(&x, &hp, &p, &g, pshape[1]);
+        for (node, values, shape) in [
+            (node_x, dx, xshape.clone()),
+            (node_h, dh, xshape),
+            (node_prev, dp, pshape),
+        ] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, device_tensor::<B>(values, shape, &like));
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TanhBackward;
+
+impl<B: Backend> Backward<B, 1> for TanhBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            let like = ops.state.clone();
+            let (y, shape) = host::<B>(ops.state);
+            let (g, _) = host::<B>(grad);
+            let dx = kernels::tanh_backward(&y, &g);
+            grads.register::<B>(node.id, device_tensor::<B>(dx, shape, &like));
+        }
+    }
+}
+
+impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
+    fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LstmBackward
+            .prepare::<C>([gates.node(), c_prev.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (g, c) = (gates.into_primitive(), c_prev.into_primitive());
+                let out = B::lstm_pointwise(g.clone(), c.clone());
+                prep.finish((g, c), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::lstm_pointwise(
+                gates.into_primitive(),
+                c_prev.into_primitive(),
+            )),
+        }
+    }
+
+    fn gru_pointwise(
+        x_proj: FloatTensor<Self>,
+        h_proj: FloatTensor<Self>,
+        h_prev: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match GruBackward
+            .prepare::<C>([x_proj.node(), h_proj.node(), h_prev.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, h, p) = (
+                    x_proj.into_primitive(),
+                    h_proj.into_primitive(),
+                    h_prev.into_primitive(),
+                );
+                let out = B::gru_pointwise(x.clone(), h.clone(), p.clone());
+                prep.finish((x, h, p), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gru_pointwise(
+                x_proj.into_primitive(),
+                h_proj.into_primitive(),
+                h_prev.into_primitive(),
+            )),
+        }
+    }
+
+    fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match TanhBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::tanh_pointwise(x.into_primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::tanh_pointwise(x.into_primitive())),
+        }
+    }
+}

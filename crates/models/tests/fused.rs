@@ -1,0 +1,144 @@
+//! The fused pointwise path (Flex, NdArray) against the composed tensor ops: same outputs, final
+//! states and gradients (input, initial state, every weight), for the three cells, stacked and
+//! bidirectional, with variable lengths. PyTorch parity of the default (fused) path is
+//! `parity.rs`; this test pins the switch itself.
+
+mod common;
+
+use burn::module::Param;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Tensor};
+use sequent_models::recurrent::fused::available;
+use sequent_models::recurrent::{
+    CellKind, GruConfig, LstmConfig, Pointwise, Recurrent, RecurrentState, RnnConfig,
+};
+
+fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+/// Runs `layer` on `x` from `h0` (and `c0`) with lengths; returns the loss's gradients too.
+fn run<C: CellKind>(
+    layer: &Recurrent<C>,
+    x: Tensor<3>,
+    state: RecurrentState,
+) -> (
+    Tensor<3>,
+    RecurrentState,
+    GradientsParams,
+    Tensor<3>,
+    Tensor<3>,
+) {
+    let x = x.require_grad();
+    let h0 = state.hidden.clone().require_grad();
+    let state = RecurrentState {
+        hidden: h0.clone(),
+        cell: state.cell,
+    };
+    let (out, last) = layer.forward_lengths(x.clone(), &[5, 3, 5], Some(state));
+    let loss = out.clone().powi_scalar(2).sum() + last.hidden.clone().sum();
+    let grads = loss.backward();
+    let gx = x.grad(&grads).expect("input gradient");
+    let gh = h0.grad(&grads).expect("h0 gradient");
+    (out, last, GradientsParams::from_grads(grads, layer), gx, gh)
+}
+
+fn compare<C: CellKind>(name: &str, fused: Recurrent<C>, device: &Device) {
+    let mut composed = fused.clone();
+    composed.pointwise = Pointwise::Composed;
+    let d = fused.num_directions() * fused.layers.len();
+    let x = Tensor::<3>::random(
+        [3, 5, fused.input_size],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let h0 = Tensor::<3>::random(
+        [d, 3, fused.hidden_size],
+        Distribution::Normal(0.0, 0.5),
+        device,
+    );
+    let c0 = C::HAS_CELL.then(|| h0.clone() * 0.7);
+    let state = RecurrentState {
+        hidden: h0,
+        cell: c0,
+    };
+    let (o1, s1, g1, x1, h1) = run(&fused, x.clone(), state.clone());
+    let (o2, s2, g2, x2, h2) = run(&composed, x, state);
+    assert!(max_diff(o1, o2) < 1e-5, "{name}: outputs differ");
+    assert!(max_diff(s1.hidden, s2.hidden) < 1e-5, "{name}: h_n differs");
+    if let (Some(a), Some(b)) = (s1.cell, s2.cell) {
+        assert!(max_diff(a, b) < 1e-5, "{name}: c_n differs");
+    }
+    assert!(max_diff(x1, x2) < 1e-4, "{name}: input gradients differ");
+    assert!(max_diff(h1, h2) < 1e-4, "{name}: h0 gradients differ");
+    let mut weights: Vec<(Param<Tensor<2>>, Param<Tensor<1>>)> = Vec::new();
+    for l in &fused.layers {
+        for w in std::iter::once(&l.forward).chain(l.reverse.as_ref()) {
+            weights.push((w.weight_hh.clone(), w.bias_hh.clone().expect("bias")));
+        }
+    }
+    for (w, b) in weights {
+        let (a, c) = (g1.get::<2>(w.id).unwrap(), g2.get::<2>(w.id).unwrap());
+        assert!(max_diff(a, c) < 1e-4, "{name}: W_hh gradients differ");
+        let (a, c) = (g1.get::<1>(b.id).unwrap(), g2.get::<1>(b.id).unwrap());
+        assert!(max_diff(a, c) < 1e-4, "{name}: b_hh gradients differ");
+    }
+}
+
+#[test]
+fn fused_equals_composed_on_the_cpu_backends() {
+    for (backend, device) in common::backends() {
+        if !available(&device) {
+            assert_eq!(
+                backend, "wgpu",
+                "only the GPU backends take the composed path"
+            );
+            continue;
+        }
+        device.seed(7);
+        compare(
+            &format!("{backend} lstm"),
+            LstmConfig::new(4, 6)
+                .with_num_layers(2)
+                .with_bidirectional(true)
+                .init(&device),
+            &device,
+        );
+        compare(
+            &format!("{backend} gru"),
+            GruConfig::new(4, 6).with_num_layers(2).init(&device),
+            &device,
+        );
+        compare(
+            &format!("{backend} rnn"),
+            RnnConfig::new(4, 6).with_bidirectional(true).init(&device),
+            &device,
+        );
+        // Inference (no autodiff) takes the fused path too.
+        let plain = device.clone().without_autodiff();
+        assert!(available(&plain));
+        let lstm = LstmConfig::new(4, 6).init(&plain);
+        let mut composed = lstm.clone();
+        composed.pointwise = Pointwise::Composed;
+        let x = Tensor::<3>::random([2, 7, 4], Distribution::Normal(0.0, 1.0), &plain);
+        let diff = max_diff(lstm.forward(x.clone(), None).0, composed.forward(x, None).0);
+        assert!(diff < 1e-5, "{backend}: inference differs by {diff}");
+    }
+}
+
+#[test]
+fn the_config_switch_selects_the_composed_path() {
+    let device = common::backends()[0].1.clone();
+    let layer = LstmConfig::new(2, 3)
+        .with_pointwise(Pointwise::Composed)
+        .init(&device);
+    assert_eq!(layer.pointwise, Pointwise::Composed);
+    assert_eq!(
+        LstmConfig::new(2, 3).init(&device).pointwise,
+        Pointwise::Fused
+    );
+    let cell = GruConfig::new(2, 3)
+        .with_pointwise(Pointwise::Composed)
+        .init_cell(&device);
+    assert_eq!(cell.pointwise, Pointwise::Composed);
+}
