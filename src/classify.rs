@@ -14,11 +14,11 @@ use sequent_models::recurrent::CellKind;
 use sequent_models::rng::SplitMix64;
 use sequent_train::data::ts::{Case, TsData};
 use sequent_train::learner::classify::case_loader;
-use sequent_train::learner::{self, ClassifierLearner, FitOptions, fit::control_for};
+use sequent_train::learner::{self, ClassifierLearner};
 
 use crate::catalog::{ClassifierFn, with_classifier};
 use crate::config::RunConfig;
-use crate::plot::{Line, line_chart};
+use crate::run::{fit_and_report, model_device};
 
 /// Accuracy and confusion matrix on a set of cases.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,47 +122,20 @@ impl ClassifierFn for TrainClassifier<'_> {
 
     fn call<C: CellKind>(self, model: SequenceModel<C>) -> Self::Out {
         let cfg = self.cfg;
-        let options = FitOptions {
-            epochs: cfg.epochs,
-            lr: cfg.lr,
-            clip: (cfg.clip > 0.0).then_some(cfg.clip),
-            seed: cfg.seed,
-        };
         let start = self.resume_after.unwrap_or(0);
         let train = case_loader(self.train, cfg.batch, Some(cfg.seed), start)?;
         let valid_cases = self.valid.clone();
         let valid = case_loader(self.valid, cfg.batch, None, start)?;
-        let control = control_for(&options);
-        let fitted = learner::fit(
-            ClassifierLearner::new(model, control.clone()),
-            &control,
+        let (fitted, _) = fit_and_report(
+            |control| ClassifierLearner::new(model, control),
             train,
             valid,
+            cfg,
             self.out,
-            &options,
             self.resume_after,
+            "cross-entropy (nats)",
         )?;
-        let rows = learner::fit::write_epoch_metrics(self.out, &control, self.resume_after)?;
-        line_chart(
-            &self.out.join("loss.svg"),
-            "Cross-entropy per epoch",
-            "epoch",
-            "nats",
-            &[
-                Line::new("train", rows.iter().map(|r| (r.0 as f64, r.1)).collect()),
-                Line::new(
-                    "validation",
-                    rows.iter().map(|r| (r.0 as f64, r.2)).collect(),
-                ),
-            ],
-        )?;
-        if let Some(why) = fitted.stopped {
-            return Err(format!(
-                "{why}; checkpoints in {}",
-                self.out.join("checkpoint").display()
-            ));
-        }
-        let model = fitted.model.model;
+        let model = fitted.model;
         learner::fit::save_model(model.clone(), &self.out.join("model.bpk"))?;
         let valid = score(&model, &valid_cases, cfg.batch)?;
         println!("validation accuracy {:.4}", valid.accuracy);
@@ -179,12 +152,7 @@ fn score<C: CellKind>(
     cases: &[Case],
     batch: usize,
 ) -> Result<ClassScores, String> {
-    use burn::module::Module;
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .ok_or("the model has no parameters")?;
+    let device = model_device(model)?;
     let classes = model.head.weight.dims()[1];
     let mut confusion = vec![vec![0usize; classes]; classes];
     let loader = case_loader(cases.to_vec(), batch, None, 0)?.to_device(&device);

@@ -12,6 +12,7 @@ pub mod data_source;
 pub mod device;
 pub mod experiments;
 pub mod plot;
+pub mod run;
 pub mod series;
 pub mod text;
 

@@ -14,12 +14,13 @@ use sequent_models::forecast::{free_running, k_step_mse, k_step_predictions, one
 use sequent_train::data::synthetic::noisy_sine;
 use sequent_train::data::timeseries::{Normalizer, csv_header, read_csv, split};
 use sequent_train::learner::series::window_loader;
-use sequent_train::learner::{self, FitOptions, SeriesLearner, SeriesModel, fit::control_for};
+use sequent_train::learner::{self, SeriesLearner, SeriesModel};
 
 use crate::catalog::{SeriesModelFn, with_series_model};
 use crate::config::RunConfig;
 use crate::data_source::DataSource;
 use crate::plot::{Line, line_chart};
+use crate::run::{fit_and_report, model_device};
 
 /// The horizons of the k-step-ahead evaluation.
 pub const HORIZONS: [usize; 4] = [1, 4, 16, 64];
@@ -194,64 +195,22 @@ impl SeriesModelFn for TrainSeries<'_> {
 
     fn call<M: SeriesModel>(self, model: M) -> Self::Out {
         let (cfg, p) = (self.cfg, self.prepared);
-        let options = FitOptions {
-            epochs: cfg.epochs,
-            lr: cfg.lr,
-            clip: (cfg.clip > 0.0).then_some(cfg.clip),
-            seed: cfg.seed,
-        };
         let start = self.resume_after.unwrap_or(0);
         let tau = model.window();
         let train = window_loader(&p.all[..p.train_len], tau, cfg.batch, Some(cfg.seed), start)?;
         // Validation windows predict held-out values only (their inputs may reach back into
         // the training part, their targets never do).
         let valid = window_loader(&p.all[p.train_len - tau..], tau, cfg.batch, None, start)?;
-        let control = control_for(&options);
-        let fitted = learner::fit(
-            SeriesLearner::new(model, control.clone()),
-            &control,
+        let (fitted, rows) = fit_and_report(
+            |control| SeriesLearner::new(model, control),
             train,
             valid,
+            cfg,
             self.out,
-            &options,
             self.resume_after,
+            "MSE (standardised)",
         )?;
-        let rows = learner::fit::write_epoch_metrics(self.out, &control, self.resume_after)?;
-        let steps: Vec<(f64, f64)> = control
-            .step_losses()
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| ((i + 1) as f64, l))
-            .collect();
-        line_chart(
-            &self.out.join("loss.svg"),
-            "Mean squared error per epoch (standardised)",
-            "epoch",
-            "MSE",
-            &[
-                Line::new("train", rows.iter().map(|r| (r.0 as f64, r.1)).collect()),
-                Line::new(
-                    "validation",
-                    rows.iter().map(|r| (r.0 as f64, r.2)).collect(),
-                ),
-            ],
-        )?;
-        if !steps.is_empty() {
-            line_chart(
-                &self.out.join("steps.svg"),
-                "Training loss per batch",
-                "step",
-                "MSE",
-                &[Line::new("train", steps)],
-            )?;
-        }
-        if let Some(why) = fitted.stopped {
-            return Err(format!(
-                "{why}; checkpoints in {}",
-                self.out.join("checkpoint").display()
-            ));
-        }
-        let model = fitted.model.model;
+        let model = fitted.model;
         learner::fit::save_model(model.clone(), &self.out.join("model.bpk"))?;
         let mut scores = evaluate_model(&model, p, self.out, self.names)?;
         scores.valid_mse = rows.last().map(|r| r.2).unwrap_or(f64::NAN);
@@ -267,11 +226,7 @@ fn evaluate_model<M: SeriesModel>(
     out: &Path,
     names: &[String],
 ) -> Result<SeriesScores, String> {
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .ok_or("the model has no parameters")?;
+    let device = model_device(model)?;
     let tau = model.window();
     let all = tensor(&p.all, &device);
     let held_out = p.all.len() - p.train_len;
@@ -560,11 +515,7 @@ impl SeriesModelFn for Reload<'_> {
 
     fn call<M: SeriesModel>(self, model: M) -> Self::Out {
         let model = learner::fit::load_model(model, self.weights)?.valid();
-        let device = model
-            .devices()
-            .first()
-            .cloned()
-            .ok_or("the model has no parameters")?;
+        let device = model_device(&model)?;
         match self.job {
             Job::Evaluate {
                 prepared,

@@ -12,13 +12,11 @@ use sequent_models::classical::NgramConfig;
 use sequent_models::generate::Sampling;
 use sequent_train::data::text::{Partition, split_by_position, token_loader};
 use sequent_train::data::vocab::Vocab;
-use sequent_train::learner::{
-    self, FitOptions, LanguageLearner, Split, StepControl, TokenModel, fit::control_for,
-};
+use sequent_train::learner::{self, LanguageLearner, Split, StepControl, TokenModel};
 
 use crate::catalog::{ModelName, TokenModelFn, with_token_model};
 use crate::config::RunConfig;
-use crate::plot::{Line, line_chart};
+use crate::run::{fit_and_report, model_device};
 
 /// What training or evaluation measured.
 #[derive(Clone, Debug, PartialEq)]
@@ -210,12 +208,6 @@ impl TokenModelFn for TrainLm<'_> {
 
     fn call<M: TokenModel>(self, model: M) -> Self::Out {
         let (cfg, corpus) = (self.cfg, self.corpus);
-        let options = FitOptions {
-            epochs: cfg.epochs,
-            lr: cfg.lr,
-            clip: (cfg.clip > 0.0).then_some(cfg.clip),
-            seed: cfg.seed,
-        };
         let start = self.resume_after.unwrap_or(0);
         let steps = cfg.steps.min(corpus.valid.len() - 1);
         let train = token_loader(
@@ -235,25 +227,16 @@ impl TokenModelFn for TrainLm<'_> {
             cfg.seed,
             start,
         )?;
-        let control = control_for(&options);
-        let fitted = learner::fit(
-            LanguageLearner::new(model, control.clone()),
-            &control,
+        let (fitted, rows) = fit_and_report(
+            |control| LanguageLearner::new(model, control),
             train,
             valid,
+            cfg,
             self.out,
-            &options,
             self.resume_after,
+            "cross-entropy (nats)",
         )?;
-        let rows = learner::fit::write_epoch_metrics(self.out, &control, self.resume_after)?;
-        write_curves(self.out, &control, &rows)?;
-        if let Some(why) = fitted.stopped {
-            return Err(format!(
-                "{why}; checkpoints in {}",
-                self.out.join("checkpoint").display()
-            ));
-        }
-        let model = fitted.model.model;
+        let model = fitted.model;
         learner::fit::save_model(model.clone(), &self.out.join("model.bpk"))?;
         let test_loss = (corpus.test.len() > steps + 1)
             .then(|| mean_loss(&model, &corpus.test, cfg))
@@ -270,57 +253,11 @@ impl TokenModelFn for TrainLm<'_> {
     }
 }
 
-/// Writes `steps.csv` and the two loss plots.
-fn write_curves(
-    out: &Path,
-    control: &StepControl,
-    rows: &[(usize, f64, f64)],
-) -> Result<(), String> {
-    let steps = control.step_losses();
-    let mut csv = String::from("step,train_loss\n");
-    for (i, l) in steps.iter().enumerate() {
-        csv.push_str(&format!("{},{l}\n", i + 1));
-    }
-    sequent_train::io::write_atomic(&out.join("steps.csv"), csv.as_bytes())?;
-    let epochs = |f: fn(&(usize, f64, f64)) -> f64| {
-        rows.iter().map(|r| (r.0 as f64, f(r))).collect::<Vec<_>>()
-    };
-    line_chart(
-        &out.join("loss.svg"),
-        "Loss per epoch",
-        "epoch",
-        "cross-entropy (nats)",
-        &[
-            Line::new("train", epochs(|r| r.1)),
-            Line::new("validation", epochs(|r| r.2)),
-        ],
-    )?;
-    if !steps.is_empty() {
-        let points = steps
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| ((i + 1) as f64, l))
-            .collect();
-        line_chart(
-            &out.join("steps.svg"),
-            "Training loss per batch",
-            "step",
-            "cross-entropy (nats)",
-            &[Line::new("train", points)],
-        )?;
-    }
-    Ok(())
-}
-
 /// Mean next-token cross-entropy of `model` over `tokens`, state carried through the streams.
 fn mean_loss<M: TokenModel>(model: &M, tokens: &[u32], cfg: &RunConfig) -> Result<f64, String> {
     use burn::train::InferenceStep;
     let steps = cfg.steps.min(tokens.len().saturating_sub(1)).max(1);
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .ok_or("the model has no parameters")?;
+    let device = model_device(model)?;
     let loader = token_loader(
         tokens,
         Partition::Sequential,

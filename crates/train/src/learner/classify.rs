@@ -5,12 +5,8 @@ use std::sync::Arc;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::train::metric::{AccuracyMetric, LossMetric};
-use burn::train::{
-    ClassificationOutput, InferenceStep, SupervisedTraining, TrainOutput, TrainStep,
-};
+use burn::train::{ClassificationOutput, SupervisedTraining};
 use sequent_models::heads::SequenceModel;
 use sequent_models::recurrent::CellKind;
 
@@ -70,35 +66,7 @@ impl<C: CellKind> ClassifierLearner<C> {
     }
 }
 
-impl<C: CellKind> TrainStep for ClassifierLearner<C> {
-    type Input = CaseBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: CaseBatch) -> TrainOutput<ClassificationOutput> {
-        let out = self.run(batch, Split::Train);
-        let grads = out.loss.backward();
-        TrainOutput::new(self, grads, out)
-    }
-
-    fn optimize(
-        self,
-        optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        grads: GradientsParams,
-    ) -> Self {
-        let control = self.control.clone();
-        control.optimize(self, optim, lr, grads)
-    }
-}
-
-impl<C: CellKind> InferenceStep for ClassifierLearner<C> {
-    type Input = CaseBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: CaseBatch) -> ClassificationOutput {
-        self.run(batch, Split::Valid)
-    }
-}
+steps_from_run!(ClassifierLearner<C: CellKind>, CaseBatch, ClassificationOutput);
 
 impl<C: CellKind> TaskMetrics for ClassifierLearner<C> {
     fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {

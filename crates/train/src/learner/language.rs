@@ -4,11 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleDisplay};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Int, Tensor};
 use burn::train::metric::{LossMetric, PerplexityMetric};
-use burn::train::{InferenceStep, SequenceOutput, SupervisedTraining, TrainOutput, TrainStep};
+use burn::train::{SequenceOutput, SupervisedTraining};
 use sequent_models::classical::MarkovLm;
 use sequent_models::generate::Sampling;
 use sequent_models::heads::LanguageModel;
@@ -151,35 +149,7 @@ impl<M: TokenModel> LanguageLearner<M> {
     }
 }
 
-impl<M: TokenModel> TrainStep for LanguageLearner<M> {
-    type Input = TokenBatch;
-    type Output = SequenceOutput;
-
-    fn step(&self, batch: TokenBatch) -> TrainOutput<SequenceOutput> {
-        let out = self.run(batch, Split::Train);
-        let grads = out.loss.backward();
-        TrainOutput::new(self, grads, out)
-    }
-
-    fn optimize(
-        self,
-        optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        grads: GradientsParams,
-    ) -> Self {
-        let control = self.control.clone();
-        control.optimize(self, optim, lr, grads)
-    }
-}
-
-impl<M: TokenModel> InferenceStep for LanguageLearner<M> {
-    type Input = TokenBatch;
-    type Output = SequenceOutput;
-
-    fn step(&self, batch: TokenBatch) -> SequenceOutput {
-        self.run(batch, Split::Valid)
-    }
-}
+steps_from_run!(LanguageLearner<M: TokenModel>, TokenBatch, SequenceOutput);
 
 impl<M: TokenModel> TaskMetrics for LanguageLearner<M> {
     fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {

@@ -11,6 +11,25 @@ use burn::train::metric::{
 };
 use burn::train::{RegressionOutput, SequenceOutput};
 
+/// burn-train's `Numeric` for a metric whose `state` field is a [`NumericMetricState`].
+macro_rules! numeric_from_state {
+    ($metric:ty) => {
+        impl Numeric for $metric {
+            fn value(&self) -> Option<NumericEntry> {
+                Some(self.state.current_value())
+            }
+
+            fn running_value(&self) -> Option<NumericEntry> {
+                Some(self.state.running_value())
+            }
+
+            fn final_value(&self) -> NumericEntry {
+                self.state.final_value()
+            }
+        }
+    };
+}
+
 /// Mean next-token cross-entropy `L` (nats) and the number of targets it averages.
 pub struct CrossEntropyInput {
     loss: Tensor<1>,
@@ -89,19 +108,7 @@ impl Metric for BitsPerCharMetric {
     }
 }
 
-impl Numeric for BitsPerCharMetric {
-    fn value(&self) -> Option<NumericEntry> {
-        Some(self.state.current_value())
-    }
-
-    fn running_value(&self) -> Option<NumericEntry> {
-        Some(self.state.running_value())
-    }
-
-    fn final_value(&self) -> NumericEntry {
-        self.state.final_value()
-    }
-}
+numeric_from_state!(BitsPerCharMetric);
 
 /// Predictions and targets `[N, F]` of a regression batch.
 pub struct ErrorInput {
@@ -198,19 +205,7 @@ impl Metric for RegressionErrorMetric {
     }
 }
 
-impl Numeric for RegressionErrorMetric {
-    fn value(&self) -> Option<NumericEntry> {
-        Some(self.state.current_value())
-    }
-
-    fn running_value(&self) -> Option<NumericEntry> {
-        Some(self.state.running_value())
-    }
-
-    fn final_value(&self) -> NumericEntry {
-        self.state.final_value()
-    }
-}
+numeric_from_state!(RegressionErrorMetric);
 
 #[cfg(test)]
 mod tests {

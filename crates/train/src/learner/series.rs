@@ -6,11 +6,9 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::module::{Module, ModuleDisplay};
 use burn::nn::loss::{MseLoss, Reduction};
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use burn::train::metric::LossMetric;
-use burn::train::{InferenceStep, RegressionOutput, SupervisedTraining, TrainOutput, TrainStep};
+use burn::train::{RegressionOutput, SupervisedTraining};
 use sequent_models::classical::{AutoregressiveMlp, LatentAutoregressive};
 use sequent_models::forecast::Forecaster;
 use sequent_models::heads::SequenceForecaster;
@@ -131,35 +129,7 @@ impl<M: SeriesModel> SeriesLearner<M> {
     }
 }
 
-impl<M: SeriesModel> TrainStep for SeriesLearner<M> {
-    type Input = WindowBatch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: WindowBatch) -> TrainOutput<RegressionOutput> {
-        let out = self.run(batch, Split::Train);
-        let grads = out.loss.backward();
-        TrainOutput::new(self, grads, out)
-    }
-
-    fn optimize(
-        self,
-        optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        grads: GradientsParams,
-    ) -> Self {
-        let control = self.control.clone();
-        control.optimize(self, optim, lr, grads)
-    }
-}
-
-impl<M: SeriesModel> InferenceStep for SeriesLearner<M> {
-    type Input = WindowBatch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: WindowBatch) -> RegressionOutput {
-        self.run(batch, Split::Valid)
-    }
-}
+steps_from_run!(SeriesLearner<M: SeriesModel>, WindowBatch, RegressionOutput);
 
 impl<M: SeriesModel> TaskMetrics for SeriesLearner<M> {
     fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
