@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub smoothing: f64,
     /// Random seed (weights, data order, dropout, sampling).
     pub seed: u64,
+    /// Early stopping: epochs without a better validation loss before training stops (0: off).
+    pub patience: usize,
 }
 
 impl Default for RunConfig {
@@ -74,6 +76,7 @@ impl Default for RunConfig {
             order: 3,
             smoothing: 0.1,
             seed: 42,
+            patience: 0,
         }
     }
 }

@@ -187,6 +187,9 @@ struct TrainArgs {
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Early stopping: stop after this many epochs without a better validation loss (0: off).
+    #[arg(long)]
+    patience: Option<usize>,
     /// Run directory (default runs/MODEL-DATA).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -237,7 +240,8 @@ impl TrainArgs {
             test_fraction,
             order,
             smoothing,
-            seed
+            seed,
+            patience
         );
         if !self.columns.is_empty() {
             c.columns = self.columns.clone();

@@ -22,6 +22,7 @@ impl RunConfig {
             lr: self.lr,
             clip: (self.clip > 0.0).then_some(self.clip),
             seed: self.seed,
+            patience: (self.patience > 0).then_some(self.patience),
         }
     }
 }

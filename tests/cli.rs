@@ -245,6 +245,25 @@ fn config_file_and_resume() {
     assert!(out.contains("perplexity"));
     let metrics = std::fs::read_to_string(Path::new(&run).join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    // Early stopping: at a learning rate this high the validation loss soon stops improving.
+    let early = s.path("early");
+    let mut args = vec![
+        "train", "--config", &config, "--out", &early, "--epochs", "30",
+    ];
+    args.extend_from_slice(&["--lr", "0.5", "--patience", "1"]);
+    ok(&args);
+    let metrics = std::fs::read_to_string(Path::new(&early).join("metrics.csv")).unwrap();
+    let valid: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(valid.len() < 30, "{metrics}");
+    let best_before = valid[..valid.len() - 1]
+        .iter()
+        .copied()
+        .fold(f64::MAX, f64::min);
+    assert!(valid[valid.len() - 1] >= best_before, "{metrics}");
     let bad = s.file("bad.json", "{\"model\": \"gru\", \"hiden\": 3}");
     assert!(fails(&["train", "--config", &bad]).contains("hiden"));
 }

@@ -19,6 +19,7 @@ fn train_run(dir: &std::path::Path, epochs: usize, resume: bool) -> Vec<(usize, 
         lr: 0.01,
         clip: Some(1.0),
         seed: 11,
+        patience: None,
     };
     let resume_after = if resume {
         learner::fit::resume_point(dir).unwrap()

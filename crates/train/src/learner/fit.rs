@@ -7,8 +7,11 @@ use std::sync::Arc;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::optim::AdamConfig;
+use burn::train::metric::LossMetric;
+use burn::train::metric::store::{Aggregate, Direction, Split as StoreSplit};
 use burn::train::{
-    InferenceStep, Interrupter, Learner, LearnerModel, SupervisedTraining, TrainStep,
+    InferenceStep, Interrupter, Learner, LearnerModel, MetricEarlyStoppingStrategy,
+    StoppingCondition, SupervisedTraining, TrainStep,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +30,9 @@ pub struct FitOptions {
     pub clip: Option<f64>,
     /// Seed of the weights, the data order and dropout.
     pub seed: u64,
+    /// Stop when the validation loss has not improved for this many epochs (burn-train's
+    /// `MetricEarlyStoppingStrategy`); `None` trains every epoch.
+    pub patience: Option<usize>,
 }
 
 /// What a finished (or stopped) run hands back.
@@ -93,6 +99,15 @@ where
         .num_epochs(options.epochs);
     if let Some(epoch) = resume_after {
         training = training.checkpoint(epoch);
+    }
+    if let Some(n_epochs) = options.patience {
+        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
+            &LossMetric::new(),
+            Aggregate::Mean,
+            Direction::Lowest,
+            StoreSplit::Valid,
+            StoppingCondition::NoImprovementSince { n_epochs },
+        ));
     }
     // PyTorch's epsilon (burn's default is 1e-5), so runs compare with `torch.optim.Adam`.
     let optim = AdamConfig::new().with_epsilon(1e-8).init();
