@@ -111,7 +111,7 @@ def headline(name):
     if name == "long_dependencies":
         t = max(int(x["T"]) for x in r)
         cells = [x for x in r if x["task"] == "adding" and int(x["T"]) == t]
-        return f"adding, T = {t}, error / baseline: " + ", ".join(f"{x['cell']} {float(x['error / baseline']):.2f}" for x in cells)
+        return f"adding, T = {t}, error / memoryless: " + ", ".join(f"{x['cell']} {float(x['error / memoryless']):.2f}" for x in cells)
     if name == "births_forecast":
         naive, gru = r[0], by("model", "gru")
         return f"1-day MAE: GRU {float(gru['MAE h=1']):.0f} against seasonal naive {float(naive['MAE h=1']):.0f}"
