@@ -1,6 +1,7 @@
-//! The fused pointwise path (Flex, NdArray) against the composed tensor ops: same outputs, final
-//! states and gradients (input, initial state, every weight), for the three cells, stacked and
-//! bidirectional, with variable lengths. PyTorch parity of the default (fused) path is
+//! The fused path (Flex, NdArray) against the composed tensor ops: same outputs, final states and
+//! gradients (input, initial state, recurrent weights), for the three cells, stacked and
+//! bidirectional, with variable lengths (fused pointwise steps) and without (for the LSTM, the
+//! fused whole-sequence op). PyTorch parity of the default (fused) path is
 //! `parity.rs`; this test pins the switch itself.
 
 mod common;
@@ -17,11 +18,13 @@ fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar()
 }
 
-/// Runs `layer` on `x` from `h0` (and `c0`) with lengths; returns the loss's gradients too.
+/// Runs `layer` on `x` from `h0` (and `c0`), with `lengths` if given; returns the loss's
+/// gradients too.
 fn run<C: CellKind>(
     layer: &Recurrent<C>,
     x: Tensor<3>,
     state: RecurrentState,
+    lengths: Option<&[usize]>,
 ) -> (
     Tensor<3>,
     RecurrentState,
@@ -35,7 +38,7 @@ fn run<C: CellKind>(
         hidden: h0.clone(),
         cell: state.cell,
     };
-    let (out, last) = layer.forward_lengths(x.clone(), &[5, 3, 5], Some(state));
+    let (out, last) = layer.try_forward(x.clone(), Some(state), lengths).unwrap();
     let loss = out.clone().powi_scalar(2).sum() + last.hidden.clone().sum();
     let grads = loss.backward();
     let gx = x.grad(&grads).expect("input gradient");
@@ -62,8 +65,23 @@ fn compare<C: CellKind>(name: &str, fused: Recurrent<C>, device: &Device) {
         hidden: h0,
         cell: c0,
     };
-    let (o1, s1, g1, x1, h1) = run(&fused, x.clone(), state.clone());
-    let (o2, s2, g2, x2, h2) = run(&composed, x, state);
+    // With lengths the engine steps (fused pointwise ops); without, an LSTM runs the fused
+    // whole-sequence op.
+    for lengths in [Some(&[5, 3, 5][..]), None] {
+        compare_run(name, &fused, &composed, x.clone(), state.clone(), lengths);
+    }
+}
+
+fn compare_run<C: CellKind>(
+    name: &str,
+    fused: &Recurrent<C>,
+    composed: &Recurrent<C>,
+    x: Tensor<3>,
+    state: RecurrentState,
+    lengths: Option<&[usize]>,
+) {
+    let (o1, s1, g1, x1, h1) = run(fused, x.clone(), state.clone(), lengths);
+    let (o2, s2, g2, x2, h2) = run(composed, x, state, lengths);
     assert!(max_diff(o1, o2) < 1e-5, "{name}: outputs differ");
     assert!(max_diff(s1.hidden, s2.hidden) < 1e-5, "{name}: h_n differs");
     if let (Some(a), Some(b)) = (s1.cell, s2.cell) {

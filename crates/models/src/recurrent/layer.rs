@@ -215,6 +215,13 @@ impl<C: CellKind> Recurrent<C> {
             .input_affine()
             .apply(x.clone().reshape([steps * batch, width]))
             .reshape([steps, batch, gh]);
+        if masks.is_none()
+            && let Some(done) =
+                self.cell
+                    .sequence(weights, &x_proj, &state, reverse, self.pointwise)
+        {
+            return done;
+        }
         let recurrent = self.cell.prepare(weights);
         let mut x_steps = split_steps(x_proj);
         let mut outputs: Vec<Option<Tensor<2>>> = vec![None; steps];

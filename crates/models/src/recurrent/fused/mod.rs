@@ -11,6 +11,7 @@
 mod kernels;
 pub mod math;
 mod ops;
+mod sequence;
 
 use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor};
@@ -73,4 +74,28 @@ pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as FusedCellOps>::tanh_pointwise(
         x.into_dispatch(),
     ))
+}
+
+/// A whole fused LSTM layer direction (forward in time): `x_proj` `[T, B, 4H]`, `W_hh`, `b_hh`,
+/// `h0`, `c0`; returns the outputs `h_1 .. h_T` `[T, B, H]` and the final `(h_T, c_T)`.
+pub(crate) fn lstm_sequence(
+    x_proj: Tensor<3>,
+    w_hh: Tensor<2>,
+    b_hh: Tensor<1>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    let [steps, batch, _] = x_proj.dims();
+    let h = h0.dims()[1];
+    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::lstm_sequence(
+        x_proj.into_dispatch(),
+        w_hh.into_dispatch(),
+        b_hh.into_dispatch(),
+        h0.into_dispatch(),
+        c0.into_dispatch(),
+    ));
+    let hidden = out.clone().narrow(0, 0, steps);
+    let last = hidden.clone().narrow(0, steps - 1, 1).reshape([batch, h]);
+    let cell = out.narrow(0, steps, 1).reshape([batch, h]);
+    (hidden, last, cell)
 }

@@ -14,6 +14,7 @@ use burn::backend::{Backend, TensorMetadata, backend_extension};
 use burn::tensor::{Shape, TensorData};
 
 use super::kernels;
+use super::sequence::{self, LstmTrace};
 
 /// Fused pointwise parts of the recurrent cells.
 #[backend_extension(
@@ -32,6 +33,39 @@ pub trait FusedCellOps: Backend {
     ) -> FloatTensor<Self>;
     /// Elementwise `tanh` (the vanilla RNN's nonlinearity).
     fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A whole LSTM layer direction: `x_proj` `[T, B, 4H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`,
+    /// `h0`, `c0` `[B, H]` -> `[T + 1, B, H]` (`h_1 .. h_T`, then `c_T`).
+    fn lstm_sequence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// The dimensions `(T, B, H)` of an LSTM sequence op and its host trace.
+fn lstm_sequence_host<B: Backend>(
+    x_proj: FloatTensor<B>,
+    w_hh: FloatTensor<B>,
+    b_hh: FloatTensor<B>,
+    h0: FloatTensor<B>,
+    c0: FloatTensor<B>,
+) -> (LstmTrace, Vec<f32>, (usize, usize, usize), FloatTensor<B>) {
+    let like = h0.clone();
+    let (x, xs) = host::<B>(x_proj);
+    let (w, _) = host::<B>(w_hh);
+    let (b, _) = host::<B>(b_hh);
+    let (h, hs) = host::<B>(h0);
+    let (c, _) = host::<B>(c0);
+    let dims = (xs[0], xs[1], hs[1]);
+    let trace = sequence::lstm_sequence_forward(&x, &w, &b, &h, &c, dims);
+    let out = device_tensor::<B>(
+        trace.output(dims.0, dims.1 * dims.2),
+        Shape::new([dims.0 + 1, dims.1, dims.2]),
+        &like,
+    );
+    (trace, w, dims, out)
 }
 
 /// A tensor's values on the host (f32) and its shape.
@@ -105,6 +139,16 @@ macro_rules! host_backend {
 
             fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self> {
                 tanh_host::<Self>(x)
+            }
+
+            fn lstm_sequence(
+                x_proj: FloatTensor<Self>,
+                w_hh: FloatTensor<Self>,
+                b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+                c0: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                lstm_sequence_host::<Self>(x_proj, w_hh, b_hh, h0, c0).3
             }
         }
     };
@@ -186,7 +230,75 @@ impl<B: Backend> Backward<B, 1> for TanhBackward {
     }
 }
 
+#[derive(Debug)]
+struct LstmSequenceBackward;
+
+impl<B: Backend> Backward<B, 5> for LstmSequenceBackward {
+    /// The trace, `W_hh`, the dimensions and a tensor of the device.
+    type State = (LstmTrace, Vec<f32>, (usize, usize, usize), FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (trace, w, (t, b, h), like) = ops.state;
+        let (g, _) = host::<B>(grad);
+        let bh = b * h;
+        let d = sequence::lstm_sequence_backward(&trace, &w, &g[..t * bh], &g[t * bh..], (t, b, h));
+        let shapes = [
+            Shape::new([t, b, 4 * h]),
+            Shape::new([4 * h, h]),
+            Shape::new([4 * h]),
+            Shape::new([b, h]),
+            Shape::new([b, h]),
+        ];
+        let values = [d.x_proj, d.w_hh, d.b_hh, d.h0, d.c0];
+        for ((node, values), shape) in ops.parents.into_iter().zip(values).zip(shapes) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, device_tensor::<B>(values, shape, &like));
+            }
+        }
+    }
+}
+
 impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
+    fn lstm_sequence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let nodes = [
+            x_proj.node(),
+            w_hh.node(),
+            b_hh.node(),
+            h0.node(),
+            c0.node(),
+        ];
+        match LstmSequenceBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (trace, w, dims, out) = lstm_sequence_host::<B>(
+                    x_proj.into_primitive(),
+                    w_hh.into_primitive(),
+                    b_hh.into_primitive(),
+                    h0.into_primitive(),
+                    c0.into_primitive(),
+                );
+                prep.finish((trace, w, dims, out.clone()), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::lstm_sequence(
+                x_proj.into_primitive(),
+                w_hh.into_primitive(),
+                b_hh.into_primitive(),
+                h0.into_primitive(),
+                c0.into_primitive(),
+            )),
+        }
+    }
+
     fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self> {
         match LstmBackward
             .prepare::<C>([gates.node(), c_prev.node()])

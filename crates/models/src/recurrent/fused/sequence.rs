@@ -1,0 +1,268 @@
+//! A whole LSTM layer direction as one host computation (the cuDNN / oneDNN design): the time loop
+//! runs inside the op with `W_hh` read in place, and the backward runs BPTT inside the op too,
+//! accumulating `dW_hh` for all steps with one GEMM `dG^T [4H x T*B] * H_prev [T*B x H]`.
+
+use gemm::{Parallelism, gemm};
+
+use super::kernels::{lstm_backward, lstm_forward};
+
+/// `c = (accumulate ? c : 0) + a * b` for row-major `c` `[m, n]`; `a` is `[m, k]` (or `[k, m]`
+/// read transposed when `a_t`), `b` is `[k, n]` (or `[n, k]` read transposed when `b_t`).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    c: &mut [f32],
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+) {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    let (a_rs, a_cs) = if a_t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (b_rs, b_cs) = if b_t {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    let threads = if m * n * k >= 1 << 18 {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the slices hold the m x k, k x n and m x n matrices the strides describe (checked
+    // above), and `c` does not alias `a` or `b` (distinct borrows).
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            threads,
+        );
+    }
+}
+
+/// What the forward pass keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub struct LstmTrace {
+    /// Gate pre-activations of every step, `[T, B, 4H]`.
+    pub gates: Vec<f32>,
+    /// `h_0 .. h_T`, `[T + 1, B, H]`.
+    pub hidden: Vec<f32>,
+    /// `c_0 .. c_T`, `[T + 1, B, H]`.
+    pub cell: Vec<f32>,
+}
+
+impl LstmTrace {
+    /// The op's output `[T + 1, B, H]`: `h_1 .. h_T`, then `c_T`.
+    pub fn output(&self, steps: usize, bh: usize) -> Vec<f32> {
+        let mut out = self.hidden[bh..].to_vec();
+        out.extend_from_slice(&self.cell[steps * bh..]);
+        out
+    }
+}
+
+/// Runs the layer: `x_proj` `[T, B, 4H]` (`x W_ih^T + b_ih`), `w_hh` `[4H, H]`, `b_hh` `[4H]`,
+/// `h0`, `c0` `[B, H]`.
+pub fn lstm_sequence_forward(
+    x_proj: &[f32],
+    w_hh: &[f32],
+    b_hh: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+    (steps, batch, h): (usize, usize, usize),
+) -> LstmTrace {
+    let (g4, bh) = (4 * h, batch * h);
+    let mut gates = vec![0f32; steps * batch * g4];
+    let mut hidden = vec![0f32; (steps + 1) * bh];
+    let mut cell = vec![0f32; (steps + 1) * bh];
+    hidden[..bh].copy_from_slice(h0);
+    cell[..bh].copy_from_slice(c0);
+    for t in 0..steps {
+        let g = &mut gates[t * batch * g4..(t + 1) * batch * g4];
+        for (r, row) in g.chunks_mut(g4).enumerate() {
+            let xp = &x_proj[(t * batch + r) * g4..(t * batch + r + 1) * g4];
+            for ((o, x), b) in row.iter_mut().zip(xp).zip(b_hh) {
+                *o = x + b;
+            }
+        }
+        // gates += h_t W_hh^T
+        let (before, _) = hidden.split_at(t * bh + bh);
+        matmul(
+            g,
+            &before[t * bh..],
+            false,
+            w_hh,
+            true,
+            (batch, g4, h),
+            true,
+        );
+        let out = lstm_forward(g, &cell[t * bh..(t + 1) * bh], h);
+        for r in 0..batch {
+            let (ho, co) = out[r * 2 * h..(r + 1) * 2 * h].split_at(h);
+            hidden[(t + 1) * bh + r * h..(t + 1) * bh + (r + 1) * h].copy_from_slice(ho);
+            cell[(t + 1) * bh + r * h..(t + 1) * bh + (r + 1) * h].copy_from_slice(co);
+        }
+    }
+    LstmTrace {
+        gates,
+        hidden,
+        cell,
+    }
+}
+
+/// Gradients of the inputs of [`lstm_sequence_forward`].
+pub struct LstmGrads {
+    /// `dL/dx_proj`, `[T, B, 4H]`.
+    pub x_proj: Vec<f32>,
+    /// `dL/dW_hh`, `[4H, H]`.
+    pub w_hh: Vec<f32>,
+    /// `dL/db_hh`, `[4H]`.
+    pub b_hh: Vec<f32>,
+    /// `dL/dh_0`, `[B, H]`.
+    pub h0: Vec<f32>,
+    /// `dL/dc_0`, `[B, H]`.
+    pub c0: Vec<f32>,
+}
+
+/// BPTT through the trace. `d_hidden` `[T, B, H]` is `dL/dh_1..h_T` from the outputs, `d_cell`
+/// `[B, H]` is `dL/dc_T`.
+pub fn lstm_sequence_backward(
+    trace: &LstmTrace,
+    w_hh: &[f32],
+    d_hidden: &[f32],
+    d_cell: &[f32],
+    (steps, batch, h): (usize, usize, usize),
+) -> LstmGrads {
+    let (g4, bh) = (4 * h, batch * h);
+    let mut d_gates = vec![0f32; steps * batch * g4];
+    let mut dh_next = vec![0f32; bh];
+    let mut dc_next = d_cell.to_vec();
+    let mut grad = vec![0f32; batch * 2 * h];
+    for t in (0..steps).rev() {
+        for r in 0..batch {
+            for j in 0..h {
+                grad[r * 2 * h + j] = d_hidden[t * bh + r * h + j] + dh_next[r * h + j];
+                grad[r * 2 * h + h + j] = dc_next[r * h + j];
+            }
+        }
+        let gates = &trace.gates[t * batch * g4..(t + 1) * batch * g4];
+        let (dg, dc) = lstm_backward(gates, &trace.cell[t * bh..(t + 1) * bh], &grad, h);
+        // dh_{t-1} = dG_t W_hh
+        matmul(&mut dh_next, &dg, false, w_hh, false, (batch, h, g4), false);
+        d_gates[t * batch * g4..(t + 1) * batch * g4].copy_from_slice(&dg);
+        dc_next = dc;
+    }
+    // dW_hh = dG^T [4H, T*B] * H_prev [T*B, H], one GEMM for the whole sequence.
+    let mut w_grad = vec![0f32; g4 * h];
+    matmul(
+        &mut w_grad,
+        &d_gates,
+        true,
+        &trace.hidden[..steps * bh],
+        false,
+        (g4, h, steps * batch),
+        false,
+    );
+    let mut b_grad = vec![0f32; g4];
+    for row in d_gates.chunks(g4) {
+        for (b, g) in b_grad.iter_mut().zip(row) {
+            *b += g;
+        }
+    }
+    LstmGrads {
+        x_proj: d_gates,
+        w_hh: w_grad,
+        b_hh: b_grad,
+        h0: dh_next,
+        c0: dc_next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_handles_both_transpositions() {
+        // a = [[1, 2], [3, 4]], b = [[5, 6], [7, 8]]
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]);
+        let mut c = [0f32; 4];
+        matmul(&mut c, &a, false, &b, false, (2, 2, 2), false);
+        assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+        matmul(&mut c, &a, true, &b, false, (2, 2, 2), false);
+        assert_eq!(c, [26.0, 30.0, 38.0, 44.0]);
+        matmul(&mut c, &a, false, &b, true, (2, 2, 2), true);
+        assert_eq!(c, [26.0 + 17.0, 30.0 + 23.0, 38.0 + 39.0, 44.0 + 53.0]);
+    }
+
+    #[test]
+    fn backward_matches_central_differences() {
+        let (t, b, h) = (3, 2, 2);
+        let f = |n: usize, s: usize| -> Vec<f32> {
+            (0..n)
+                .map(|k| (((k * s) % 13) as f32 - 6.0) / 8.0)
+                .collect()
+        };
+        let (xp, w, bias, h0, c0) = (
+            f(t * b * 4 * h, 7),
+            f(4 * h * h, 5),
+            f(4 * h, 3),
+            f(b * h, 11),
+            f(b * h, 2),
+        );
+        let (wd, wc) = (f(t * b * h, 9), f(b * h, 4));
+        let loss = |xp: &[f32], w: &[f32], bias: &[f32], h0: &[f32], c0: &[f32]| -> f64 {
+            let tr = lstm_sequence_forward(xp, w, bias, h0, c0, (t, b, h));
+            let hs: f64 = tr.hidden[b * h..]
+                .iter()
+                .zip(&wd)
+                .map(|(x, y)| (x * y) as f64)
+                .sum();
+            let cs: f64 = tr.cell[t * b * h..]
+                .iter()
+                .zip(&wc)
+                .map(|(x, y)| (x * y) as f64)
+                .sum();
+            hs + cs
+        };
+        let trace = lstm_sequence_forward(&xp, &w, &bias, &h0, &c0, (t, b, h));
+        let g = lstm_sequence_backward(&trace, &w, &wd, &wc, (t, b, h));
+        let inputs = [&xp, &w, &bias, &h0, &c0];
+        let grads = [&g.x_proj, &g.w_hh, &g.b_hh, &g.h0, &g.c0];
+        for (which, (input, grad)) in inputs.iter().zip(grads).enumerate() {
+            for k in 0..input.len() {
+                let mut args: Vec<Vec<f32>> = inputs.iter().map(|v| v.to_vec()).collect();
+                args[which][k] += 1e-2;
+                let up = loss(&args[0], &args[1], &args[2], &args[3], &args[4]);
+                args[which][k] -= 2e-2;
+                let down = loss(&args[0], &args[1], &args[2], &args[3], &args[4]);
+                let numeric = (up - down) / 2e-2;
+                assert!(
+                    (numeric - grad[k] as f64).abs() < 3e-3,
+                    "input {which} element {k}: numeric {numeric} analytic {}",
+                    grad[k]
+                );
+            }
+        }
+    }
+}
