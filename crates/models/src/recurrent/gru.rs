@@ -38,6 +38,23 @@ pub enum GruRecurrent {
 }
 
 impl CellKind for GruKind {
+    fn sequence(
+        &self,
+        weights: &CellWeights,
+        x_proj: &Tensor<3>,
+        state: &CellState,
+        reverse: bool,
+        pointwise: Pointwise,
+    ) -> Option<(Tensor<3>, CellState)> {
+        if !(self.reset_after) {
+            return None;
+        }
+        fused::run_sequence(weights, x_proj, reverse, pointwise, |x, w, b| {
+            let (outputs, hidden) = fused::gated_sequence(true, x, w, b, state.hidden.clone());
+            (outputs, CellState { hidden, cell: None })
+        })
+    }
+
     const GATES: usize = 3;
     const HAS_CELL: bool = false;
     const NAME: &'static str = "GRU";

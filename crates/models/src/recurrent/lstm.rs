@@ -27,36 +27,18 @@ impl CellKind for LstmKind {
         reverse: bool,
         pointwise: Pointwise,
     ) -> Option<(Tensor<3>, CellState)> {
-        // The op pays off in training, where its backward replaces T small GEMMs for dW_hh by
-        // one; inference and one-step calls (streaming) are as fast or faster per step.
-        let device = x_proj.device();
-        if x_proj.dims()[0] < 2 || !device.is_autodiff() || !pointwise.fused_on(&device) {
-            return None;
-        }
-        // The op runs forward in time; the reverse direction runs it over the flipped sequence.
-        let flip = |t: Tensor<3>| if reverse { t.flip([0]) } else { t };
-        let bias = match &weights.bias_hh {
-            Some(b) => b.val(),
-            None => Tensor::zeros([weights.gate_rows()], &x_proj.device()),
-        };
-        let c0 = state
-            .cell
-            .clone()
-            .expect("the engine gives an LSTM a cell state");
-        let (outputs, hidden, cell) = fused::lstm_sequence(
-            flip(x_proj.clone()),
-            weights.weight_hh.val(),
-            bias,
-            state.hidden.clone(),
-            c0,
-        );
-        Some((
-            flip(outputs),
-            CellState {
+        fused::run_sequence(weights, x_proj, reverse, pointwise, |x, w, b| {
+            let c0 = state
+                .cell
+                .clone()
+                .expect("the engine gives an LSTM a cell state");
+            let (outputs, hidden, cell) = fused::lstm_sequence(x, w, b, state.hidden.clone(), c0);
+            let last = CellState {
                 hidden,
                 cell: Some(cell),
-            },
-        ))
+            };
+            (outputs, last)
+        })
     }
 
     const GATES: usize = 4;

@@ -27,6 +27,23 @@ pub struct RnnKind {
 }
 
 impl CellKind for RnnKind {
+    fn sequence(
+        &self,
+        weights: &CellWeights,
+        x_proj: &Tensor<3>,
+        state: &CellState,
+        reverse: bool,
+        pointwise: Pointwise,
+    ) -> Option<(Tensor<3>, CellState)> {
+        if !(self.nonlinearity == Nonlinearity::Tanh) {
+            return None;
+        }
+        fused::run_sequence(weights, x_proj, reverse, pointwise, |x, w, b| {
+            let (outputs, hidden) = fused::gated_sequence(false, x, w, b, state.hidden.clone());
+            (outputs, CellState { hidden, cell: None })
+        })
+    }
+
     const GATES: usize = 1;
     const HAS_CELL: bool = false;
     const NAME: &'static str = "RNN";

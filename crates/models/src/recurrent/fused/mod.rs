@@ -17,6 +17,9 @@ use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::state::CellState;
+use super::weights::CellWeights;
+
 pub use ops::FusedCellOps;
 
 /// How a cell computes the pointwise part of a step.
@@ -98,4 +101,55 @@ pub(crate) fn lstm_sequence(
     let last = hidden.clone().narrow(0, steps - 1, 1).reshape([batch, h]);
     let cell = out.narrow(0, steps, 1).reshape([batch, h]);
     (hidden, last, cell)
+}
+
+/// A whole fused GRU (reset-after) or tanh-RNN layer direction (forward in time): `x_proj`
+/// `[T, B, G*H]`, `W_hh`, `b_hh`, `h0`; returns the outputs `h_1 .. h_T` `[T, B, H]` and `h_T`.
+pub(crate) fn gated_sequence(
+    gru: bool,
+    x_proj: Tensor<3>,
+    w_hh: Tensor<2>,
+    b_hh: Tensor<1>,
+    h0: Tensor<2>,
+) -> (Tensor<3>, Tensor<2>) {
+    let [steps, batch, _] = x_proj.dims();
+    let h = h0.dims()[1];
+    let (x, w, b, h0) = (
+        x_proj.into_dispatch(),
+        w_hh.into_dispatch(),
+        b_hh.into_dispatch(),
+        h0.into_dispatch(),
+    );
+    let out = Tensor::<3>::from_dispatch(if gru {
+        <Dispatch as FusedCellOps>::gru_sequence(x, w, b, h0)
+    } else {
+        <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w, b, h0)
+    });
+    let last = out.clone().narrow(0, steps - 1, 1).reshape([batch, h]);
+    (out, last)
+}
+
+/// Runs a whole-sequence op `op(x_proj_in_time_order, W_hh, b_hh)` for one layer direction, if it
+/// applies: in training (autodiff device) on a fused-capable device, for more than one step
+/// (inference and one-step calls are as fast or faster per step, and the op reads `W_hh` once per
+/// call). The op runs forward in time; the reverse direction runs it over the flipped sequence
+/// and flips its outputs back. A layer without `b_hh` passes zeros.
+pub(crate) fn run_sequence(
+    weights: &CellWeights,
+    x_proj: &Tensor<3>,
+    reverse: bool,
+    pointwise: Pointwise,
+    op: impl FnOnce(Tensor<3>, Tensor<2>, Tensor<1>) -> (Tensor<3>, CellState),
+) -> Option<(Tensor<3>, CellState)> {
+    let device = x_proj.device();
+    if x_proj.dims()[0] < 2 || !device.is_autodiff() || !pointwise.fused_on(&device) {
+        return None;
+    }
+    let flip = |t: Tensor<3>| if reverse { t.flip([0]) } else { t };
+    let bias = match &weights.bias_hh {
+        Some(b) => b.val(),
+        None => Tensor::zeros([weights.gate_rows()], &device),
+    };
+    let (outputs, last) = op(flip(x_proj.clone()), weights.weight_hh.val(), bias);
+    Some((flip(outputs), last))
 }

@@ -14,7 +14,7 @@ use burn::backend::{Backend, TensorMetadata, backend_extension};
 use burn::tensor::{Shape, TensorData};
 
 use super::kernels;
-use super::sequence::{self, LstmTrace};
+use super::sequence::{self, GatedTrace, LstmTrace, SequenceCell};
 
 /// Fused pointwise parts of the recurrent cells.
 #[backend_extension(
@@ -42,8 +42,56 @@ pub trait FusedCellOps: Backend {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// A whole GRU (reset-after) layer direction: `x_proj` `[T, B, 3H]`, `w_hh` `[3H, H]`, `b_hh`
+    /// `[3H]`, `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
+    fn gru_sequence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// A whole tanh-RNN layer direction: `x_proj` `[T, B, H]`, `w_hh` `[H, H]`, `b_hh` `[H]`,
+    /// `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
+    fn rnn_tanh_sequence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
+/// What a GRU / tanh-RNN sequence keeps for its backward: the trace, `x_proj` and `W_hh` on the
+/// host, the dimensions, and a tensor of the device.
+type GatedState<B> = (
+    GatedTrace,
+    Vec<f32>,
+    Vec<f32>,
+    (usize, usize, usize),
+    FloatTensor<B>,
+);
+
+fn gated_sequence_host<B: Backend>(
+    cell: SequenceCell,
+    x_proj: FloatTensor<B>,
+    w_hh: FloatTensor<B>,
+    b_hh: FloatTensor<B>,
+    h0: FloatTensor<B>,
+) -> (GatedState<B>, FloatTensor<B>) {
+    let like = h0.clone();
+    let (x, xs) = host::<B>(x_proj);
+    let (w, _) = host::<B>(w_hh);
+    let (b, _) = host::<B>(b_hh);
+    let (h, hs) = host::<B>(h0);
+    let dims = (xs[0], xs[1], hs[1]);
+    let trace = sequence::gated_sequence_forward(cell, &x, &w, &b, &h, dims);
+    let bh = dims.1 * dims.2;
+    let out = device_tensor::<B>(
+        trace.hidden[bh..].to_vec(),
+        Shape::new([dims.0, dims.1, dims.2]),
+        &like,
+    );
+    ((trace, x, w, dims, out.clone()), out)
+}
 /// The dimensions `(T, B, H)` of an LSTM sequence op and its host trace.
 fn lstm_sequence_host<B: Backend>(
     x_proj: FloatTensor<B>,
@@ -149,6 +197,24 @@ macro_rules! host_backend {
                 c0: FloatTensor<Self>,
             ) -> FloatTensor<Self> {
                 lstm_sequence_host::<Self>(x_proj, w_hh, b_hh, h0, c0).3
+            }
+
+            fn gru_sequence(
+                x_proj: FloatTensor<Self>,
+                w_hh: FloatTensor<Self>,
+                b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                gated_sequence_host::<Self>(SequenceCell::Gru, x_proj, w_hh, b_hh, h0).1
+            }
+
+            fn rnn_tanh_sequence(
+                x_proj: FloatTensor<Self>,
+                w_hh: FloatTensor<Self>,
+                b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                gated_sequence_host::<Self>(SequenceCell::RnnTanh, x_proj, w_hh, b_hh, h0).1
             }
         }
     };
@@ -259,7 +325,80 @@ impl<B: Backend> Backward<B, 5> for LstmSequenceBackward {
     }
 }
 
+#[derive(Debug)]
+struct GatedSequenceBackward(SequenceCell);
+
+impl<B: Backend> Backward<B, 4> for GatedSequenceBackward {
+    type State = GatedState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (trace, x, w, (t, b, h), like) = ops.state;
+        let (g, _) = host::<B>(grad);
+        let d = sequence::gated_sequence_backward(self.0, &trace, &x, &w, &g, (t, b, h));
+        let gh = w.len() / h;
+        let shapes = [
+            Shape::new([t, b, gh]),
+            Shape::new([gh, h]),
+            Shape::new([gh]),
+            Shape::new([b, h]),
+        ];
+        let values = [d.x_proj, d.w_hh, d.b_hh, d.h0];
+        for ((node, values), shape) in ops.parents.into_iter().zip(values).zip(shapes) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, device_tensor::<B>(values, shape, &like));
+            }
+        }
+    }
+}
+
+/// The autodiff form of a GRU / tanh-RNN sequence op.
+fn gated_sequence_autodiff<B: Backend + FusedCellOps, C: CheckpointStrategy>(
+    cell: SequenceCell,
+    x_proj: FloatTensor<Autodiff<B, C>>,
+    w_hh: FloatTensor<Autodiff<B, C>>,
+    b_hh: FloatTensor<Autodiff<B, C>>,
+    h0: FloatTensor<Autodiff<B, C>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let nodes = [x_proj.node(), w_hh.node(), b_hh.node(), h0.node()];
+    let (x, w, b, h) = (
+        x_proj.into_primitive(),
+        w_hh.into_primitive(),
+        b_hh.into_primitive(),
+        h0.into_primitive(),
+    );
+    match GatedSequenceBackward(cell)
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (state, out) = gated_sequence_host::<B>(cell, x, w, b, h);
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(gated_sequence_host::<B>(cell, x, w, b, h).1),
+    }
+}
+
 impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
+    fn gru_sequence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        gated_sequence_autodiff::<B, C>(SequenceCell::Gru, x_proj, w_hh, b_hh, h0)
+    }
+
+    fn rnn_tanh_sequence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        gated_sequence_autodiff::<B, C>(SequenceCell::RnnTanh, x_proj, w_hh, b_hh, h0)
+    }
+
     fn lstm_sequence(
         x_proj: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,

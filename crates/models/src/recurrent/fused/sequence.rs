@@ -4,7 +4,9 @@
 
 use gemm::{Parallelism, gemm};
 
-use super::kernels::{lstm_backward, lstm_forward};
+use super::kernels::{
+    gru_backward, gru_forward, lstm_backward, lstm_forward, tanh_backward, tanh_forward,
+};
 
 /// `c = (accumulate ? c : 0) + a * b` for row-major `c` `[m, n]`; `a` is `[m, k]` (or `[k, m]`
 /// read transposed when `a_t`), `b` is `[k, n]` (or `[n, k]` read transposed when `b_t`).
@@ -198,6 +200,150 @@ pub fn lstm_sequence_backward(
     }
 }
 
+/// What the forward pass of a GRU (reset-after) or tanh-RNN sequence keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub struct GatedTrace {
+    /// Per step `h_t W_hh^T + b_hh`, `[T, B, G*H]` (GRU: `G = 3`; RNN: the pre-activation).
+    pub projected: Vec<f32>,
+    /// `h_0 .. h_T`, `[T + 1, B, H]`.
+    pub hidden: Vec<f32>,
+}
+
+/// The cells whose whole sequence runs as one op besides the LSTM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceCell {
+    /// GRU, reset after the recurrent product (PyTorch's form): `G = 3`.
+    Gru,
+    /// Vanilla RNN with tanh: `G = 1`.
+    RnnTanh,
+}
+
+impl SequenceCell {
+    fn gates(self) -> usize {
+        match self {
+            SequenceCell::Gru => 3,
+            SequenceCell::RnnTanh => 1,
+        }
+    }
+}
+
+/// Runs a GRU or tanh-RNN layer direction: `x_proj` `[T, B, G*H]`, `w_hh` `[G*H, H]`, `b_hh`
+/// `[G*H]`, `h0` `[B, H]`.
+pub fn gated_sequence_forward(
+    cell: SequenceCell,
+    x_proj: &[f32],
+    w_hh: &[f32],
+    b_hh: &[f32],
+    h0: &[f32],
+    (steps, batch, h): (usize, usize, usize),
+) -> GatedTrace {
+    let (gh, bh) = (cell.gates() * h, batch * h);
+    let mut projected = vec![0f32; steps * batch * gh];
+    let mut hidden = vec![0f32; (steps + 1) * bh];
+    hidden[..bh].copy_from_slice(h0);
+    for t in 0..steps {
+        let p = &mut projected[t * batch * gh..(t + 1) * batch * gh];
+        for row in p.chunks_mut(gh) {
+            row.copy_from_slice(b_hh);
+        }
+        if cell == SequenceCell::RnnTanh {
+            for (o, x) in p
+                .iter_mut()
+                .zip(&x_proj[t * batch * gh..(t + 1) * batch * gh])
+            {
+                *o += x;
+            }
+        }
+        let (done, rest) = hidden.split_at_mut((t + 1) * bh);
+        let h_t = &done[t * bh..];
+        matmul(p, h_t, false, w_hh, true, (batch, gh, h), true);
+        let next = match cell {
+            SequenceCell::Gru => {
+                gru_forward(&x_proj[t * batch * gh..(t + 1) * batch * gh], p, h_t, h)
+            }
+            SequenceCell::RnnTanh => tanh_forward(p),
+        };
+        rest[..bh].copy_from_slice(&next);
+    }
+    GatedTrace { projected, hidden }
+}
+
+/// Gradients of the inputs of [`gated_sequence_forward`].
+pub struct GatedGrads {
+    /// `dL/dx_proj`, `[T, B, G*H]`.
+    pub x_proj: Vec<f32>,
+    /// `dL/dW_hh`, `[G*H, H]`.
+    pub w_hh: Vec<f32>,
+    /// `dL/db_hh`, `[G*H]`.
+    pub b_hh: Vec<f32>,
+    /// `dL/dh_0`, `[B, H]`.
+    pub h0: Vec<f32>,
+}
+
+/// BPTT through a GRU or tanh-RNN trace; `d_hidden` `[T, B, H]` is `dL/dh_1..h_T`.
+pub fn gated_sequence_backward(
+    cell: SequenceCell,
+    trace: &GatedTrace,
+    x_proj: &[f32],
+    w_hh: &[f32],
+    d_hidden: &[f32],
+    (steps, batch, h): (usize, usize, usize),
+) -> GatedGrads {
+    let (gh, bh) = (cell.gates() * h, batch * h);
+    let mut d_x = vec![0f32; steps * batch * gh];
+    let mut d_proj = vec![0f32; steps * batch * gh];
+    let mut dh_next = vec![0f32; bh];
+    for t in (0..steps).rev() {
+        let g: Vec<f32> = d_hidden[t * bh..(t + 1) * bh]
+            .iter()
+            .zip(&dh_next)
+            .map(|(a, b)| a + b)
+            .collect();
+        let span = t * batch * gh..(t + 1) * batch * gh;
+        let h_t = &trace.hidden[t * bh..(t + 1) * bh];
+        let (dx, dp, direct) = match cell {
+            SequenceCell::Gru => gru_backward(
+                &x_proj[span.clone()],
+                &trace.projected[span.clone()],
+                h_t,
+                &g,
+                h,
+            ),
+            SequenceCell::RnnTanh => {
+                let dpre = tanh_backward(&trace.hidden[(t + 1) * bh..(t + 2) * bh], &g);
+                (dpre.clone(), dpre, vec![0f32; bh])
+            }
+        };
+        // dh_{t-1} = direct + dP_t W_hh
+        dh_next = direct;
+        matmul(&mut dh_next, &dp, false, w_hh, false, (batch, h, gh), true);
+        d_x[span.clone()].copy_from_slice(&dx);
+        d_proj[span].copy_from_slice(&dp);
+    }
+    let mut w_grad = vec![0f32; gh * h];
+    matmul(
+        &mut w_grad,
+        &d_proj,
+        true,
+        &trace.hidden[..steps * bh],
+        false,
+        (gh, h, steps * batch),
+        false,
+    );
+    let mut b_grad = vec![0f32; gh];
+    for row in d_proj.chunks(gh) {
+        for (b, g) in b_grad.iter_mut().zip(row) {
+            *b += g;
+        }
+    }
+    GatedGrads {
+        x_proj: d_x,
+        w_hh: w_grad,
+        b_hh: b_grad,
+        h0: dh_next,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +408,48 @@ mod tests {
                     "input {which} element {k}: numeric {numeric} analytic {}",
                     grad[k]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn gated_backward_matches_central_differences() {
+        let (t, b, h) = (3, 2, 2);
+        let f = |n: usize, s: usize| -> Vec<f32> {
+            (0..n)
+                .map(|k| (((k * s) % 13) as f32 - 6.0) / 8.0)
+                .collect()
+        };
+        for cell in [SequenceCell::Gru, SequenceCell::RnnTanh] {
+            let gh = cell.gates() * h;
+            let (xp, w, bias, h0) = (f(t * b * gh, 7), f(gh * h, 5), f(gh, 3), f(b * h, 11));
+            let wd = f(t * b * h, 9);
+            let loss = |xp: &[f32], w: &[f32], bias: &[f32], h0: &[f32]| -> f64 {
+                let tr = gated_sequence_forward(cell, xp, w, bias, h0, (t, b, h));
+                tr.hidden[b * h..]
+                    .iter()
+                    .zip(&wd)
+                    .map(|(x, y)| (x * y) as f64)
+                    .sum()
+            };
+            let trace = gated_sequence_forward(cell, &xp, &w, &bias, &h0, (t, b, h));
+            let g = gated_sequence_backward(cell, &trace, &xp, &w, &wd, (t, b, h));
+            let inputs = [&xp, &w, &bias, &h0];
+            let grads = [&g.x_proj, &g.w_hh, &g.b_hh, &g.h0];
+            for (which, (input, grad)) in inputs.iter().zip(grads).enumerate() {
+                for k in 0..input.len() {
+                    let mut args: Vec<Vec<f32>> = inputs.iter().map(|v| v.to_vec()).collect();
+                    args[which][k] += 1e-2;
+                    let up = loss(&args[0], &args[1], &args[2], &args[3]);
+                    args[which][k] -= 2e-2;
+                    let down = loss(&args[0], &args[1], &args[2], &args[3]);
+                    let numeric = (up - down) / 2e-2;
+                    assert!(
+                        (numeric - grad[k] as f64).abs() < 3e-3,
+                        "{cell:?} input {which} element {k}: numeric {numeric} analytic {}",
+                        grad[k]
+                    );
+                }
             }
         }
     }
