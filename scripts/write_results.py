@@ -63,6 +63,8 @@ def main():
                 shutil.copy(src, os.path.join(DOCS, "results", dst))
                 out.append(f"![{name} {p}](results/{dst})")
         out.append("")
+        if name == "long_dependencies":
+            out += [reading_long_dependencies(), ""]
         if name == "char_lm":
             torch_csv = os.path.join(RUNS, "char_lm_torch", "char_lm_torch.csv")
             ours_csv = os.path.join(RUNS, name, f"{name}.csv")
@@ -86,6 +88,18 @@ def main():
     open(os.path.join(DOCS, "results.md"), "w").write("\n".join(out) + "\n")
     print("wrote docs/results.md")
     update_readme()
+
+
+def reading_long_dependencies():
+    """Which cells got clearly below the memoryless error (ratio < 0.9), per task and length."""
+    lines = ["Cells below 0.9 x the memoryless error (the lecture expects LSTM and GRU, not the RNN):"]
+    r = rows("long_dependencies")
+    for task in ["adding", "copy"]:
+        for t in sorted({int(x["T"]) for x in r}):
+            cells = [x["cell"] for x in r if x["task"] == task and int(x["T"]) == t
+                     and float(x["error / memoryless"]) < 0.9]
+            lines.append(f"- {task}, T = {t}: {', '.join(cells) if cells else 'none'}")
+    return "\n".join(lines)
 
 
 def rows(name):
