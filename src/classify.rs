@@ -128,6 +128,7 @@ impl ClassifierFn for TrainClassifier<'_> {
         let valid = case_loader(self.valid, cfg.batch, None, start)?;
         let (fitted, _) = fit_and_report(
             |control| ClassifierLearner::new(model, control),
+            cfg.batch,
             train,
             valid,
             cfg,

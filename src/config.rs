@@ -52,6 +52,33 @@ pub struct RunConfig {
     pub seed: u64,
     /// Early stopping: epochs without a better validation loss before training stops (0: off).
     pub patience: usize,
+    /// Learning-rate schedule: `constant` or `cosine` (annealed to 0 over all epochs).
+    pub schedule: Schedule,
+}
+
+/// The learning-rate schedules the command line offers (burn's schedulers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The learning rate throughout.
+    #[default]
+    Constant,
+    /// Cosine annealing from the learning rate to 0.
+    Cosine,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "constant" => Ok(Self::Constant),
+            "cosine" => Ok(Self::Cosine),
+            _ => Err(format!(
+                "unknown schedule `{s}`; expected constant or cosine"
+            )),
+        }
+    }
 }
 
 impl Default for RunConfig {
@@ -77,6 +104,7 @@ impl Default for RunConfig {
             smoothing: 0.1,
             seed: 42,
             patience: 0,
+            schedule: Schedule::Constant,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use sequent::bench::{Kind, Mode};
 use sequent::classify::ClassRun;
-use sequent::config::RunConfig;
+use sequent::config::{RunConfig, Schedule};
 use sequent::data_source::DataSource;
 use sequent::series::SeriesRun;
 use sequent::text::TextRun;
@@ -190,6 +190,9 @@ struct TrainArgs {
     /// Early stopping: stop after this many epochs without a better validation loss (0: off).
     #[arg(long)]
     patience: Option<usize>,
+    /// Learning-rate schedule: constant or cosine (annealed to 0 over all epochs).
+    #[arg(long)]
+    schedule: Option<Schedule>,
     /// Run directory (default runs/MODEL-DATA).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -241,7 +244,8 @@ impl TrainArgs {
             order,
             smoothing,
             seed,
-            patience
+            patience,
+            schedule
         );
         if !self.columns.is_empty() {
             c.columns = self.columns.clone();

@@ -9,15 +9,21 @@ use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::{InferenceStep, TrainStep};
-use sequent_train::learner::{self, FitOptions, StepControl, TaskMetrics, fit::control_for};
+use sequent_train::learner::{
+    self, FitOptions, LrSchedule, StepControl, TaskMetrics, fit::control_for,
+};
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, Schedule};
 use crate::plot::{Line, line_chart};
 
 impl RunConfig {
-    /// The optimisation settings of this run.
-    pub fn fit_options(&self) -> FitOptions {
+    /// The optimisation settings of this run, with `iterations` optimiser steps per epoch.
+    pub fn fit_options(&self, iterations: usize) -> FitOptions {
         FitOptions {
+            schedule: match self.schedule {
+                Schedule::Constant => LrSchedule::Constant,
+                Schedule::Cosine => LrSchedule::Cosine { iterations },
+            },
             epochs: self.epochs,
             lr: self.lr,
             clip: (self.clip > 0.0).then_some(self.clip),
@@ -33,9 +39,12 @@ pub type EpochRows = Vec<(usize, f64, f64)>;
 /// Trains the learner `make` builds around a [`StepControl`] in `out` (resuming after
 /// `resume_after`), writes the loss history and plots (`loss` names the loss on their axes), and
 /// returns the trained learner with its per-epoch rows; a run that stopped early is an error
-/// naming why, with the checkpoints kept.
+/// naming why, with the checkpoints kept. `batch_items` is the number of loader items one
+/// optimiser step reads.
+#[allow(clippy::too_many_arguments)]
 pub fn fit_and_report<L>(
     make: impl FnOnce(StepControl) -> L,
+    batch_items: usize,
     train: Arc<dyn DataLoader<<L as TrainStep>::Input>>,
     valid: Arc<dyn DataLoader<<L as InferenceStep>::Input>>,
     cfg: &RunConfig,
@@ -46,7 +55,7 @@ pub fn fit_and_report<L>(
 where
     L: TaskMetrics,
 {
-    let options = cfg.fit_options();
+    let options = cfg.fit_options(train.num_items().div_ceil(batch_items.max(1)));
     let control = control_for(&options);
     let fitted = learner::fit(
         make(control.clone()),

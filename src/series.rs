@@ -203,6 +203,7 @@ impl SeriesModelFn for TrainSeries<'_> {
         let valid = window_loader(&p.all[p.train_len - tau..], tau, cfg.batch, None, start)?;
         let (fitted, rows) = fit_and_report(
             |control| SeriesLearner::new(model, control),
+            cfg.batch,
             train,
             valid,
             cfg,

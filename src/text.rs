@@ -229,6 +229,10 @@ impl TokenModelFn for TrainLm<'_> {
         )?;
         let (fitted, rows) = fit_and_report(
             |control| LanguageLearner::new(model, control),
+            match cfg.partition {
+                Partition::Sequential => 1,
+                Partition::Random => cfg.batch,
+            },
             train,
             valid,
             cfg,

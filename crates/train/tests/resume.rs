@@ -20,6 +20,7 @@ fn train_run(dir: &std::path::Path, epochs: usize, resume: bool) -> Vec<(usize, 
         clip: Some(1.0),
         seed: 11,
         patience: None,
+        schedule: sequent_train::learner::LrSchedule::Constant,
     };
     let resume_after = if resume {
         learner::fit::resume_point(dir).unwrap()

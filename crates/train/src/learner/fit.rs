@@ -7,6 +7,8 @@ use std::sync::Arc;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::optim::AdamConfig;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::train::metric::LossMetric;
 use burn::train::metric::store::{Aggregate, Direction, Split as StoreSplit};
 use burn::train::{
@@ -33,6 +35,23 @@ pub struct FitOptions {
     /// Stop when the validation loss has not improved for this many epochs (burn-train's
     /// `MetricEarlyStoppingStrategy`); `None` trains every epoch.
     pub patience: Option<usize>,
+    /// Learning-rate schedule (burn's schedulers).
+    pub schedule: LrSchedule,
+}
+
+/// How the learning rate moves during training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` throughout.
+    #[default]
+    Constant,
+    /// Cosine annealing from `lr` to 0 over all epochs (burn's `CosineAnnealingLrScheduler`),
+    /// `iterations` optimiser steps per epoch.
+    Cosine {
+        /// Optimiser steps per epoch.
+        iterations: usize,
+    },
 }
 
 /// What a finished (or stopped) run hands back.
@@ -111,7 +130,15 @@ where
     }
     // PyTorch's epsilon (burn's default is 1e-5), so runs compare with `torch.optim.Adam`.
     let optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let result = training.launch(Learner::new(model, optim, options.lr));
+    let scheduler: ModuleLrScheduler = match options.schedule {
+        LrSchedule::Constant => options.lr.into(),
+        LrSchedule::Cosine { iterations } => {
+            CosineAnnealingLrSchedulerConfig::new(options.lr, (iterations * options.epochs).max(1))
+                .init()
+                .map_err(|e| format!("learning-rate schedule: {e}"))?
+        }
+    };
+    let result = training.launch(Learner::new(model, optim, scheduler));
     let stopped = control
         .failure()
         .or_else(|| result.error.map(|e| e.to_string()));

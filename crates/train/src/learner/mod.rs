@@ -50,6 +50,6 @@ pub mod series;
 
 pub use classify::ClassifierLearner;
 pub use control::{Split, StepControl};
-pub use fit::{FitOptions, Fitted, TaskMetrics, fit};
+pub use fit::{FitOptions, Fitted, LrSchedule, TaskMetrics, fit};
 pub use language::{LanguageLearner, TokenModel};
 pub use series::{SeriesLearner, SeriesModel};
