@@ -63,6 +63,35 @@ fn matmul(
     }
 }
 
+/// `dL/dW_hh = dP^T H_prev` (`[G*H, T*B] x [T*B, H]`, one GEMM for the whole sequence) and
+/// `dL/db_hh` (the column sums of `dP`), from the gradients `d_proj` `[T*B, G*H]` of the recurrent
+/// projections and the states `h_prev` `[T*B, H]` they were computed from.
+fn recurrent_weight_grads(
+    d_proj: &[f32],
+    h_prev: &[f32],
+    gh: usize,
+    h: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let rows = d_proj.len() / gh;
+    let mut w_grad = vec![0f32; gh * h];
+    matmul(
+        &mut w_grad,
+        d_proj,
+        true,
+        h_prev,
+        false,
+        (gh, h, rows),
+        false,
+    );
+    let mut b_grad = vec![0f32; gh];
+    for row in d_proj.chunks(gh) {
+        for (b, g) in b_grad.iter_mut().zip(row) {
+            *b += g;
+        }
+    }
+    (w_grad, b_grad)
+}
+
 /// What the forward pass keeps for the backward pass.
 #[derive(Clone, Debug)]
 pub struct LstmTrace {
@@ -174,23 +203,7 @@ pub fn lstm_sequence_backward(
         d_gates[t * batch * g4..(t + 1) * batch * g4].copy_from_slice(&dg);
         dc_next = dc;
     }
-    // dW_hh = dG^T [4H, T*B] * H_prev [T*B, H], one GEMM for the whole sequence.
-    let mut w_grad = vec![0f32; g4 * h];
-    matmul(
-        &mut w_grad,
-        &d_gates,
-        true,
-        &trace.hidden[..steps * bh],
-        false,
-        (g4, h, steps * batch),
-        false,
-    );
-    let mut b_grad = vec![0f32; g4];
-    for row in d_gates.chunks(g4) {
-        for (b, g) in b_grad.iter_mut().zip(row) {
-            *b += g;
-        }
-    }
+    let (w_grad, b_grad) = recurrent_weight_grads(&d_gates, &trace.hidden[..steps * bh], g4, h);
     LstmGrads {
         x_proj: d_gates,
         w_hh: w_grad,
@@ -320,22 +333,7 @@ pub fn gated_sequence_backward(
         d_x[span.clone()].copy_from_slice(&dx);
         d_proj[span].copy_from_slice(&dp);
     }
-    let mut w_grad = vec![0f32; gh * h];
-    matmul(
-        &mut w_grad,
-        &d_proj,
-        true,
-        &trace.hidden[..steps * bh],
-        false,
-        (gh, h, steps * batch),
-        false,
-    );
-    let mut b_grad = vec![0f32; gh];
-    for row in d_proj.chunks(gh) {
-        for (b, g) in b_grad.iter_mut().zip(row) {
-            *b += g;
-        }
-    }
+    let (w_grad, b_grad) = recurrent_weight_grads(&d_proj, &trace.hidden[..steps * bh], gh, h);
     GatedGrads {
         x_proj: d_x,
         w_hh: w_grad,
