@@ -4,16 +4,12 @@
 
 use super::math::{dispatch, sigmoid, tanh};
 
-/// LSTM forward. `gates` `[B, 4H]` (pre-activations `i, f, g, o`), `c_prev` `[B, H]`; returns
-/// `[B, 2H]` = `[h | c]` with `c = s(f) c_prev + s(i) tanh(g)`, `h = s(o) tanh(c)`.
-pub fn lstm_forward(gates: &[f32], c_prev: &[f32], h: usize) -> Vec<f32> {
-    let b = c_prev.len() / h;
-    let mut out = vec![0f32; b * 2 * h];
+/// LSTM forward. `gates` `[B, 4H]` (pre-activations `i, f, g, o`), `c_prev` `[B, H]`; writes
+/// `c = s(f) c_prev + s(i) tanh(g)` to `c_out` and `h = s(o) tanh(c)` to `h_out` (`[B, H]` each).
+pub fn lstm_forward(gates: &[f32], c_prev: &[f32], h: usize, h_out: &mut [f32], c_out: &mut [f32]) {
     dispatch(|| {
-        for r in 0..b {
-            let g = &gates[r * 4 * h..(r + 1) * 4 * h];
-            let cp = &c_prev[r * h..(r + 1) * h];
-            let (ho, co) = out[r * 2 * h..(r + 1) * 2 * h].split_at_mut(h);
+        let rows = gates.chunks(4 * h).zip(c_prev.chunks(h));
+        for ((g, cp), (ho, co)) in rows.zip(h_out.chunks_mut(h).zip(c_out.chunks_mut(h))) {
             for j in 0..h {
                 let c = sigmoid(g[h + j]) * cp[j] + sigmoid(g[j]) * tanh(g[2 * h + j]);
                 co[j] = c;
@@ -21,26 +17,25 @@ pub fn lstm_forward(gates: &[f32], c_prev: &[f32], h: usize) -> Vec<f32> {
             }
         }
     });
-    out
 }
 
-/// LSTM backward: from `grad` `[B, 2H]` (`dL/dh | dL/dc`) returns `dL/dgates` `[B, 4H]` and
-/// `dL/dc_prev` `[B, H]`, recomputing the activations.
+/// LSTM backward: from `dh` = `dL/dh` and `dc` = `dL/dc` (`[B, H]`) writes `dL/dgates` `[B, 4H]`
+/// to `d_gates` and `dL/dc_prev` `[B, H]` to `dc_prev`, recomputing the activations.
+#[allow(clippy::too_many_arguments)]
 pub fn lstm_backward(
     gates: &[f32],
     c_prev: &[f32],
-    grad: &[f32],
+    dh: &[f32],
+    dc: &[f32],
     h: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let b = c_prev.len() / h;
-    let mut dgates = vec![0f32; b * 4 * h];
-    let mut dc_prev = vec![0f32; b * h];
+    d_gates: &mut [f32],
+    dc_prev: &mut [f32],
+) {
     dispatch(|| {
-        for r in 0..b {
+        for r in 0..c_prev.len() / h {
             let g = &gates[r * 4 * h..(r + 1) * 4 * h];
-            let cp = &c_prev[r * h..(r + 1) * h];
-            let (dh, dc_out) = grad[r * 2 * h..(r + 1) * 2 * h].split_at(h);
-            let dg = &mut dgates[r * 4 * h..(r + 1) * 4 * h];
+            let (cp, dh, dc_out) = (&c_prev[r * h..], &dh[r * h..], &dc[r * h..]);
+            let dg = &mut d_gates[r * 4 * h..(r + 1) * 4 * h];
             let dcp = &mut dc_prev[r * h..(r + 1) * h];
             for j in 0..h {
                 let (i, f) = (sigmoid(g[j]), sigmoid(g[h + j]));
@@ -55,17 +50,15 @@ pub fn lstm_backward(
             }
         }
     });
-    (dgates, dc_prev)
 }
 
 /// GRU forward (PyTorch's reset-after form). `x_proj`, `h_proj` `[B, 3H]` (`r, z, n` blocks of
-/// `x W_ih^T + b_ih` and `h W_hh^T + b_hh`), `h_prev` `[B, H]`; returns
-/// `h' = (1 - z) n + z h_prev` with `r = s(x_r + h_r)`, `z = s(x_z + h_z)`, `n = tanh(x_n + r h_n)`.
-pub fn gru_forward(x_proj: &[f32], h_proj: &[f32], h_prev: &[f32], h: usize) -> Vec<f32> {
-    let b = h_prev.len() / h;
-    let mut out = vec![0f32; b * h];
+/// `x W_ih^T + b_ih` and `h W_hh^T + b_hh`), `h_prev` `[B, H]`; writes
+/// `h' = (1 - z) n + z h_prev` to `out` with `r = s(x_r + h_r)`, `z = s(x_z + h_z)`,
+/// `n = tanh(x_n + r h_n)`.
+pub fn gru_forward(x_proj: &[f32], h_proj: &[f32], h_prev: &[f32], h: usize, out: &mut [f32]) {
     dispatch(|| {
-        for row in 0..b {
+        for row in 0..h_prev.len() / h {
             let (x, hp) = (&x_proj[row * 3 * h..], &h_proj[row * 3 * h..]);
             let prev = &h_prev[row * h..(row + 1) * h];
             let o = &mut out[row * h..(row + 1) * h];
@@ -77,32 +70,36 @@ pub fn gru_forward(x_proj: &[f32], h_proj: &[f32], h_prev: &[f32], h: usize) -> 
             }
         }
     });
-    out
 }
 
-/// GRU backward: from `grad` `[B, H]` returns `dL/dx_proj`, `dL/dh_proj` (`[B, 3H]` each) and
-/// `dL/dh_prev` `[B, H]`.
+/// Where [`gru_backward`] writes: `dL/dx_proj`, `dL/dh_proj` (`[B, 3H]` each), `dL/dh_prev`
+/// (`[B, H]`).
+pub struct GruGrads<'a> {
+    /// `dL/dx_proj`.
+    pub x_proj: &'a mut [f32],
+    /// `dL/dh_proj`.
+    pub h_proj: &'a mut [f32],
+    /// `dL/dh_prev`.
+    pub h_prev: &'a mut [f32],
+}
+
+/// GRU backward from `grad` = `dL/dh'` `[B, H]`.
 pub fn gru_backward(
     x_proj: &[f32],
     h_proj: &[f32],
     h_prev: &[f32],
     grad: &[f32],
     h: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let b = h_prev.len() / h;
-    let mut dx = vec![0f32; b * 3 * h];
-    let mut dhp = vec![0f32; b * 3 * h];
-    let mut dprev = vec![0f32; b * h];
+    out: GruGrads<'_>,
+) {
     dispatch(|| {
-        for row in 0..b {
+        for row in 0..h_prev.len() / h {
             let (x, hp) = (&x_proj[row * 3 * h..], &h_proj[row * 3 * h..]);
             let prev = &h_prev[row * h..(row + 1) * h];
             let g = &grad[row * h..(row + 1) * h];
-            let (dxr, dhr) = (
-                &mut dx[row * 3 * h..(row + 1) * 3 * h],
-                &mut dhp[row * 3 * h..(row + 1) * 3 * h],
-            );
-            let dp = &mut dprev[row * h..(row + 1) * h];
+            let dxr = &mut out.x_proj[row * 3 * h..(row + 1) * 3 * h];
+            let dhr = &mut out.h_proj[row * 3 * h..(row + 1) * 3 * h];
+            let dp = &mut out.h_prev[row * h..(row + 1) * h];
             for j in 0..h {
                 let r = sigmoid(x[j] + hp[j]);
                 let z = sigmoid(x[h + j] + hp[h + j]);
@@ -120,22 +117,24 @@ pub fn gru_backward(
             }
         }
     });
-    (dx, dhp, dprev)
 }
 
-/// `tanh` of every element.
-pub fn tanh_forward(x: &[f32]) -> Vec<f32> {
-    dispatch(|| x.iter().map(|&v| tanh(v)).collect())
-}
-
-/// `tanh` backward from the forward output `y`: `dL/dx = dL/dy (1 - y^2)`.
-pub fn tanh_backward(y: &[f32], grad: &[f32]) -> Vec<f32> {
+/// `tanh` of every element of `x`, written to `out`.
+pub fn tanh_forward(x: &[f32], out: &mut [f32]) {
     dispatch(|| {
-        y.iter()
-            .zip(grad)
-            .map(|(&y, &g)| g * (1.0 - y * y))
-            .collect()
-    })
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = tanh(v);
+        }
+    });
+}
+
+/// `tanh` backward from the forward output `y`: `dL/dx = dL/dy (1 - y^2)`, written to `out`.
+pub fn tanh_backward(y: &[f32], grad: &[f32], out: &mut [f32]) {
+    dispatch(|| {
+        for ((o, &y), &g) in out.iter_mut().zip(y).zip(grad) {
+            *o = g * (1.0 - y * y);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -171,21 +170,37 @@ mod tests {
             .map(|k| ((k * 37 % 17) as f32 - 8.0) / 5.0)
             .collect();
         let c_prev: Vec<f32> = (0..2 * h).map(|k| (k as f32 - 2.5) / 3.0).collect();
-        let out = lstm_forward(&gates, &c_prev, h);
+        // `[h | c]`, each `[B, H]`.
+        let forward = |gates: &[f32], c: &[f32]| {
+            let mut out = vec![0f32; 4 * h];
+            let (ho, co) = out.split_at_mut(2 * h);
+            lstm_forward(gates, c, h, ho, co);
+            out
+        };
+        let out = forward(&gates, &c_prev);
         for r in 0..2 {
             for j in 0..h {
                 let g = |b: usize| gates[r * 4 * h + b * h + j] as f64;
                 let c = sig(g(1)) * c_prev[r * h + j] as f64 + sig(g(0)) * g(2).tanh();
                 let hh = sig(g(3)) * c.tanh();
-                assert!((out[r * 2 * h + j] as f64 - hh).abs() < 1e-6);
-                assert!((out[r * 2 * h + h + j] as f64 - c).abs() < 1e-6);
+                assert!((out[r * h + j] as f64 - hh).abs() < 1e-6);
+                assert!((out[2 * h + r * h + j] as f64 - c).abs() < 1e-6);
             }
         }
         // Loss = sum(w * out) with fixed weights w.
         let w: Vec<f32> = (0..4 * h).map(|k| ((k % 5) as f32 - 2.0) / 2.0).collect();
-        let (dg, dc) = lstm_backward(&gates, &c_prev, &w, h);
+        let (mut dg, mut dc) = (vec![0f32; 8 * h], vec![0f32; 2 * h]);
+        lstm_backward(
+            &gates,
+            &c_prev,
+            &w[..2 * h],
+            &w[2 * h..],
+            h,
+            &mut dg,
+            &mut dc,
+        );
         let loss = |gates: &[f32], c: &[f32]| -> f64 {
-            lstm_forward(gates, c, h)
+            forward(gates, c)
                 .iter()
                 .zip(&w)
                 .map(|(o, w)| (*o as f64) * (*w as f64))
@@ -205,14 +220,25 @@ mod tests {
             .map(|k| ((k * 7 % 9) as f32 - 4.0) / 3.0)
             .collect();
         let prev: Vec<f32> = (0..2 * h).map(|k| (k as f32 - 1.5) / 2.0).collect();
-        let out = gru_forward(&x, &hp, &prev, h);
+        let forward = |x: &[f32], hp: &[f32], p: &[f32]| {
+            let mut out = vec![0f32; 2 * h];
+            gru_forward(x, hp, p, h, &mut out);
+            out
+        };
+        let out = forward(&x, &hp, &prev);
         let (r0, z0) = (sig((x[0] + hp[0]) as f64), sig((x[h] + hp[h]) as f64));
         let n0 = (x[2 * h] as f64 + r0 * hp[2 * h] as f64).tanh();
         assert!((out[0] as f64 - ((1.0 - z0) * n0 + z0 * prev[0] as f64)).abs() < 1e-6);
         let w: Vec<f32> = (0..2 * h).map(|k| (k as f32 - 1.0) / 2.0).collect();
-        let (dx, dh, dp) = gru_backward(&x, &hp, &prev, &w, h);
+        let (mut dx, mut dh, mut dp) = (vec![0f32; 6 * h], vec![0f32; 6 * h], vec![0f32; 2 * h]);
+        let grads = GruGrads {
+            x_proj: &mut dx,
+            h_proj: &mut dh,
+            h_prev: &mut dp,
+        };
+        gru_backward(&x, &hp, &prev, &w, h, grads);
         let loss = |x: &[f32], hp: &[f32], p: &[f32]| -> f64 {
-            gru_forward(x, hp, p, h)
+            forward(x, hp, p)
                 .iter()
                 .zip(&w)
                 .map(|(o, w)| (*o as f64) * (*w as f64))

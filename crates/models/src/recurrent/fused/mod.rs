@@ -55,12 +55,15 @@ pub fn available(device: &Device) -> bool {
 
 /// Fused LSTM pointwise step: returns `(h, c)` from the gates `[B, 4H]` and `c_prev` `[B, H]`.
 pub(crate) fn lstm(gates: Tensor<2>, c_prev: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-    let h = c_prev.dims()[1];
-    let out = Tensor::<2>::from_dispatch(<Dispatch as FusedCellOps>::lstm_pointwise(
+    let [b, h] = c_prev.dims();
+    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::lstm_pointwise(
         gates.into_dispatch(),
         c_prev.into_dispatch(),
     ));
-    (out.clone().narrow(1, 0, h), out.narrow(1, h, h))
+    (
+        out.clone().narrow(0, 0, 1).reshape([b, h]),
+        out.narrow(0, 1, 1).reshape([b, h]),
+    )
 }
 
 /// Fused GRU (reset-after) pointwise step: `h'` from `x_proj`, `h_proj` `[B, 3H]`, `h_prev`.

@@ -23,7 +23,7 @@ use super::sequence::{self, GatedTrace, LstmTrace, SequenceCell};
     Flex: cfg(feature = "flex")
 )]
 pub trait FusedCellOps: Backend {
-    /// LSTM: `gates` `[B, 4H]`, `c_prev` `[B, H]` -> `[B, 2H]` = `[h | c]`.
+    /// LSTM: `gates` `[B, 4H]`, `c_prev` `[B, H]` -> `[2, B, H]` = `h`, then `c`.
     fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self>;
     /// GRU (reset after): `x_proj`, `h_proj` `[B, 3H]`, `h_prev` `[B, H]` -> `h'` `[B, H]`.
     fn gru_pointwise(
@@ -142,11 +142,10 @@ fn lstm_host<B: Backend>(gates: FloatTensor<B>, c_prev: FloatTensor<B>) -> Float
     let like = c_prev.clone();
     let (c, shape) = host::<B>(c_prev);
     let (b, h) = (shape[0], shape[1]);
-    device_tensor::<B>(
-        kernels::lstm_forward(&g, &c, h),
-        Shape::new([b, 2 * h]),
-        &like,
-    )
+    let mut out = vec![0f32; 2 * b * h];
+    let (h_out, c_out) = out.split_at_mut(b * h);
+    kernels::lstm_forward(&g, &c, h, h_out, c_out);
+    device_tensor::<B>(out, Shape::new([2, b, h]), &like)
 }
 
 fn gru_host<B: Backend>(
@@ -158,13 +157,17 @@ fn gru_host<B: Backend>(
     let (hp, _) = host::<B>(hp);
     let like = prev.clone();
     let (p, shape) = host::<B>(prev);
-    device_tensor::<B>(kernels::gru_forward(&x, &hp, &p, shape[1]), shape, &like)
+    let mut out = vec![0f32; p.len()];
+    kernels::gru_forward(&x, &hp, &p, shape[1], &mut out);
+    device_tensor::<B>(out, shape, &like)
 }
 
 fn tanh_host<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     let like = x.clone();
     let (v, shape) = host::<B>(x);
-    device_tensor::<B>(kernels::tanh_forward(&v), shape, &like)
+    let mut out = vec![0f32; v.len()];
+    kernels::tanh_forward(&v, &mut out);
+    device_tensor::<B>(out, shape, &like)
 }
 
 macro_rules! host_backend {
@@ -239,7 +242,10 @@ impl<B: Backend> Backward<B, 2> for LstmBackward {
         let (g, gshape) = host::<B>(gates);
         let (c, cshape) = host::<B>(c_prev);
         let (gr, _) = host::<B>(grad);
-        let (dg, dc) = kernels::lstm_backward(&g, &c, &gr, cshape[1]);
+        // The output is `[2, B, H]`: `h`, then `c`.
+        let (dh, dc_out) = gr.split_at(c.len());
+        let (mut dg, mut dc) = (vec![0f32; g.len()], vec![0f32; c.len()]);
+        kernels::lstm_backward(&g, &c, dh, dc_out, cshape[1], &mut dg, &mut dc);
         if let Some(node) = node_gates {
             grads.register::<B>(node.id, device_tensor::<B>(dg, gshape, &like));
         }
@@ -264,7 +270,17 @@ impl<B: Backend> Backward<B, 3> for GruBackward {
         let (hp, _) = host::<B>(hp);
         let (p, pshape) = host::<B>(prev);
         let (g, _) = host::<B>(grad);
-        let (dx, dh, dp) = kernels::gru_backward(&x, &hp, &p, &g, pshape[1]);
+        let (mut dx, mut dh, mut dp) = (
+            vec![0f32; x.len()],
+            vec![0f32; x.len()],
+            vec![0f32; p.len()],
+        );
+        let out = kernels::GruGrads {
+            x_proj: &mut dx,
+            h_proj: &mut dh,
+            h_prev: &mut dp,
+        };
+        kernels::gru_backward(&x, &hp, &p, &g, pshape[1], out);
         for (node, values, shape) in [
             (node_x, dx, xshape.clone()),
             (node_h, dh, xshape),
@@ -290,7 +306,8 @@ impl<B: Backend> Backward<B, 1> for TanhBackward {
             let like = ops.state.clone();
             let (y, shape) = host::<B>(ops.state);
             let (g, _) = host::<B>(grad);
-            let dx = kernels::tanh_backward(&y, &g);
+            let mut dx = vec![0f32; y.len()];
+            kernels::tanh_backward(&y, &g, &mut dx);
             grads.register::<B>(node.id, device_tensor::<B>(dx, shape, &like));
         }
     }

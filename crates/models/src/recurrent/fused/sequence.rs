@@ -5,7 +5,7 @@
 use gemm::{Parallelism, gemm};
 
 use super::kernels::{
-    gru_backward, gru_forward, lstm_backward, lstm_forward, tanh_backward, tanh_forward,
+    GruGrads, gru_backward, gru_forward, lstm_backward, lstm_forward, tanh_backward, tanh_forward,
 };
 
 /// `c = (accumulate ? c : 0) + a * b` for row-major `c` `[m, n]`; `a` is `[m, k]` (or `[k, m]`
@@ -147,12 +147,9 @@ pub fn lstm_sequence_forward(
             (batch, g4, h),
             true,
         );
-        let out = lstm_forward(g, &cell[t * bh..(t + 1) * bh], h);
-        for r in 0..batch {
-            let (ho, co) = out[r * 2 * h..(r + 1) * 2 * h].split_at(h);
-            hidden[(t + 1) * bh + r * h..(t + 1) * bh + (r + 1) * h].copy_from_slice(ho);
-            cell[(t + 1) * bh + r * h..(t + 1) * bh + (r + 1) * h].copy_from_slice(co);
-        }
+        let (c_done, c_rest) = cell.split_at_mut((t + 1) * bh);
+        let h_next = &mut hidden[(t + 1) * bh..(t + 2) * bh];
+        lstm_forward(g, &c_done[t * bh..], h, h_next, &mut c_rest[..bh]);
     }
     LstmTrace {
         gates,
@@ -188,20 +185,26 @@ pub fn lstm_sequence_backward(
     let mut d_gates = vec![0f32; steps * batch * g4];
     let mut dh_next = vec![0f32; bh];
     let mut dc_next = d_cell.to_vec();
-    let mut grad = vec![0f32; batch * 2 * h];
+    let (mut dh, mut dc_prev) = (vec![0f32; bh], vec![0f32; bh]);
     for t in (0..steps).rev() {
-        for r in 0..batch {
-            for j in 0..h {
-                grad[r * 2 * h + j] = d_hidden[t * bh + r * h + j] + dh_next[r * h + j];
-                grad[r * 2 * h + h + j] = dc_next[r * h + j];
-            }
+        for ((d, out), next) in dh.iter_mut().zip(&d_hidden[t * bh..]).zip(&dh_next) {
+            *d = out + next;
         }
-        let gates = &trace.gates[t * batch * g4..(t + 1) * batch * g4];
-        let (dg, dc) = lstm_backward(gates, &trace.cell[t * bh..(t + 1) * bh], &grad, h);
+        let span = t * batch * g4..(t + 1) * batch * g4;
+        let c_prev = &trace.cell[t * bh..(t + 1) * bh];
+        let dg = &mut d_gates[span.clone()];
+        lstm_backward(
+            &trace.gates[span],
+            c_prev,
+            &dh,
+            &dc_next,
+            h,
+            dg,
+            &mut dc_prev,
+        );
         // dh_{t-1} = dG_t W_hh
-        matmul(&mut dh_next, &dg, false, w_hh, false, (batch, h, g4), false);
-        d_gates[t * batch * g4..(t + 1) * batch * g4].copy_from_slice(&dg);
-        dc_next = dc;
+        matmul(&mut dh_next, dg, false, w_hh, false, (batch, h, g4), false);
+        std::mem::swap(&mut dc_next, &mut dc_prev);
     }
     let (w_grad, b_grad) = recurrent_weight_grads(&d_gates, &trace.hidden[..steps * bh], g4, h);
     LstmGrads {
@@ -270,13 +273,17 @@ pub fn gated_sequence_forward(
         let (done, rest) = hidden.split_at_mut((t + 1) * bh);
         let h_t = &done[t * bh..];
         matmul(p, h_t, false, w_hh, true, (batch, gh, h), true);
-        let next = match cell {
-            SequenceCell::Gru => {
-                gru_forward(&x_proj[t * batch * gh..(t + 1) * batch * gh], p, h_t, h)
-            }
-            SequenceCell::RnnTanh => tanh_forward(p),
-        };
-        rest[..bh].copy_from_slice(&next);
+        let next = &mut rest[..bh];
+        match cell {
+            SequenceCell::Gru => gru_forward(
+                &x_proj[t * batch * gh..(t + 1) * batch * gh],
+                p,
+                h_t,
+                h,
+                next,
+            ),
+            SequenceCell::RnnTanh => tanh_forward(p, next),
+        }
     }
     GatedTrace { projected, hidden }
 }
@@ -306,32 +313,43 @@ pub fn gated_sequence_backward(
     let mut d_x = vec![0f32; steps * batch * gh];
     let mut d_proj = vec![0f32; steps * batch * gh];
     let mut dh_next = vec![0f32; bh];
+    // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
+    let (mut g, mut direct) = (vec![0f32; bh], vec![0f32; bh]);
     for t in (0..steps).rev() {
-        let g: Vec<f32> = d_hidden[t * bh..(t + 1) * bh]
-            .iter()
-            .zip(&dh_next)
-            .map(|(a, b)| a + b)
-            .collect();
+        for ((d, out), next) in g.iter_mut().zip(&d_hidden[t * bh..]).zip(&dh_next) {
+            *d = out + next;
+        }
         let span = t * batch * gh..(t + 1) * batch * gh;
-        let h_t = &trace.hidden[t * bh..(t + 1) * bh];
-        let (dx, dp, direct) = match cell {
-            SequenceCell::Gru => gru_backward(
-                &x_proj[span.clone()],
-                &trace.projected[span.clone()],
-                h_t,
-                &g,
-                h,
-            ),
-            SequenceCell::RnnTanh => {
-                let dpre = tanh_backward(&trace.hidden[(t + 1) * bh..(t + 2) * bh], &g);
-                (dpre.clone(), dpre, vec![0f32; bh])
+        match cell {
+            SequenceCell::Gru => {
+                let out = GruGrads {
+                    x_proj: &mut d_x[span.clone()],
+                    h_proj: &mut d_proj[span.clone()],
+                    h_prev: &mut direct,
+                };
+                let (x, p) = (&x_proj[span.clone()], &trace.projected[span.clone()]);
+                gru_backward(x, p, &trace.hidden[t * bh..(t + 1) * bh], &g, h, out);
             }
-        };
+            SequenceCell::RnnTanh => {
+                let y = &trace.hidden[(t + 1) * bh..(t + 2) * bh];
+                tanh_backward(y, &g, &mut d_proj[span.clone()]);
+            }
+        }
         // dh_{t-1} = direct + dP_t W_hh
-        dh_next = direct;
-        matmul(&mut dh_next, &dp, false, w_hh, false, (batch, h, gh), true);
-        d_x[span.clone()].copy_from_slice(&dx);
-        d_proj[span].copy_from_slice(&dp);
+        dh_next.copy_from_slice(&direct);
+        matmul(
+            &mut dh_next,
+            &d_proj[span],
+            false,
+            w_hh,
+            false,
+            (batch, h, gh),
+            true,
+        );
+    }
+    // The RNN's pre-activation is x_proj + the recurrent projection: the same gradient.
+    if cell == SequenceCell::RnnTanh {
+        d_x.copy_from_slice(&d_proj);
     }
     let (w_grad, b_grad) = recurrent_weight_grads(&d_proj, &trace.hidden[..steps * bh], gh, h);
     GatedGrads {
