@@ -134,6 +134,11 @@ impl StepControl {
             .collect()
     }
 
+    /// The last training batch's loss, if any.
+    pub fn last_step_loss(&self) -> Option<f64> {
+        self.lock().steps.last().copied()
+    }
+
     /// Every training batch's loss, in order.
     pub fn step_losses(&self) -> Vec<f64> {
         self.lock().steps.clone()

@@ -62,8 +62,7 @@ impl ProgressBar {
         let filled = (width * self.done) / self.total.max(1);
         let loss = self
             .control
-            .step_losses()
-            .last()
+            .last_step_loss()
             .map(|l| format!("  loss {l:.4}"))
             .unwrap_or_default();
         format!(
