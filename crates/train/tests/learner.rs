@@ -22,9 +22,10 @@ fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
     (a - b).abs().max().into_scalar()
 }
 
-/// Three blocks of two streams, batched as the sequential loader would.
-fn blocks(tokens: &[u32], device: &Device) -> Vec<TokenBatch> {
-    stream_blocks(tokens, 2, 4, 0)
+/// `tokens` as `streams` streams cut into blocks of 4 steps, batched as the sequential loader
+/// would.
+fn blocks(tokens: &[u32], streams: usize, device: &Device) -> Vec<TokenBatch> {
+    stream_blocks(tokens, streams, 4, 0)
         .unwrap()
         .into_iter()
         .enumerate()
@@ -48,7 +49,7 @@ fn carried_state_equals_one_long_sequence() {
     let tokens: Vec<u32> = (0..25).map(|i| (i * 7 % 5) as u32).collect();
     // Two streams of 12 tokens: rows 0..12 and 12..24; blocks of 4 steps.
     let learner = LanguageLearner::new(model.clone(), control());
-    let pieces: Vec<Tensor<3>> = blocks(&tokens, &device)
+    let pieces: Vec<Tensor<3>> = blocks(&tokens, 2, &device)
         .into_iter()
         .map(|b| InferenceStep::step(&learner, b).logits)
         .collect();
@@ -65,7 +66,7 @@ fn carried_state_equals_one_long_sequence() {
 
     // Without the carry (every block from zero) the logits differ: the test can fail.
     let fresh = LanguageLearner::new(model, control());
-    let zero: Vec<Tensor<3>> = blocks(&tokens, &device)
+    let zero: Vec<Tensor<3>> = blocks(&tokens, 2, &device)
         .into_iter()
         .map(|mut b| {
             b.flow = StateFlow::Zero;
@@ -81,22 +82,7 @@ fn no_gradient_crosses_the_detach() {
     let model = lm(&device, 5);
     // Block 1 only sees token 1, block 2 only token 2 (one stream, 4 steps each).
     let tokens = [1u32, 1, 1, 1, 2, 2, 2, 2, 2];
-    let batches: Vec<_> = stream_blocks(&tokens, 1, 4, 0)
-        .unwrap()
-        .into_iter()
-        .enumerate()
-        .map(|(position, item)| {
-            TokenBatcher { carry: true }.batch(
-                vec![Tagged {
-                    epoch: 0,
-                    position,
-                    item,
-                }],
-                &device,
-            )
-        })
-        .collect();
-    let [first, second] = <[_; 2]>::try_from(batches).unwrap();
+    let [first, second] = <[_; 2]>::try_from(blocks(&tokens, 1, &device)).unwrap();
     let learner = LanguageLearner::new(model.clone(), control());
     let row1_grad = |grads: &GradientsParams| -> f32 {
         let g = grads.get::<2>(model.embedding.weight.id).unwrap();
