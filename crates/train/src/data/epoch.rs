@@ -35,15 +35,16 @@ pub struct EpochDataset<I> {
 impl<I: Clone + Send + Sync> EpochDataset<I> {
     /// Items read in their own order every epoch.
     pub fn ordered(items: Vec<I>) -> Self {
-        Self::build(items, None)
+        Self::new(items, None)
     }
 
     /// Items read in a fresh permutation each epoch, determined by `(seed, epoch)`.
     pub fn shuffled(items: Vec<I>, seed: u64) -> Self {
-        Self::build(items, Some(seed))
+        Self::new(items, Some(seed))
     }
 
-    fn build(items: Vec<I>, shuffle: Option<u64>) -> Self {
+    /// [`Self::shuffled`] with `Some(seed)`, [`Self::ordered`] with `None`.
+    pub fn new(items: Vec<I>, shuffle: Option<u64>) -> Self {
         let order = permutation(items.len(), shuffle, 0);
         Self {
             items,

@@ -26,10 +26,7 @@ pub fn case_loader(
     if cases.is_empty() || batch == 0 {
         return Err("no cases to load, or a batch size of 0".into());
     }
-    let data = match shuffle {
-        Some(seed) => EpochDataset::shuffled(cases, seed),
-        None => EpochDataset::ordered(cases),
-    };
+    let data = EpochDataset::new(cases, shuffle);
     Ok(DataLoaderBuilder::new(CaseBatcher)
         .batch_size(batch)
         .build(data.starting_at_epoch(start_epoch)))

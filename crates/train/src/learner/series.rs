@@ -92,10 +92,7 @@ pub fn window_loader(
         ));
     }
     let windows: Vec<Vec<Vec<f32>>> = series.windows(tau + 1).map(<[_]>::to_vec).collect();
-    let data = match shuffle {
-        Some(seed) => EpochDataset::shuffled(windows, seed),
-        None => EpochDataset::ordered(windows),
-    };
+    let data = EpochDataset::new(windows, shuffle);
     Ok(DataLoaderBuilder::new(WindowBatcher)
         .batch_size(batch)
         .build(data.starting_at_epoch(start_epoch)))
