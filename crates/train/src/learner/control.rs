@@ -43,6 +43,7 @@ struct Shared {
     epochs: BTreeMap<(usize, Split), LossSum>,
     steps: Vec<f64>,
     failure: Option<String>,
+    seeded_epoch: Option<usize>,
 }
 
 /// Shared between the model wrapper (inside burn-train's loop) and the caller: clips gradients by
@@ -86,12 +87,17 @@ impl StepControl {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reseeds `device` from `(seed, epoch)`; called on an epoch's first training batch.
+    /// Called with every training batch: the first batch of each epoch reseeds `device` from
+    /// `(seed, epoch)`, the others leave the generator running.
     pub fn start_epoch(&self, device: &Device, epoch: usize) {
-        device.seed(
-            self.seed
-                .wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        );
+        let mut shared = self.lock();
+        if shared.seeded_epoch != Some(epoch) {
+            shared.seeded_epoch = Some(epoch);
+            device.seed(
+                self.seed
+                    .wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            );
+        }
     }
 
     /// Records `loss` (a mean over `count` targets) for `(epoch, split)`; a non-finite training

@@ -129,7 +129,7 @@ impl<M: TokenModel> LanguageLearner<M> {
     /// Loss and logits of a batch; records the loss under `split`.
     fn run(&self, batch: TokenBatch, split: Split) -> SequenceOutput {
         let [b, t] = batch.input.dims();
-        if split == Split::Train && batch.flow != StateFlow::Continue {
+        if split == Split::Train {
             self.control.start_epoch(&batch.input.device(), batch.epoch);
         }
         let state = self.carry.take(batch.flow);

@@ -1,4 +1,5 @@
 //! Helpers shared by the learner tests.
+#![allow(dead_code)] // Each test binary uses a part of these helpers.
 
 use burn::tensor::Device;
 use sequent_models::heads::{LanguageModel, LanguageModelConfig};
