@@ -1,75 +1,103 @@
 //! The pointwise part of a time step, forward and backward, on host slices (row-major `[B, k H]`),
-//! with the fast activations of [`super::math`]. Each loop runs under [`super::math::dispatch`]
-//! so it vectorises for the CPU at hand.
+//! with the fast activations of [`super::math`]. Each kernel is a [`multiversion`] function,
+//! so its loop vectorises for the CPU at hand.
 
-use super::math::{dispatch, sigmoid, tanh};
+use super::math::{multiversion, sigmoid, tanh};
 
-/// LSTM forward. `gates` `[B, 4H]` (pre-activations `i, f, g, o`), `c_prev` `[B, H]`; writes
-/// `c = s(f) c_prev + s(i) tanh(g)` to `c_out` and `h = s(o) tanh(c)` to `h_out` (`[B, H]` each).
-pub fn lstm_forward(gates: &[f32], c_prev: &[f32], h: usize, h_out: &mut [f32], c_out: &mut [f32]) {
-    dispatch(|| {
-        let rows = gates.chunks(4 * h).zip(c_prev.chunks(h));
-        for ((g, cp), (ho, co)) in rows.zip(h_out.chunks_mut(h).zip(c_out.chunks_mut(h))) {
-            for j in 0..h {
-                let c = sigmoid(g[h + j]) * cp[j] + sigmoid(g[j]) * tanh(g[2 * h + j]);
-                co[j] = c;
-                ho[j] = sigmoid(g[3 * h + j]) * tanh(c);
-            }
-        }
-    });
+/// The `N` consecutive length-`h` blocks of `row` (gate blocks of one batch row). Each block has
+/// length exactly `h`, so loops over `0..h` index them without bounds checks and vectorise.
+#[inline(always)]
+fn blocks<const N: usize>(row: &[f32], h: usize) -> [&[f32]; N] {
+    std::array::from_fn(|k| &row[k * h..][..h])
 }
 
-/// LSTM backward: from `dh` = `dL/dh` and `dc` = `dL/dc` (`[B, H]`) writes `dL/dgates` `[B, 4H]`
-/// to `d_gates` and `dL/dc_prev` `[B, H]` to `dc_prev`, recomputing the activations.
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_backward(
-    gates: &[f32],
-    c_prev: &[f32],
-    dh: &[f32],
-    dc: &[f32],
-    h: usize,
-    d_gates: &mut [f32],
-    dc_prev: &mut [f32],
-) {
-    dispatch(|| {
+/// [`blocks`] for writing.
+#[inline(always)]
+fn blocks_mut<const N: usize>(row: &mut [f32], h: usize) -> [&mut [f32]; N] {
+    let mut rest = &mut row[..N * h];
+    std::array::from_fn(|_| {
+        let (block, tail) = std::mem::take(&mut rest).split_at_mut(h);
+        rest = tail;
+        block
+    })
+}
+
+multiversion! {
+    /// LSTM forward. `gates` `[B, 4H]` (pre-activations `i, f, g, o`), `c_prev` `[B, H]`; writes
+    /// `c = s(f) c_prev + s(i) tanh(g)` to `c_out` and `h = s(o) tanh(c)` to `h_out` (`[B, H]` each).
+    pub fn lstm_forward(
+        gates: &[f32],
+        c_prev: &[f32],
+        h: usize,
+        h_out: &mut [f32],
+        c_out: &mut [f32],
+    ) {
         for r in 0..c_prev.len() / h {
-            let g = &gates[r * 4 * h..(r + 1) * 4 * h];
-            let (cp, dh, dc_out) = (&c_prev[r * h..], &dh[r * h..], &dc[r * h..]);
-            let dg = &mut d_gates[r * 4 * h..(r + 1) * 4 * h];
-            let dcp = &mut dc_prev[r * h..(r + 1) * h];
+            let [gi, gf, gg, go] = blocks(&gates[r * 4 * h..], h);
+            let [cp] = blocks(&c_prev[r * h..], h);
+            let [ho] = blocks_mut(&mut h_out[r * h..], h);
+            let [co] = blocks_mut(&mut c_out[r * h..], h);
             for j in 0..h {
-                let (i, f) = (sigmoid(g[j]), sigmoid(g[h + j]));
-                let (gg, o) = (tanh(g[2 * h + j]), sigmoid(g[3 * h + j]));
-                let tc = tanh(f * cp[j] + i * gg);
+                let c = sigmoid(gf[j]) * cp[j] + sigmoid(gi[j]) * tanh(gg[j]);
+                co[j] = c;
+                ho[j] = sigmoid(go[j]) * tanh(c);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// LSTM backward: from `dh` = `dL/dh` and `dc` = `dL/dc` (`[B, H]`) writes `dL/dgates` `[B, 4H]`
+    /// to `d_gates` and `dL/dc_prev` `[B, H]` to `dc_prev`, recomputing the activations.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lstm_backward(
+        gates: &[f32],
+        c_prev: &[f32],
+        dh: &[f32],
+        dc: &[f32],
+        h: usize,
+        d_gates: &mut [f32],
+        dc_prev: &mut [f32],
+    ) {
+        for r in 0..c_prev.len() / h {
+            let [gi, gf, gg, go] = blocks(&gates[r * 4 * h..], h);
+            let [cp, dh, dc_out] = [&c_prev[r * h..], &dh[r * h..], &dc[r * h..]].map(|s| &s[..h]);
+            let [di, df, dgg, d_o] = blocks_mut(&mut d_gates[r * 4 * h..], h);
+            let [dcp] = blocks_mut(&mut dc_prev[r * h..], h);
+            for j in 0..h {
+                let (i, f) = (sigmoid(gi[j]), sigmoid(gf[j]));
+                let (g, o) = (tanh(gg[j]), sigmoid(go[j]));
+                let tc = tanh(f * cp[j] + i * g);
                 let dc = dc_out[j] + dh[j] * o * (1.0 - tc * tc);
-                dg[j] = dc * gg * i * (1.0 - i);
-                dg[h + j] = dc * cp[j] * f * (1.0 - f);
-                dg[2 * h + j] = dc * i * (1.0 - gg * gg);
-                dg[3 * h + j] = dh[j] * tc * o * (1.0 - o);
+                di[j] = dc * g * i * (1.0 - i);
+                df[j] = dc * cp[j] * f * (1.0 - f);
+                dgg[j] = dc * i * (1.0 - g * g);
+                d_o[j] = dh[j] * tc * o * (1.0 - o);
                 dcp[j] = dc * f;
             }
         }
-    });
+    }
 }
 
-/// GRU forward (PyTorch's reset-after form). `x_proj`, `h_proj` `[B, 3H]` (`r, z, n` blocks of
-/// `x W_ih^T + b_ih` and `h W_hh^T + b_hh`), `h_prev` `[B, H]`; writes
-/// `h' = (1 - z) n + z h_prev` to `out` with `r = s(x_r + h_r)`, `z = s(x_z + h_z)`,
-/// `n = tanh(x_n + r h_n)`.
-pub fn gru_forward(x_proj: &[f32], h_proj: &[f32], h_prev: &[f32], h: usize, out: &mut [f32]) {
-    dispatch(|| {
+multiversion! {
+    /// GRU forward (PyTorch's reset-after form). `x_proj`, `h_proj` `[B, 3H]` (`r, z, n` blocks of
+    /// `x W_ih^T + b_ih` and `h W_hh^T + b_hh`), `h_prev` `[B, H]`; writes
+    /// `h' = (1 - z) n + z h_prev` to `out` with `r = s(x_r + h_r)`, `z = s(x_z + h_z)`,
+    /// `n = tanh(x_n + r h_n)`.
+    pub fn gru_forward(x_proj: &[f32], h_proj: &[f32], h_prev: &[f32], h: usize, out: &mut [f32]) {
         for row in 0..h_prev.len() / h {
-            let (x, hp) = (&x_proj[row * 3 * h..], &h_proj[row * 3 * h..]);
-            let prev = &h_prev[row * h..(row + 1) * h];
-            let o = &mut out[row * h..(row + 1) * h];
+            let [xr, xz, xn] = blocks(&x_proj[row * 3 * h..], h);
+            let [hr, hz, hn] = blocks(&h_proj[row * 3 * h..], h);
+            let [prev] = blocks(&h_prev[row * h..], h);
+            let [o] = blocks_mut(&mut out[row * h..], h);
             for j in 0..h {
-                let r = sigmoid(x[j] + hp[j]);
-                let z = sigmoid(x[h + j] + hp[h + j]);
-                let n = tanh(x[2 * h + j] + r * hp[2 * h + j]);
+                let r = sigmoid(xr[j] + hr[j]);
+                let z = sigmoid(xz[j] + hz[j]);
+                let n = tanh(xn[j] + r * hn[j]);
                 o[j] = (1.0 - z) * n + z * prev[j];
             }
         }
-    });
+    }
 }
 
 /// Where [`gru_backward`] writes: `dL/dx_proj`, `dL/dh_proj` (`[B, 3H]` each), `dL/dh_prev`
@@ -83,58 +111,58 @@ pub struct GruGrads<'a> {
     pub h_prev: &'a mut [f32],
 }
 
-/// GRU backward from `grad` = `dL/dh'` `[B, H]`.
-pub fn gru_backward(
-    x_proj: &[f32],
-    h_proj: &[f32],
-    h_prev: &[f32],
-    grad: &[f32],
-    h: usize,
-    out: GruGrads<'_>,
-) {
-    dispatch(|| {
+multiversion! {
+    /// GRU backward from `grad` = `dL/dh'` `[B, H]`.
+    pub fn gru_backward(
+        x_proj: &[f32],
+        h_proj: &[f32],
+        h_prev: &[f32],
+        grad: &[f32],
+        h: usize,
+        out: GruGrads<'_>,
+    ) {
         for row in 0..h_prev.len() / h {
-            let (x, hp) = (&x_proj[row * 3 * h..], &h_proj[row * 3 * h..]);
-            let prev = &h_prev[row * h..(row + 1) * h];
-            let g = &grad[row * h..(row + 1) * h];
-            let dxr = &mut out.x_proj[row * 3 * h..(row + 1) * 3 * h];
-            let dhr = &mut out.h_proj[row * 3 * h..(row + 1) * 3 * h];
-            let dp = &mut out.h_prev[row * h..(row + 1) * h];
+            let [xr, xz, xn] = blocks(&x_proj[row * 3 * h..], h);
+            let [hr, hz, hn] = blocks(&h_proj[row * 3 * h..], h);
+            let [prev, g] = [&h_prev[row * h..], &grad[row * h..]].map(|s| &s[..h]);
+            let [dxr, dxz, dxn] = blocks_mut(&mut out.x_proj[row * 3 * h..], h);
+            let [dhr, dhz, dhn] = blocks_mut(&mut out.h_proj[row * 3 * h..], h);
+            let [dp] = blocks_mut(&mut out.h_prev[row * h..], h);
             for j in 0..h {
-                let r = sigmoid(x[j] + hp[j]);
-                let z = sigmoid(x[h + j] + hp[h + j]);
-                let n = tanh(x[2 * h + j] + r * hp[2 * h + j]);
+                let r = sigmoid(xr[j] + hr[j]);
+                let z = sigmoid(xz[j] + hz[j]);
+                let n = tanh(xn[j] + r * hn[j]);
                 let dn = g[j] * (1.0 - z) * (1.0 - n * n);
-                let dr = dn * hp[2 * h + j] * r * (1.0 - r);
+                let dr = dn * hn[j] * r * (1.0 - r);
                 let dz = g[j] * (prev[j] - n) * z * (1.0 - z);
                 dxr[j] = dr;
-                dxr[h + j] = dz;
-                dxr[2 * h + j] = dn;
+                dxz[j] = dz;
+                dxn[j] = dn;
                 dhr[j] = dr;
-                dhr[h + j] = dz;
-                dhr[2 * h + j] = dn * r;
+                dhz[j] = dz;
+                dhn[j] = dn * r;
                 dp[j] = g[j] * z;
             }
         }
-    });
+    }
 }
 
-/// `tanh` of every element of `x`, written to `out`.
-pub fn tanh_forward(x: &[f32], out: &mut [f32]) {
-    dispatch(|| {
+multiversion! {
+    /// `tanh` of every element of `x`, written to `out`.
+    pub fn tanh_forward(x: &[f32], out: &mut [f32]) {
         for (o, &v) in out.iter_mut().zip(x) {
             *o = tanh(v);
         }
-    });
+    }
 }
 
-/// `tanh` backward from the forward output `y`: `dL/dx = dL/dy (1 - y^2)`, written to `out`.
-pub fn tanh_backward(y: &[f32], grad: &[f32], out: &mut [f32]) {
-    dispatch(|| {
+multiversion! {
+    /// `tanh` backward from the forward output `y`: `dL/dx = dL/dy (1 - y^2)`, written to `out`.
+    pub fn tanh_backward(y: &[f32], grad: &[f32], out: &mut [f32]) {
         for ((o, &y), &g) in out.iter_mut().zip(y).zip(grad) {
             *o = g * (1.0 - y * y);
         }
-    });
+    }
 }
 
 #[cfg(test)]

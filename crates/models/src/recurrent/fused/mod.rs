@@ -11,6 +11,7 @@
 mod kernels;
 pub mod math;
 mod ops;
+mod packed;
 mod sequence;
 
 use burn::backend::Dispatch;

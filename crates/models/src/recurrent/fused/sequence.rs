@@ -1,12 +1,87 @@
-//! A whole LSTM layer direction as one host computation (the cuDNN / oneDNN design): the time loop
-//! runs inside the op with `W_hh` read in place, and the backward runs BPTT inside the op too,
-//! accumulating `dW_hh` for all steps with one GEMM `dG^T [4H x T*B] * H_prev [T*B x H]`.
+//! A whole layer direction as one host computation (the cuDNN / oneDNN design): the time loop runs
+//! inside the op with `W_hh` packed once per sequence ([`PackedMatrix`]), and the backward runs
+//! BPTT inside the op too, accumulating `dW_hh` for all steps with one GEMM
+//! `dG^T [G*H x T*B] * H_prev [T*B x H]`.
+//!
+//! The rows of a batch are independent sequences, so the time loops split the batch between the
+//! threads of the pool: each thread runs every step for its rows, with no synchronisation between
+//! steps, reading the shared packed weights.
+
+use std::ops::Range;
 
 use gemm::{Parallelism, gemm};
 
 use super::kernels::{
     GruGrads, gru_backward, gru_forward, lstm_backward, lstm_forward, tanh_backward, tanh_forward,
 };
+use super::packed::PackedMatrix;
+
+/// Fewest batch rows a thread takes (fewer leave its tiles mostly empty).
+const MIN_ROWS_PER_THREAD: usize = 4;
+
+/// Least multiply-adds of a whole sequence's recurrent products worth splitting between threads.
+const MIN_PARALLEL_WORK: usize = 1 << 20;
+
+/// The row ranges the batch is split into: one per pool thread, at least
+/// [`MIN_ROWS_PER_THREAD`] rows each, a single range for small work (`work` multiply-adds).
+fn row_parts(batch: usize, work: usize) -> Vec<Range<usize>> {
+    let threads = if work < MIN_PARALLEL_WORK {
+        1
+    } else {
+        rayon::current_num_threads()
+            .min(batch / MIN_ROWS_PER_THREAD)
+            .max(1)
+    };
+    (0..threads)
+        .map(|p| p * batch / threads..(p + 1) * batch / threads)
+        .collect()
+}
+
+/// Splits a `[S, B, width]` buffer into, for each part of `parts` (row ranges of `B`), its rows of
+/// every slab `s` (`[rows, width]` each).
+fn slabs<'a>(
+    buf: &'a mut [f32],
+    width: usize,
+    batch: usize,
+    parts: &[Range<usize>],
+) -> Vec<Vec<&'a mut [f32]>> {
+    let mut out: Vec<Vec<&mut [f32]>> = parts.iter().map(|_| Vec::new()).collect();
+    for slab in buf.chunks_mut(batch * width) {
+        let mut rest = slab;
+        for (mine, rows) in out.iter_mut().zip(parts) {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(rows.len() * width);
+            mine.push(part);
+            rest = tail;
+        }
+    }
+    out
+}
+
+/// The rows `rows` of slab `s` of a `[S, B, width]` buffer.
+fn rows_of<'a>(
+    buf: &'a [f32],
+    s: usize,
+    rows: &Range<usize>,
+    width: usize,
+    batch: usize,
+) -> &'a [f32] {
+    &buf[(s * batch + rows.start) * width..(s * batch + rows.end) * width]
+}
+
+/// Runs `work` on every part, the first on the calling thread and the others on the pool.
+fn in_parallel<P: Send>(parts: Vec<P>, work: impl Fn(P) + Sync) {
+    let mut parts = parts.into_iter();
+    let first = parts.next();
+    let work = &work;
+    rayon::in_place_scope(|scope| {
+        for part in parts {
+            scope.spawn(move |_| work(part));
+        }
+        if let Some(part) = first {
+            work(part);
+        }
+    });
+}
 
 /// `c = (accumulate ? c : 0) + a * b` for row-major `c` `[m, n]`; `a` is `[m, k]` (or `[k, m]`
 /// read transposed when `a_t`), `b` is `[k, n]` (or `[n, k]` read transposed when `b_t`).
@@ -123,34 +198,35 @@ pub fn lstm_sequence_forward(
     (steps, batch, h): (usize, usize, usize),
 ) -> LstmTrace {
     let (g4, bh) = (4 * h, batch * h);
+    // gates += h_t W_hh^T: W_hh^T [H, 4H] packed once.
+    let w = PackedMatrix::pack(w_hh, (h, g4), true);
     let mut gates = vec![0f32; steps * batch * g4];
     let mut hidden = vec![0f32; (steps + 1) * bh];
     let mut cell = vec![0f32; (steps + 1) * bh];
     hidden[..bh].copy_from_slice(h0);
     cell[..bh].copy_from_slice(c0);
-    for t in 0..steps {
-        let g = &mut gates[t * batch * g4..(t + 1) * batch * g4];
-        for (r, row) in g.chunks_mut(g4).enumerate() {
-            let xp = &x_proj[(t * batch + r) * g4..(t * batch + r + 1) * g4];
-            for ((o, x), b) in row.iter_mut().zip(xp).zip(b_hh) {
-                *o = x + b;
+    let parts = row_parts(batch, steps * bh * g4);
+    let work: Vec<_> = slabs(&mut gates, g4, batch, &parts)
+        .into_iter()
+        .zip(slabs(&mut hidden, h, batch, &parts))
+        .zip(slabs(&mut cell, h, batch, &parts))
+        .zip(parts.iter().cloned())
+        .collect();
+    in_parallel(work, |(((mut gs, mut hs), mut cs), rows)| {
+        for t in 0..steps {
+            let g = &mut *gs[t];
+            let xp = rows_of(x_proj, t, &rows, g4, batch);
+            for (row, x) in g.chunks_mut(g4).zip(xp.chunks(g4)) {
+                for ((o, x), b) in row.iter_mut().zip(x).zip(b_hh) {
+                    *o = x + b;
+                }
             }
+            let (h_done, h_next) = hs.split_at_mut(t + 1);
+            w.multiply(h_done[t], g, true);
+            let (c_done, c_next) = cs.split_at_mut(t + 1);
+            lstm_forward(g, c_done[t], h, h_next[0], c_next[0]);
         }
-        // gates += h_t W_hh^T
-        let (before, _) = hidden.split_at(t * bh + bh);
-        matmul(
-            g,
-            &before[t * bh..],
-            false,
-            w_hh,
-            true,
-            (batch, g4, h),
-            true,
-        );
-        let (c_done, c_rest) = cell.split_at_mut((t + 1) * bh);
-        let h_next = &mut hidden[(t + 1) * bh..(t + 2) * bh];
-        lstm_forward(g, &c_done[t * bh..], h, h_next, &mut c_rest[..bh]);
-    }
+    });
     LstmTrace {
         gates,
         hidden,
@@ -182,30 +258,34 @@ pub fn lstm_sequence_backward(
     (steps, batch, h): (usize, usize, usize),
 ) -> LstmGrads {
     let (g4, bh) = (4 * h, batch * h);
+    // dh_{t-1} = dG_t W_hh: W_hh [4H, H] packed once.
+    let w = PackedMatrix::pack(w_hh, (g4, h), false);
     let mut d_gates = vec![0f32; steps * batch * g4];
     let mut dh_next = vec![0f32; bh];
     let mut dc_next = d_cell.to_vec();
-    let (mut dh, mut dc_prev) = (vec![0f32; bh], vec![0f32; bh]);
-    for t in (0..steps).rev() {
-        for ((d, out), next) in dh.iter_mut().zip(&d_hidden[t * bh..]).zip(&dh_next) {
-            *d = out + next;
+    let parts = row_parts(batch, steps * bh * g4);
+    let work: Vec<_> = slabs(&mut d_gates, g4, batch, &parts)
+        .into_iter()
+        .zip(slabs(&mut dh_next, h, batch, &parts))
+        .zip(slabs(&mut dc_next, h, batch, &parts))
+        .zip(parts.iter().cloned())
+        .collect();
+    in_parallel(work, |(((mut dgs, mut dh_next), mut dc_next), rows)| {
+        let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
+        let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+        for t in (0..steps).rev() {
+            let out = rows_of(d_hidden, t, &rows, h, batch);
+            for ((d, out), next) in dh.iter_mut().zip(out).zip(&*dh_next) {
+                *d = out + next;
+            }
+            let dg = &mut *dgs[t];
+            let gates = rows_of(&trace.gates, t, &rows, g4, batch);
+            let c_prev = rows_of(&trace.cell, t, &rows, h, batch);
+            lstm_backward(gates, c_prev, &dh, dc_next, h, dg, &mut dc_prev);
+            w.multiply(dg, dh_next, false);
+            dc_next.copy_from_slice(&dc_prev);
         }
-        let span = t * batch * g4..(t + 1) * batch * g4;
-        let c_prev = &trace.cell[t * bh..(t + 1) * bh];
-        let dg = &mut d_gates[span.clone()];
-        lstm_backward(
-            &trace.gates[span],
-            c_prev,
-            &dh,
-            &dc_next,
-            h,
-            dg,
-            &mut dc_prev,
-        );
-        // dh_{t-1} = dG_t W_hh
-        matmul(&mut dh_next, dg, false, w_hh, false, (batch, h, g4), false);
-        std::mem::swap(&mut dc_next, &mut dc_prev);
-    }
+    });
     let (w_grad, b_grad) = recurrent_weight_grads(&d_gates, &trace.hidden[..steps * bh], g4, h);
     LstmGrads {
         x_proj: d_gates,
@@ -254,37 +334,38 @@ pub fn gated_sequence_forward(
     (steps, batch, h): (usize, usize, usize),
 ) -> GatedTrace {
     let (gh, bh) = (cell.gates() * h, batch * h);
+    // P_t = h_t W_hh^T + b_hh: W_hh^T [H, G*H] packed once.
+    let w = PackedMatrix::pack(w_hh, (h, gh), true);
     let mut projected = vec![0f32; steps * batch * gh];
     let mut hidden = vec![0f32; (steps + 1) * bh];
     hidden[..bh].copy_from_slice(h0);
-    for t in 0..steps {
-        let p = &mut projected[t * batch * gh..(t + 1) * batch * gh];
-        for row in p.chunks_mut(gh) {
-            row.copy_from_slice(b_hh);
-        }
-        if cell == SequenceCell::RnnTanh {
-            for (o, x) in p
-                .iter_mut()
-                .zip(&x_proj[t * batch * gh..(t + 1) * batch * gh])
-            {
-                *o += x;
+    let parts = row_parts(batch, steps * bh * gh);
+    let work: Vec<_> = slabs(&mut projected, gh, batch, &parts)
+        .into_iter()
+        .zip(slabs(&mut hidden, h, batch, &parts))
+        .zip(parts.iter().cloned())
+        .collect();
+    in_parallel(work, |((mut ps, mut hs), rows)| {
+        for t in 0..steps {
+            let p = &mut *ps[t];
+            let x = rows_of(x_proj, t, &rows, gh, batch);
+            for (row, x) in p.chunks_mut(gh).zip(x.chunks(gh)) {
+                row.copy_from_slice(b_hh);
+                // The RNN's pre-activation is x_proj + P_t; the GRU keeps them apart.
+                if cell == SequenceCell::RnnTanh {
+                    for (o, x) in row.iter_mut().zip(x) {
+                        *o += x;
+                    }
+                }
+            }
+            let (done, next) = hs.split_at_mut(t + 1);
+            w.multiply(done[t], p, true);
+            match cell {
+                SequenceCell::Gru => gru_forward(x, p, done[t], h, next[0]),
+                SequenceCell::RnnTanh => tanh_forward(p, next[0]),
             }
         }
-        let (done, rest) = hidden.split_at_mut((t + 1) * bh);
-        let h_t = &done[t * bh..];
-        matmul(p, h_t, false, w_hh, true, (batch, gh, h), true);
-        let next = &mut rest[..bh];
-        match cell {
-            SequenceCell::Gru => gru_forward(
-                &x_proj[t * batch * gh..(t + 1) * batch * gh],
-                p,
-                h_t,
-                h,
-                next,
-            ),
-            SequenceCell::RnnTanh => tanh_forward(p, next),
-        }
-    }
+    });
     GatedTrace { projected, hidden }
 }
 
@@ -310,47 +391,52 @@ pub fn gated_sequence_backward(
     (steps, batch, h): (usize, usize, usize),
 ) -> GatedGrads {
     let (gh, bh) = (cell.gates() * h, batch * h);
+    // dh_{t-1} = dP_t W_hh (+ the GRU's direct path): W_hh [G*H, H] packed once.
+    let w = PackedMatrix::pack(w_hh, (gh, h), false);
     let mut d_x = vec![0f32; steps * batch * gh];
     let mut d_proj = vec![0f32; steps * batch * gh];
     let mut dh_next = vec![0f32; bh];
-    // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
-    let (mut g, mut direct) = (vec![0f32; bh], vec![0f32; bh]);
-    for t in (0..steps).rev() {
-        for ((d, out), next) in g.iter_mut().zip(&d_hidden[t * bh..]).zip(&dh_next) {
-            *d = out + next;
-        }
-        let span = t * batch * gh..(t + 1) * batch * gh;
-        match cell {
-            SequenceCell::Gru => {
-                let out = GruGrads {
-                    x_proj: &mut d_x[span.clone()],
-                    h_proj: &mut d_proj[span.clone()],
-                    h_prev: &mut direct,
-                };
-                let (x, p) = (&x_proj[span.clone()], &trace.projected[span.clone()]);
-                gru_backward(x, p, &trace.hidden[t * bh..(t + 1) * bh], &g, h, out);
+    let parts = row_parts(batch, steps * bh * gh);
+    let work: Vec<_> = slabs(&mut d_x, gh, batch, &parts)
+        .into_iter()
+        .zip(slabs(&mut d_proj, gh, batch, &parts))
+        .zip(slabs(&mut dh_next, h, batch, &parts))
+        .zip(parts.iter().cloned())
+        .collect();
+    in_parallel(work, |(((mut dxs, mut dps), mut dh_next), rows)| {
+        let dh_next = &mut *dh_next[0];
+        // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
+        let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+        for t in (0..steps).rev() {
+            let out = rows_of(d_hidden, t, &rows, h, batch);
+            for ((d, out), next) in g.iter_mut().zip(out).zip(&*dh_next) {
+                *d = out + next;
             }
-            SequenceCell::RnnTanh => {
-                let y = &trace.hidden[(t + 1) * bh..(t + 2) * bh];
-                tanh_backward(y, &g, &mut d_proj[span.clone()]);
+            let dp = &mut *dps[t];
+            match cell {
+                SequenceCell::Gru => {
+                    let grads = GruGrads {
+                        x_proj: &mut *dxs[t],
+                        h_proj: &mut *dp,
+                        h_prev: &mut direct,
+                    };
+                    let x = rows_of(x_proj, t, &rows, gh, batch);
+                    let p = rows_of(&trace.projected, t, &rows, gh, batch);
+                    let prev = rows_of(&trace.hidden, t, &rows, h, batch);
+                    gru_backward(x, p, prev, &g, h, grads);
+                    dh_next.copy_from_slice(&direct);
+                    w.multiply(dp, dh_next, true);
+                }
+                SequenceCell::RnnTanh => {
+                    let y = rows_of(&trace.hidden, t + 1, &rows, h, batch);
+                    tanh_backward(y, &g, dp);
+                    // The pre-activation is x_proj + P_t: the same gradient.
+                    dxs[t].copy_from_slice(dp);
+                    w.multiply(dp, dh_next, false);
+                }
             }
         }
-        // dh_{t-1} = direct + dP_t W_hh
-        dh_next.copy_from_slice(&direct);
-        matmul(
-            &mut dh_next,
-            &d_proj[span],
-            false,
-            w_hh,
-            false,
-            (batch, h, gh),
-            true,
-        );
-    }
-    // The RNN's pre-activation is x_proj + the recurrent projection: the same gradient.
-    if cell == SequenceCell::RnnTanh {
-        d_x.copy_from_slice(&d_proj);
-    }
+    });
     let (w_grad, b_grad) = recurrent_weight_grads(&d_proj, &trace.hidden[..steps * bh], gh, h);
     GatedGrads {
         x_proj: d_x,
@@ -426,6 +512,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn splitting_the_batch_between_threads_changes_nothing() {
+        // Large enough to split for every cell (T B H G*H >= MIN_PARALLEL_WORK), B not a multiple
+        // of the parts.
+        let (t, b, h) = (4, 13, 160);
+        let f = |n: usize, s: usize| -> Vec<f32> {
+            (0..n)
+                .map(|k| (((k * s) % 29) as f32 - 14.0) / 40.0)
+                .collect()
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            pool.install(|| {
+                assert_eq!(row_parts(b, t * b * h * 4 * h).len(), threads);
+                let (xp, w, bias, h0) = (
+                    f(t * b * 4 * h, 7),
+                    f(4 * h * h, 5),
+                    f(4 * h, 3),
+                    f(b * h, 11),
+                );
+                let trace = lstm_sequence_forward(&xp, &w, &bias, &h0, &h0, (t, b, h));
+                let g = lstm_sequence_backward(&trace, &w, &f(t * b * h, 9), &h0, (t, b, h));
+                let mut all = vec![trace.hidden, trace.cell, g.x_proj, g.w_hh, g.h0, g.c0];
+                for cell in [SequenceCell::Gru, SequenceCell::RnnTanh] {
+                    let gh = cell.gates() * h;
+                    let (xp, w, bias) = (f(t * b * gh, 7), f(gh * h, 5), f(gh, 3));
+                    let trace = gated_sequence_forward(cell, &xp, &w, &bias, &h0, (t, b, h));
+                    let g =
+                        gated_sequence_backward(cell, &trace, &xp, &w, &f(t * b * h, 9), (t, b, h));
+                    all.extend([trace.hidden, g.x_proj, g.w_hh, g.h0]);
+                }
+                all
+            })
+        };
+        // Each row's arithmetic is the same whichever thread runs it: equal bit for bit.
+        assert_eq!(run(1), run(3));
     }
 
     #[test]
