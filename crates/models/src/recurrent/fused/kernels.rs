@@ -1,11 +1,17 @@
 //! The pointwise part of a time step, forward and backward, on host slices (row-major `[B, k H]`),
-//! with the fast activations of [`super::math`]. Each kernel is a [`multiversion`] function,
-//! so its loop vectorises for the CPU at hand.
+//! with the fast activations of [`super::math`]. Each kernel is a [`multiversion`] function whose
+//! maths runs on [`LANES`]-wide local arrays ([`lanes`]), so it vectorises whatever the slices
+//! alias (the in-place kernels read and write the same gate blocks).
 
 use super::math::{multiversion, sigmoid, tanh};
 
-/// The `N` consecutive length-`h` blocks of `row` (gate blocks of one batch row). Each block has
-/// length exactly `h`, so loops over `0..h` index them without bounds checks and vectorise.
+/// Columns handled together: one AVX-512 register of f32, two AVX2 ones.
+const LANES: usize = 16;
+
+/// [`LANES`] consecutive values of one stream.
+type Lanes = [f32; LANES];
+
+/// The `N` consecutive length-`h` blocks of `row` (gate blocks of one batch row).
 #[inline(always)]
 fn blocks<const N: usize>(row: &[f32], h: usize) -> [&[f32]; N] {
     std::array::from_fn(|k| &row[k * h..][..h])
@@ -20,6 +26,49 @@ fn blocks_mut<const N: usize>(row: &mut [f32], h: usize) -> [&mut [f32]; N] {
         rest = tail;
         block
     })
+}
+
+/// Values `j0 .. j0 + w` of `src` (`w <= LANES`), zero-padded.
+#[inline(always)]
+fn load(src: &[f32], j0: usize, w: usize) -> Lanes {
+    if w == LANES {
+        src[j0..j0 + LANES].try_into().expect("LANES values")
+    } else {
+        let mut v = [0f32; LANES];
+        v[..w].copy_from_slice(&src[j0..j0 + w]);
+        v
+    }
+}
+
+/// Writes the first `w` values of `v` to `dst[j0 ..]`.
+#[inline(always)]
+fn store(dst: &mut [f32], j0: usize, w: usize, v: &Lanes) {
+    dst[j0..j0 + w].copy_from_slice(&v[..w]);
+}
+
+/// Runs `body` over the `h` columns of equal-length slices, [`LANES`] at a time, with no closure
+/// (a closure is compiled on its own, for the baseline CPU, instead of inside the
+/// [`multiversion`] copy): inside `body` each named slice is shadowed by a [`Lanes`] array of its
+/// values (the outputs' current ones too), indexed by the lane variable; the output arrays are
+/// then stored back.
+macro_rules! lanes {
+    ($h:expr, [$($i:ident),*], [$($o:ident),*], |$l:ident| $body:block) => {
+        for j0 in (0..$h).step_by(LANES) {
+            let w = LANES.min($h - j0);
+            let values = {
+                $(let $i: Lanes = load($i, j0, w);)*
+                $(let mut $o: Lanes = load($o, j0, w);)*
+                for $l in 0..LANES $body
+                [$($o),*]
+            };
+            let mut k = 0;
+            $(
+                store($o, j0, w, &values[k]);
+                k += 1;
+            )*
+            let _ = k;
+        }
+    };
 }
 
 multiversion! {
@@ -37,11 +86,11 @@ multiversion! {
             let [cp] = blocks(&c_prev[r * h..], h);
             let [ho] = blocks_mut(&mut h_out[r * h..], h);
             let [co] = blocks_mut(&mut c_out[r * h..], h);
-            for j in 0..h {
-                let c = sigmoid(gf[j]) * cp[j] + sigmoid(gi[j]) * tanh(gg[j]);
-                co[j] = c;
-                ho[j] = sigmoid(go[j]) * tanh(c);
-            }
+            lanes!(h, [gi, gf, gg, go, cp], [ho, co], |l| {
+                let c = sigmoid(gf[l]) * cp[l] + sigmoid(gi[l]) * tanh(gg[l]);
+                co[l] = c;
+                ho[l] = sigmoid(go[l]) * tanh(c);
+            });
         }
     }
 }
@@ -61,20 +110,80 @@ multiversion! {
     ) {
         for r in 0..c_prev.len() / h {
             let [gi, gf, gg, go] = blocks(&gates[r * 4 * h..], h);
-            let [cp, dh, dc_out] = [&c_prev[r * h..], &dh[r * h..], &dc[r * h..]].map(|s| &s[..h]);
-            let [di, df, dgg, d_o] = blocks_mut(&mut d_gates[r * 4 * h..], h);
+            let [cp, dh, dc_out] = [c_prev, dh, dc].map(|s| &s[r * h..][..h]);
+            let [di, df, dg, d_o] = blocks_mut(&mut d_gates[r * 4 * h..], h);
             let [dcp] = blocks_mut(&mut dc_prev[r * h..], h);
-            for j in 0..h {
-                let (i, f) = (sigmoid(gi[j]), sigmoid(gf[j]));
-                let (g, o) = (tanh(gg[j]), sigmoid(go[j]));
-                let tc = tanh(f * cp[j] + i * g);
-                let dc = dc_out[j] + dh[j] * o * (1.0 - tc * tc);
-                di[j] = dc * g * i * (1.0 - i);
-                df[j] = dc * cp[j] * f * (1.0 - f);
-                dgg[j] = dc * i * (1.0 - g * g);
-                d_o[j] = dh[j] * tc * o * (1.0 - o);
-                dcp[j] = dc * f;
-            }
+            lanes!(h, [gi, gf, gg, go, cp, dh, dc_out], [di, df, dg, d_o, dcp], |l| {
+                let (i, f) = (sigmoid(gi[l]), sigmoid(gf[l]));
+                let (g, o) = (tanh(gg[l]), sigmoid(go[l]));
+                let tc = tanh(f * cp[l] + i * g);
+                let dc = dc_out[l] + dh[l] * o * (1.0 - tc * tc);
+                di[l] = dc * g * i * (1.0 - i);
+                df[l] = dc * cp[l] * f * (1.0 - f);
+                dg[l] = dc * i * (1.0 - g * g);
+                d_o[l] = dh[l] * tc * o * (1.0 - o);
+                dcp[l] = dc * f;
+            });
+        }
+    }
+}
+
+multiversion! {
+    /// [`lstm_forward`] for training: also overwrites `gates` with the activated gates
+    /// `s(i), s(f), tanh(g), s(o)`, which [`lstm_backward_in_place`] reads instead of computing
+    /// the four activations again.
+    pub fn lstm_forward_keep(
+        gates: &mut [f32],
+        c_prev: &[f32],
+        h: usize,
+        h_out: &mut [f32],
+        c_out: &mut [f32],
+    ) {
+        for r in 0..c_prev.len() / h {
+            let [gi, gf, gg, go] = blocks_mut(&mut gates[r * 4 * h..], h);
+            let [cp] = blocks(&c_prev[r * h..], h);
+            let [ho] = blocks_mut(&mut h_out[r * h..], h);
+            let [co] = blocks_mut(&mut c_out[r * h..], h);
+            lanes!(h, [cp], [gi, gf, gg, go, ho, co], |l| {
+                let (i, f) = (sigmoid(gi[l]), sigmoid(gf[l]));
+                let (g, o) = (tanh(gg[l]), sigmoid(go[l]));
+                let c = f * cp[l] + i * g;
+                (gi[l], gf[l], gg[l], go[l]) = (i, f, g, o);
+                co[l] = c;
+                ho[l] = o * tanh(c);
+            });
+        }
+    }
+}
+
+multiversion! {
+    /// LSTM backward from the activated gates that [`lstm_forward_keep`] left in `gates`, which
+    /// it overwrites with `dL/dgates` (pre-activations); `c` is the step's new cell state (only
+    /// `tanh(c)` is computed again). Same maths as [`lstm_backward`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn lstm_backward_in_place(
+        gates: &mut [f32],
+        c_prev: &[f32],
+        c: &[f32],
+        dh: &[f32],
+        dc: &[f32],
+        h: usize,
+        dc_prev: &mut [f32],
+    ) {
+        for r in 0..c_prev.len() / h {
+            let [gi, gf, gg, go] = blocks_mut(&mut gates[r * 4 * h..], h);
+            let [cp, c, dh, dc_out] = [c_prev, c, dh, dc].map(|s| &s[r * h..][..h]);
+            let [dcp] = blocks_mut(&mut dc_prev[r * h..], h);
+            lanes!(h, [cp, c, dh, dc_out], [gi, gf, gg, go, dcp], |l| {
+                let (i, f, g, o) = (gi[l], gf[l], gg[l], go[l]);
+                let tc = tanh(c[l]);
+                let dc = dc_out[l] + dh[l] * o * (1.0 - tc * tc);
+                gi[l] = dc * g * i * (1.0 - i);
+                gf[l] = dc * cp[l] * f * (1.0 - f);
+                gg[l] = dc * i * (1.0 - g * g);
+                go[l] = dh[l] * tc * o * (1.0 - o);
+                dcp[l] = dc * f;
+            });
         }
     }
 }
@@ -90,12 +199,12 @@ multiversion! {
             let [hr, hz, hn] = blocks(&h_proj[row * 3 * h..], h);
             let [prev] = blocks(&h_prev[row * h..], h);
             let [o] = blocks_mut(&mut out[row * h..], h);
-            for j in 0..h {
-                let r = sigmoid(xr[j] + hr[j]);
-                let z = sigmoid(xz[j] + hz[j]);
-                let n = tanh(xn[j] + r * hn[j]);
-                o[j] = (1.0 - z) * n + z * prev[j];
-            }
+            lanes!(h, [xr, xz, xn, hr, hz, hn, prev], [o], |l| {
+                let r = sigmoid(xr[l] + hr[l]);
+                let z = sigmoid(xz[l] + hz[l]);
+                let n = tanh(xn[l] + r * hn[l]);
+                o[l] = (1.0 - z) * n + z * prev[l];
+            });
         }
     }
 }
@@ -124,25 +233,85 @@ multiversion! {
         for row in 0..h_prev.len() / h {
             let [xr, xz, xn] = blocks(&x_proj[row * 3 * h..], h);
             let [hr, hz, hn] = blocks(&h_proj[row * 3 * h..], h);
-            let [prev, g] = [&h_prev[row * h..], &grad[row * h..]].map(|s| &s[..h]);
+            let [prev, g] = [h_prev, grad].map(|s| &s[row * h..][..h]);
             let [dxr, dxz, dxn] = blocks_mut(&mut out.x_proj[row * 3 * h..], h);
             let [dhr, dhz, dhn] = blocks_mut(&mut out.h_proj[row * 3 * h..], h);
             let [dp] = blocks_mut(&mut out.h_prev[row * h..], h);
-            for j in 0..h {
-                let r = sigmoid(xr[j] + hr[j]);
-                let z = sigmoid(xz[j] + hz[j]);
-                let n = tanh(xn[j] + r * hn[j]);
-                let dn = g[j] * (1.0 - z) * (1.0 - n * n);
-                let dr = dn * hn[j] * r * (1.0 - r);
-                let dz = g[j] * (prev[j] - n) * z * (1.0 - z);
-                dxr[j] = dr;
-                dxz[j] = dz;
-                dxn[j] = dn;
-                dhr[j] = dr;
-                dhz[j] = dz;
-                dhn[j] = dn * r;
-                dp[j] = g[j] * z;
-            }
+            lanes!(
+                h,
+                [xr, xz, xn, hr, hz, hn, prev, g],
+                [dxr, dxz, dxn, dhr, dhz, dhn, dp],
+                |l| {
+                    let r = sigmoid(xr[l] + hr[l]);
+                    let z = sigmoid(xz[l] + hz[l]);
+                    let n = tanh(xn[l] + r * hn[l]);
+                    let dn = g[l] * (1.0 - z) * (1.0 - n * n);
+                    let dr = dn * hn[l] * r * (1.0 - r);
+                    let dz = g[l] * (prev[l] - n) * z * (1.0 - z);
+                    (dxr[l], dxz[l], dxn[l]) = (dr, dz, dn);
+                    (dhr[l], dhz[l], dhn[l]) = (dr, dz, dn * r);
+                    dp[l] = g[l] * z;
+                }
+            );
+        }
+    }
+}
+
+multiversion! {
+    /// [`gru_forward`] for training: also writes the activations `r, z, n` to `acts` `[B, 3H]`,
+    /// which [`gru_backward_in_place`] reads instead of computing them again.
+    pub fn gru_forward_keep(
+        x_proj: &[f32],
+        h_proj: &[f32],
+        h_prev: &[f32],
+        h: usize,
+        out: &mut [f32],
+        acts: &mut [f32],
+    ) {
+        for row in 0..h_prev.len() / h {
+            let [xr, xz, xn] = blocks(&x_proj[row * 3 * h..], h);
+            let [hr, hz, hn] = blocks(&h_proj[row * 3 * h..], h);
+            let [prev] = blocks(&h_prev[row * h..], h);
+            let [o] = blocks_mut(&mut out[row * h..], h);
+            let [ar, az, an] = blocks_mut(&mut acts[row * 3 * h..], h);
+            lanes!(h, [xr, xz, xn, hr, hz, hn, prev], [o, ar, az, an], |l| {
+                let r = sigmoid(xr[l] + hr[l]);
+                let z = sigmoid(xz[l] + hz[l]);
+                let n = tanh(xn[l] + r * hn[l]);
+                (ar[l], az[l], an[l]) = (r, z, n);
+                o[l] = (1.0 - z) * n + z * prev[l];
+            });
+        }
+    }
+}
+
+multiversion! {
+    /// GRU backward from the activations [`gru_forward_keep`] wrote, in place: `acts` becomes
+    /// `dL/dx_proj` and `h_proj` becomes `dL/dh_proj` (its `n` block is read first); writes
+    /// `dL/dh_prev` through the direct path `z h_prev` to `direct`. Same maths as
+    /// [`gru_backward`].
+    pub fn gru_backward_in_place(
+        acts: &mut [f32],
+        h_proj: &mut [f32],
+        h_prev: &[f32],
+        grad: &[f32],
+        h: usize,
+        direct: &mut [f32],
+    ) {
+        for row in 0..h_prev.len() / h {
+            let [ar, az, an] = blocks_mut(&mut acts[row * 3 * h..], h);
+            let [hr, hz, hn] = blocks_mut(&mut h_proj[row * 3 * h..], h);
+            let [prev, g] = [h_prev, grad].map(|s| &s[row * h..][..h]);
+            let [dp] = blocks_mut(&mut direct[row * h..], h);
+            lanes!(h, [prev, g], [ar, az, an, hr, hz, hn, dp], |l| {
+                let (r, z, n) = (ar[l], az[l], an[l]);
+                let dn = g[l] * (1.0 - z) * (1.0 - n * n);
+                let dr = dn * hn[l] * r * (1.0 - r);
+                let dz = g[l] * (prev[l] - n) * z * (1.0 - z);
+                (ar[l], az[l], an[l]) = (dr, dz, dn);
+                (hr[l], hz[l], hn[l]) = (dr, dz, dn * r);
+                dp[l] = g[l] * z;
+            });
         }
     }
 }
@@ -236,6 +405,25 @@ mod tests {
         };
         check(&dg, &mut gates.clone(), &|g| loss(g, &c_prev));
         check(&dc, &mut c_prev.clone(), &|c| loss(&gates, c));
+
+        // The training pair (activations kept, backward in place) computes the same.
+        let mut kept = gates.clone();
+        let mut out2 = vec![0f32; 4 * h];
+        let (ho, co) = out2.split_at_mut(2 * h);
+        lstm_forward_keep(&mut kept, &c_prev, h, ho, co);
+        close(&out2, &out);
+        let mut dc2 = vec![0f32; 2 * h];
+        let (dh, dc_out) = w.split_at(2 * h);
+        lstm_backward_in_place(&mut kept, &c_prev, &out2[2 * h..], dh, dc_out, h, &mut dc2);
+        close(&kept, &dg);
+        close(&dc2, &dc);
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() < 1e-6, "element {k}: {x} vs {y}");
+        }
     }
 
     #[test]
@@ -275,5 +463,15 @@ mod tests {
         check(&dx, &mut x.clone(), &|v| loss(v, &hp, &prev));
         check(&dh, &mut hp.clone(), &|v| loss(&x, v, &prev));
         check(&dp, &mut prev.clone(), &|v| loss(&x, &hp, v));
+
+        // The training pair (activations kept, backward in place) computes the same.
+        let (mut out2, mut acts) = (vec![0f32; 2 * h], vec![0f32; 6 * h]);
+        gru_forward_keep(&x, &hp, &prev, h, &mut out2, &mut acts);
+        close(&out2, &out);
+        let (mut hp2, mut direct) = (hp.clone(), vec![0f32; 2 * h]);
+        gru_backward_in_place(&mut acts, &mut hp2, &prev, &w, h, &mut direct);
+        close(&acts, &dx);
+        close(&hp2, &dh);
+        close(&direct, &dp);
     }
 }

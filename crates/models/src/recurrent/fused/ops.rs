@@ -60,12 +60,11 @@ pub trait FusedCellOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// What a GRU / tanh-RNN sequence keeps for its backward: the trace, `x_proj` and `W_hh` on the
-/// host, the dimensions, and a tensor of the device.
+/// What a GRU / tanh-RNN sequence keeps for its backward: the trace, `W_hh` on the host, the
+/// dimensions, and a tensor of the device.
 type GatedState<B> = (
     GatedTrace,
-    Vec<f32>,
-    Vec<f32>,
+    HostValues<B>,
     (usize, usize, usize),
     FloatTensor<B>,
 );
@@ -90,8 +89,9 @@ fn gated_sequence_host<B: Backend>(
         Shape::new([dims.0, dims.1, dims.2]),
         &like,
     );
-    ((trace, x, w, dims, out.clone()), out)
+    ((trace, w, dims, out.clone()), out)
 }
+
 /// The dimensions `(T, B, H)` of an LSTM sequence op and its host trace.
 fn lstm_sequence_host<B: Backend>(
     x_proj: FloatTensor<B>,
@@ -99,7 +99,12 @@ fn lstm_sequence_host<B: Backend>(
     b_hh: FloatTensor<B>,
     h0: FloatTensor<B>,
     c0: FloatTensor<B>,
-) -> (LstmTrace, Vec<f32>, (usize, usize, usize), FloatTensor<B>) {
+) -> (
+    LstmTrace,
+    HostValues<B>,
+    (usize, usize, usize),
+    FloatTensor<B>,
+) {
     let like = h0.clone();
     let (x, xs) = host::<B>(x_proj);
     let (w, _) = host::<B>(w_hh);
@@ -116,17 +121,48 @@ fn lstm_sequence_host<B: Backend>(
     (trace, w, dims, out)
 }
 
+/// A tensor's f32 values on the host: read in place from a contiguous f32 Flex tensor (no copy:
+/// the sequence ops read megabytes per call), copied out of any other.
+#[derive(Clone, Debug)]
+enum HostValues<B: Backend> {
+    InPlace(FloatTensor<B>),
+    Copied(Vec<f32>),
+}
+
+impl<B: Backend> std::ops::Deref for HostValues<B> {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            HostValues::InPlace(t) => in_place::<B>(t).expect("checked when the view was made"),
+            HostValues::Copied(v) => v,
+        }
+    }
+}
+
+/// The values of `t` without a copy, where its backend keeps them as a contiguous f32 slice.
+fn in_place<B: Backend>(t: &FloatTensor<B>) -> Option<&[f32]> {
+    #[cfg(feature = "flex")]
+    if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<burn::backend::flex::FlexTensor>() {
+        return t.as_slice::<f32>();
+    }
+    None
+}
+
 /// A tensor's values on the host (f32) and its shape.
-fn host<B: Backend>(t: FloatTensor<B>) -> (Vec<f32>, Shape) {
+fn host<B: Backend>(t: FloatTensor<B>) -> (HostValues<B>, Shape) {
+    let shape = t.shape();
+    if in_place::<B>(&t).is_some() {
+        return (HostValues::InPlace(t), shape);
+    }
     let data = burn::tensor::try_read_sync(B::float_into_data(t))
         .expect("CPU backends read synchronously")
         .expect("reading a CPU tensor does not fail");
-    let shape = data.shape().clone();
     let values = data
         .convert::<f32>()
         .try_into_vec::<f32>()
         .expect("converted to f32");
-    (values, shape)
+    (HostValues::Copied(values), shape)
 }
 
 fn device_tensor<B: Backend>(
@@ -318,14 +354,19 @@ struct LstmSequenceBackward;
 
 impl<B: Backend> Backward<B, 5> for LstmSequenceBackward {
     /// The trace, `W_hh`, the dimensions and a tensor of the device.
-    type State = (LstmTrace, Vec<f32>, (usize, usize, usize), FloatTensor<B>);
+    type State = (
+        LstmTrace,
+        HostValues<B>,
+        (usize, usize, usize),
+        FloatTensor<B>,
+    );
 
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
         let (trace, w, (t, b, h), like) = ops.state;
         let (g, _) = host::<B>(grad);
         let bh = b * h;
-        let d = sequence::lstm_sequence_backward(&trace, &w, &g[..t * bh], &g[t * bh..], (t, b, h));
+        let d = sequence::lstm_sequence_backward(trace, &w, &g[..t * bh], &g[t * bh..], (t, b, h));
         let shapes = [
             Shape::new([t, b, 4 * h]),
             Shape::new([4 * h, h]),
@@ -350,9 +391,9 @@ impl<B: Backend> Backward<B, 4> for GatedSequenceBackward {
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (trace, x, w, (t, b, h), like) = ops.state;
+        let (trace, w, (t, b, h), like) = ops.state;
         let (g, _) = host::<B>(grad);
-        let d = sequence::gated_sequence_backward(self.0, &trace, &x, &w, &g, (t, b, h));
+        let d = sequence::gated_sequence_backward(self.0, trace, &w, &g, (t, b, h));
         let gh = w.len() / h;
         let shapes = [
             Shape::new([t, b, gh]),

@@ -12,7 +12,8 @@ use std::ops::Range;
 use gemm::{Parallelism, gemm};
 
 use super::kernels::{
-    GruGrads, gru_backward, gru_forward, lstm_backward, lstm_forward, tanh_backward, tanh_forward,
+    gru_backward_in_place, gru_forward_keep, lstm_backward_in_place, lstm_forward_keep,
+    tanh_backward, tanh_forward,
 };
 use super::packed::PackedMatrix;
 
@@ -170,7 +171,7 @@ fn recurrent_weight_grads(
 /// What the forward pass keeps for the backward pass.
 #[derive(Clone, Debug)]
 pub struct LstmTrace {
-    /// Gate pre-activations of every step, `[T, B, 4H]`.
+    /// Activated gates `s(i), s(f), tanh(g), s(o)` of every step, `[T, B, 4H]`.
     pub gates: Vec<f32>,
     /// `h_0 .. h_T`, `[T + 1, B, H]`.
     pub hidden: Vec<f32>,
@@ -224,7 +225,7 @@ pub fn lstm_sequence_forward(
             let (h_done, h_next) = hs.split_at_mut(t + 1);
             w.multiply(h_done[t], g, true);
             let (c_done, c_next) = cs.split_at_mut(t + 1);
-            lstm_forward(g, c_done[t], h, h_next[0], c_next[0]);
+            lstm_forward_keep(g, c_done[t], h, h_next[0], c_next[0]);
         }
     });
     LstmTrace {
@@ -248,10 +249,10 @@ pub struct LstmGrads {
     pub c0: Vec<f32>,
 }
 
-/// BPTT through the trace. `d_hidden` `[T, B, H]` is `dL/dh_1..h_T` from the outputs, `d_cell`
-/// `[B, H]` is `dL/dc_T`.
+/// BPTT through the trace, which it consumes (the gradients of the gates overwrite the gates).
+/// `d_hidden` `[T, B, H]` is `dL/dh_1..h_T` from the outputs, `d_cell` `[B, H]` is `dL/dc_T`.
 pub fn lstm_sequence_backward(
-    trace: &LstmTrace,
+    trace: LstmTrace,
     w_hh: &[f32],
     d_hidden: &[f32],
     d_cell: &[f32],
@@ -260,7 +261,11 @@ pub fn lstm_sequence_backward(
     let (g4, bh) = (4 * h, batch * h);
     // dh_{t-1} = dG_t W_hh: W_hh [4H, H] packed once.
     let w = PackedMatrix::pack(w_hh, (g4, h), false);
-    let mut d_gates = vec![0f32; steps * batch * g4];
+    let LstmTrace {
+        gates: mut d_gates,
+        hidden,
+        cell,
+    } = trace;
     let mut dh_next = vec![0f32; bh];
     let mut dc_next = d_cell.to_vec();
     let parts = row_parts(batch, steps * bh * g4);
@@ -279,14 +284,14 @@ pub fn lstm_sequence_backward(
                 *d = out + next;
             }
             let dg = &mut *dgs[t];
-            let gates = rows_of(&trace.gates, t, &rows, g4, batch);
-            let c_prev = rows_of(&trace.cell, t, &rows, h, batch);
-            lstm_backward(gates, c_prev, &dh, dc_next, h, dg, &mut dc_prev);
+            let c_prev = rows_of(&cell, t, &rows, h, batch);
+            let c = rows_of(&cell, t + 1, &rows, h, batch);
+            lstm_backward_in_place(dg, c_prev, c, &dh, dc_next, h, &mut dc_prev);
             w.multiply(dg, dh_next, false);
             dc_next.copy_from_slice(&dc_prev);
         }
     });
-    let (w_grad, b_grad) = recurrent_weight_grads(&d_gates, &trace.hidden[..steps * bh], g4, h);
+    let (w_grad, b_grad) = recurrent_weight_grads(&d_gates, &hidden[..steps * bh], g4, h);
     LstmGrads {
         x_proj: d_gates,
         w_hh: w_grad,
@@ -301,6 +306,8 @@ pub fn lstm_sequence_backward(
 pub struct GatedTrace {
     /// Per step `h_t W_hh^T + b_hh`, `[T, B, G*H]` (GRU: `G = 3`; RNN: the pre-activation).
     pub projected: Vec<f32>,
+    /// GRU: the activations `r, z, n` of every step, `[T, B, 3H]`; RNN: empty.
+    pub acts: Vec<f32>,
     /// `h_0 .. h_T`, `[T + 1, B, H]`.
     pub hidden: Vec<f32>,
 }
@@ -338,14 +345,21 @@ pub fn gated_sequence_forward(
     let w = PackedMatrix::pack(w_hh, (h, gh), true);
     let mut projected = vec![0f32; steps * batch * gh];
     let mut hidden = vec![0f32; (steps + 1) * bh];
+    let mut acts = match cell {
+        SequenceCell::Gru => vec![0f32; steps * batch * gh],
+        SequenceCell::RnnTanh => Vec::new(),
+    };
     hidden[..bh].copy_from_slice(h0);
     let parts = row_parts(batch, steps * bh * gh);
+    let mut act_parts = slabs(&mut acts, gh, batch, &parts);
+    act_parts.resize_with(parts.len(), Vec::new);
     let work: Vec<_> = slabs(&mut projected, gh, batch, &parts)
         .into_iter()
         .zip(slabs(&mut hidden, h, batch, &parts))
+        .zip(act_parts)
         .zip(parts.iter().cloned())
         .collect();
-    in_parallel(work, |((mut ps, mut hs), rows)| {
+    in_parallel(work, |(((mut ps, mut hs), mut acts), rows)| {
         for t in 0..steps {
             let p = &mut *ps[t];
             let x = rows_of(x_proj, t, &rows, gh, batch);
@@ -361,12 +375,16 @@ pub fn gated_sequence_forward(
             let (done, next) = hs.split_at_mut(t + 1);
             w.multiply(done[t], p, true);
             match cell {
-                SequenceCell::Gru => gru_forward(x, p, done[t], h, next[0]),
+                SequenceCell::Gru => gru_forward_keep(x, p, done[t], h, next[0], acts[t]),
                 SequenceCell::RnnTanh => tanh_forward(p, next[0]),
             }
         }
     });
-    GatedTrace { projected, hidden }
+    GatedTrace {
+        projected,
+        acts,
+        hidden,
+    }
 }
 
 /// Gradients of the inputs of [`gated_sequence_forward`].
@@ -381,11 +399,11 @@ pub struct GatedGrads {
     pub h0: Vec<f32>,
 }
 
-/// BPTT through a GRU or tanh-RNN trace; `d_hidden` `[T, B, H]` is `dL/dh_1..h_T`.
+/// BPTT through a GRU or tanh-RNN trace, which it consumes (gradients overwrite the activations
+/// and projections); `d_hidden` `[T, B, H]` is `dL/dh_1..h_T`.
 pub fn gated_sequence_backward(
     cell: SequenceCell,
-    trace: &GatedTrace,
-    x_proj: &[f32],
+    trace: GatedTrace,
     w_hh: &[f32],
     d_hidden: &[f32],
     (steps, batch, h): (usize, usize, usize),
@@ -393,11 +411,16 @@ pub fn gated_sequence_backward(
     let (gh, bh) = (cell.gates() * h, batch * h);
     // dh_{t-1} = dP_t W_hh (+ the GRU's direct path): W_hh [G*H, H] packed once.
     let w = PackedMatrix::pack(w_hh, (gh, h), false);
-    let mut d_x = vec![0f32; steps * batch * gh];
-    let mut d_proj = vec![0f32; steps * batch * gh];
+    let GatedTrace {
+        projected: mut d_proj,
+        acts: mut d_x,
+        hidden,
+    } = trace;
     let mut dh_next = vec![0f32; bh];
     let parts = row_parts(batch, steps * bh * gh);
-    let work: Vec<_> = slabs(&mut d_x, gh, batch, &parts)
+    let mut dx_parts = slabs(&mut d_x, gh, batch, &parts);
+    dx_parts.resize_with(parts.len(), Vec::new);
+    let work: Vec<_> = dx_parts
         .into_iter()
         .zip(slabs(&mut d_proj, gh, batch, &parts))
         .zip(slabs(&mut dh_next, h, batch, &parts))
@@ -415,29 +438,24 @@ pub fn gated_sequence_backward(
             let dp = &mut *dps[t];
             match cell {
                 SequenceCell::Gru => {
-                    let grads = GruGrads {
-                        x_proj: &mut *dxs[t],
-                        h_proj: &mut *dp,
-                        h_prev: &mut direct,
-                    };
-                    let x = rows_of(x_proj, t, &rows, gh, batch);
-                    let p = rows_of(&trace.projected, t, &rows, gh, batch);
-                    let prev = rows_of(&trace.hidden, t, &rows, h, batch);
-                    gru_backward(x, p, prev, &g, h, grads);
+                    let prev = rows_of(&hidden, t, &rows, h, batch);
+                    gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
                     dh_next.copy_from_slice(&direct);
                     w.multiply(dp, dh_next, true);
                 }
                 SequenceCell::RnnTanh => {
-                    let y = rows_of(&trace.hidden, t + 1, &rows, h, batch);
+                    let y = rows_of(&hidden, t + 1, &rows, h, batch);
                     tanh_backward(y, &g, dp);
-                    // The pre-activation is x_proj + P_t: the same gradient.
-                    dxs[t].copy_from_slice(dp);
                     w.multiply(dp, dh_next, false);
                 }
             }
         }
     });
-    let (w_grad, b_grad) = recurrent_weight_grads(&d_proj, &trace.hidden[..steps * bh], gh, h);
+    let (w_grad, b_grad) = recurrent_weight_grads(&d_proj, &hidden[..steps * bh], gh, h);
+    // The RNN's pre-activation is x_proj + P_t: the same gradient.
+    if cell == SequenceCell::RnnTanh {
+        d_x = d_proj;
+    }
     GatedGrads {
         x_proj: d_x,
         w_hh: w_grad,
@@ -494,7 +512,7 @@ mod tests {
             hs + cs
         };
         let trace = lstm_sequence_forward(&xp, &w, &bias, &h0, &c0, (t, b, h));
-        let g = lstm_sequence_backward(&trace, &w, &wd, &wc, (t, b, h));
+        let g = lstm_sequence_backward(trace, &w, &wd, &wc, (t, b, h));
         let inputs = [&xp, &w, &bias, &h0, &c0];
         let grads = [&g.x_proj, &g.w_hh, &g.b_hh, &g.h0, &g.c0];
         for (which, (input, grad)) in inputs.iter().zip(grads).enumerate() {
@@ -538,15 +556,17 @@ mod tests {
                     f(b * h, 11),
                 );
                 let trace = lstm_sequence_forward(&xp, &w, &bias, &h0, &h0, (t, b, h));
-                let g = lstm_sequence_backward(&trace, &w, &f(t * b * h, 9), &h0, (t, b, h));
-                let mut all = vec![trace.hidden, trace.cell, g.x_proj, g.w_hh, g.h0, g.c0];
+                let states = [trace.hidden.clone(), trace.cell.clone()];
+                let g = lstm_sequence_backward(trace, &w, &f(t * b * h, 9), &h0, (t, b, h));
+                let mut all = vec![g.x_proj, g.w_hh, g.h0, g.c0];
+                all.extend(states);
                 for cell in [SequenceCell::Gru, SequenceCell::RnnTanh] {
                     let gh = cell.gates() * h;
                     let (xp, w, bias) = (f(t * b * gh, 7), f(gh * h, 5), f(gh, 3));
                     let trace = gated_sequence_forward(cell, &xp, &w, &bias, &h0, (t, b, h));
-                    let g =
-                        gated_sequence_backward(cell, &trace, &xp, &w, &f(t * b * h, 9), (t, b, h));
-                    all.extend([trace.hidden, g.x_proj, g.w_hh, g.h0]);
+                    let hidden = trace.hidden.clone();
+                    let g = gated_sequence_backward(cell, trace, &w, &f(t * b * h, 9), (t, b, h));
+                    all.extend([hidden, g.x_proj, g.w_hh, g.h0]);
                 }
                 all
             })
@@ -576,7 +596,7 @@ mod tests {
                     .sum()
             };
             let trace = gated_sequence_forward(cell, &xp, &w, &bias, &h0, (t, b, h));
-            let g = gated_sequence_backward(cell, &trace, &xp, &w, &wd, (t, b, h));
+            let g = gated_sequence_backward(cell, trace, &w, &wd, (t, b, h));
             let inputs = [&xp, &w, &bias, &h0];
             let grads = [&g.x_proj, &g.w_hh, &g.b_hh, &g.h0];
             for (which, (input, grad)) in inputs.iter().zip(grads).enumerate() {
