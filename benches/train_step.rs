@@ -6,6 +6,7 @@
 use sequent::bench::{Kind, Mode, markdown_header, markdown_row, run, workloads};
 
 fn main() {
+    sequent::memory::retain_freed_memory();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

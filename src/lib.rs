@@ -11,6 +11,7 @@ pub mod config;
 pub mod data_source;
 pub mod device;
 pub mod experiments;
+pub mod memory;
 pub mod plot;
 pub mod run;
 pub mod series;

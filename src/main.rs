@@ -435,6 +435,7 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    sequent::memory::retain_freed_memory();
     let cli = Cli::parse();
     let command = cli
         .command

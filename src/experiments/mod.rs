@@ -116,8 +116,10 @@ pub fn fmt(x: f64) -> String {
     format!("{x:.4}")
 }
 
-/// The `main` of an example: parses the flags, runs `run`, prints the table it returns.
+/// The `main` of an example: keeps freed memory for reuse ([`crate::memory`]), parses the flags,
+/// runs `run`, prints the table it returns.
 pub fn main(name: &str, run: fn(&ExampleOptions) -> Result<Table, String>) -> ExitCode {
+    crate::memory::retain_freed_memory();
     let options = ExampleOptions::parse();
     match run(&options) {
         Ok(table) => {

@@ -132,15 +132,32 @@ fn fused_equals_composed_on_the_cpu_backends() {
             RnnConfig::new(4, 6).with_bidirectional(true).init(&device),
             &device,
         );
-        // Inference (no autodiff) takes the fused path too.
+        // Inference (no autodiff) takes the fused paths too: the sequence ops over several
+        // steps, the step ops for one.
         let plain = device.clone().without_autodiff();
         assert!(available(&plain));
-        let lstm = LstmConfig::new(4, 6).init(&plain);
-        let mut composed = lstm.clone();
-        composed.pointwise = Pointwise::Composed;
-        let x = Tensor::<3>::random([2, 7, 4], Distribution::Normal(0.0, 1.0), &plain);
-        let diff = max_diff(lstm.forward(x.clone(), None).0, composed.forward(x, None).0);
-        assert!(diff < 1e-5, "{backend}: inference differs by {diff}");
+        inference_matches(backend, "lstm", LstmConfig::new(4, 6).init(&plain), &plain);
+        inference_matches(backend, "gru", GruConfig::new(4, 6).init(&plain), &plain);
+        inference_matches(backend, "rnn", RnnConfig::new(4, 6).init(&plain), &plain);
+    }
+}
+
+/// Outputs and final state of `fused` against its composed twin, for 7 steps and for 1.
+fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>, device: &Device) {
+    let mut composed = fused.clone();
+    composed.pointwise = Pointwise::Composed;
+    for steps in [7, 1] {
+        let x = Tensor::<3>::random([3, steps, 4], Distribution::Normal(0.0, 1.0), device);
+        let (y1, s1) = fused.forward(x.clone(), None);
+        let (y2, s2) = composed.forward(x, None);
+        let mut diff = max_diff(y1, y2).max(max_diff(s1.hidden, s2.hidden));
+        if let (Some(c1), Some(c2)) = (s1.cell, s2.cell) {
+            diff = diff.max(max_diff(c1, c2));
+        }
+        assert!(
+            diff < 1e-5,
+            "{backend} {name}: inference over {steps} steps differs by {diff}"
+        );
     }
 }
 

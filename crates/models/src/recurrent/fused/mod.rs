@@ -134,10 +134,9 @@ pub(crate) fn gated_sequence(
 }
 
 /// Runs a whole-sequence op `op(x_proj_in_time_order, W_hh, b_hh)` for one layer direction, if it
-/// applies: in training (autodiff device) on a fused-capable device, for more than one step
-/// (inference and one-step calls are as fast or faster per step, and the op reads `W_hh` once per
-/// call). The op runs forward in time; the reverse direction runs it over the flipped sequence
-/// and flips its outputs back. A layer without `b_hh` passes zeros.
+/// applies: on a fused-capable device, for more than one step (a one-step call would pack `W_hh`
+/// for a single product). The op runs forward in time; the reverse direction runs it over the
+/// flipped sequence and flips its outputs back. A layer without `b_hh` passes zeros.
 pub(crate) fn run_sequence(
     weights: &CellWeights,
     x_proj: &Tensor<3>,
@@ -146,7 +145,7 @@ pub(crate) fn run_sequence(
     op: impl FnOnce(Tensor<3>, Tensor<2>, Tensor<1>) -> (Tensor<3>, CellState),
 ) -> Option<(Tensor<3>, CellState)> {
     let device = x_proj.device();
-    if x_proj.dims()[0] < 2 || !device.is_autodiff() || !pointwise.fused_on(&device) {
+    if x_proj.dims()[0] < 2 || !pointwise.fused_on(&device) {
         return None;
     }
     let flip = |t: Tensor<3>| if reverse { t.flip([0]) } else { t };
