@@ -1,10 +1,12 @@
-//! Fused pointwise cell ops for the CPU backends.
+//! Fused cell ops for the CPU backends.
 //!
 //! A composed LSTM step runs each gate activation as its own tensor op with its own backward node,
 //! and Burn's CPU backends compute `sigmoid` and `tanh` with scalar libm calls (5-14 ns an element).
-//! The fused ops take the gate pre-activations and the previous state and return the new state in
-//! one pass over vectorised activations ([`math`]), with one hand-written backward node
-//! (`Autodiff<Flex | NdArray>`). They apply on Flex and NdArray devices; every other device (wgpu,
+//! The fused step ops take the gate pre-activations and the previous state and return the new state
+//! in one pass over vectorised activations ([`math`]), with one hand-written backward node
+//! (`Autodiff<Flex | NdArray>`). The whole-sequence ops run a layer direction's time loop (and its
+//! BPTT) inside one op, with `W_hh` packed once for a small GEMM kernel of their own and the batch
+//! split between the cores. They apply on Flex and NdArray devices; every other device (wgpu,
 //! cuda) keeps the composed tensor ops, which are also the reference the fused path is tested
 //! against ([`Pointwise::Composed`]).
 
