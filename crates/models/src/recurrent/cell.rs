@@ -44,14 +44,15 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
         pointwise: Pointwise,
     ) -> CellState;
 
-    /// The whole time loop of one layer direction as one fused op, where this cell and the device
-    /// have one: `x_proj` `[T, B, G*H]` in time order (run backwards in time when `reverse`),
-    /// returns the outputs `[T, B, H]` and the final state. `None` (the default) runs
-    /// [`CellKind::step`] per step.
+    /// The whole of one layer direction as one fused op (input projection, time loop), where this
+    /// cell and the device have one: `x` `[T, B, I]` is the layer's input in time order (run
+    /// backwards in time when `reverse`); returns the outputs `[T, B, H]` and the final state.
+    /// `None` (the default) lets the engine project the inputs and run [`CellKind::step`] per
+    /// step.
     fn sequence(
         &self,
         _weights: &CellWeights,
-        _x_proj: &Tensor<3>,
+        _x: &Tensor<3>,
         _state: &CellState,
         _reverse: bool,
         _pointwise: Pointwise,

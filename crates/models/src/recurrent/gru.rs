@@ -41,7 +41,7 @@ impl CellKind for GruKind {
     fn sequence(
         &self,
         weights: &CellWeights,
-        x_proj: &Tensor<3>,
+        x: &Tensor<3>,
         state: &CellState,
         reverse: bool,
         pointwise: Pointwise,
@@ -49,8 +49,8 @@ impl CellKind for GruKind {
         if !(self.reset_after) {
             return None;
         }
-        fused::run_sequence(weights, x_proj, reverse, pointwise, |x, w, b| {
-            let (outputs, hidden) = fused::gated_sequence(true, x, w, b, state.hidden.clone());
+        fused::run_sequence(weights, x, reverse, pointwise, |inputs| {
+            let (outputs, hidden) = fused::gated_sequence(true, inputs, state.hidden.clone());
             (outputs, CellState { hidden, cell: None })
         })
     }

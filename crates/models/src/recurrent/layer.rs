@@ -208,6 +208,13 @@ impl<C: CellKind> Recurrent<C> {
         reverse: bool,
         masks: Option<&StepMasks>,
     ) -> (Tensor<3>, CellState) {
+        if masks.is_none()
+            && let Some(done) = self
+                .cell
+                .sequence(weights, x, &state, reverse, self.pointwise)
+        {
+            return done;
+        }
         let [steps, batch, width] = x.dims();
         let gh = weights.gate_rows();
         // One GEMM for the input projection of the whole sequence.
@@ -215,13 +222,6 @@ impl<C: CellKind> Recurrent<C> {
             .input_affine()
             .apply(x.clone().reshape([steps * batch, width]))
             .reshape([steps, batch, gh]);
-        if masks.is_none()
-            && let Some(done) =
-                self.cell
-                    .sequence(weights, &x_proj, &state, reverse, self.pointwise)
-        {
-            return done;
-        }
         let recurrent = self.cell.prepare(weights);
         let mut x_steps = split_steps(x_proj);
         let mut outputs: Vec<Option<Tensor<2>>> = vec![None; steps];

@@ -22,17 +22,17 @@ impl CellKind for LstmKind {
     fn sequence(
         &self,
         weights: &CellWeights,
-        x_proj: &Tensor<3>,
+        x: &Tensor<3>,
         state: &CellState,
         reverse: bool,
         pointwise: Pointwise,
     ) -> Option<(Tensor<3>, CellState)> {
-        fused::run_sequence(weights, x_proj, reverse, pointwise, |x, w, b| {
+        fused::run_sequence(weights, x, reverse, pointwise, |inputs| {
             let c0 = state
                 .cell
                 .clone()
                 .expect("the engine gives an LSTM a cell state");
-            let (outputs, hidden, cell) = fused::lstm_sequence(x, w, b, state.hidden.clone(), c0);
+            let (outputs, hidden, cell) = fused::lstm_sequence(inputs, state.hidden.clone(), c0);
             let last = CellState {
                 hidden,
                 cell: Some(cell),

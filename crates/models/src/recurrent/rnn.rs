@@ -30,7 +30,7 @@ impl CellKind for RnnKind {
     fn sequence(
         &self,
         weights: &CellWeights,
-        x_proj: &Tensor<3>,
+        x: &Tensor<3>,
         state: &CellState,
         reverse: bool,
         pointwise: Pointwise,
@@ -38,8 +38,8 @@ impl CellKind for RnnKind {
         if !(self.nonlinearity == Nonlinearity::Tanh) {
             return None;
         }
-        fused::run_sequence(weights, x_proj, reverse, pointwise, |x, w, b| {
-            let (outputs, hidden) = fused::gated_sequence(false, x, w, b, state.hidden.clone());
+        fused::run_sequence(weights, x, reverse, pointwise, |inputs| {
+            let (outputs, hidden) = fused::gated_sequence(false, inputs, state.hidden.clone());
             (outputs, CellState { hidden, cell: None })
         })
     }

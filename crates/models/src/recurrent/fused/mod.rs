@@ -16,7 +16,8 @@ mod ops;
 mod packed;
 mod sequence;
 
-use burn::backend::Dispatch;
+use burn::backend::{Dispatch, DispatchTensor};
+use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -85,21 +86,47 @@ pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
     ))
 }
 
-/// A whole fused LSTM layer direction (forward in time): `x_proj` `[T, B, 4H]`, `W_hh`, `b_hh`,
-/// `h0`, `c0`; returns the outputs `h_1 .. h_T` `[T, B, H]` and the final `(h_T, c_T)`.
-pub(crate) fn lstm_sequence(
-    x_proj: Tensor<3>,
+/// A layer direction's input and weights, as a whole-sequence op takes them: `x` `[T, B, I]` in
+/// the op's time order, `W_ih` `[G*H, I]`, `b_ih`, `b_hh` `[G*H]` (zeros for a layer without
+/// biases), `W_hh` `[G*H, H]`.
+pub(crate) struct SequenceInputs {
+    x: Tensor<3>,
+    w_ih: Tensor<2>,
+    b_ih: Tensor<1>,
     w_hh: Tensor<2>,
     b_hh: Tensor<1>,
+}
+
+impl SequenceInputs {
+    /// `(T, B)` and the five tensors in the ops' argument order.
+    fn into_parts(self) -> ((usize, usize), [DispatchTensor; 5]) {
+        let [steps, batch, _] = self.x.dims();
+        let parts = [
+            self.x.into_dispatch(),
+            self.w_ih.into_dispatch(),
+            self.b_ih.into_dispatch(),
+            self.w_hh.into_dispatch(),
+            self.b_hh.into_dispatch(),
+        ];
+        ((steps, batch), parts)
+    }
+}
+
+/// A whole fused LSTM layer direction (forward in time) from `h0`, `c0` `[B, H]`; returns the
+/// outputs `h_1 .. h_T` `[T, B, H]` and the final `(h_T, c_T)`.
+pub(crate) fn lstm_sequence(
+    inputs: SequenceInputs,
     h0: Tensor<2>,
     c0: Tensor<2>,
 ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
-    let [steps, batch, _] = x_proj.dims();
     let h = h0.dims()[1];
+    let ((steps, batch), [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
     let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::lstm_sequence(
-        x_proj.into_dispatch(),
-        w_hh.into_dispatch(),
-        b_hh.into_dispatch(),
+        x,
+        w_ih,
+        b_ih,
+        w_hh,
+        b_hh,
         h0.into_dispatch(),
         c0.into_dispatch(),
     ));
@@ -109,52 +136,52 @@ pub(crate) fn lstm_sequence(
     (hidden, last, cell)
 }
 
-/// A whole fused GRU (reset-after) or tanh-RNN layer direction (forward in time): `x_proj`
-/// `[T, B, G*H]`, `W_hh`, `b_hh`, `h0`; returns the outputs `h_1 .. h_T` `[T, B, H]` and `h_T`.
+/// A whole fused GRU (reset-after) or tanh-RNN layer direction (forward in time) from `h0`
+/// `[B, H]`; returns the outputs `h_1 .. h_T` `[T, B, H]` and `h_T`.
 pub(crate) fn gated_sequence(
     gru: bool,
-    x_proj: Tensor<3>,
-    w_hh: Tensor<2>,
-    b_hh: Tensor<1>,
+    inputs: SequenceInputs,
     h0: Tensor<2>,
 ) -> (Tensor<3>, Tensor<2>) {
-    let [steps, batch, _] = x_proj.dims();
     let h = h0.dims()[1];
-    let (x, w, b, h0) = (
-        x_proj.into_dispatch(),
-        w_hh.into_dispatch(),
-        b_hh.into_dispatch(),
-        h0.into_dispatch(),
-    );
+    let ((steps, batch), [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
+    let h0 = h0.into_dispatch();
     let out = Tensor::<3>::from_dispatch(if gru {
-        <Dispatch as FusedCellOps>::gru_sequence(x, w, b, h0)
+        <Dispatch as FusedCellOps>::gru_sequence(x, w_ih, b_ih, w_hh, b_hh, h0)
     } else {
-        <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w, b, h0)
+        <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w_ih, b_ih, w_hh, b_hh, h0)
     });
     let last = out.clone().narrow(0, steps - 1, 1).reshape([batch, h]);
     (out, last)
 }
 
-/// Runs a whole-sequence op `op(x_proj_in_time_order, W_hh, b_hh)` for one layer direction, if it
-/// applies: on a fused-capable device, for more than one step (a one-step call would pack `W_hh`
-/// for a single product). The op runs forward in time; the reverse direction runs it over the
-/// flipped sequence and flips its outputs back. A layer without `b_hh` passes zeros.
+/// Runs a whole-sequence op for one layer direction over the layer's input `x` `[T, B, I]`, if
+/// it applies: on a fused-capable device, for more than one step (a one-step call would pack
+/// `W_hh` for a single product). The op runs forward in time; the reverse direction runs it over
+/// the flipped input and flips its outputs back.
 pub(crate) fn run_sequence(
     weights: &CellWeights,
-    x_proj: &Tensor<3>,
+    x: &Tensor<3>,
     reverse: bool,
     pointwise: Pointwise,
-    op: impl FnOnce(Tensor<3>, Tensor<2>, Tensor<1>) -> (Tensor<3>, CellState),
+    op: impl FnOnce(SequenceInputs) -> (Tensor<3>, CellState),
 ) -> Option<(Tensor<3>, CellState)> {
-    let device = x_proj.device();
-    if x_proj.dims()[0] < 2 || !pointwise.fused_on(&device) {
+    let device = x.device();
+    if x.dims()[0] < 2 || !pointwise.fused_on(&device) {
         return None;
     }
     let flip = |t: Tensor<3>| if reverse { t.flip([0]) } else { t };
-    let bias = match &weights.bias_hh {
+    let bias = |b: &Option<Param<Tensor<1>>>| match b {
         Some(b) => b.val(),
         None => Tensor::zeros([weights.gate_rows()], &device),
     };
-    let (outputs, last) = op(flip(x_proj.clone()), weights.weight_hh.val(), bias);
+    let inputs = SequenceInputs {
+        x: flip(x.clone()),
+        w_ih: weights.weight_ih.val(),
+        b_ih: bias(&weights.bias_ih),
+        w_hh: weights.weight_hh.val(),
+        b_hh: bias(&weights.bias_hh),
+    };
+    let (outputs, last) = op(inputs);
     Some((flip(outputs), last))
 }

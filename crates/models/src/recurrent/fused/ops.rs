@@ -5,16 +5,16 @@
 // burn-ndarray is deprecated in Burn 0.22 but still a backend sequent supports.
 #![allow(deprecated)]
 
-use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata, backend_extension};
 use burn::tensor::{Shape, TensorData};
 
 use super::kernels;
-use super::sequence::{self, GatedTrace, LstmTrace, SequenceCell};
+use super::sequence::{self, GatedTrace, LayerGrads, LayerInputs, LstmTrace, SequenceCell};
 
 /// Fused pointwise parts of the recurrent cells.
 #[backend_extension(
@@ -33,92 +33,134 @@ pub trait FusedCellOps: Backend {
     ) -> FloatTensor<Self>;
     /// Elementwise `tanh` (the vanilla RNN's nonlinearity).
     fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// A whole LSTM layer direction: `x_proj` `[T, B, 4H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`,
-    /// `h0`, `c0` `[B, H]` -> `[T + 1, B, H]` (`h_1 .. h_T`, then `c_T`).
+    /// A whole LSTM layer direction: `x` `[T, B, I]` (time order), `w_ih` `[4H, I]`, `b_ih`
+    /// `[4H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`, `h0`, `c0` `[B, H]` -> `[T + 1, B, H]`
+    /// (`h_1 .. h_T`, then `c_T`).
     fn lstm_sequence(
-        x_proj: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-    /// A whole GRU (reset-after) layer direction: `x_proj` `[T, B, 3H]`, `w_hh` `[3H, H]`, `b_hh`
-    /// `[3H]`, `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
+    /// A whole GRU (reset-after) layer direction: `x` `[T, B, I]`, `w_ih` `[3H, I]`, `b_ih`
+    /// `[3H]`, `w_hh` `[3H, H]`, `b_hh` `[3H]`, `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
     fn gru_sequence(
-        x_proj: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-    /// A whole tanh-RNN layer direction: `x_proj` `[T, B, H]`, `w_hh` `[H, H]`, `b_hh` `[H]`,
-    /// `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
+    /// A whole tanh-RNN layer direction: `x` `[T, B, I]`, `w_ih` `[H, I]`, `b_ih` `[H]`, `w_hh`
+    /// `[H, H]`, `b_hh` `[H]`, `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
     fn rnn_tanh_sequence(
-        x_proj: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
 
-/// What a GRU / tanh-RNN sequence keeps for its backward: the trace, `W_hh` on the host, the
-/// dimensions, and a tensor of the device.
-type GatedState<B> = (
-    GatedTrace,
-    HostValues<B>,
-    (usize, usize, usize),
-    FloatTensor<B>,
-);
+/// A layer direction's inputs on the host (`x`, `W_ih`, `b_ih`, `W_hh`, `b_hh`), its dimensions
+/// `(T, B, H)` and a tensor of its device; the sequence ops keep it for their backward.
+#[derive(Clone, Debug)]
+struct HostLayer<B: Backend> {
+    values: [HostValues<B>; 5],
+    dims: (usize, usize, usize),
+    like: FloatTensor<B>,
+}
+
+impl<B: Backend> HostLayer<B> {
+    /// From the op's tensors `[x, w_ih, b_ih, w_hh, b_hh]` and its `h0` `[B, H]`.
+    fn new(layer: [FloatTensor<B>; 5], h0: &FloatTensor<B>) -> Self {
+        let [t, b, _] = layer[0].shape().dims();
+        let h = h0.shape()[1];
+        Self {
+            values: layer.map(|v| host::<B>(v).0),
+            dims: (t, b, h),
+            like: h0.clone(),
+        }
+    }
+
+    fn inputs(&self) -> LayerInputs<'_> {
+        let [x, w_ih, b_ih, w_hh, b_hh] = &self.values;
+        LayerInputs {
+            x,
+            w_ih,
+            b_ih,
+            w_hh,
+            b_hh,
+        }
+    }
+
+    /// Registers the gradients of the op's parents (`x, w_ih, b_ih, w_hh, b_hh, h0` and, for the
+    /// LSTM, `c0`).
+    fn register(
+        &self,
+        parents: impl IntoIterator<Item = Option<NodeId>>,
+        d: LayerGrads,
+        grads: &mut Gradients,
+    ) {
+        let (t, b, h) = self.dims;
+        let gh = self.values[2].len();
+        let width = self.values[1].len() / gh;
+        let shapes = [
+            Shape::new([t, b, width]),
+            Shape::new([gh, width]),
+            Shape::new([gh]),
+            Shape::new([gh, h]),
+            Shape::new([gh]),
+            Shape::new([b, h]),
+            Shape::new([b, h]),
+        ];
+        let values = [d.x, d.w_ih, d.b_ih, d.w_hh, d.b_hh, d.h0, d.c0];
+        for ((id, values), shape) in parents.into_iter().zip(values).zip(shapes) {
+            if let Some(id) = id {
+                grads.register::<B>(id, device_tensor::<B>(values, shape, &self.like));
+            }
+        }
+    }
+}
 
 fn gated_sequence_host<B: Backend>(
     cell: SequenceCell,
-    x_proj: FloatTensor<B>,
-    w_hh: FloatTensor<B>,
-    b_hh: FloatTensor<B>,
+    layer: [FloatTensor<B>; 5],
     h0: FloatTensor<B>,
-) -> (GatedState<B>, FloatTensor<B>) {
-    let like = h0.clone();
-    let (x, xs) = host::<B>(x_proj);
-    let (w, _) = host::<B>(w_hh);
-    let (b, _) = host::<B>(b_hh);
-    let (h, hs) = host::<B>(h0);
-    let dims = (xs[0], xs[1], hs[1]);
-    let trace = sequence::gated_sequence_forward(cell, &x, &w, &b, &h, dims);
-    let bh = dims.1 * dims.2;
+) -> ((GatedTrace, HostLayer<B>), FloatTensor<B>) {
+    let layer = HostLayer::<B>::new(layer, &h0);
+    let (h, _) = host::<B>(h0);
+    let (t, b, hidden) = layer.dims;
+    let trace = sequence::gated_sequence_forward(cell, &layer.inputs(), &h, layer.dims);
     let out = device_tensor::<B>(
-        trace.hidden[bh..].to_vec(),
-        Shape::new([dims.0, dims.1, dims.2]),
-        &like,
+        trace.hidden[b * hidden..].to_vec(),
+        Shape::new([t, b, hidden]),
+        &layer.like,
     );
-    ((trace, w, dims, out.clone()), out)
+    ((trace, layer), out)
 }
 
-/// The dimensions `(T, B, H)` of an LSTM sequence op and its host trace.
 fn lstm_sequence_host<B: Backend>(
-    x_proj: FloatTensor<B>,
-    w_hh: FloatTensor<B>,
-    b_hh: FloatTensor<B>,
+    layer: [FloatTensor<B>; 5],
     h0: FloatTensor<B>,
     c0: FloatTensor<B>,
-) -> (
-    LstmTrace,
-    HostValues<B>,
-    (usize, usize, usize),
-    FloatTensor<B>,
-) {
-    let like = h0.clone();
-    let (x, xs) = host::<B>(x_proj);
-    let (w, _) = host::<B>(w_hh);
-    let (b, _) = host::<B>(b_hh);
-    let (h, hs) = host::<B>(h0);
+) -> ((LstmTrace, HostLayer<B>), FloatTensor<B>) {
+    let layer = HostLayer::<B>::new(layer, &h0);
+    let (h, _) = host::<B>(h0);
     let (c, _) = host::<B>(c0);
-    let dims = (xs[0], xs[1], hs[1]);
-    let trace = sequence::lstm_sequence_forward(&x, &w, &b, &h, &c, dims);
+    let (t, b, hidden) = layer.dims;
+    let trace = sequence::lstm_sequence_forward(&layer.inputs(), &h, &c, layer.dims);
     let out = device_tensor::<B>(
-        trace.output(dims.0, dims.1 * dims.2),
-        Shape::new([dims.0 + 1, dims.1, dims.2]),
-        &like,
+        trace.output(t, b * hidden),
+        Shape::new([t + 1, b, hidden]),
+        &layer.like,
     );
-    (trace, w, dims, out)
+    ((trace, layer), out)
 }
 
 /// A tensor's f32 values on the host: read in place from a contiguous f32 Flex tensor (no copy:
@@ -229,31 +271,39 @@ macro_rules! host_backend {
             }
 
             fn lstm_sequence(
-                x_proj: FloatTensor<Self>,
+                x: FloatTensor<Self>,
+                w_ih: FloatTensor<Self>,
+                b_ih: FloatTensor<Self>,
                 w_hh: FloatTensor<Self>,
                 b_hh: FloatTensor<Self>,
                 h0: FloatTensor<Self>,
                 c0: FloatTensor<Self>,
             ) -> FloatTensor<Self> {
-                lstm_sequence_host::<Self>(x_proj, w_hh, b_hh, h0, c0).3
+                lstm_sequence_host::<Self>([x, w_ih, b_ih, w_hh, b_hh], h0, c0).1
             }
 
             fn gru_sequence(
-                x_proj: FloatTensor<Self>,
+                x: FloatTensor<Self>,
+                w_ih: FloatTensor<Self>,
+                b_ih: FloatTensor<Self>,
                 w_hh: FloatTensor<Self>,
                 b_hh: FloatTensor<Self>,
                 h0: FloatTensor<Self>,
             ) -> FloatTensor<Self> {
-                gated_sequence_host::<Self>(SequenceCell::Gru, x_proj, w_hh, b_hh, h0).1
+                let layer = [x, w_ih, b_ih, w_hh, b_hh];
+                gated_sequence_host::<Self>(SequenceCell::Gru, layer, h0).1
             }
 
             fn rnn_tanh_sequence(
-                x_proj: FloatTensor<Self>,
+                x: FloatTensor<Self>,
+                w_ih: FloatTensor<Self>,
+                b_ih: FloatTensor<Self>,
                 w_hh: FloatTensor<Self>,
                 b_hh: FloatTensor<Self>,
                 h0: FloatTensor<Self>,
             ) -> FloatTensor<Self> {
-                gated_sequence_host::<Self>(SequenceCell::RnnTanh, x_proj, w_hh, b_hh, h0).1
+                let layer = [x, w_ih, b_ih, w_hh, b_hh];
+                gated_sequence_host::<Self>(SequenceCell::RnnTanh, layer, h0).1
             }
         }
     };
@@ -352,147 +402,107 @@ impl<B: Backend> Backward<B, 1> for TanhBackward {
 #[derive(Debug)]
 struct LstmSequenceBackward;
 
-impl<B: Backend> Backward<B, 5> for LstmSequenceBackward {
-    /// The trace, `W_hh`, the dimensions and a tensor of the device.
-    type State = (
-        LstmTrace,
-        HostValues<B>,
-        (usize, usize, usize),
-        FloatTensor<B>,
-    );
+impl<B: Backend> Backward<B, 7> for LstmSequenceBackward {
+    /// The trace and the layer's inputs.
+    type State = (LstmTrace, HostLayer<B>);
 
-    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (trace, w, (t, b, h), like) = ops.state;
+        let (trace, layer) = ops.state;
         let (g, _) = host::<B>(grad);
-        let bh = b * h;
-        let d = sequence::lstm_sequence_backward(trace, &w, &g[..t * bh], &g[t * bh..], (t, b, h));
-        let shapes = [
-            Shape::new([t, b, 4 * h]),
-            Shape::new([4 * h, h]),
-            Shape::new([4 * h]),
-            Shape::new([b, h]),
-            Shape::new([b, h]),
-        ];
-        let values = [d.x_proj, d.w_hh, d.b_hh, d.h0, d.c0];
-        for ((node, values), shape) in ops.parents.into_iter().zip(values).zip(shapes) {
-            if let Some(node) = node {
-                grads.register::<B>(node.id, device_tensor::<B>(values, shape, &like));
-            }
-        }
+        let (t, b, h) = layer.dims;
+        let (d_hidden, d_cell) = g.split_at(t * b * h);
+        let d =
+            sequence::lstm_sequence_backward(trace, &layer.inputs(), d_hidden, d_cell, layer.dims);
+        layer.register(ops.parents.map(|n| n.map(|n| n.id)), d, grads);
     }
 }
 
 #[derive(Debug)]
 struct GatedSequenceBackward(SequenceCell);
 
-impl<B: Backend> Backward<B, 4> for GatedSequenceBackward {
-    type State = GatedState<B>;
+impl<B: Backend> Backward<B, 6> for GatedSequenceBackward {
+    /// The trace and the layer's inputs.
+    type State = (GatedTrace, HostLayer<B>);
 
-    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (trace, w, (t, b, h), like) = ops.state;
+        let (trace, layer) = ops.state;
         let (g, _) = host::<B>(grad);
-        let d = sequence::gated_sequence_backward(self.0, trace, &w, &g, (t, b, h));
-        let gh = w.len() / h;
-        let shapes = [
-            Shape::new([t, b, gh]),
-            Shape::new([gh, h]),
-            Shape::new([gh]),
-            Shape::new([b, h]),
-        ];
-        let values = [d.x_proj, d.w_hh, d.b_hh, d.h0];
-        for ((node, values), shape) in ops.parents.into_iter().zip(values).zip(shapes) {
-            if let Some(node) = node {
-                grads.register::<B>(node.id, device_tensor::<B>(values, shape, &like));
-            }
-        }
+        let d = sequence::gated_sequence_backward(self.0, trace, &layer.inputs(), &g, layer.dims);
+        layer.register(ops.parents.map(|n| n.map(|n| n.id)), d, grads);
     }
 }
 
 /// The autodiff form of a GRU / tanh-RNN sequence op.
 fn gated_sequence_autodiff<B: Backend + FusedCellOps, C: CheckpointStrategy>(
     cell: SequenceCell,
-    x_proj: FloatTensor<Autodiff<B, C>>,
-    w_hh: FloatTensor<Autodiff<B, C>>,
-    b_hh: FloatTensor<Autodiff<B, C>>,
+    layer: [FloatTensor<Autodiff<B, C>>; 5],
     h0: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let nodes = [x_proj.node(), w_hh.node(), b_hh.node(), h0.node()];
-    let (x, w, b, h) = (
-        x_proj.into_primitive(),
-        w_hh.into_primitive(),
-        b_hh.into_primitive(),
-        h0.into_primitive(),
-    );
+    let [x, w_ih, b_ih, w_hh, b_hh] = &layer;
+    let nodes = [x, w_ih, b_ih, w_hh, b_hh, &h0].map(|t| t.node());
+    let (layer, h0) = (layer.map(|t| t.into_primitive()), h0.into_primitive());
     match GatedSequenceBackward(cell)
         .prepare::<C>(nodes)
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (state, out) = gated_sequence_host::<B>(cell, x, w, b, h);
+            let (state, out) = gated_sequence_host::<B>(cell, layer, h0);
             prep.finish(state, out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(gated_sequence_host::<B>(cell, x, w, b, h).1),
+        OpsKind::UnTracked(prep) => prep.finish(gated_sequence_host::<B>(cell, layer, h0).1),
     }
 }
 
 impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
     fn gru_sequence(
-        x_proj: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        gated_sequence_autodiff::<B, C>(SequenceCell::Gru, x_proj, w_hh, b_hh, h0)
+        let layer = [x, w_ih, b_ih, w_hh, b_hh];
+        gated_sequence_autodiff::<B, C>(SequenceCell::Gru, layer, h0)
     }
 
     fn rnn_tanh_sequence(
-        x_proj: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        gated_sequence_autodiff::<B, C>(SequenceCell::RnnTanh, x_proj, w_hh, b_hh, h0)
+        let layer = [x, w_ih, b_ih, w_hh, b_hh];
+        gated_sequence_autodiff::<B, C>(SequenceCell::RnnTanh, layer, h0)
     }
 
     fn lstm_sequence(
-        x_proj: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let nodes = [
-            x_proj.node(),
-            w_hh.node(),
-            b_hh.node(),
-            h0.node(),
-            c0.node(),
-        ];
+        let nodes = [&x, &w_ih, &b_ih, &w_hh, &b_hh, &h0, &c0].map(|t| t.node());
+        let layer = [x, w_ih, b_ih, w_hh, b_hh].map(|t| t.into_primitive());
+        let (h0, c0) = (h0.into_primitive(), c0.into_primitive());
         match LstmSequenceBackward
             .prepare::<C>(nodes)
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (trace, w, dims, out) = lstm_sequence_host::<B>(
-                    x_proj.into_primitive(),
-                    w_hh.into_primitive(),
-                    b_hh.into_primitive(),
-                    h0.into_primitive(),
-                    c0.into_primitive(),
-                );
-                prep.finish((trace, w, dims, out.clone()), out)
+                let (state, out) = lstm_sequence_host::<B>(layer, h0, c0);
+                prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::lstm_sequence(
-                x_proj.into_primitive(),
-                w_hh.into_primitive(),
-                b_hh.into_primitive(),
-                h0.into_primitive(),
-                c0.into_primitive(),
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(lstm_sequence_host::<B>(layer, h0, c0).1),
         }
     }
 
