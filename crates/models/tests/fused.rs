@@ -6,7 +6,6 @@
 
 mod common;
 
-use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use sequent_models::recurrent::fused::available;
@@ -65,8 +64,8 @@ fn compare<C: CellKind>(name: &str, fused: Recurrent<C>, device: &Device) {
         hidden: h0,
         cell: c0,
     };
-    // With lengths the engine steps (fused pointwise ops); without, an LSTM runs the fused
-    // whole-sequence op.
+    // With lengths the engine steps (fused pointwise ops); without, each cell runs its fused
+    // whole-sequence op (input projection included).
     for lengths in [Some(&[5, 3, 5][..]), None] {
         compare_run(name, &fused, &composed, x.clone(), state.clone(), lengths);
     }
@@ -89,17 +88,19 @@ fn compare_run<C: CellKind>(
     }
     assert!(max_diff(x1, x2) < 1e-4, "{name}: input gradients differ");
     assert!(max_diff(h1, h2) < 1e-4, "{name}: h0 gradients differ");
-    let mut weights: Vec<(Param<Tensor<2>>, Param<Tensor<1>>)> = Vec::new();
     for l in &fused.layers {
         for w in std::iter::once(&l.forward).chain(l.reverse.as_ref()) {
-            weights.push((w.weight_hh.clone(), w.bias_hh.clone().expect("bias")));
+            for (which, m) in [("W_ih", &w.weight_ih), ("W_hh", &w.weight_hh)] {
+                let (a, c) = (g1.get::<2>(m.id).unwrap(), g2.get::<2>(m.id).unwrap());
+                assert!(max_diff(a, c) < 1e-4, "{name}: {which} gradients differ");
+            }
+            for (which, b) in [("b_ih", &w.bias_ih), ("b_hh", &w.bias_hh)] {
+                if let Some(b) = b {
+                    let (a, c) = (g1.get::<1>(b.id).unwrap(), g2.get::<1>(b.id).unwrap());
+                    assert!(max_diff(a, c) < 1e-4, "{name}: {which} gradients differ");
+                }
+            }
         }
-    }
-    for (w, b) in weights {
-        let (a, c) = (g1.get::<2>(w.id).unwrap(), g2.get::<2>(w.id).unwrap());
-        assert!(max_diff(a, c) < 1e-4, "{name}: W_hh gradients differ");
-        let (a, c) = (g1.get::<1>(b.id).unwrap(), g2.get::<1>(b.id).unwrap());
-        assert!(max_diff(a, c) < 1e-4, "{name}: b_hh gradients differ");
     }
 }
 
@@ -130,6 +131,22 @@ fn fused_equals_composed_on_the_cpu_backends() {
         compare(
             &format!("{backend} rnn"),
             RnnConfig::new(4, 6).with_bidirectional(true).init(&device),
+            &device,
+        );
+        // Without biases the sequence ops get zeros for `b_ih` and `b_hh`.
+        compare(
+            &format!("{backend} lstm without biases"),
+            LstmConfig::new(4, 6).with_bias(false).init(&device),
+            &device,
+        );
+        compare(
+            &format!("{backend} gru without biases"),
+            GruConfig::new(4, 6).with_bias(false).init(&device),
+            &device,
+        );
+        compare(
+            &format!("{backend} rnn without biases"),
+            RnnConfig::new(4, 6).with_bias(false).init(&device),
             &device,
         );
         // Inference (no autodiff) takes the fused paths too: the sequence ops over several
