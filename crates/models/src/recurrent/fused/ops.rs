@@ -136,7 +136,9 @@ fn gated_sequence_host<B: Backend>(
     let layer = HostLayer::<B>::new(layer, &h0);
     let (h, _) = host::<B>(h0);
     let (t, b, hidden) = layer.dims;
-    let trace = sequence::gated_sequence_forward(cell, &layer.inputs(), &h, layer.dims);
+    let inputs = layer.inputs();
+    let trace =
+        sequence::in_pool(|| sequence::gated_sequence_forward(cell, &inputs, &h, layer.dims));
     let out = device_tensor::<B>(
         trace.hidden[b * hidden..].to_vec(),
         Shape::new([t, b, hidden]),
@@ -154,7 +156,8 @@ fn lstm_sequence_host<B: Backend>(
     let (h, _) = host::<B>(h0);
     let (c, _) = host::<B>(c0);
     let (t, b, hidden) = layer.dims;
-    let trace = sequence::lstm_sequence_forward(&layer.inputs(), &h, &c, layer.dims);
+    let inputs = layer.inputs();
+    let trace = sequence::in_pool(|| sequence::lstm_sequence_forward(&inputs, &h, &c, layer.dims));
     let out = device_tensor::<B>(
         trace.output(t, b * hidden),
         Shape::new([t + 1, b, hidden]),
@@ -412,8 +415,9 @@ impl<B: Backend> Backward<B, 7> for LstmSequenceBackward {
         let (g, _) = host::<B>(grad);
         let (t, b, h) = layer.dims;
         let (d_hidden, d_cell) = g.split_at(t * b * h);
-        let d =
-            sequence::lstm_sequence_backward(trace, &layer.inputs(), d_hidden, d_cell, layer.dims);
+        let d = sequence::in_pool(|| {
+            sequence::lstm_sequence_backward(trace, &layer.inputs(), d_hidden, d_cell, layer.dims)
+        });
         layer.register(ops.parents.map(|n| n.map(|n| n.id)), d, grads);
     }
 }
@@ -429,7 +433,9 @@ impl<B: Backend> Backward<B, 6> for GatedSequenceBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (trace, layer) = ops.state;
         let (g, _) = host::<B>(grad);
-        let d = sequence::gated_sequence_backward(self.0, trace, &layer.inputs(), &g, layer.dims);
+        let d = sequence::in_pool(|| {
+            sequence::gated_sequence_backward(self.0, trace, &layer.inputs(), &g, layer.dims)
+        });
         layer.register(ops.parents.map(|n| n.map(|n| n.id)), d, grads);
     }
 }
