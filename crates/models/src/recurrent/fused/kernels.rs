@@ -1,6 +1,6 @@
 //! The pointwise part of a time step, forward and backward, on host slices (row-major `[B, k H]`),
 //! with the fast activations of [`super::math`]. Each kernel is a [`multiversion`] function whose
-//! maths runs on [`LANES`]-wide local arrays ([`lanes`]), so it vectorises whatever the slices
+//! maths runs on [`LANES`]-wide local arrays (`lanes!`), so it vectorises whatever the slices
 //! alias (the in-place kernels read and write the same gate blocks).
 
 use super::math::{multiversion, sigmoid, tanh};

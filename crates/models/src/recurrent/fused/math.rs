@@ -81,7 +81,7 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// The widest vector unit [`multiversion`] functions can use on this CPU.
+/// The widest vector unit the `multiversion!` functions can use on this CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Simd {
     /// AVX-512 F, BW, DQ and VL (16 lanes of f32).
