@@ -21,7 +21,7 @@ use sequent_train::data::vocab::Tokenizer;
     about = "Sequence models on Burn: RNN, LSTM, GRU and the classics",
     long_about = "Sequence models on Burn: RNN, LSTM, GRU and the classics.\n\n\
                   With no subcommand, `sequent` trains a character-level LSTM on the shipped \
-                  Shakespeare text (two epochs, about four minutes on a 2-core CPU), prints a sample and \
+                  Shakespeare text (two epochs, about half a minute on a 2-core CPU), prints a sample and \
                   where the plots are."
 )]
 struct Cli {
