@@ -96,39 +96,6 @@ multiversion! {
 }
 
 multiversion! {
-    /// LSTM backward: from `dh` = `dL/dh` and `dc` = `dL/dc` (`[B, H]`) writes `dL/dgates` `[B, 4H]`
-    /// to `d_gates` and `dL/dc_prev` `[B, H]` to `dc_prev`, recomputing the activations.
-    #[allow(clippy::too_many_arguments)]
-    pub fn lstm_backward(
-        gates: &[f32],
-        c_prev: &[f32],
-        dh: &[f32],
-        dc: &[f32],
-        h: usize,
-        d_gates: &mut [f32],
-        dc_prev: &mut [f32],
-    ) {
-        for r in 0..c_prev.len() / h {
-            let [gi, gf, gg, go] = blocks(&gates[r * 4 * h..], h);
-            let [cp, dh, dc_out] = [c_prev, dh, dc].map(|s| &s[r * h..][..h]);
-            let [di, df, dg, d_o] = blocks_mut(&mut d_gates[r * 4 * h..], h);
-            let [dcp] = blocks_mut(&mut dc_prev[r * h..], h);
-            lanes!(h, [gi, gf, gg, go, cp, dh, dc_out], [di, df, dg, d_o, dcp], |l| {
-                let (i, f) = (sigmoid(gi[l]), sigmoid(gf[l]));
-                let (g, o) = (tanh(gg[l]), sigmoid(go[l]));
-                let tc = tanh(f * cp[l] + i * g);
-                let dc = dc_out[l] + dh[l] * o * (1.0 - tc * tc);
-                di[l] = dc * g * i * (1.0 - i);
-                df[l] = dc * cp[l] * f * (1.0 - f);
-                dg[l] = dc * i * (1.0 - g * g);
-                d_o[l] = dh[l] * tc * o * (1.0 - o);
-                dcp[l] = dc * f;
-            });
-        }
-    }
-}
-
-multiversion! {
     /// [`lstm_forward`] for training: also overwrites `gates` with the activated gates
     /// `s(i), s(f), tanh(g), s(o)`, which [`lstm_backward_in_place`] reads instead of computing
     /// the four activations again.
@@ -158,8 +125,9 @@ multiversion! {
 
 multiversion! {
     /// LSTM backward from the activated gates that [`lstm_forward_keep`] left in `gates`, which
-    /// it overwrites with `dL/dgates` (pre-activations); `c` is the step's new cell state (only
-    /// `tanh(c)` is computed again). Same maths as [`lstm_backward`].
+    /// it overwrites with `dL/dgates` (pre-activations), from `dh` = `dL/dh` and `dc` = `dL/dc`
+    /// (`[B, H]`); writes `dL/dc_prev` to `dc_prev`. `c` is the step's new cell state (only
+    /// `tanh(c)` is computed again).
     #[allow(clippy::too_many_arguments)]
     pub fn lstm_backward_in_place(
         gates: &mut [f32],
@@ -209,54 +177,6 @@ multiversion! {
     }
 }
 
-/// Where [`gru_backward`] writes: `dL/dx_proj`, `dL/dh_proj` (`[B, 3H]` each), `dL/dh_prev`
-/// (`[B, H]`).
-pub struct GruGrads<'a> {
-    /// `dL/dx_proj`.
-    pub x_proj: &'a mut [f32],
-    /// `dL/dh_proj`.
-    pub h_proj: &'a mut [f32],
-    /// `dL/dh_prev`.
-    pub h_prev: &'a mut [f32],
-}
-
-multiversion! {
-    /// GRU backward from `grad` = `dL/dh'` `[B, H]`.
-    pub fn gru_backward(
-        x_proj: &[f32],
-        h_proj: &[f32],
-        h_prev: &[f32],
-        grad: &[f32],
-        h: usize,
-        out: GruGrads<'_>,
-    ) {
-        for row in 0..h_prev.len() / h {
-            let [xr, xz, xn] = blocks(&x_proj[row * 3 * h..], h);
-            let [hr, hz, hn] = blocks(&h_proj[row * 3 * h..], h);
-            let [prev, g] = [h_prev, grad].map(|s| &s[row * h..][..h]);
-            let [dxr, dxz, dxn] = blocks_mut(&mut out.x_proj[row * 3 * h..], h);
-            let [dhr, dhz, dhn] = blocks_mut(&mut out.h_proj[row * 3 * h..], h);
-            let [dp] = blocks_mut(&mut out.h_prev[row * h..], h);
-            lanes!(
-                h,
-                [xr, xz, xn, hr, hz, hn, prev, g],
-                [dxr, dxz, dxn, dhr, dhz, dhn, dp],
-                |l| {
-                    let r = sigmoid(xr[l] + hr[l]);
-                    let z = sigmoid(xz[l] + hz[l]);
-                    let n = tanh(xn[l] + r * hn[l]);
-                    let dn = g[l] * (1.0 - z) * (1.0 - n * n);
-                    let dr = dn * hn[l] * r * (1.0 - r);
-                    let dz = g[l] * (prev[l] - n) * z * (1.0 - z);
-                    (dxr[l], dxz[l], dxn[l]) = (dr, dz, dn);
-                    (dhr[l], dhz[l], dhn[l]) = (dr, dz, dn * r);
-                    dp[l] = g[l] * z;
-                }
-            );
-        }
-    }
-}
-
 multiversion! {
     /// [`gru_forward`] for training: also writes the activations `r, z, n` to `acts` `[B, 3H]`,
     /// which [`gru_backward_in_place`] reads instead of computing them again.
@@ -288,8 +208,7 @@ multiversion! {
 multiversion! {
     /// GRU backward from the activations [`gru_forward_keep`] wrote, in place: `acts` becomes
     /// `dL/dx_proj` and `h_proj` becomes `dL/dh_proj` (its `n` block is read first); writes
-    /// `dL/dh_prev` through the direct path `z h_prev` to `direct`. Same maths as
-    /// [`gru_backward`].
+    /// `dL/dh_prev` through the direct path `z h_prev` to `direct`; `grad` is `dL/dh'` `[B, H]`.
     pub fn gru_backward_in_place(
         acts: &mut [f32],
         h_proj: &mut [f32],
@@ -384,18 +303,17 @@ mod tests {
                 assert!((out[2 * h + r * h + j] as f64 - c).abs() < 1e-6);
             }
         }
+        // The training pair: activations kept (same outputs), backward in place.
+        let mut dg = gates.clone();
+        let mut out2 = vec![0f32; 4 * h];
+        let (ho, co) = out2.split_at_mut(2 * h);
+        lstm_forward_keep(&mut dg, &c_prev, h, ho, co);
+        close(&out2, &out);
         // Loss = sum(w * out) with fixed weights w.
         let w: Vec<f32> = (0..4 * h).map(|k| ((k % 5) as f32 - 2.0) / 2.0).collect();
-        let (mut dg, mut dc) = (vec![0f32; 8 * h], vec![0f32; 2 * h]);
-        lstm_backward(
-            &gates,
-            &c_prev,
-            &w[..2 * h],
-            &w[2 * h..],
-            h,
-            &mut dg,
-            &mut dc,
-        );
+        let mut dc = vec![0f32; 2 * h];
+        let (dh, dc_out) = w.split_at(2 * h);
+        lstm_backward_in_place(&mut dg, &c_prev, &out2[2 * h..], dh, dc_out, h, &mut dc);
         let loss = |gates: &[f32], c: &[f32]| -> f64 {
             forward(gates, c)
                 .iter()
@@ -405,18 +323,6 @@ mod tests {
         };
         check(&dg, &mut gates.clone(), &|g| loss(g, &c_prev));
         check(&dc, &mut c_prev.clone(), &|c| loss(&gates, c));
-
-        // The training pair (activations kept, backward in place) computes the same.
-        let mut kept = gates.clone();
-        let mut out2 = vec![0f32; 4 * h];
-        let (ho, co) = out2.split_at_mut(2 * h);
-        lstm_forward_keep(&mut kept, &c_prev, h, ho, co);
-        close(&out2, &out);
-        let mut dc2 = vec![0f32; 2 * h];
-        let (dh, dc_out) = w.split_at(2 * h);
-        lstm_backward_in_place(&mut kept, &c_prev, &out2[2 * h..], dh, dc_out, h, &mut dc2);
-        close(&kept, &dg);
-        close(&dc2, &dc);
     }
 
     fn close(a: &[f32], b: &[f32]) {
@@ -445,14 +351,13 @@ mod tests {
         let (r0, z0) = (sig((x[0] + hp[0]) as f64), sig((x[h] + hp[h]) as f64));
         let n0 = (x[2 * h] as f64 + r0 * hp[2 * h] as f64).tanh();
         assert!((out[0] as f64 - ((1.0 - z0) * n0 + z0 * prev[0] as f64)).abs() < 1e-6);
+        // The training pair: activations kept (same output), backward in place.
+        let (mut out2, mut dx) = (vec![0f32; 2 * h], vec![0f32; 6 * h]);
+        gru_forward_keep(&x, &hp, &prev, h, &mut out2, &mut dx);
+        close(&out2, &out);
         let w: Vec<f32> = (0..2 * h).map(|k| (k as f32 - 1.0) / 2.0).collect();
-        let (mut dx, mut dh, mut dp) = (vec![0f32; 6 * h], vec![0f32; 6 * h], vec![0f32; 2 * h]);
-        let grads = GruGrads {
-            x_proj: &mut dx,
-            h_proj: &mut dh,
-            h_prev: &mut dp,
-        };
-        gru_backward(&x, &hp, &prev, &w, h, grads);
+        let (mut dh, mut dp) = (hp.clone(), vec![0f32; 2 * h]);
+        gru_backward_in_place(&mut dx, &mut dh, &prev, &w, h, &mut dp);
         let loss = |x: &[f32], hp: &[f32], p: &[f32]| -> f64 {
             forward(x, hp, p)
                 .iter()
@@ -463,15 +368,5 @@ mod tests {
         check(&dx, &mut x.clone(), &|v| loss(v, &hp, &prev));
         check(&dh, &mut hp.clone(), &|v| loss(&x, v, &prev));
         check(&dp, &mut prev.clone(), &|v| loss(&x, &hp, v));
-
-        // The training pair (activations kept, backward in place) computes the same.
-        let (mut out2, mut acts) = (vec![0f32; 2 * h], vec![0f32; 6 * h]);
-        gru_forward_keep(&x, &hp, &prev, h, &mut out2, &mut acts);
-        close(&out2, &out);
-        let (mut hp2, mut direct) = (hp.clone(), vec![0f32; 2 * h]);
-        gru_backward_in_place(&mut acts, &mut hp2, &prev, &w, h, &mut direct);
-        close(&acts, &dx);
-        close(&hp2, &dh);
-        close(&direct, &dp);
     }
 }

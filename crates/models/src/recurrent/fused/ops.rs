@@ -333,8 +333,16 @@ impl<B: Backend> Backward<B, 2> for LstmBackward {
         let (gr, _) = host::<B>(grad);
         // The output is `[2, B, H]`: `h`, then `c`.
         let (dh, dc_out) = gr.split_at(c.len());
-        let (mut dg, mut dc) = (vec![0f32; g.len()], vec![0f32; c.len()]);
-        kernels::lstm_backward(&g, &c, dh, dc_out, cshape[1], &mut dg, &mut dc);
+        // The training kernels: the activated gates (and the new cell) again, then the backward
+        // in place over them.
+        let (mut dg, h) = (g.to_vec(), cshape[1]);
+        let (mut h_new, mut c_new, mut dc) = (
+            vec![0f32; c.len()],
+            vec![0f32; c.len()],
+            vec![0f32; c.len()],
+        );
+        kernels::lstm_forward_keep(&mut dg, &c, h, &mut h_new, &mut c_new);
+        kernels::lstm_backward_in_place(&mut dg, &c, &c_new, dh, dc_out, h, &mut dc);
         if let Some(node) = node_gates {
             grads.register::<B>(node.id, device_tensor::<B>(dg, gshape, &like));
         }
@@ -359,17 +367,11 @@ impl<B: Backend> Backward<B, 3> for GruBackward {
         let (hp, _) = host::<B>(hp);
         let (p, pshape) = host::<B>(prev);
         let (g, _) = host::<B>(grad);
-        let (mut dx, mut dh, mut dp) = (
-            vec![0f32; x.len()],
-            vec![0f32; x.len()],
-            vec![0f32; p.len()],
-        );
-        let out = kernels::GruGrads {
-            x_proj: &mut dx,
-            h_proj: &mut dh,
-            h_prev: &mut dp,
-        };
-        kernels::gru_backward(&x, &hp, &p, &g, pshape[1], out);
+        // The training kernels: the activations again, then the backward in place over them.
+        let (mut dx, mut dh, h) = (vec![0f32; x.len()], hp.to_vec(), pshape[1]);
+        let (mut out, mut dp) = (vec![0f32; p.len()], vec![0f32; p.len()]);
+        kernels::gru_forward_keep(&x, &hp, &p, h, &mut out, &mut dx);
+        kernels::gru_backward_in_place(&mut dx, &mut dh, &p, &g, h, &mut dp);
         for (node, values, shape) in [
             (node_x, dx, xshape.clone()),
             (node_h, dh, xshape),

@@ -196,9 +196,8 @@ impl LayerInputs<'_> {
             .collect()
     }
 
-    /// The gradients of `x W_ih^T + b_ih` from `d` `[T*B, G*H]`, its gradient:
-    /// `(dL/dx = d W_ih [T*B, I], dL/dW_ih = d^T x [G*H, I], dL/db_ih)`.
-    fn projection_grads(&self, d: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    /// `dL/dx = d W_ih` `[T*B, I]` from `d` `[T*B, G*H]`, the gradient of `x W_ih^T`.
+    fn input_grad(&self, d: &[f32]) -> Vec<f32> {
         let gh = self.b_ih.len();
         let width = self.w_ih.len() / gh;
         let rows = d.len() / gh;
@@ -212,10 +211,18 @@ impl LayerInputs<'_> {
             (rows, width, gh),
             false,
         );
-        let mut dw = vec![0f32; gh * width];
-        matmul(&mut dw, d, true, self.x, false, (gh, width, rows), false);
-        (dx, dw, column_sums(d, gh))
+        dx
     }
+}
+
+/// The gradient `d^T m` `[G*H, W]` of a weight from `d` `[R, G*H]`, the gradient of `m W^T`, and
+/// `m` `[R, W]`: one GEMM over all steps.
+fn weight_grad(d: &[f32], m: &[f32], gh: usize) -> Vec<f32> {
+    let rows = d.len() / gh;
+    let width = m.len() / rows;
+    let mut w = vec![0f32; gh * width];
+    matmul(&mut w, d, true, m, false, (gh, width, rows), false);
+    w
 }
 
 /// The column sums of a row-major `[rows, width]` matrix (a bias gradient).
@@ -260,32 +267,12 @@ impl LayerGrads {
     ) -> Self {
         let gh = inputs.b_ih.len();
         let (width, h) = (inputs.w_ih.len() / gh, inputs.w_hh.len() / gh);
-        let rows = d.len() / gh;
-        let mut x = vec![0f32; rows * width];
-        matmul(
-            &mut x,
-            d,
-            false,
-            inputs.w_ih,
-            false,
-            (rows, width, gh),
-            false,
-        );
-        let mut joined = Vec::with_capacity(rows * (width + h));
+        let mut joined = Vec::with_capacity(inputs.x.len() + h_prev.len());
         for (xr, hr) in inputs.x.chunks(width).zip(h_prev.chunks(h)) {
             joined.extend_from_slice(xr);
             joined.extend_from_slice(hr);
         }
-        let mut dw = vec![0f32; gh * (width + h)];
-        matmul(
-            &mut dw,
-            d,
-            true,
-            &joined,
-            false,
-            (gh, width + h, rows),
-            false,
-        );
+        let dw = weight_grad(d, &joined, gh);
         let (mut w_ih, mut w_hh) = (Vec::with_capacity(gh * width), Vec::with_capacity(gh * h));
         for row in dw.chunks(width + h) {
             w_ih.extend_from_slice(&row[..width]);
@@ -293,7 +280,7 @@ impl LayerGrads {
         }
         let b = column_sums(d, gh);
         Self {
-            x,
+            x: inputs.input_grad(d),
             w_ih,
             b_ih: b.clone(),
             w_hh,
@@ -313,17 +300,12 @@ impl LayerGrads {
         h_prev: &[f32],
         (h0, c0): (Vec<f32>, Vec<f32>),
     ) -> Self {
-        let (x, w_ih, b_ih) = inputs.projection_grads(d_x_proj);
         let gh = inputs.b_hh.len();
-        let h = inputs.w_hh.len() / gh;
-        let rows = d_proj.len() / gh;
-        let mut w_hh = vec![0f32; gh * h];
-        matmul(&mut w_hh, d_proj, true, h_prev, false, (gh, h, rows), false);
         Self {
-            x,
-            w_ih,
-            b_ih,
-            w_hh,
+            x: inputs.input_grad(d_x_proj),
+            w_ih: weight_grad(d_x_proj, inputs.x, gh),
+            b_ih: column_sums(d_x_proj, gh),
+            w_hh: weight_grad(d_proj, h_prev, gh),
             b_hh: column_sums(d_proj, gh),
             h0,
             c0,
@@ -391,6 +373,14 @@ pub fn lstm_sequence_forward(
     }
 }
 
+/// `out = a + b` elementwise (BPTT: `dL/dh_t` is the output's gradient plus what came back from
+/// step `t + 1`).
+fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+        *o = a + b;
+    }
+}
+
 /// Adds `v` to every row of the row-major `m`.
 fn add_rows(m: &mut [f32], v: &[f32]) {
     for row in m.chunks_mut(v.len()) {
@@ -430,10 +420,7 @@ pub fn lstm_sequence_backward(
         let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
         let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
         for t in (0..steps).rev() {
-            let out = rows_of(d_hidden, t, &rows, h, batch);
-            for ((d, out), next) in dh.iter_mut().zip(out).zip(&*dh_next) {
-                *d = out + next;
-            }
+            add(&mut dh, rows_of(d_hidden, t, &rows, h, batch), dh_next);
             let dg = &mut *dgs[t];
             let c_prev = rows_of(&cell, t, &rows, h, batch);
             let c = rows_of(&cell, t + 1, &rows, h, batch);
@@ -573,10 +560,7 @@ pub fn gated_sequence_backward(
         // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
         let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
         for t in (0..steps).rev() {
-            let out = rows_of(d_hidden, t, &rows, h, batch);
-            for ((d, out), next) in g.iter_mut().zip(out).zip(&*dh_next) {
-                *d = out + next;
-            }
+            add(&mut g, rows_of(d_hidden, t, &rows, h, batch), dh_next);
             let dp = &mut *dps[t];
             match cell {
                 SequenceCell::Gru => {
