@@ -255,28 +255,11 @@ multiversion! {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gradcheck::check_gradients;
     use super::*;
 
     fn sig(x: f64) -> f64 {
         1.0 / (1.0 + (-x).exp())
-    }
-
-    /// Central differences of `f` (a scalar loss of the inputs) against an analytic gradient.
-    fn check(analytic: &[f32], inputs: &mut [f32], f: &dyn Fn(&[f32]) -> f64) {
-        for k in 0..inputs.len() {
-            let x0 = inputs[k];
-            inputs[k] = x0 + 1e-2;
-            let up = f(inputs);
-            inputs[k] = x0 - 1e-2;
-            let down = f(inputs);
-            inputs[k] = x0;
-            let numeric = (up - down) / 2e-2;
-            assert!(
-                (numeric - analytic[k] as f64).abs() < 2e-3,
-                "input {k}: numeric {numeric} analytic {}",
-                analytic[k]
-            );
-        }
     }
 
     #[test]
@@ -321,8 +304,8 @@ mod tests {
                 .map(|(o, w)| (*o as f64) * (*w as f64))
                 .sum()
         };
-        check(&dg, &mut gates.clone(), &|g| loss(g, &c_prev));
-        check(&dc, &mut c_prev.clone(), &|c| loss(&gates, c));
+        let args = [gates.clone(), c_prev.clone()];
+        check_gradients(&args, &[&dg, &dc], |a| loss(&a[0], &a[1]), 2e-3);
     }
 
     fn close(a: &[f32], b: &[f32]) {
@@ -365,8 +348,7 @@ mod tests {
                 .map(|(o, w)| (*o as f64) * (*w as f64))
                 .sum()
         };
-        check(&dx, &mut x.clone(), &|v| loss(v, &hp, &prev));
-        check(&dh, &mut hp.clone(), &|v| loss(&x, v, &prev));
-        check(&dp, &mut prev.clone(), &|v| loss(&x, &hp, v));
+        let args = [x.clone(), hp.clone(), prev.clone()];
+        check_gradients(&args, &[&dx, &dh, &dp], |a| loss(&a[0], &a[1], &a[2]), 2e-3);
     }
 }

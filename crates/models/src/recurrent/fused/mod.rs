@@ -10,6 +10,8 @@
 //! cuda) keeps the composed tensor ops, which are also the reference the fused path is tested
 //! against ([`Pointwise::Composed`]).
 
+#[cfg(test)]
+mod gradcheck;
 mod kernels;
 pub mod math;
 mod ops;

@@ -587,6 +587,7 @@ pub fn gated_sequence_backward(
 
 #[cfg(test)]
 mod tests {
+    use super::super::gradcheck::check_gradients;
     use super::*;
 
     #[test]
@@ -635,26 +636,6 @@ mod tests {
         a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum()
     }
 
-    /// `grads[k]` against central differences of `loss` in argument `k`.
-    fn check_gradients(args: &[Vec<f32>], grads: &[&Vec<f32>], loss: impl Fn(&[Vec<f32>]) -> f64) {
-        assert_eq!(args.len(), grads.len());
-        for (which, grad) in grads.iter().enumerate() {
-            assert_eq!(grad.len(), args[which].len(), "argument {which}");
-            for k in 0..grad.len() {
-                let mut a = args.to_vec();
-                a[which][k] += 1e-2;
-                let up = loss(&a);
-                a[which][k] -= 2e-2;
-                let numeric = (up - loss(&a)) / 2e-2;
-                assert!(
-                    (numeric - grad[k] as f64).abs() < 3e-3,
-                    "argument {which} element {k}: numeric {numeric} analytic {}",
-                    grad[k]
-                );
-            }
-        }
-    }
-
     #[test]
     fn lstm_backward_matches_central_differences() {
         let (t, b, i, h) = (3, 2, 3, 2);
@@ -668,7 +649,7 @@ mod tests {
         let trace = lstm_sequence_forward(&inputs(&args), &args[5], &args[6], (t, b, h));
         let g = lstm_sequence_backward(trace, &inputs(&args), &wd, &wc, (t, b, h));
         let grads = [&g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0, &g.c0];
-        check_gradients(&args, &grads, loss);
+        check_gradients(&args, &grads, loss, 3e-3);
     }
 
     #[test]
@@ -685,7 +666,7 @@ mod tests {
             let trace = gated_sequence_forward(cell, &inputs(&args), &args[5], (t, b, h));
             let g = gated_sequence_backward(cell, trace, &inputs(&args), &wd, (t, b, h));
             let grads = [&g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0];
-            check_gradients(&args, &grads, loss);
+            check_gradients(&args, &grads, loss, 3e-3);
         }
     }
 
