@@ -175,15 +175,15 @@ impl LayerInputs<'_> {
         let rows = self.x.len() / width;
         let w = PackedMatrix::pack(self.w_ih, (width, gh), true);
         let mut out = vec![0f32; rows * gh];
+        // One slab of `rows` rows, split like the time loops split a batch.
         let parts = row_parts(rows, rows * width * gh);
-        let mut rest = &mut out[..];
-        let mut work = Vec::with_capacity(parts.len());
-        for part in &parts {
-            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(part.len() * gh);
-            work.push((mine, &self.x[part.start * width..part.end * width]));
-            rest = tail;
-        }
-        in_parallel(work, |(out, x)| w.multiply(x, out, false));
+        let work: Vec<_> = slabs(&mut out, gh, rows, &parts)
+            .into_iter()
+            .zip(&parts)
+            .collect();
+        in_parallel(work, |(mut out, part)| {
+            w.multiply(rows_of(self.x, 0, part, width, rows), out[0], false)
+        });
         out
     }
 
