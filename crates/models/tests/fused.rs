@@ -49,25 +49,31 @@ fn compare<C: CellKind>(name: &str, fused: Recurrent<C>, device: &Device) {
     let mut composed = fused.clone();
     composed.pointwise = Pointwise::Composed;
     let d = fused.num_directions() * fused.layers.len();
-    let x = Tensor::<3>::random(
-        [3, 5, fused.input_size],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    );
-    let h0 = Tensor::<3>::random(
-        [d, 3, fused.hidden_size],
-        Distribution::Normal(0.0, 0.5),
-        device,
-    );
-    let c0 = C::HAS_CELL.then(|| h0.clone() * 0.7);
-    let state = RecurrentState {
-        hidden: h0,
-        cell: c0,
-    };
-    // With lengths the engine steps (fused pointwise ops); without, each cell runs its fused
-    // whole-sequence op (input projection included).
-    for lengths in [Some(&[5, 3, 5][..]), None] {
-        compare_run(name, &fused, &composed, x.clone(), state.clone(), lengths);
+    // Batches of 1 and 2 run the sequence ops with the weights read in place (also for a single
+    // step); larger ones pack them.
+    for (batch, steps) in [(3, 5), (2, 5), (1, 1)] {
+        let x = Tensor::<3>::random(
+            [batch, steps, fused.input_size],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        let h0 = Tensor::<3>::random(
+            [d, batch, fused.hidden_size],
+            Distribution::Normal(0.0, 0.5),
+            device,
+        );
+        let c0 = C::HAS_CELL.then(|| h0.clone() * 0.7);
+        let state = RecurrentState {
+            hidden: h0,
+            cell: c0,
+        };
+        // With lengths the engine steps (fused pointwise ops); without, each cell runs its
+        // fused whole-sequence op (input projection included).
+        let lengths = [Some(&[5, 3, 5][..]), None];
+        for lengths in lengths.into_iter().filter(|l| batch == 3 || l.is_none()) {
+            let name = format!("{name} (batch {batch}, {steps} steps, lengths {lengths:?})");
+            compare_run(&name, &fused, &composed, x.clone(), state.clone(), lengths);
+        }
     }
 }
 
@@ -150,7 +156,7 @@ fn fused_equals_composed_on_the_cpu_backends() {
             &device,
         );
         // Inference (no autodiff) takes the fused paths too: the sequence ops over several
-        // steps, the step ops for one.
+        // steps (and over one for a batch of 1 or 2), the step ops for one.
         let plain = device.clone().without_autodiff();
         assert!(available(&plain));
         inference_matches(backend, "lstm", LstmConfig::new(4, 6).init(&plain), &plain);
@@ -159,12 +165,13 @@ fn fused_equals_composed_on_the_cpu_backends() {
     }
 }
 
-/// Outputs and final state of `fused` against its composed twin, for 7 steps and for 1.
+/// Outputs and final state of `fused` against its composed twin, for 7 steps and for 1, in
+/// batches of 3 (packed weights, or the step ops for one step) and 1 (weights read in place).
 fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>, device: &Device) {
     let mut composed = fused.clone();
     composed.pointwise = Pointwise::Composed;
-    for steps in [7, 1] {
-        let x = Tensor::<3>::random([3, steps, 4], Distribution::Normal(0.0, 1.0), device);
+    for (batch, steps) in [(3, 7), (3, 1), (1, 7), (1, 1)] {
+        let x = Tensor::<3>::random([batch, steps, 4], Distribution::Normal(0.0, 1.0), device);
         let (y1, s1) = fused.forward(x.clone(), None);
         let (y2, s2) = composed.forward(x, None);
         let mut diff = max_diff(y1, y2).max(max_diff(s1.hidden, s2.hidden));
@@ -173,7 +180,7 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
         }
         assert!(
             diff < 1e-5,
-            "{backend} {name}: inference over {steps} steps differs by {diff}"
+            "{backend} {name}: inference over {steps} steps, batch {batch}, differs by {diff}"
         );
     }
 }

@@ -10,6 +10,7 @@
 //! cuda) keeps the composed tensor ops, which are also the reference the fused path is tested
 //! against ([`Pointwise::Composed`]).
 
+mod direct;
 #[cfg(test)]
 mod gradcheck;
 mod kernels;
@@ -17,6 +18,7 @@ pub mod math;
 mod ops;
 mod packed;
 mod sequence;
+mod team;
 
 use burn::backend::{Dispatch, DispatchTensor};
 use burn::module::Param;
@@ -158,7 +160,8 @@ pub(crate) fn gated_sequence(
 }
 
 /// Runs a whole-sequence op for one layer direction over the layer's input `x` `[T, B, I]`, if
-/// it applies: on a fused-capable device, for more than one step (a one-step call would pack
+/// it applies: on a fused-capable device, for more than one step or for a batch small enough
+/// for the op's products to read the weights in place (one step of a larger batch would pack
 /// `W_hh` for a single product). The op runs forward in time; the reverse direction runs it over
 /// the flipped input and flips its outputs back.
 pub(crate) fn run_sequence(
@@ -169,7 +172,8 @@ pub(crate) fn run_sequence(
     op: impl FnOnce(SequenceInputs) -> (Tensor<3>, CellState),
 ) -> Option<(Tensor<3>, CellState)> {
     let device = x.device();
-    if x.dims()[0] < 2 || !pointwise.fused_on(&device) {
+    let [steps, batch, _] = x.dims();
+    if (steps < 2 && batch > sequence::DIRECT_MAX_ROWS) || !pointwise.fused_on(&device) {
         return None;
     }
     let flip = |t: Tensor<3>| if reverse { t.flip([0]) } else { t };

@@ -137,8 +137,9 @@ fn gated_sequence_host<B: Backend>(
     let (h, _) = host::<B>(h0);
     let (t, b, hidden) = layer.dims;
     let inputs = layer.inputs();
-    let trace =
-        sequence::in_pool(|| sequence::gated_sequence_forward(cell, &inputs, &h, layer.dims));
+    let trace = sequence::forward_in_pool(b, || {
+        sequence::gated_sequence_forward(cell, &inputs, &h, layer.dims)
+    });
     let out = device_tensor::<B>(
         trace.hidden[b * hidden..].to_vec(),
         Shape::new([t, b, hidden]),
@@ -157,7 +158,9 @@ fn lstm_sequence_host<B: Backend>(
     let (c, _) = host::<B>(c0);
     let (t, b, hidden) = layer.dims;
     let inputs = layer.inputs();
-    let trace = sequence::in_pool(|| sequence::lstm_sequence_forward(&inputs, &h, &c, layer.dims));
+    let trace = sequence::forward_in_pool(b, || {
+        sequence::lstm_sequence_forward(&inputs, &h, &c, layer.dims)
+    });
     let out = device_tensor::<B>(
         trace.output(t, b * hidden),
         Shape::new([t + 1, b, hidden]),

@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use gemm::{Parallelism, gemm};
 
+use super::direct::DirectMatrix;
 use super::kernels::{
     gru_backward_in_place, gru_forward_keep, lstm_backward_in_place, lstm_forward_keep,
     tanh_backward, tanh_forward,
@@ -23,6 +24,36 @@ const MIN_ROWS_PER_THREAD: usize = 4;
 
 /// Least multiply-adds of a whole sequence's recurrent products worth splitting between threads.
 const MIN_PARALLEL_WORK: usize = 1 << 20;
+
+/// Most rows a product takes as dot products against the stored weights ([`DirectMatrix`])
+/// instead of packing them first ([`PackedMatrix`], whose tiles take 8 rows at a time).
+pub(super) const DIRECT_MAX_ROWS: usize = 2;
+
+/// A layer's weights `W` `[n, k]` as the right-hand side of `a W^T`, in the form that suits
+/// products of `rows` rows at a time: packed once, or read where they are.
+enum Weights<'a> {
+    Packed(PackedMatrix),
+    Direct(DirectMatrix<'a>),
+}
+
+impl<'a> Weights<'a> {
+    fn new(w: &'a [f32], (n, k): (usize, usize), rows: usize) -> Self {
+        if rows <= DIRECT_MAX_ROWS {
+            Weights::Direct(DirectMatrix::new(w, (n, k)))
+        } else {
+            Weights::Packed(PackedMatrix::pack(w, (k, n), true))
+        }
+    }
+
+    /// `c (+)= a W^T`. The packed product runs on the calling thread (the time loops split the
+    /// batch rows between the threads); the direct one splits the weight rows.
+    fn multiply(&self, a: &[f32], c: &mut [f32], accumulate: bool) {
+        match self {
+            Weights::Packed(w) => w.multiply(a, c, accumulate),
+            Weights::Direct(w) => w.multiply(a, c, accumulate),
+        }
+    }
+}
 
 /// The row ranges the batch is split into: one per pool thread, at least
 /// [`MIN_ROWS_PER_THREAD`] rows each, a single range for small work (`work` multiply-adds).
@@ -76,6 +107,17 @@ fn rows_of<'a>(
 /// forward at the reference shape, called from the main thread).
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
+}
+
+/// Runs a forward pass over a batch of `batch` rows: [`in_pool`], unless the batch is small
+/// enough for the products to read the weights in place ([`DIRECT_MAX_ROWS`]); those split
+/// between the threads of [`super::team`], and entering the pool would cost more than them.
+pub fn forward_in_pool<R: Send>(batch: usize, f: impl FnOnce() -> R + Send) -> R {
+    if batch <= DIRECT_MAX_ROWS {
+        f()
+    } else {
+        in_pool(f)
+    }
 }
 
 /// Runs `work` on every part, the first on the calling thread and the others on the pool.
@@ -173,8 +215,12 @@ impl LayerInputs<'_> {
         let gh = self.b_ih.len();
         let width = self.w_ih.len() / gh;
         let rows = self.x.len() / width;
-        let w = PackedMatrix::pack(self.w_ih, (width, gh), true);
+        let w = Weights::new(self.w_ih, (gh, width), rows);
         let mut out = vec![0f32; rows * gh];
+        if let Weights::Direct(_) = w {
+            w.multiply(self.x, &mut out, false);
+            return out;
+        }
         // One slab of `rows` rows, split like the time loops split a batch.
         let parts = row_parts(rows, rows * width * gh);
         let work: Vec<_> = slabs(&mut out, gh, rows, &parts)
@@ -341,8 +387,8 @@ pub fn lstm_sequence_forward(
     (steps, batch, h): (usize, usize, usize),
 ) -> LstmTrace {
     let (g4, bh) = (4 * h, batch * h);
-    // gates += h_t W_hh^T: W_hh^T [H, 4H] packed once.
-    let w = PackedMatrix::pack(inputs.w_hh, (h, g4), true);
+    // gates += h_t W_hh^T: W_hh^T [H, 4H] packed once (or read in place for a tiny batch).
+    let w = Weights::new(inputs.w_hh, (g4, h), batch);
     // The gates start as x W_ih^T; each step adds both biases and the recurrent product.
     let mut gates = inputs.project();
     let bias = inputs.summed_bias();
@@ -470,8 +516,8 @@ pub fn gated_sequence_forward(
     (steps, batch, h): (usize, usize, usize),
 ) -> GatedTrace {
     let (gh, bh) = (cell.gates() * h, batch * h);
-    // P_t = h_t W_hh^T + b_hh: W_hh^T [H, G*H] packed once.
-    let w = PackedMatrix::pack(inputs.w_hh, (h, gh), true);
+    // P_t = h_t W_hh^T + b_hh: W_hh^T [H, G*H] packed once (or read in place for a tiny batch).
+    let w = Weights::new(inputs.w_hh, (gh, h), batch);
     // The RNN's pre-activation x W_ih^T + b_ih + P_t builds up in place in the projection; the
     // GRU keeps x W_ih^T + b_ih and P_t apart (its reset gate multiplies P_t's last block only).
     let (mut projected, mut x_proj, mut acts, bias) = match cell {
