@@ -10,9 +10,10 @@ use serde::Serialize;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
+use sequent_train::optim::FusedAdamConfig;
 
 /// Which recurrent cell a workload uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +62,9 @@ impl Implementation {
 /// What is timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// A training step: forward, backward, Adam update. Tokens = `B * T`.
+    /// A training step: forward, backward, Adam update (sequent's one-pass
+    /// [`FusedAdam`](sequent_train::optim::FusedAdam), for sequent's layers and `burn::nn`'s
+    /// alike). Tokens = `B * T`.
     Train,
     /// A forward pass without gradients. Tokens = `B * T`.
     Infer,
@@ -272,7 +275,7 @@ fn time_workload<R: SeqLayer>(
     let inputs = tokens.clone().narrow(1, 0, w.seq);
     let targets = tokens.narrow(1, 1, w.seq);
     let mut model = Some(model);
-    let mut optim = AdamConfig::new().init();
+    let mut optim = FusedAdamConfig::new().init();
     let mut step = || match w.mode {
         Mode::Train => {
             let m = model.take().expect("model");

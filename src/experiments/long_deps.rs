@@ -9,7 +9,7 @@
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sequent_models::heads::{Readout, SequenceModel};
 use sequent_models::recurrent::CellKind;
@@ -17,6 +17,7 @@ use sequent_train::clip::clip_grad_norm;
 use sequent_train::data::synthetic::{
     ADDING_BASELINE_MSE, COPY_VOCAB, adding, copy_baseline_cross_entropy, copy_memory,
 };
+use sequent_train::optim::FusedAdamConfig;
 
 use crate::catalog::{ClassifierFn, with_sequence_model};
 use crate::config::RunConfig;
@@ -132,7 +133,7 @@ impl ClassifierFn for Train {
 
     fn call<C: CellKind>(self, mut model: SequenceModel<C>) -> Outcome {
         let device = model.devices()[0].clone();
-        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let mut optim = FusedAdamConfig::new().with_epsilon(1e-8).init();
         for u in 0..self.updates {
             let b = batch(
                 self.task,

@@ -8,3 +8,4 @@ pub mod clip;
 pub mod data;
 pub mod io;
 pub mod learner;
+pub mod optim;

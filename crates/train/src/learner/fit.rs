@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::optim::FusedAdamConfig;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::train::metric::LossMetric;
@@ -129,7 +129,7 @@ where
         ));
     }
     // PyTorch's epsilon (burn's default is 1e-5), so runs compare with `torch.optim.Adam`.
-    let optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let optim = FusedAdamConfig::new().with_epsilon(1e-8).init();
     let scheduler: ModuleLrScheduler = match options.schedule {
         LrSchedule::Constant => options.lr.into(),
         LrSchedule::Cosine { iterations } => {
