@@ -9,10 +9,15 @@
 //! of `A` and keeps an `MR x PANEL` tile of `C` in registers: `MR = 8` rows and two 16-lane
 //! registers a row with AVX-512 (16 accumulators), 3 rows of four 8-lane registers with AVX2.
 
+use rayon::prelude::*;
+
 use super::math::Simd;
 
 /// Columns per packed panel.
 pub const PANEL: usize = 32;
+
+/// Fewest elements of a matrix worth packing on several threads.
+const PARALLEL_PACK: usize = 1 << 16;
 
 /// A `[k, n]` right-hand matrix packed into column panels.
 #[derive(Clone, Debug)]
@@ -29,7 +34,7 @@ impl PackedMatrix {
         assert_eq!(b.len(), k * n, "packed matrix is [k, n]");
         let count = n.div_ceil(PANEL);
         let mut panels = vec![0f32; count * k * PANEL];
-        for (p, panel) in panels.chunks_mut(k * PANEL).enumerate() {
+        let fill = |(p, panel): (usize, &mut [f32])| {
             let cols = p * PANEL..((p + 1) * PANEL).min(n);
             for (kk, row) in panel.chunks_mut(PANEL).enumerate() {
                 for (o, j) in row.iter_mut().zip(cols.clone()) {
@@ -40,6 +45,18 @@ impl PackedMatrix {
                     };
                 }
             }
+        };
+        // The panels are independent: a large matrix is packed on all the pool's threads.
+        if k * n >= PARALLEL_PACK {
+            panels
+                .par_chunks_mut((k * PANEL).max(1))
+                .enumerate()
+                .for_each(fill);
+        } else {
+            panels
+                .chunks_mut((k * PANEL).max(1))
+                .enumerate()
+                .for_each(fill);
         }
         Self { panels, k, n }
     }

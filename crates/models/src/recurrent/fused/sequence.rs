@@ -11,6 +11,7 @@
 use std::ops::Range;
 
 use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
 
 use super::direct::DirectMatrix;
 use super::kernels::{
@@ -18,6 +19,9 @@ use super::kernels::{
     tanh_backward, tanh_forward,
 };
 use super::packed::PackedMatrix;
+
+/// Fewest columns a thread sums in [`column_sums`].
+const LANES_PER_PART: usize = 64;
 
 /// Fewest batch rows a thread takes (fewer leave its tiles mostly empty).
 const MIN_ROWS_PER_THREAD: usize = 4;
@@ -271,15 +275,53 @@ fn weight_grad(d: &[f32], m: &[f32], gh: usize) -> Vec<f32> {
     w
 }
 
-/// The column sums of a row-major `[rows, width]` matrix (a bias gradient).
+/// The column sums of a row-major `[rows, width]` matrix (a bias gradient), each thread of the
+/// pool summing a range of columns over all rows.
 fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
     let mut sums = vec![0f32; width];
-    for row in m.chunks(width) {
-        for (s, v) in sums.iter_mut().zip(row) {
-            *s += v;
+    let part = width
+        .div_ceil(rayon::current_num_threads())
+        .max(LANES_PER_PART);
+    sums.par_chunks_mut(part).enumerate().for_each(|(p, sums)| {
+        let start = p * part;
+        for row in m.chunks(width) {
+            for (s, v) in sums.iter_mut().zip(&row[start..]) {
+                *s += v;
+            }
         }
-    }
+    });
     sums
+}
+
+/// Rows `[a_r | b_r]` from the rows of `a` `[R, wa]` and `b` `[R, wb]`, copied on the pool's
+/// threads.
+fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
+    let rows = a.len() / wa;
+    let mut out = vec![0f32; rows * (wa + wb)];
+    out.par_chunks_mut(wa + wb)
+        .zip(a.par_chunks(wa).zip(b.par_chunks(wb)))
+        .with_min_len(64)
+        .for_each(|(o, (a, b))| {
+            o[..wa].copy_from_slice(a);
+            o[wa..].copy_from_slice(b);
+        });
+    out
+}
+
+/// The inverse of [`join_rows`]: the first `wa` and the last `m`'s width minus `wa` columns of
+/// the rows of `m`, as two row-major matrices.
+fn split_rows(m: &[f32], width: usize, wa: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = m.len() / width;
+    let wb = width - wa;
+    let (mut a, mut b) = (vec![0f32; rows * wa], vec![0f32; rows * wb]);
+    m.par_chunks(width)
+        .zip(a.par_chunks_mut(wa).zip(b.par_chunks_mut(wb)))
+        .with_min_len(64)
+        .for_each(|(m, (a, b))| {
+            a.copy_from_slice(&m[..wa]);
+            b.copy_from_slice(&m[wa..]);
+        });
+    (a, b)
 }
 
 /// The gradients of a layer direction's inputs ([`LayerInputs`] and the initial state).
@@ -313,17 +355,8 @@ impl LayerGrads {
     ) -> Self {
         let gh = inputs.b_ih.len();
         let (width, h) = (inputs.w_ih.len() / gh, inputs.w_hh.len() / gh);
-        let mut joined = Vec::with_capacity(inputs.x.len() + h_prev.len());
-        for (xr, hr) in inputs.x.chunks(width).zip(h_prev.chunks(h)) {
-            joined.extend_from_slice(xr);
-            joined.extend_from_slice(hr);
-        }
-        let dw = weight_grad(d, &joined, gh);
-        let (mut w_ih, mut w_hh) = (Vec::with_capacity(gh * width), Vec::with_capacity(gh * h));
-        for row in dw.chunks(width + h) {
-            w_ih.extend_from_slice(&row[..width]);
-            w_hh.extend_from_slice(&row[width..]);
-        }
+        let dw = weight_grad(d, &join_rows(inputs.x, width, h_prev, h), gh);
+        let (w_ih, w_hh) = split_rows(&dw, width + h, width);
         let b = column_sums(d, gh);
         Self {
             x: inputs.input_grad(d),
