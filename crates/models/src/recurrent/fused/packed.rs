@@ -34,29 +34,46 @@ impl PackedMatrix {
         assert_eq!(b.len(), k * n, "packed matrix is [k, n]");
         let count = n.div_ceil(PANEL);
         let mut panels = vec![0f32; count * k * PANEL];
-        let fill = |(p, panel): (usize, &mut [f32])| {
-            let cols = p * PANEL..((p + 1) * PANEL).min(n);
-            for (kk, row) in panel.chunks_mut(PANEL).enumerate() {
-                for (o, j) in row.iter_mut().zip(cols.clone()) {
-                    *o = if transposed {
-                        b[j * k + kk]
-                    } else {
-                        b[kk * n + j]
-                    };
+        let size = (k * PANEL).max(1);
+        // Fills the panels from `first` on: from `b` `[k, n]` one row of `b` at a time across
+        // the panels (reading `b` in order; panel by panel, each row of a panel would be on a
+        // page of its own, a TLB miss every 128 bytes), from `[n, k]` panel by panel (each
+        // panel reads 32 rows of `b` in order).
+        let fill = |(first, group): (usize, &mut [f32])| {
+            let panels: Vec<(usize, &mut [f32])> = group
+                .chunks_mut(size)
+                .enumerate()
+                .map(|(q, panel)| (first + q, panel))
+                .collect();
+            if transposed {
+                for (p, panel) in panels {
+                    let cols = p * PANEL..((p + 1) * PANEL).min(n);
+                    for (kk, row) in panel.chunks_mut(PANEL).enumerate() {
+                        for (o, j) in row.iter_mut().zip(cols.clone()) {
+                            *o = b[j * k + kk];
+                        }
+                    }
+                }
+            } else {
+                let mut panels = panels;
+                for (kk, b_row) in b.chunks(n).enumerate() {
+                    for (p, panel) in panels.iter_mut() {
+                        let cols = *p * PANEL..((*p + 1) * PANEL).min(n);
+                        panel[kk * PANEL..][..cols.len()].copy_from_slice(&b_row[cols]);
+                    }
                 }
             }
         };
-        // The panels are independent: a large matrix is packed on all the pool's threads.
+        // The panels are independent: a large matrix is packed on all the pool's threads, each
+        // a run of consecutive panels.
         if k * n >= PARALLEL_PACK {
+            let per = count.div_ceil(rayon::current_num_threads()).max(1);
             panels
-                .par_chunks_mut((k * PANEL).max(1))
+                .par_chunks_mut(per * size)
                 .enumerate()
-                .for_each(fill);
+                .for_each(|(g, group)| fill((g * per, group)));
         } else {
-            panels
-                .chunks_mut((k * PANEL).max(1))
-                .enumerate()
-                .for_each(fill);
+            fill((0, &mut panels));
         }
         Self { panels, k, n }
     }
