@@ -439,6 +439,75 @@ pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, Stri
     Ok(Measurement::new(&name, w, tokens))
 }
 
+impl Workload {
+    /// Floating-point operations of one training token (forward and backward, multiply-adds
+    /// counted as two): per layer the `[G H x (I + H)]` products of the forward, and twice that in
+    /// the backward (`dx`, `dh` and the weight gradients), `12 G H^2` with `I = H` (the
+    /// embedding width); plus the head's `6 H V`. LSTM `G = 4`, GRU 3, RNN 1.
+    pub fn train_flops_per_token(&self) -> f64 {
+        let gates = match self.kind {
+            Kind::Lstm => 4.0,
+            Kind::Gru => 3.0,
+            Kind::Rnn => 1.0,
+        };
+        let (h, v) = (self.hidden as f64, self.vocab as f64);
+        self.layers as f64 * 12.0 * gates * h * h + 6.0 * h * v
+    }
+
+    /// The GEMM shapes `(m, k, n)` of a training step of this workload: the input projection
+    /// `[T B x H] x [H x G H]` and a weight gradient `[G H x T B] x [T B x H]`.
+    pub fn gemm_shapes(&self) -> [(usize, usize, usize); 2] {
+        let gates = match self.kind {
+            Kind::Lstm => 4,
+            Kind::Gru => 3,
+            Kind::Rnn => 1,
+        };
+        let (rows, h) = (self.seq * self.batch, self.hidden);
+        [(rows, h, gates * h), (gates * h, rows, h)]
+    }
+}
+
+/// GFLOP/s of an f32 GEMM `[m x k] x [k x n]` through the `gemm` crate on every thread of the
+/// pool (the machine's GEMM rate at that shape): the best of `reps` runs after one warm-up.
+pub fn gemm_gflops((m, k, n): (usize, usize, usize), reps: usize) -> f64 {
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 / 17.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 / 13.0).collect();
+    let mut c = vec![0f32; m * n];
+    let mut best = f64::INFINITY;
+    for rep in 0..=reps {
+        let start = Instant::now();
+        // SAFETY: `a`, `b` and `c` hold the row-major m x k, k x n and m x n matrices the
+        // strides describe, and `c` does not alias them.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                k as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
+        }
+        if rep > 0 {
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+    }
+    2.0 * (m * k * n) as f64 / best / 1e9
+}
+
 /// The workloads of a benchmark run: every combination of the given modes, kinds, widths and
 /// lengths, with `layers`, `batch` and vocabulary 64.
 pub fn workloads(

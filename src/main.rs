@@ -111,6 +111,10 @@ struct BenchArgs {
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
+    /// After the table, measure the machine's GEMM rate at each training workload's shapes and
+    /// print each implementation's training FLOP rate as a share of it.
+    #[arg(long)]
+    gemm: bool,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -423,6 +427,7 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
             bench::markdown_header(b.with_torch)
         );
     }
+    let mut trained = Vec::new();
     bench::run(&all, &device, b.steps, b.with_torch, |w, m| {
         if b.json {
             for x in m {
@@ -431,7 +436,64 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
         } else {
             println!("{}", bench::markdown_row(w, m));
         }
-    })
+        if w.mode == bench::Mode::Train {
+            trained.push((*w, m.to_vec()));
+        }
+    })?;
+    if b.gemm {
+        for (w, m) in &trained {
+            gemm_share(w, m, b.json);
+        }
+    }
+    Ok(())
+}
+
+/// Prints the machine's GEMM rate at `w`'s shapes and each measurement's training FLOP rate as
+/// a share of the best of them.
+fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], json: bool) {
+    let shapes = w.gemm_shapes();
+    let rates: Vec<f64> = shapes
+        .iter()
+        .map(|&s| sequent::bench::gemm_gflops(s, 5))
+        .collect();
+    let best = rates.iter().cloned().fold(0.0, f64::max);
+    let flops = w.train_flops_per_token();
+    if json {
+        for (s, r) in shapes.iter().zip(&rates) {
+            let v = serde_json::json!({"gemm": [s.0, s.1, s.2], "gflops": r});
+            println!("{v}");
+        }
+        for x in m {
+            let v = serde_json::json!({
+                "impl": x.implementation, "kind": x.kind, "hidden": x.hidden,
+                "train_gflops": x.tokens_per_s * flops / 1e9,
+                "share_of_gemm": x.tokens_per_s * flops / 1e9 / best,
+            });
+            println!("{v}");
+        }
+        return;
+    }
+    let shown: Vec<String> = shapes
+        .iter()
+        .zip(&rates)
+        .map(|((a, k, n), r)| format!("[{a} x {k}] x [{k} x {n}] {r:.0} GFLOP/s"))
+        .collect();
+    println!(
+        "\n{} H = {}: GEMM rate (gemm crate on all threads, best of 5): {}",
+        w.kind.name(),
+        w.hidden,
+        shown.join(", ")
+    );
+    for x in m {
+        let rate = x.tokens_per_s * flops / 1e9;
+        println!(
+            "  {}: {:.0} MFLOP/token x {:.0} tokens/s = {rate:.0} GFLOP/s, {:.0}% of {best:.0}",
+            x.implementation,
+            flops / 1e6,
+            x.tokens_per_s,
+            100.0 * rate / best
+        );
+    }
 }
 
 fn main() -> ExitCode {
