@@ -467,6 +467,37 @@ impl Workload {
     }
 }
 
+/// `c = a b` for row-major `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, through the `gemm` crate
+/// on every thread of the pool.
+fn gemm_into(c: &mut [f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) {
+    assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
+    // SAFETY: `a`, `b` and `c` hold the row-major m x k, k x n and m x n matrices the strides
+    // describe (checked above), and `c` does not alias them.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+}
+
 /// GFLOP/s of an f32 GEMM `[m x k] x [k x n]` through the `gemm` crate on every thread of the
 /// pool (the machine's GEMM rate at that shape): the best of `reps` runs after one warm-up.
 pub fn gemm_gflops((m, k, n): (usize, usize, usize), reps: usize) -> f64 {
@@ -476,31 +507,7 @@ pub fn gemm_gflops((m, k, n): (usize, usize, usize), reps: usize) -> f64 {
     let mut best = f64::INFINITY;
     for rep in 0..=reps {
         let start = Instant::now();
-        // SAFETY: `a`, `b` and `c` hold the row-major m x k, k x n and m x n matrices the
-        // strides describe, and `c` does not alias them.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                1,
-                k as isize,
-                b.as_ptr(),
-                1,
-                n as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
-        }
+        gemm_into(&mut c, &a, &b, (m, k, n));
         if rep > 0 {
             best = best.min(start.elapsed().as_secs_f64());
         }
@@ -598,4 +605,41 @@ pub fn markdown_header(with_torch: bool) -> String {
         sep.push_str("---|---|");
     }
     format!("{h}\n{sep}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_flops_count_the_gate_products_three_times() {
+        let mut w = Workload::w1(Kind::Lstm);
+        w.hidden = 1024;
+        // 2 layers x 3 passes x 2 FLOPs x [4H x 2H] per token, plus the head's 6 H V.
+        let want = 2.0 * 3.0 * 2.0 * (4.0 * 1024.0) * 2048.0 + 6.0 * 1024.0 * 64.0;
+        assert_eq!(w.train_flops_per_token(), want);
+        w.kind = Kind::Rnn;
+        assert_eq!(
+            w.train_flops_per_token(),
+            2.0 * 12.0 * 1024.0 * 1024.0 + 6.0 * 1024.0 * 64.0
+        );
+        assert_eq!(w.gemm_shapes(), [(1120, 1024, 1024), (1024, 1120, 1024)]);
+    }
+
+    #[test]
+    fn the_timed_gemm_computes_the_product() {
+        let (m, k, n) = (3, 4, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| i as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| 1.0 - i as f32 / 4.0).collect();
+        let mut c = vec![7f32; m * n];
+        gemm_into(&mut c, &a, &b, (m, k, n));
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = (0..k).map(|q| a[i * k + q] * b[q * n + j]).sum();
+                assert!((c[i * n + j] - want).abs() < 1e-4);
+            }
+        }
+        let r = gemm_gflops((64, 64, 64), 2);
+        assert!(r.is_finite() && r > 0.0, "{r}");
+    }
 }
