@@ -217,29 +217,26 @@ pub struct LayerInputs<'a> {
 }
 
 impl LayerInputs<'_> {
-    /// `x W_ih^T` for every step, `[T*B, G*H]` (biases not added), with the recurrent product's
-    /// kernel: `W_ih^T` packed once, the rows split between the threads. (The `gemm` crate reads
-    /// the transposed `W_ih` at 172 GFLOP/s at `[1120 x 256] x [256 x 1024]`, and transposing it
-    /// first cost as much as the product.)
+    /// `x W_ih^T` for every step, `[T*B, G*H]` (biases not added): one GEMM reading `W_ih`
+    /// transposed, or dot products against its rows for one or two rows.
     fn project(&self) -> Vec<f32> {
         let gh = self.b_ih.len();
         let width = self.w_ih.len() / gh;
         let rows = self.x.len() / width;
-        let w = Weights::new(self.w_ih, (gh, width), rows);
         let mut out = vec![0f32; rows * gh];
-        if let Weights::Direct(_) = w {
-            w.multiply(self.x, &mut out, false);
-            return out;
+        if rows <= DIRECT_MAX_ROWS {
+            DirectMatrix::new(self.w_ih, (gh, width)).multiply(self.x, &mut out, false);
+        } else {
+            matmul(
+                &mut out,
+                self.x,
+                false,
+                self.w_ih,
+                true,
+                (rows, gh, width),
+                false,
+            );
         }
-        // One slab of `rows` rows, split like the time loops split a batch.
-        let parts = row_parts(rows, rows * width * gh);
-        let work: Vec<_> = slabs(&mut out, gh, rows, &parts)
-            .into_iter()
-            .zip(&parts)
-            .collect();
-        in_parallel(work, |(mut out, part)| {
-            w.multiply(rows_of(self.x, 0, part, width, rows), out[0], false)
-        });
         out
     }
 
