@@ -21,10 +21,13 @@ use super::kernels::{
 use super::packed::PackedMatrix;
 
 /// Most elements of the joined weight gradient `[G*H, I+H]` of [`LayerGrads::shared`]. Past it
-/// the two products are large enough to run as well apart, and the joined one would be a buffer
-/// glibc serves with a fresh `mmap` at every call (33.5 MB at hidden 1024; measured there: 74 ms
-/// for the two products against 80 for join, product and split).
-const MAX_JOINED_GRAD: usize = 1 << 21;
+/// the two products are large enough to run as well apart, from `dG` transposed once, and the
+/// joined product would read `dG` transposed and write a buffer of tens of megabytes (which glibc
+/// serves with a fresh `mmap` past 32 MB). Measured at hidden 1024: LSTM 74 ms for the two
+/// products against 80 for join, product and split (63 from the transposed `dG`); tanh RNN
+/// 8.1-8.4k against 7.3-8.0k tokens/s for the whole training step. At hidden 256 (0.5 M
+/// elements) the joined product is the faster (4.4 against 6.5 ms).
+const MAX_JOINED_GRAD: usize = 1 << 20;
 
 /// Fewest columns a thread sums in [`column_sums`].
 const LANES_PER_PART: usize = 64;
