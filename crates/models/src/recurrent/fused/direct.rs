@@ -118,6 +118,14 @@ fn dot_block<const NB: usize>(
         for q in (0..full).step_by(LANES) {
             let xv: &[f32; LANES] = x[q..q + LANES].try_into().expect("LANES values");
             for (acc, w) in acc.iter_mut().zip(&w) {
+                // The same line of the row NB rows further on (the next block).
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a prefetch does not access memory (an address past the matrix is
+                // harmless); the pointer is only computed, with wrapping arithmetic.
+                unsafe {
+                    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                    _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(NB * k + q) as *const i8);
+                }
                 let wv: &[f32; LANES] = w[q..q + LANES].try_into().expect("LANES values");
                 for l in 0..LANES {
                     acc[l] += xv[l] * wv[l];
