@@ -59,23 +59,26 @@ fn team() -> &'static Team {
             panicked: AtomicBool::new(false),
         }));
         let count = rayon::current_num_threads().min(MAX_HELPERS + 1) - 1;
-        let helpers = (0..count)
-            .filter_map(|index| {
-                let (tx, rx) = std::sync::mpsc::channel();
-                std::thread::Builder::new()
-                    .name(format!("sequent-team-{index}"))
-                    .spawn(move || {
-                        let me: &'static Helper = Box::leak(Box::new(Helper {
-                            thread: std::thread::current(),
-                            parked: AtomicBool::new(false),
-                        }));
-                        tx.send(me).expect("the team waits for its helpers");
-                        serve(shared, me, index + 1);
-                    })
-                    .ok()
-                    .and_then(|_| rx.recv().ok())
-            })
-            .collect();
+        // Part p runs on the p-th helper that started (a helper that fails to start takes no
+        // part number, so the parts stay 0 ..= helpers).
+        let mut helpers: Vec<&'static Helper> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let part = helpers.len() + 1;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let started = std::thread::Builder::new()
+                .name(format!("sequent-team-{part}"))
+                .spawn(move || {
+                    let me: &'static Helper = Box::leak(Box::new(Helper {
+                        thread: std::thread::current(),
+                        parked: AtomicBool::new(false),
+                    }));
+                    tx.send(me).expect("the team waits for its helpers");
+                    serve(shared, me, part);
+                });
+            if let Some(me) = started.ok().and_then(|_| rx.recv().ok()) {
+                helpers.push(me);
+            }
+        }
         Team {
             shared,
             helpers,
