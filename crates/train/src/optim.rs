@@ -5,7 +5,8 @@
 //! reference char-LSTM (1.1 M parameters). [`FusedAdam`] computes the same update with the same
 //! state ([`AdamState`], so records and checkpoints are interchangeable with Burn's Adam) in one
 //! loop that reads the gradient and writes the parameter and both moments in place, on Flex and
-//! NdArray devices; on every other device, and with AMSGrad, it runs Burn's [`Adam`].
+//! NdArray devices for f32 parameters; on every other device, for other float types and with
+//! AMSGrad, it runs Burn's [`Adam`].
 //!
 //! The update, for step `t` (from 1), gradient `g` (plus `lambda p` with weight decay `lambda`):
 //!
@@ -24,7 +25,7 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{
     Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
 };
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 /// Configuration of [`FusedAdam`], with [`AdamConfig`]'s fields and defaults.
@@ -139,7 +140,8 @@ impl Optimizer for FusedAdam {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let device = tensor.device();
-        if self.composed || !sequent_models::recurrent::fused::available(&device) {
+        let f32s = [tensor.dtype(), grad.dtype()] == [DType::F32; 2];
+        if self.composed || !f32s || !sequent_models::recurrent::fused::available(&device) {
             return self.burn.step(lr, tensor, grad, state);
         }
         let shape = tensor.shape();
