@@ -486,10 +486,11 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
     );
     for x in m {
         let rate = x.tokens_per_s * flops / 1e9;
+        let mflop = flops / 1e6;
+        let digits = if mflop < 10.0 { 3 } else { 0 };
         println!(
-            "  {}: {:.0} MFLOP/token x {:.0} tokens/s = {rate:.0} GFLOP/s, {:.0}% of {best:.0}",
+            "  {}: {mflop:.digits$} MFLOP/token x {:.0} tokens/s = {rate:.0} GFLOP/s, {:.0}% of {best:.0}",
             x.implementation,
-            flops / 1e6,
             x.tokens_per_s,
             100.0 * rate / best
         );
