@@ -376,6 +376,18 @@ fn bench_prints_the_ratio_table_and_json() {
     assert_eq!(lines[2]["mode"], "stream");
     assert_eq!(lines[2]["batch"], 1);
     assert!(fails(&["bench", "--mode", "fly"]).contains("unknown mode"));
+    // --gemm: the machine's GEMM rate at the workload's shapes, and each training FLOP rate's
+    // share of it.
+    let gemm = ok(&[
+        "bench", "--steps", "1", "--hidden", "8", "--layers", "1", "--seq", "5", "--kind", "rnn",
+        "--gemm",
+    ]);
+    assert!(gemm.contains("rnn H = 8: GEMM rate"), "{gemm}");
+    assert!(gemm.contains("[160 x 8] x [8 x 8]"), "{gemm}");
+    assert!(
+        gemm.contains("  sequent: ") && gemm.contains("% of "),
+        "{gemm}"
+    );
 }
 
 /// The same command line on the wgpu backend (Mesa's lavapipe on CI machines).
