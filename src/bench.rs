@@ -38,6 +38,15 @@ impl Kind {
             Kind::Gru => "gru",
         }
     }
+
+    /// Gate blocks `G` of the cell (its weights are `[G H, ...]`).
+    pub fn gates(self) -> usize {
+        match self {
+            Kind::Rnn => 1,
+            Kind::Lstm => 4,
+            Kind::Gru => 3,
+        }
+    }
 }
 
 /// Which implementation of the recurrent layers.
@@ -139,6 +148,26 @@ impl Workload {
             seq: 35,
             vocab: 64,
         }
+    }
+
+    /// Floating-point operations of one training token (forward and backward, multiply-adds
+    /// counted as two): per layer the `[G H x (I + H)]` products of the forward, and twice that in
+    /// the backward (`dx`, `dh` and the weight gradients), `12 G H^2` with `I = H` (the
+    /// embedding width); plus the head's `6 H V`. LSTM `G = 4`, GRU 3, RNN 1.
+    pub fn train_flops_per_token(&self) -> f64 {
+        let (g, h, v) = (
+            self.kind.gates() as f64,
+            self.hidden as f64,
+            self.vocab as f64,
+        );
+        self.layers as f64 * 12.0 * g * h * h + 6.0 * h * v
+    }
+
+    /// The GEMM shapes `(m, k, n)` of a training step of this workload: the input projection
+    /// `[T B x H] x [H x G H]` and a weight gradient `[G H x T B] x [T B x H]`.
+    pub fn gemm_shapes(&self) -> [(usize, usize, usize); 2] {
+        let (gates, rows, h) = (self.kind.gates(), self.seq * self.batch, self.hidden);
+        [(rows, h, gates * h), (gates * h, rows, h)]
     }
 }
 
@@ -437,34 +466,6 @@ pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, Stri
         .ok_or("no tokens_per_s in torch's output")?;
     let name = v["impl"].as_str().unwrap_or("torch").to_string();
     Ok(Measurement::new(&name, w, tokens))
-}
-
-impl Workload {
-    /// Floating-point operations of one training token (forward and backward, multiply-adds
-    /// counted as two): per layer the `[G H x (I + H)]` products of the forward, and twice that in
-    /// the backward (`dx`, `dh` and the weight gradients), `12 G H^2` with `I = H` (the
-    /// embedding width); plus the head's `6 H V`. LSTM `G = 4`, GRU 3, RNN 1.
-    pub fn train_flops_per_token(&self) -> f64 {
-        let gates = match self.kind {
-            Kind::Lstm => 4.0,
-            Kind::Gru => 3.0,
-            Kind::Rnn => 1.0,
-        };
-        let (h, v) = (self.hidden as f64, self.vocab as f64);
-        self.layers as f64 * 12.0 * gates * h * h + 6.0 * h * v
-    }
-
-    /// The GEMM shapes `(m, k, n)` of a training step of this workload: the input projection
-    /// `[T B x H] x [H x G H]` and a weight gradient `[G H x T B] x [T B x H]`.
-    pub fn gemm_shapes(&self) -> [(usize, usize, usize); 2] {
-        let gates = match self.kind {
-            Kind::Lstm => 4,
-            Kind::Gru => 3,
-            Kind::Rnn => 1,
-        };
-        let (rows, h) = (self.seq * self.batch, self.hidden);
-        [(rows, h, gates * h), (gates * h, rows, h)]
-    }
 }
 
 /// `c = a b` for row-major `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, through the `gemm` crate

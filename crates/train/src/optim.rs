@@ -158,10 +158,10 @@ impl Optimizer for FusedAdam {
         };
         let (mut p, g, mut m, mut v) = (values(tensor), values(grad), m, v);
         self.update(lr as f32, time, &mut p, &g, &mut m, &mut v);
-        let tensor =
+        let to_tensor =
             |x: Vec<f32>| Tensor::<D>::from_data(TensorData::new(x, shape.clone()), &device);
-        let momentum = AdaptiveMomentumState::new(time, tensor(m), tensor(v));
-        (tensor(p), Some(AdamState::new(momentum)))
+        let momentum = AdaptiveMomentumState::new(time, to_tensor(m), to_tensor(v));
+        (to_tensor(p), Some(AdamState::new(momentum)))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

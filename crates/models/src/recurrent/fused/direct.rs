@@ -12,6 +12,7 @@
 use std::ops::Range;
 
 use super::math::multiversion;
+use super::sequence::slabs;
 use super::team;
 
 /// Values a dot product takes at a time: one AVX-512 register of f32.
@@ -50,16 +51,8 @@ impl<'a> DirectMatrix<'a> {
             "a is [m, k] and c is [m, n]"
         );
         let parts = self.parts(m);
-        // Each part's columns of every row of `c`.
-        let mut outs: Vec<Vec<&mut [f32]>> = parts.iter().map(|_| Vec::new()).collect();
-        for row in c.chunks_mut(n) {
-            let mut rest = row;
-            for (mine, cols) in outs.iter_mut().zip(&parts) {
-                let (part, tail) = std::mem::take(&mut rest).split_at_mut(cols.len());
-                mine.push(part);
-                rest = tail;
-            }
-        }
+        // Each part's columns of every row of `c` (each row a slab of `n` one-value columns).
+        let outs = slabs(c, 1, n, &parts);
         let work: Vec<_> = parts.into_iter().zip(outs).collect();
         team::in_team(work, |(cols, mut out)| {
             dot_rows(
@@ -72,8 +65,8 @@ impl<'a> DirectMatrix<'a> {
         });
     }
 
-    /// The weight rows each thread takes: one part per pool thread for `m` rows of work enough to
-    /// split, in multiples of [`LANES`] rows.
+    /// The weight rows each thread takes: one part per thread of the [`team`] for `m` rows of
+    /// work enough to split, in multiples of [`LANES`] rows.
     fn parts(&self, m: usize) -> Vec<Range<usize>> {
         let n = self.n;
         let threads = if m * n * self.k < MIN_SPLIT_WORK {

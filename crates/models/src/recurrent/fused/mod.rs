@@ -6,7 +6,8 @@
 //! in one pass over vectorised activations ([`math`]), with one hand-written backward node
 //! (`Autodiff<Flex | NdArray>`). The whole-sequence ops run a layer direction's time loop (and its
 //! BPTT) inside one op, with `W_hh` packed once for a small GEMM kernel of their own and the batch
-//! split between the cores. They apply on Flex and NdArray devices; every other device (wgpu,
+//! split between the cores (or, for batches of one or two, the weights read in place by a
+//! dot-product kernel whose weight rows are split between the cores). They apply on Flex and NdArray devices; every other device (wgpu,
 //! cuda) keeps the composed tensor ops, which are also the reference the fused path is tested
 //! against ([`Pointwise::Composed`]).
 

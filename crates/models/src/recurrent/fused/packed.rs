@@ -40,7 +40,7 @@ impl PackedMatrix {
         // page of its own, a TLB miss every 128 bytes), from `[n, k]` panel by panel (each
         // panel reads 32 rows of `b` in order).
         let fill = |(first, group): (usize, &mut [f32])| {
-            let panels: Vec<(usize, &mut [f32])> = group
+            let mut panels: Vec<(usize, &mut [f32])> = group
                 .chunks_mut(size)
                 .enumerate()
                 .map(|(q, panel)| (first + q, panel))
@@ -55,7 +55,6 @@ impl PackedMatrix {
                     }
                 }
             } else {
-                let mut panels = panels;
                 for (kk, b_row) in b.chunks(n).enumerate() {
                     for (p, panel) in panels.iter_mut() {
                         let cols = *p * PANEL..((*p + 1) * PANEL).min(n);

@@ -140,16 +140,13 @@ pub fn in_team<P: Send>(parts: Vec<P>, work: impl Fn(P) + Sync) {
     };
     let helpers = parts.len() - 1;
     let slots: Vec<Mutex<Option<P>>> = parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
-    let take = |p: usize| {
-        let part = slots[p].lock().expect("a part's slot is taken once").take();
+    // Helpers beyond this job's parts find no slot.
+    let run = |p: usize| {
+        let part = slots
+            .get(p)
+            .and_then(|slot| slot.lock().expect("no part panics holding its slot").take());
         if let Some(part) = part {
             work(part);
-        }
-    };
-    // Helpers beyond this job's parts find no part in their slot.
-    let run = |p: usize| {
-        if p < slots.len() {
-            take(p)
         }
     };
     let job: Job<'_> = &run;
@@ -164,7 +161,7 @@ pub fn in_team<P: Send>(parts: Vec<P>, work: impl Fn(P) + Sync) {
             helper.thread.unpark();
         }
     }
-    let mine = catch_unwind(AssertUnwindSafe(|| take(0)));
+    let mine = catch_unwind(AssertUnwindSafe(|| run(0)));
     while shared.done.load(Ordering::Acquire) < team.helpers.len() {
         std::hint::spin_loop();
     }
