@@ -92,20 +92,22 @@ pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
 }
 
 /// A layer direction's input and weights, as a whole-sequence op takes them: `x` `[T, B, I]` in
-/// the op's time order, `W_ih` `[G*H, I]`, `b_ih`, `b_hh` `[G*H]` (zeros for a layer without
-/// biases), `W_hh` `[G*H, H]`.
+/// time order, `W_ih` `[G*H, I]`, `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases),
+/// `W_hh` `[G*H, H]`, and whether the direction runs backwards in time.
 pub(crate) struct SequenceInputs {
     x: Tensor<3>,
     w_ih: Tensor<2>,
     b_ih: Tensor<1>,
     w_hh: Tensor<2>,
     b_hh: Tensor<1>,
+    reverse: bool,
 }
 
 impl SequenceInputs {
-    /// `(T, B)` and the five tensors in the ops' argument order.
-    fn into_parts(self) -> ((usize, usize), [DispatchTensor; 5]) {
+    /// `(T, B)`, the time of the final state, and the five tensors in the ops' argument order.
+    fn into_parts(self) -> ((usize, usize), usize, [DispatchTensor; 5]) {
         let [steps, batch, _] = self.x.dims();
+        let last = if self.reverse { 0 } else { steps - 1 };
         let parts = [
             self.x.into_dispatch(),
             self.w_ih.into_dispatch(),
@@ -113,19 +115,19 @@ impl SequenceInputs {
             self.w_hh.into_dispatch(),
             self.b_hh.into_dispatch(),
         ];
-        ((steps, batch), parts)
+        ((steps, batch), last, parts)
     }
 }
 
-/// A whole fused LSTM layer direction (forward in time) from `h0`, `c0` `[B, H]`; returns the
-/// outputs `h_1 .. h_T` `[T, B, H]` and the final `(h_T, c_T)`.
+/// A whole fused LSTM layer direction from `h0`, `c0` `[B, H]`; returns the outputs `h_t`
+/// `[T, B, H]` (time order) and the final `(h, c)`.
 pub(crate) fn lstm_sequence(
     inputs: SequenceInputs,
     h0: Tensor<2>,
     c0: Tensor<2>,
 ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
-    let h = h0.dims()[1];
-    let ((steps, batch), [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
+    let (h, reverse) = (h0.dims()[1], inputs.reverse);
+    let ((steps, batch), last, [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
     let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::lstm_sequence(
         x,
         w_ih,
@@ -134,37 +136,38 @@ pub(crate) fn lstm_sequence(
         b_hh,
         h0.into_dispatch(),
         c0.into_dispatch(),
+        reverse,
     ));
     let hidden = out.clone().narrow(0, 0, steps);
-    let last = hidden.clone().narrow(0, steps - 1, 1).reshape([batch, h]);
+    let last = hidden.clone().narrow(0, last, 1).reshape([batch, h]);
     let cell = out.narrow(0, steps, 1).reshape([batch, h]);
     (hidden, last, cell)
 }
 
-/// A whole fused GRU (reset-after) or tanh-RNN layer direction (forward in time) from `h0`
-/// `[B, H]`; returns the outputs `h_1 .. h_T` `[T, B, H]` and `h_T`.
+/// A whole fused GRU (reset-after) or tanh-RNN layer direction from `h0` `[B, H]`; returns the
+/// outputs `h_t` `[T, B, H]` (time order) and the final `h`.
 pub(crate) fn gated_sequence(
     gru: bool,
     inputs: SequenceInputs,
     h0: Tensor<2>,
 ) -> (Tensor<3>, Tensor<2>) {
-    let h = h0.dims()[1];
-    let ((steps, batch), [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
+    let (h, reverse) = (h0.dims()[1], inputs.reverse);
+    let ((_, batch), last, [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
     let h0 = h0.into_dispatch();
     let out = Tensor::<3>::from_dispatch(if gru {
-        <Dispatch as FusedCellOps>::gru_sequence(x, w_ih, b_ih, w_hh, b_hh, h0)
+        <Dispatch as FusedCellOps>::gru_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
     } else {
-        <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w_ih, b_ih, w_hh, b_hh, h0)
+        <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
     });
-    let last = out.clone().narrow(0, steps - 1, 1).reshape([batch, h]);
+    let last = out.clone().narrow(0, last, 1).reshape([batch, h]);
     (out, last)
 }
 
 /// Runs a whole-sequence op for one layer direction over the layer's input `x` `[T, B, I]`, if
 /// it applies: on a fused-capable device, for more than one step or for a batch small enough
 /// for the op's products to read the weights in place (one step of a larger batch would pack
-/// `W_hh` for a single product). The op runs forward in time; the reverse direction runs it over
-/// the flipped input and flips its outputs back.
+/// `W_hh` for a single product). The reverse direction's op runs backwards in time over `x` as it
+/// is (no flipped copies).
 pub(crate) fn run_sequence(
     weights: &CellWeights,
     x: &Tensor<3>,
@@ -177,18 +180,17 @@ pub(crate) fn run_sequence(
     if (steps < 2 && batch > sequence::DIRECT_MAX_ROWS) || !pointwise.fused_on(&device) {
         return None;
     }
-    let flip = |t: Tensor<3>| if reverse { t.flip([0]) } else { t };
     let bias = |b: &Option<Param<Tensor<1>>>| match b {
         Some(b) => b.val(),
         None => Tensor::zeros([weights.gate_rows()], &device),
     };
     let inputs = SequenceInputs {
-        x: flip(x.clone()),
+        x: x.clone(),
         w_ih: weights.weight_ih.val(),
         b_ih: bias(&weights.bias_ih),
         w_hh: weights.weight_hh.val(),
         b_hh: bias(&weights.bias_hh),
+        reverse,
     };
-    let (outputs, last) = op(inputs);
-    Some((flip(outputs), last))
+    Some(op(inputs))
 }

@@ -14,7 +14,9 @@ use burn::backend::{Backend, TensorMetadata, backend_extension};
 use burn::tensor::{Shape, TensorData};
 
 use super::kernels;
-use super::sequence::{self, GatedTrace, LayerGrads, LayerInputs, LstmTrace, SequenceCell};
+use super::sequence::{
+    self, Direction, GatedTrace, LayerGrads, LayerInputs, LstmTrace, SequenceCell,
+};
 
 /// Fused pointwise parts of the recurrent cells.
 #[backend_extension(
@@ -34,8 +36,10 @@ pub trait FusedCellOps: Backend {
     /// Elementwise `tanh` (the vanilla RNN's nonlinearity).
     fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// A whole LSTM layer direction: `x` `[T, B, I]` (time order), `w_ih` `[4H, I]`, `b_ih`
-    /// `[4H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`, `h0`, `c0` `[B, H]` -> `[T + 1, B, H]`
-    /// (`h_1 .. h_T`, then `c_T`).
+    /// `[4H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`, `h0`, `c0` `[B, H]` -> `[T + 1, B, H]`: the
+    /// outputs `h_t` in time order, then the final cell state. With `reverse` the recurrence runs
+    /// from `t = T-1` down to 0 (its final state is the one after `t = 0`).
+    #[allow(clippy::too_many_arguments)]
     fn lstm_sequence(
         x: FloatTensor<Self>,
         w_ih: FloatTensor<Self>,
@@ -44,9 +48,11 @@ pub trait FusedCellOps: Backend {
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
+        reverse: bool,
     ) -> FloatTensor<Self>;
     /// A whole GRU (reset-after) layer direction: `x` `[T, B, I]`, `w_ih` `[3H, I]`, `b_ih`
-    /// `[3H]`, `w_hh` `[3H, H]`, `b_hh` `[3H]`, `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
+    /// `[3H]`, `w_hh` `[3H, H]`, `b_hh` `[3H]`, `h0` `[B, H]` -> the outputs `h_t` `[T, B, H]`
+    /// in time order (`reverse` as for [`Self::lstm_sequence`]).
     fn gru_sequence(
         x: FloatTensor<Self>,
         w_ih: FloatTensor<Self>,
@@ -54,9 +60,11 @@ pub trait FusedCellOps: Backend {
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
+        reverse: bool,
     ) -> FloatTensor<Self>;
     /// A whole tanh-RNN layer direction: `x` `[T, B, I]`, `w_ih` `[H, I]`, `b_ih` `[H]`, `w_hh`
-    /// `[H, H]`, `b_hh` `[H]`, `h0` `[B, H]` -> `h_1 .. h_T` `[T, B, H]`.
+    /// `[H, H]`, `b_hh` `[H]`, `h0` `[B, H]` -> the outputs `h_t` `[T, B, H]` in time order
+    /// (`reverse` as for [`Self::lstm_sequence`]).
     fn rnn_tanh_sequence(
         x: FloatTensor<Self>,
         w_ih: FloatTensor<Self>,
@@ -64,6 +72,7 @@ pub trait FusedCellOps: Backend {
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
+        reverse: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -132,16 +141,17 @@ fn gated_sequence_host<B: Backend>(
     cell: SequenceCell,
     layer: [FloatTensor<B>; 5],
     h0: FloatTensor<B>,
+    direction: Direction,
 ) -> ((GatedTrace, HostLayer<B>), FloatTensor<B>) {
     let layer = HostLayer::<B>::new(layer, &h0);
     let (h, _) = host::<B>(h0);
     let (t, b, hidden) = layer.dims;
     let inputs = layer.inputs();
     let trace = sequence::forward_in_pool(b, || {
-        sequence::gated_sequence_forward(cell, &inputs, &h, layer.dims)
+        sequence::gated_sequence_forward(cell, &inputs, &h, layer.dims, direction)
     });
     let out = device_tensor::<B>(
-        trace.hidden[b * hidden..].to_vec(),
+        trace.output(b * hidden),
         Shape::new([t, b, hidden]),
         &layer.like,
     );
@@ -152,6 +162,7 @@ fn lstm_sequence_host<B: Backend>(
     layer: [FloatTensor<B>; 5],
     h0: FloatTensor<B>,
     c0: FloatTensor<B>,
+    direction: Direction,
 ) -> ((LstmTrace, HostLayer<B>), FloatTensor<B>) {
     let layer = HostLayer::<B>::new(layer, &h0);
     let (h, _) = host::<B>(h0);
@@ -159,7 +170,7 @@ fn lstm_sequence_host<B: Backend>(
     let (t, b, hidden) = layer.dims;
     let inputs = layer.inputs();
     let trace = sequence::forward_in_pool(b, || {
-        sequence::lstm_sequence_forward(&inputs, &h, &c, layer.dims)
+        sequence::lstm_sequence_forward(&inputs, &h, &c, layer.dims, direction)
     });
     let out = device_tensor::<B>(
         trace.output(t, b * hidden),
@@ -284,8 +295,10 @@ macro_rules! host_backend {
                 b_hh: FloatTensor<Self>,
                 h0: FloatTensor<Self>,
                 c0: FloatTensor<Self>,
+                reverse: bool,
             ) -> FloatTensor<Self> {
-                lstm_sequence_host::<Self>([x, w_ih, b_ih, w_hh, b_hh], h0, c0).1
+                let layer = [x, w_ih, b_ih, w_hh, b_hh];
+                lstm_sequence_host::<Self>(layer, h0, c0, Direction::new(reverse)).1
             }
 
             fn gru_sequence(
@@ -295,9 +308,11 @@ macro_rules! host_backend {
                 w_hh: FloatTensor<Self>,
                 b_hh: FloatTensor<Self>,
                 h0: FloatTensor<Self>,
+                reverse: bool,
             ) -> FloatTensor<Self> {
                 let layer = [x, w_ih, b_ih, w_hh, b_hh];
-                gated_sequence_host::<Self>(SequenceCell::Gru, layer, h0).1
+                let direction = Direction::new(reverse);
+                gated_sequence_host::<Self>(SequenceCell::Gru, layer, h0, direction).1
             }
 
             fn rnn_tanh_sequence(
@@ -307,9 +322,11 @@ macro_rules! host_backend {
                 w_hh: FloatTensor<Self>,
                 b_hh: FloatTensor<Self>,
                 h0: FloatTensor<Self>,
+                reverse: bool,
             ) -> FloatTensor<Self> {
                 let layer = [x, w_ih, b_ih, w_hh, b_hh];
-                gated_sequence_host::<Self>(SequenceCell::RnnTanh, layer, h0).1
+                let direction = Direction::new(reverse);
+                gated_sequence_host::<Self>(SequenceCell::RnnTanh, layer, h0, direction).1
             }
         }
     };
@@ -450,6 +467,7 @@ fn gated_sequence_autodiff<B: Backend + FusedCellOps, C: CheckpointStrategy>(
     cell: SequenceCell,
     layer: [FloatTensor<Autodiff<B, C>>; 5],
     h0: FloatTensor<Autodiff<B, C>>,
+    direction: Direction,
 ) -> FloatTensor<Autodiff<B, C>> {
     let [x, w_ih, b_ih, w_hh, b_hh] = &layer;
     let nodes = [x, w_ih, b_ih, w_hh, b_hh, &h0].map(|t| t.node());
@@ -460,10 +478,12 @@ fn gated_sequence_autodiff<B: Backend + FusedCellOps, C: CheckpointStrategy>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (state, out) = gated_sequence_host::<B>(cell, layer, h0);
+            let (state, out) = gated_sequence_host::<B>(cell, layer, h0, direction);
             prep.finish(state, out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(gated_sequence_host::<B>(cell, layer, h0).1),
+        OpsKind::UnTracked(prep) => {
+            prep.finish(gated_sequence_host::<B>(cell, layer, h0, direction).1)
+        }
     }
 }
 
@@ -475,9 +495,11 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
+        reverse: bool,
     ) -> FloatTensor<Self> {
         let layer = [x, w_ih, b_ih, w_hh, b_hh];
-        gated_sequence_autodiff::<B, C>(SequenceCell::Gru, layer, h0)
+        let direction = Direction::new(reverse);
+        gated_sequence_autodiff::<B, C>(SequenceCell::Gru, layer, h0, direction)
     }
 
     fn rnn_tanh_sequence(
@@ -487,9 +509,11 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         w_hh: FloatTensor<Self>,
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
+        reverse: bool,
     ) -> FloatTensor<Self> {
         let layer = [x, w_ih, b_ih, w_hh, b_hh];
-        gated_sequence_autodiff::<B, C>(SequenceCell::RnnTanh, layer, h0)
+        let direction = Direction::new(reverse);
+        gated_sequence_autodiff::<B, C>(SequenceCell::RnnTanh, layer, h0, direction)
     }
 
     fn lstm_sequence(
@@ -500,7 +524,9 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
+        reverse: bool,
     ) -> FloatTensor<Self> {
+        let direction = Direction::new(reverse);
         let nodes = [&x, &w_ih, &b_ih, &w_hh, &b_hh, &h0, &c0].map(|t| t.node());
         let layer = [x, w_ih, b_ih, w_hh, b_hh].map(|t| t.into_primitive());
         let (h0, c0) = (h0.into_primitive(), c0.into_primitive());
@@ -510,10 +536,12 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (state, out) = lstm_sequence_host::<B>(layer, h0, c0);
+                let (state, out) = lstm_sequence_host::<B>(layer, h0, c0, direction);
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(lstm_sequence_host::<B>(layer, h0, c0).1),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(lstm_sequence_host::<B>(layer, h0, c0, direction).1)
+            }
         }
     }
 

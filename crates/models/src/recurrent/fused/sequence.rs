@@ -7,6 +7,9 @@
 //! The rows of a batch are independent sequences, so the time loops split the batch between the
 //! threads of the pool: each thread runs every step for its rows, with no synchronisation between
 //! steps, reading the shared packed weights.
+//!
+//! A direction runs forward or backward in time over `x` as it is ([`Direction`]): the reverse
+//! direction of a bidirectional layer needs no flipped copy of its input or its output.
 
 use std::ops::Range;
 
@@ -101,6 +104,97 @@ pub(super) fn slabs<'a>(
         }
     }
     out
+}
+
+/// Which way a layer direction visits time: `t = 0 .. T-1` or (PyTorch's `_reverse` direction)
+/// `t = T-1 .. 0`.
+///
+/// A trace keeps the states in a `[T + 1, B, H]` buffer whose slot `t` (forward) or `t + 1`
+/// (reverse) holds the state entering time `t`, and slot `t + 1` or `t` the one leaving it: the
+/// initial state sits in slot `0` or `T`, and the outputs `h_t` in slots `1..=T` or `0..T`, in
+/// time order either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Forward in time.
+    Forward,
+    /// Backward in time.
+    Reverse,
+}
+
+impl Direction {
+    /// [`Direction::Reverse`] if `reverse`.
+    pub fn new(reverse: bool) -> Self {
+        if reverse {
+            Direction::Reverse
+        } else {
+            Direction::Forward
+        }
+    }
+
+    /// The times `0..steps` in the order the forward pass visits them (BPTT visits them in the
+    /// opposite order).
+    fn times(self, steps: usize) -> impl DoubleEndedIterator<Item = usize> {
+        (0..steps).map(move |i| match self {
+            Direction::Forward => i,
+            Direction::Reverse => steps - 1 - i,
+        })
+    }
+
+    /// The state-buffer slots `(entering, leaving)` of time `t`.
+    fn slots(self, t: usize) -> (usize, usize) {
+        match self {
+            Direction::Forward => (t, t + 1),
+            Direction::Reverse => (t + 1, t),
+        }
+    }
+
+    /// The slot of the initial state (of `steps` steps).
+    fn first_slot(self, steps: usize) -> usize {
+        match self {
+            Direction::Forward => 0,
+            Direction::Reverse => steps,
+        }
+    }
+
+    /// The slot of the final state (of `steps` steps).
+    fn last_slot(self, steps: usize) -> usize {
+        match self {
+            Direction::Forward => steps,
+            Direction::Reverse => 0,
+        }
+    }
+
+    /// The outputs `h_t` of a `[T + 1, B*H]` state buffer, `[T, B*H]` in time order.
+    fn outputs(self, states: &[f32], bh: usize) -> &[f32] {
+        match self {
+            Direction::Forward => &states[bh..],
+            Direction::Reverse => &states[..states.len() - bh],
+        }
+    }
+
+    /// The states entering each time (what `W_hh` multiplied), `[T, B*H]` in time order.
+    fn entering(self, states: &[f32], bh: usize) -> &[f32] {
+        match self {
+            Direction::Forward => Direction::Reverse,
+            Direction::Reverse => Direction::Forward,
+        }
+        .outputs(states, bh)
+    }
+}
+
+/// From the slabs of a state buffer, the state at `slots.0` to read and the one at `slots.1` to
+/// write.
+fn step_states<'a>(
+    slabs: &'a mut [&mut [f32]],
+    (from, to): (usize, usize),
+) -> (&'a [f32], &'a mut [f32]) {
+    if from < to {
+        let (done, next) = slabs.split_at_mut(to);
+        (&*done[from], &mut *next[0])
+    } else {
+        let (next, done) = slabs.split_at_mut(from);
+        (&*done[0], &mut *next[to])
+    }
 }
 
 /// The rows `rows` of slab `s` of a `[S, B, width]` buffer.
@@ -443,13 +537,16 @@ pub struct LstmTrace {
     pub hidden: Vec<f32>,
     /// `c_0 .. c_T`, `[T + 1, B, H]`.
     pub cell: Vec<f32>,
+    /// The order the states were computed in (and in which [`Self::hidden`] keeps them).
+    pub direction: Direction,
 }
 
 impl LstmTrace {
-    /// The op's output `[T + 1, B, H]`: `h_1 .. h_T`, then `c_T`.
+    /// The op's output `[T + 1, B, H]`: the outputs `h_t` in time order, then the final cell
+    /// state.
     pub fn output(&self, steps: usize, bh: usize) -> Vec<f32> {
-        let mut out = self.hidden[bh..].to_vec();
-        out.extend_from_slice(&self.cell[steps * bh..]);
+        let mut out = self.direction.outputs(&self.hidden, bh).to_vec();
+        out.extend_from_slice(&self.cell[self.direction.last_slot(steps) * bh..][..bh]);
         out
     }
 }
@@ -460,6 +557,7 @@ pub fn lstm_sequence_forward(
     h0: &[f32],
     c0: &[f32],
     (steps, batch, h): (usize, usize, usize),
+    direction: Direction,
 ) -> LstmTrace {
     let (g4, bh) = (4 * h, batch * h);
     // gates += h_t W_hh^T: W_hh^T [H, 4H] packed once (or read in place for a tiny batch).
@@ -469,8 +567,9 @@ pub fn lstm_sequence_forward(
     let bias = inputs.summed_bias();
     let mut hidden = vec![0f32; (steps + 1) * bh];
     let mut cell = vec![0f32; (steps + 1) * bh];
-    hidden[..bh].copy_from_slice(h0);
-    cell[..bh].copy_from_slice(c0);
+    let first = direction.first_slot(steps) * bh;
+    hidden[first..][..bh].copy_from_slice(h0);
+    cell[first..][..bh].copy_from_slice(c0);
     let parts = row_parts(batch, steps * bh * g4);
     let work: Vec<_> = slabs(&mut gates, g4, batch, &parts)
         .into_iter()
@@ -478,19 +577,20 @@ pub fn lstm_sequence_forward(
         .zip(slabs(&mut cell, h, batch, &parts))
         .collect();
     in_parallel(work, |((mut gs, mut hs), mut cs)| {
-        for t in 0..steps {
+        for t in direction.times(steps) {
             let g = &mut *gs[t];
             add_rows(g, &bias);
-            let (h_done, h_next) = hs.split_at_mut(t + 1);
-            w.multiply(h_done[t], g, true);
-            let (c_done, c_next) = cs.split_at_mut(t + 1);
-            lstm_forward_keep(g, c_done[t], h, h_next[0], c_next[0]);
+            let (h_prev, h_next) = step_states(&mut hs, direction.slots(t));
+            w.multiply(h_prev, g, true);
+            let (c_prev, c_next) = step_states(&mut cs, direction.slots(t));
+            lstm_forward_keep(g, c_prev, h, h_next, c_next);
         }
     });
     LstmTrace {
         gates,
         hidden,
         cell,
+        direction,
     }
 }
 
@@ -527,6 +627,7 @@ pub fn lstm_sequence_backward(
         gates: mut d_gates,
         hidden,
         cell,
+        direction,
     } = trace;
     let mut dh_next = vec![0f32; bh];
     let mut dc_next = d_cell.to_vec();
@@ -540,18 +641,20 @@ pub fn lstm_sequence_backward(
     in_parallel(work, |(((mut dgs, mut dh_next), mut dc_next), rows)| {
         let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
         let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
-        for t in (0..steps).rev() {
+        for t in direction.times(steps).rev() {
             add(&mut dh, rows_of(d_hidden, t, &rows, h, batch), dh_next);
             let dg = &mut *dgs[t];
-            let c_prev = rows_of(&cell, t, &rows, h, batch);
-            let c = rows_of(&cell, t + 1, &rows, h, batch);
+            let (from, to) = direction.slots(t);
+            let c_prev = rows_of(&cell, from, &rows, h, batch);
+            let c = rows_of(&cell, to, &rows, h, batch);
             lstm_backward_in_place(dg, c_prev, c, &dh, dc_next, h, &mut dc_prev);
             w.multiply(dg, dh_next, false);
             dc_next.copy_from_slice(&dc_prev);
         }
     });
     // The gates are x W_ih^T + b_ih + h W_hh^T + b_hh: one gradient for both products.
-    LayerGrads::shared(inputs, &d_gates, &hidden[..steps * bh], (dh_next, dc_next))
+    let h_prev = direction.entering(&hidden, bh);
+    LayerGrads::shared(inputs, &d_gates, h_prev, (dh_next, dc_next))
 }
 
 /// What the forward pass of a GRU (reset-after) or tanh-RNN sequence keeps for the backward pass.
@@ -563,6 +666,15 @@ pub struct GatedTrace {
     pub acts: Vec<f32>,
     /// `h_0 .. h_T`, `[T + 1, B, H]`.
     pub hidden: Vec<f32>,
+    /// The order the states were computed in (and in which [`Self::hidden`] keeps them).
+    pub direction: Direction,
+}
+
+impl GatedTrace {
+    /// The op's output: the outputs `h_t` in time order, `[T, B, H]`.
+    pub fn output(&self, bh: usize) -> Vec<f32> {
+        self.direction.outputs(&self.hidden, bh).to_vec()
+    }
 }
 
 /// The cells whose whole sequence runs as one op besides the LSTM.
@@ -589,6 +701,7 @@ pub fn gated_sequence_forward(
     inputs: &LayerInputs<'_>,
     h0: &[f32],
     (steps, batch, h): (usize, usize, usize),
+    direction: Direction,
 ) -> GatedTrace {
     let (gh, bh) = (cell.gates() * h, batch * h);
     // P_t = h_t W_hh^T + b_hh: W_hh^T [H, G*H] packed once (or read in place for a tiny batch).
@@ -609,7 +722,7 @@ pub fn gated_sequence_forward(
         ),
     };
     let mut hidden = vec![0f32; (steps + 1) * bh];
-    hidden[..bh].copy_from_slice(h0);
+    hidden[direction.first_slot(steps) * bh..][..bh].copy_from_slice(h0);
     let parts = row_parts(batch, steps * bh * gh);
     // The GRU's x and activation slabs (none for the RNN).
     let mut gru_parts: Vec<_> = slabs(&mut x_proj, gh, batch, &parts)
@@ -623,7 +736,7 @@ pub fn gated_sequence_forward(
         .zip(gru_parts)
         .collect();
     in_parallel(work, |((mut ps, mut hs), (mut xs, mut acts))| {
-        for t in 0..steps {
+        for t in direction.times(steps) {
             let p = &mut *ps[t];
             match cell {
                 SequenceCell::Gru => {
@@ -634,11 +747,11 @@ pub fn gated_sequence_forward(
                 }
                 SequenceCell::RnnTanh => add_rows(p, &bias),
             }
-            let (done, next) = hs.split_at_mut(t + 1);
-            w.multiply(done[t], p, true);
+            let (prev, next) = step_states(&mut hs, direction.slots(t));
+            w.multiply(prev, p, true);
             match cell {
-                SequenceCell::Gru => gru_forward_keep(xs[t], p, done[t], h, next[0], acts[t]),
-                SequenceCell::RnnTanh => tanh_forward(p, next[0]),
+                SequenceCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
+                SequenceCell::RnnTanh => tanh_forward(p, next),
             }
         }
     });
@@ -646,6 +759,7 @@ pub fn gated_sequence_forward(
         projected,
         acts,
         hidden,
+        direction,
     }
 }
 
@@ -665,6 +779,7 @@ pub fn gated_sequence_backward(
         projected: mut d_proj,
         acts: mut d_x,
         hidden,
+        direction,
     } = trace;
     let mut dh_next = vec![0f32; bh];
     let parts = row_parts(batch, steps * bh * gh);
@@ -680,25 +795,26 @@ pub fn gated_sequence_backward(
         let dh_next = &mut *dh_next[0];
         // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
         let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
-        for t in (0..steps).rev() {
+        for t in direction.times(steps).rev() {
             add(&mut g, rows_of(d_hidden, t, &rows, h, batch), dh_next);
             let dp = &mut *dps[t];
+            let (from, to) = direction.slots(t);
             match cell {
                 SequenceCell::Gru => {
-                    let prev = rows_of(&hidden, t, &rows, h, batch);
+                    let prev = rows_of(&hidden, from, &rows, h, batch);
                     gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
                     dh_next.copy_from_slice(&direct);
                     w.multiply(dp, dh_next, true);
                 }
                 SequenceCell::RnnTanh => {
-                    let y = rows_of(&hidden, t + 1, &rows, h, batch);
+                    let y = rows_of(&hidden, to, &rows, h, batch);
                     tanh_backward(y, &g, dp);
                     w.multiply(dp, dh_next, false);
                 }
             }
         }
     });
-    let h_prev = &hidden[..steps * bh];
+    let h_prev = direction.entering(&hidden, bh);
     match cell {
         SequenceCell::Gru => LayerGrads::new(inputs, &d_x, &d_proj, h_prev, (dh_next, Vec::new())),
         // The RNN's pre-activation is x W_ih^T + b_ih + P_t: one gradient for both products.
@@ -760,37 +876,88 @@ mod tests {
         a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum()
     }
 
+    const DIRECTIONS: [Direction; 2] = [Direction::Forward, Direction::Reverse];
+
     #[test]
     fn lstm_backward_matches_central_differences() {
         let (t, b, i, h) = (3, 2, 3, 2);
         let mut args = layer((t, b, i, h), 4);
         args.extend([values(b * h, 11), values(b * h, 2)]);
-        let (wd, wc) = (values(t * b * h, 9), values(b * h, 4));
-        let loss = |a: &[Vec<f32>]| {
-            let tr = lstm_sequence_forward(&inputs(a), &a[5], &a[6], (t, b, h));
-            dot(&tr.hidden[b * h..], &wd) + dot(&tr.cell[t * b * h..], &wc)
-        };
-        let trace = lstm_sequence_forward(&inputs(&args), &args[5], &args[6], (t, b, h));
-        let g = lstm_sequence_backward(trace, &inputs(&args), &wd, &wc, (t, b, h));
-        let grads = [&g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0, &g.c0];
-        check_gradients(&args, &grads, loss, 3e-3);
+        // Weights of the outputs h_1 .. h_T and of the final c.
+        let wd = values((t + 1) * b * h, 9);
+        for dir in DIRECTIONS {
+            let loss = |a: &[Vec<f32>]| {
+                let tr = lstm_sequence_forward(&inputs(a), &a[5], &a[6], (t, b, h), dir);
+                dot(&tr.output(t, b * h), &wd)
+            };
+            let trace = lstm_sequence_forward(&inputs(&args), &args[5], &args[6], (t, b, h), dir);
+            let (d_hidden, d_cell) = wd.split_at(t * b * h);
+            let g = lstm_sequence_backward(trace, &inputs(&args), d_hidden, d_cell, (t, b, h));
+            let grads = [&g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0, &g.c0];
+            check_gradients(&args, &grads, loss, 3e-3);
+        }
     }
 
     #[test]
     fn gated_backward_matches_central_differences() {
         let (t, b, i, h) = (3, 2, 3, 2);
-        for cell in [SequenceCell::Gru, SequenceCell::RnnTanh] {
+        for (cell, dir) in [SequenceCell::Gru, SequenceCell::RnnTanh]
+            .into_iter()
+            .flat_map(|c| DIRECTIONS.map(|d| (c, d)))
+        {
             let mut args = layer((t, b, i, h), cell.gates());
             args.push(values(b * h, 11));
             let wd = values(t * b * h, 9);
             let loss = |a: &[Vec<f32>]| {
-                let tr = gated_sequence_forward(cell, &inputs(a), &a[5], (t, b, h));
-                dot(&tr.hidden[b * h..], &wd)
+                let tr = gated_sequence_forward(cell, &inputs(a), &a[5], (t, b, h), dir);
+                dot(&tr.output(b * h), &wd)
             };
-            let trace = gated_sequence_forward(cell, &inputs(&args), &args[5], (t, b, h));
+            let trace = gated_sequence_forward(cell, &inputs(&args), &args[5], (t, b, h), dir);
             let g = gated_sequence_backward(cell, trace, &inputs(&args), &wd, (t, b, h));
             let grads = [&g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0];
             check_gradients(&args, &grads, loss, 3e-3);
+        }
+    }
+
+    /// `[T, B*w]` with its `T` slabs in the opposite order.
+    fn flip(m: &[f32], steps: usize) -> Vec<f32> {
+        let slab = m.len() / steps;
+        m.chunks(slab).rev().flatten().copied().collect()
+    }
+
+    #[test]
+    fn reverse_direction_is_the_forward_one_over_the_flipped_input() {
+        let (t, b, i, h) = (5, 3, 4, 3);
+        let bh = b * h;
+        for cell in [None, Some(SequenceCell::Gru), Some(SequenceCell::RnnTanh)] {
+            let gates = cell.map_or(4, |c| c.gates());
+            let args = layer((t, b, i, h), gates);
+            let mut flipped = args.clone();
+            flipped[0] = flip(&args[0], t);
+            let (h0, c0) = (values(bh, 11), values(bh, 2));
+            // Outputs (and the LSTM's final c) of a run; `flip_outputs` puts them in the
+            // reverse run's time order.
+            let run = |a: &[Vec<f32>], dir, flip_outputs: bool| {
+                let (mut out, tail) = match cell {
+                    None => {
+                        let tr = lstm_sequence_forward(&inputs(a), &h0, &c0, (t, b, h), dir);
+                        let mut out = tr.output(t, bh);
+                        let c = out.split_off(t * bh);
+                        (out, c)
+                    }
+                    Some(c) => {
+                        let tr = gated_sequence_forward(c, &inputs(a), &h0, (t, b, h), dir);
+                        (tr.output(bh), Vec::new())
+                    }
+                };
+                if flip_outputs {
+                    out = flip(&out, t);
+                }
+                out.extend(tail);
+                out
+            };
+            let reverse = run(&args, Direction::Reverse, false);
+            assert_eq!(reverse, run(&flipped, Direction::Forward, true), "{cell:?}");
         }
     }
 
@@ -838,25 +1005,28 @@ mod tests {
                 assert_eq!(row_parts(b, t * b * h * h).len(), threads);
                 let h0 = values(b * h, 11);
                 let mut all = Vec::new();
-                let args = layer((t, b, i, h), 4);
-                let trace = lstm_sequence_forward(&inputs(&args), &h0, &h0, (t, b, h));
-                all.extend([trace.hidden.clone(), trace.cell.clone()]);
-                let g = lstm_sequence_backward(
-                    trace,
-                    &inputs(&args),
-                    &values(t * b * h, 9),
-                    &h0,
-                    (t, b, h),
-                );
-                all.extend([g.x, g.w_ih, g.b_ih, g.w_hh, g.b_hh, g.h0, g.c0]);
-                for cell in [SequenceCell::Gru, SequenceCell::RnnTanh] {
-                    let args = layer((t, b, i, h), cell.gates());
-                    let trace = gated_sequence_forward(cell, &inputs(&args), &h0, (t, b, h));
-                    all.push(trace.hidden.clone());
+                for dir in DIRECTIONS {
+                    let args = layer((t, b, i, h), 4);
+                    let trace = lstm_sequence_forward(&inputs(&args), &h0, &h0, (t, b, h), dir);
+                    all.extend([trace.hidden.clone(), trace.cell.clone()]);
                     let d_hidden = values(t * b * h, 9);
                     let g =
-                        gated_sequence_backward(cell, trace, &inputs(&args), &d_hidden, (t, b, h));
-                    all.extend([g.x, g.w_ih, g.b_ih, g.w_hh, g.b_hh, g.h0]);
+                        lstm_sequence_backward(trace, &inputs(&args), &d_hidden, &h0, (t, b, h));
+                    all.extend([g.x, g.w_ih, g.b_ih, g.w_hh, g.b_hh, g.h0, g.c0]);
+                    for cell in [SequenceCell::Gru, SequenceCell::RnnTanh] {
+                        let args = layer((t, b, i, h), cell.gates());
+                        let trace =
+                            gated_sequence_forward(cell, &inputs(&args), &h0, (t, b, h), dir);
+                        all.push(trace.hidden.clone());
+                        let g = gated_sequence_backward(
+                            cell,
+                            trace,
+                            &inputs(&args),
+                            &d_hidden,
+                            (t, b, h),
+                        );
+                        all.extend([g.x, g.w_ih, g.b_ih, g.w_hh, g.b_hh, g.h0]);
+                    }
                 }
                 all
             })
