@@ -27,7 +27,7 @@ fn main() {
         "device {name}; {steps} timed steps\n{}",
         markdown_header(false)
     );
-    let all = workloads(&[Mode::Train], &Kind::ALL, &[256], &[35], 2, 32);
+    let all = workloads(&[Mode::Train], &Kind::ALL, &[256], &[35], (2, false), 32);
     if let Err(e) = run(&all, &device, steps, false, |w, m| {
         println!("{}", markdown_row(w, m))
     }) {

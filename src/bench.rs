@@ -1,5 +1,5 @@
-//! Benchmarks of a char-level language model `embedding(V -> H) -> L recurrent layers x H ->
-//! linear(H -> V)`: training step (cross-entropy, Adam), batched inference and batch-1 streaming
+//! Benchmarks of a char-level language model `embedding(V -> H) -> L recurrent layers x H (one
+//! or two directions) -> linear(D H -> V)`: training step (cross-entropy, Adam), batched inference and batch-1 streaming
 //! generation, timed for sequent's layers and `burn::nn`'s of the same kind on the same device,
 //! and (with `--with-torch`) for PyTorch through `benches/torch_reference.py` in the same run.
 
@@ -134,6 +134,8 @@ pub struct Workload {
     pub seq: usize,
     /// Vocabulary size `V`.
     pub vocab: usize,
+    /// Bidirectional layers (`D = 2`; training and inference only: generation is causal).
+    pub bidirectional: bool,
 }
 
 impl Workload {
@@ -147,20 +149,35 @@ impl Workload {
             batch: 32,
             seq: 35,
             vocab: 64,
+            bidirectional: false,
         }
     }
 
+    /// Directions `D` of each layer.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// The cell's name, `bi`-prefixed for bidirectional layers (`bilstm`).
+    pub fn kind_name(&self) -> String {
+        let prefix = if self.bidirectional { "bi" } else { "" };
+        format!("{prefix}{}", self.kind.name())
+    }
+
     /// Floating-point operations of one training token (forward and backward, multiply-adds
-    /// counted as two): per layer the `[G H x (I + H)]` products of the forward, and twice that in
-    /// the backward (`dx`, `dh` and the weight gradients), `12 G H^2` with `I = H` (the
-    /// embedding width); plus the head's `6 H V`. LSTM `G = 4`, GRU 3, RNN 1.
+    /// counted as two): per layer and direction the `[G H x (I + H)]` products of the forward,
+    /// and twice that in the backward (`dx`, `dh` and the weight gradients), `6 G H (I + H)`,
+    /// with `I = H` (the embedding width) for the first layer and `I = D H` above it; plus the
+    /// head's `6 D H V`. LSTM `G = 4`, GRU 3, RNN 1 (unidirectional: `12 G H^2` a layer).
     pub fn train_flops_per_token(&self) -> f64 {
         let (g, h, v) = (
             self.kind.gates() as f64,
             self.hidden as f64,
             self.vocab as f64,
         );
-        self.layers as f64 * 12.0 * g * h * h + 6.0 * h * v
+        let d = self.directions() as f64;
+        let layer = |input: f64| d * 6.0 * g * h * (input + h);
+        layer(h) + (self.layers - 1) as f64 * layer(d * h) + 6.0 * d * h * v
     }
 
     /// The GEMM shapes `(m, k, n)` of a training step of this workload: the input projection
@@ -203,6 +220,24 @@ pub struct BurnGruStack {
 #[derive(Module, Debug)]
 pub struct BurnRnnStack {
     layers: Vec<burn::nn::Rnn>,
+}
+
+/// `burn::nn` bidirectional LSTM layers stacked by hand.
+#[derive(Module, Debug)]
+pub struct BurnBiLstmStack {
+    layers: Vec<burn::nn::BiLstm>,
+}
+
+/// `burn::nn` bidirectional GRU layers stacked by hand.
+#[derive(Module, Debug)]
+pub struct BurnBiGruStack {
+    layers: Vec<burn::nn::BiGru>,
+}
+
+/// `burn::nn` bidirectional RNN layers stacked by hand.
+#[derive(Module, Debug)]
+pub struct BurnBiRnnStack {
+    layers: Vec<burn::nn::BiRnn>,
 }
 
 /// Runs `layers` one after the other, each from its own carried state.
@@ -255,6 +290,30 @@ impl SeqLayer for BurnRnnStack {
     }
 }
 
+impl SeqLayer for BurnBiLstmStack {
+    type State = Vec<burn::nn::LstmState<3>>;
+
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
+    }
+}
+
+impl SeqLayer for BurnBiGruStack {
+    type State = Vec<Tensor<3>>;
+
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
+    }
+}
+
+impl SeqLayer for BurnBiRnnStack {
+    type State = Vec<burn::nn::RnnState<3>>;
+
+    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
+    }
+}
+
 /// The char-LM of the workload around any recurrent stack.
 #[derive(Module, Debug)]
 pub struct CharLm<R: SeqLayer> {
@@ -268,7 +327,7 @@ impl<R: SeqLayer> CharLm<R> {
         Self {
             embedding: EmbeddingConfig::new(w.vocab, w.hidden).init(device),
             rnn,
-            head: LinearConfig::new(w.hidden, w.vocab).init(device),
+            head: LinearConfig::new(w.directions() * w.hidden, w.vocab).init(device),
         }
     }
 
@@ -347,37 +406,48 @@ pub fn tokens_per_s(imp: Implementation, w: &Workload, device: &Device, steps: u
         device.clone().without_autodiff()
     };
     let device = &device;
-    let (h, l) = (w.hidden, w.layers);
+    let (h, l, bi) = (w.hidden, w.layers, w.bidirectional);
+    // Layer k's input width (`burn::nn` has no `num_layers`).
+    let width = |k: usize| if k > 0 { w.directions() * h } else { h };
     macro_rules! time {
         ($rnn:expr) => {
             time_workload(CharLm::new($rnn, w, device), w, device, steps)
         };
     }
-    match (imp, w.kind) {
-        (Implementation::Sequent, Kind::Lstm) => {
-            time!(LstmConfig::new(h, h).with_num_layers(l).init(device))
-        }
-        (Implementation::Sequent, Kind::Gru) => {
-            time!(GruConfig::new(h, h).with_num_layers(l).init(device))
-        }
-        (Implementation::Sequent, Kind::Rnn) => {
-            time!(RnnConfig::new(h, h).with_num_layers(l).init(device))
-        }
-        (Implementation::BurnNn, Kind::Lstm) => time!(BurnLstmStack {
-            layers: (0..l)
-                .map(|_| burn::nn::LstmConfig::new(h, h, true).init(device))
-                .collect(),
-        }),
-        (Implementation::BurnNn, Kind::Gru) => time!(BurnGruStack {
-            layers: (0..l)
-                .map(|_| burn::nn::GruConfig::new(h, h, true).init(device))
-                .collect(),
-        }),
-        (Implementation::BurnNn, Kind::Rnn) => time!(BurnRnnStack {
-            layers: (0..l)
-                .map(|_| burn::nn::RnnConfig::new(h, h, true).init(device))
-                .collect(),
-        }),
+    macro_rules! burn_stack {
+        ($stack:ident, $config:ident) => {
+            time!($stack {
+                layers: (0..l)
+                    .map(|k| burn::nn::$config::new(width(k), h, true).init(device))
+                    .collect(),
+            })
+        };
+    }
+    match (imp, w.kind, bi) {
+        (Implementation::Sequent, Kind::Lstm, _) => time!(
+            LstmConfig::new(h, h)
+                .with_num_layers(l)
+                .with_bidirectional(bi)
+                .init(device)
+        ),
+        (Implementation::Sequent, Kind::Gru, _) => time!(
+            GruConfig::new(h, h)
+                .with_num_layers(l)
+                .with_bidirectional(bi)
+                .init(device)
+        ),
+        (Implementation::Sequent, Kind::Rnn, _) => time!(
+            RnnConfig::new(h, h)
+                .with_num_layers(l)
+                .with_bidirectional(bi)
+                .init(device)
+        ),
+        (Implementation::BurnNn, Kind::Lstm, false) => burn_stack!(BurnLstmStack, LstmConfig),
+        (Implementation::BurnNn, Kind::Gru, false) => burn_stack!(BurnGruStack, GruConfig),
+        (Implementation::BurnNn, Kind::Rnn, false) => burn_stack!(BurnRnnStack, RnnConfig),
+        (Implementation::BurnNn, Kind::Lstm, true) => burn_stack!(BurnBiLstmStack, BiLstmConfig),
+        (Implementation::BurnNn, Kind::Gru, true) => burn_stack!(BurnBiGruStack, BiGruConfig),
+        (Implementation::BurnNn, Kind::Rnn, true) => burn_stack!(BurnBiRnnStack, BiRnnConfig),
     }
 }
 
@@ -399,6 +469,8 @@ pub struct Measurement {
     pub batch: usize,
     /// Sequence length.
     pub seq: usize,
+    /// Bidirectional layers.
+    pub bidirectional: bool,
     /// Throughput.
     pub tokens_per_s: f64,
 }
@@ -413,6 +485,7 @@ impl Measurement {
             layers: w.layers,
             batch: if w.mode == Mode::Stream { 1 } else { w.batch },
             seq: w.seq,
+            bidirectional: w.bidirectional,
             tokens_per_s: (tokens_per_s * 10.0).round() / 10.0,
         }
     }
@@ -446,6 +519,7 @@ pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, Stri
             "--steps",
             &steps.to_string(),
         ])
+        .args(w.bidirectional.then_some("--bidirectional"))
         .output()
         .map_err(|e| format!("cannot run python3 {}: {e}", script.display()))?;
     if !out.status.success() {
@@ -517,13 +591,13 @@ pub fn gemm_gflops((m, k, n): (usize, usize, usize), reps: usize) -> f64 {
 }
 
 /// The workloads of a benchmark run: every combination of the given modes, kinds, widths and
-/// lengths, with `layers`, `batch` and vocabulary 64.
+/// lengths, with `layers` (bidirectional or not), `batch` and vocabulary 64.
 pub fn workloads(
     modes: &[Mode],
     kinds: &[Kind],
     hidden: &[usize],
     seq: &[usize],
-    layers: usize,
+    (layers, bidirectional): (usize, bool),
     batch: usize,
 ) -> Vec<Workload> {
     let mut all = Vec::new();
@@ -539,6 +613,7 @@ pub fn workloads(
                         batch,
                         seq: t,
                         vocab: 64,
+                        bidirectional,
                     });
                 }
             }
@@ -582,7 +657,7 @@ pub fn markdown_row(w: &Workload, m: &[Measurement]) -> String {
     let ours = m[0].tokens_per_s;
     let mut cells = vec![
         w.mode.name().to_string(),
-        w.kind.name().to_string(),
+        w.kind_name(),
         w.hidden.to_string(),
         w.seq.to_string(),
         format!("{ours:.0}"),
@@ -625,6 +700,11 @@ mod tests {
             2.0 * 12.0 * 1024.0 * 1024.0 + 6.0 * 1024.0 * 64.0
         );
         assert_eq!(w.gemm_shapes(), [(1120, 1024, 1024), (1024, 1120, 1024)]);
+        // Bidirectional: two directions a layer, the second layer reading 2H; the head 2H wide.
+        w.bidirectional = true;
+        let h = 1024.0;
+        let want = 2.0 * 6.0 * h * (h + h) + 2.0 * 6.0 * h * (2.0 * h + h) + 6.0 * 2.0 * h * 64.0;
+        assert_eq!(w.train_flops_per_token(), want);
     }
 
     #[test]

@@ -99,6 +99,9 @@ struct BenchArgs {
     /// Recurrent layers.
     #[arg(long, default_value_t = 2)]
     layers: usize,
+    /// Bidirectional layers (train and infer modes; generation is causal).
+    #[arg(long)]
+    bidirectional: bool,
     /// Batch size (streaming always uses 1).
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -413,15 +416,27 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
     if b.steps == 0 || b.layers == 0 || b.batch == 0 {
         return Err("--steps, --layers and --batch must be at least 1".into());
     }
+    if b.bidirectional && b.mode.contains(&bench::Mode::Stream) {
+        return Err(
+            "--bidirectional does not apply to --mode stream (generation runs forward in time)"
+                .into(),
+        );
+    }
     if b.with_torch && !bench::torch_available() {
         return Err("--with-torch needs PyTorch: `python3 -c \"import torch\"` fails here".into());
     }
-    let all = bench::workloads(&b.mode, &b.kind, &b.hidden, &b.seq, b.layers, b.batch);
+    let layers = (b.layers, b.bidirectional);
+    let all = bench::workloads(&b.mode, &b.kind, &b.hidden, &b.seq, layers, b.batch);
     if !b.json {
         println!(
-            "device {}; {} layers, batch {}, vocabulary 64; {} timed steps\n{}",
+            "device {}; {} {}layers, batch {}, vocabulary 64; {} timed steps\n{}",
             b.device.device,
             b.layers,
+            if b.bidirectional {
+                "bidirectional "
+            } else {
+                ""
+            },
             b.batch,
             b.steps,
             bench::markdown_header(b.with_torch)
@@ -480,7 +495,7 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
         .collect();
     println!(
         "\n{} H = {}: GEMM rate (gemm crate on all threads, best of 5): {}",
-        w.kind.name(),
+        w.kind_name(),
         w.hidden,
         shown.join(", ")
     );

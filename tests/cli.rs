@@ -376,6 +376,33 @@ fn bench_prints_the_ratio_table_and_json() {
     assert_eq!(lines[2]["mode"], "stream");
     assert_eq!(lines[2]["batch"], 1);
     assert!(fails(&["bench", "--mode", "fly"]).contains("unknown mode"));
+    // Bidirectional layers: training and inference, not generation.
+    let bi = ok(&[
+        "bench",
+        "--steps",
+        "1",
+        "--hidden",
+        "8",
+        "--seq",
+        "5",
+        "--kind",
+        "lstm",
+        "--mode",
+        "train,infer",
+        "--bidirectional",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = bi
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{bi}");
+    assert!(
+        lines
+            .iter()
+            .all(|v| v["bidirectional"] == true && v["tokens_per_s"].as_f64().unwrap() > 0.0)
+    );
+    assert!(fails(&["bench", "--bidirectional", "--mode", "stream"]).contains("does not apply"),);
     // --gemm: the machine's GEMM rate at the workload's shapes, and each training FLOP rate's
     // share of it.
     let gemm = ok(&[

@@ -38,7 +38,10 @@ fn run<C: CellKind>(
         cell: state.cell,
     };
     let (out, last) = layer.try_forward(x.clone(), Some(state), lengths).unwrap();
-    let loss = out.clone().powi_scalar(2).sum() + last.hidden.clone().sum();
+    let mut loss = out.clone().powi_scalar(2).sum() + last.hidden.clone().sum();
+    if let Some(c) = &last.cell {
+        loss = loss + c.clone().powi_scalar(2).sum();
+    }
     let grads = loss.backward();
     let gx = x.grad(&grads).expect("input gradient");
     let gh = h0.grad(&grads).expect("h0 gradient");
@@ -135,6 +138,14 @@ fn fused_equals_composed_on_the_cpu_backends() {
             &device,
         );
         compare(
+            &format!("{backend} bidirectional gru"),
+            GruConfig::new(4, 6)
+                .with_num_layers(2)
+                .with_bidirectional(true)
+                .init(&device),
+            &device,
+        );
+        compare(
             &format!("{backend} rnn"),
             RnnConfig::new(4, 6).with_bidirectional(true).init(&device),
             &device,
@@ -162,6 +173,31 @@ fn fused_equals_composed_on_the_cpu_backends() {
         inference_matches(backend, "lstm", LstmConfig::new(4, 6).init(&plain), &plain);
         inference_matches(backend, "gru", GruConfig::new(4, 6).init(&plain), &plain);
         inference_matches(backend, "rnn", RnnConfig::new(4, 6).init(&plain), &plain);
+        // The bidirectional ops: both directions at once.
+        inference_matches(
+            backend,
+            "bidirectional lstm",
+            LstmConfig::new(4, 6)
+                .with_num_layers(2)
+                .with_bidirectional(true)
+                .init(&plain),
+            &plain,
+        );
+        inference_matches(
+            backend,
+            "bidirectional gru",
+            GruConfig::new(4, 6).with_bidirectional(true).init(&plain),
+            &plain,
+        );
+        inference_matches(
+            backend,
+            "bidirectional rnn",
+            RnnConfig::new(4, 6)
+                .with_num_layers(2)
+                .with_bidirectional(true)
+                .init(&plain),
+            &plain,
+        );
     }
 }
 

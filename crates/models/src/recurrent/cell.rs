@@ -3,7 +3,7 @@
 use burn::module::{Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
-use super::fused::Pointwise;
+use super::fused::{FusedCell, Pointwise};
 use super::state::CellState;
 use super::weights::CellWeights;
 
@@ -44,19 +44,10 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
         pointwise: Pointwise,
     ) -> CellState;
 
-    /// The whole of one layer direction as one fused op (input projection, time loop), where this
-    /// cell and the device have one: `x` `[T, B, I]` is the layer's input in time order (run
-    /// backwards in time when `reverse`); returns the outputs `[T, B, H]` and the final state.
-    /// `None` (the default) lets the engine project the inputs and run [`CellKind::step`] per
-    /// step.
-    fn sequence(
-        &self,
-        _weights: &CellWeights,
-        _x: &Tensor<3>,
-        _state: &CellState,
-        _reverse: bool,
-        _pointwise: Pointwise,
-    ) -> Option<(Tensor<3>, CellState)> {
+    /// The whole-sequence op ([`FusedCell`]) that runs this cell's layers, input projection and
+    /// time loop, on devices with the fused ops; `None` (the default) lets the engine project the
+    /// inputs and run [`CellKind::step`] per step.
+    fn fused_cell(&self) -> Option<FusedCell> {
         None
     }
 }

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
 use super::cell::CellKind;
-use super::fused::{self, Pointwise};
+use super::fused::{self, FusedCell, Pointwise, SequenceCell};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
@@ -38,21 +38,9 @@ pub enum GruRecurrent {
 }
 
 impl CellKind for GruKind {
-    fn sequence(
-        &self,
-        weights: &CellWeights,
-        x: &Tensor<3>,
-        state: &CellState,
-        reverse: bool,
-        pointwise: Pointwise,
-    ) -> Option<(Tensor<3>, CellState)> {
-        if !(self.reset_after) {
-            return None;
-        }
-        fused::run_sequence(weights, x, reverse, pointwise, |inputs| {
-            let (outputs, hidden) = fused::gated_sequence(true, inputs, state.hidden.clone());
-            (outputs, CellState { hidden, cell: None })
-        })
+    fn fused_cell(&self) -> Option<FusedCell> {
+        self.reset_after
+            .then_some(FusedCell::Gated(SequenceCell::Gru))
     }
 
     const GATES: usize = 3;

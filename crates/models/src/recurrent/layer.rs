@@ -5,7 +5,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::cell::CellKind;
-use super::fused::Pointwise;
+use super::fused::{self, Pointwise};
 use super::state::{CellState, RecurrentState};
 use super::weights::{CellWeights, WeightSpec};
 use crate::error::{Result, SequentError};
@@ -176,27 +176,48 @@ impl<C: CellKind> Recurrent<C> {
         let mut x = input.swap_dims(0, 1); // time-major [T, B, I]
         let mut finals = Vec::with_capacity(self.layers.len() * dirs);
         for (l, layer) in self.layers.iter().enumerate() {
-            let directions = std::iter::once((&layer.forward, false))
-                .chain(layer.reverse.iter().map(|w| (w, true)));
-            let mut outputs = Vec::with_capacity(dirs);
-            for (weights, reverse) in directions {
-                let start = initial
-                    .next()
-                    .expect("one initial state per layer and direction");
-                let (out, last) = self.run_direction(weights, &x, start, reverse, masks.as_ref());
-                outputs.push(out);
-                finals.push(last);
-            }
-            x = if outputs.len() == 1 {
-                outputs.remove(0)
-            } else {
-                Tensor::cat(outputs, 2)
-            };
+            let starts = initial.by_ref().take(dirs).collect();
+            let (out, lasts) = self.run_layer(layer, &x, starts, masks.as_ref());
+            finals.extend(lasts);
+            x = out;
             if l + 1 < self.layers.len() {
                 x = self.dropout.forward(x);
             }
         }
         Ok((x.swap_dims(0, 1), Self::stack_states(finals)))
+    }
+
+    /// One layer over time-major `x` `[T, B, I]` from `starts` (one state per direction): the
+    /// outputs `[T, B, D*H]` and the final state of each direction. The two directions of a
+    /// bidirectional layer run as one fused op where the cell and device have one.
+    fn run_layer(
+        &self,
+        layer: &LayerWeights,
+        x: &Tensor<3>,
+        starts: Vec<CellState>,
+        masks: Option<&StepMasks>,
+    ) -> (Tensor<3>, Vec<CellState>) {
+        if let (Some(reverse), None, Some(cell), [f, r]) =
+            (&layer.reverse, masks, self.cell.fused_cell(), &starts[..])
+            && let Some((out, lasts)) =
+                fused::run_bidirectional(cell, [&layer.forward, reverse], x, [f, r], self.pointwise)
+        {
+            return (out, lasts.into());
+        }
+        let directions =
+            std::iter::once((&layer.forward, false)).chain(layer.reverse.iter().map(|w| (w, true)));
+        let (mut outputs, lasts): (Vec<_>, Vec<_>) = directions
+            .zip(starts)
+            .map(|((weights, reverse), start)| {
+                self.run_direction(weights, x, start, reverse, masks)
+            })
+            .unzip();
+        let out = if outputs.len() == 1 {
+            outputs.remove(0)
+        } else {
+            Tensor::cat(outputs, 2)
+        };
+        (out, lasts)
     }
 
     /// One layer and direction over time-major `x` `[T, B, I]`: outputs `[T, B, H]`, final state.
@@ -209,9 +230,9 @@ impl<C: CellKind> Recurrent<C> {
         masks: Option<&StepMasks>,
     ) -> (Tensor<3>, CellState) {
         if masks.is_none()
-            && let Some(done) = self
-                .cell
-                .sequence(weights, x, &state, reverse, self.pointwise)
+            && let Some(done) = self.cell.fused_cell().and_then(|cell| {
+                fused::run_sequence(cell, weights, x, &state, reverse, self.pointwise)
+            })
         {
             return done;
         }

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
 use super::cell::CellKind;
-use super::fused::{self, Pointwise};
+use super::fused::{self, FusedCell, Pointwise};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
@@ -19,26 +19,8 @@ use super::weights::{Affine, CellWeights};
 pub struct LstmKind;
 
 impl CellKind for LstmKind {
-    fn sequence(
-        &self,
-        weights: &CellWeights,
-        x: &Tensor<3>,
-        state: &CellState,
-        reverse: bool,
-        pointwise: Pointwise,
-    ) -> Option<(Tensor<3>, CellState)> {
-        fused::run_sequence(weights, x, reverse, pointwise, |inputs| {
-            let c0 = state
-                .cell
-                .clone()
-                .expect("the engine gives an LSTM a cell state");
-            let (outputs, hidden, cell) = fused::lstm_sequence(inputs, state.hidden.clone(), c0);
-            let last = CellState {
-                hidden,
-                cell: Some(cell),
-            };
-            (outputs, last)
-        })
+    fn fused_cell(&self) -> Option<FusedCell> {
+        Some(FusedCell::Lstm)
     }
 
     const GATES: usize = 4;

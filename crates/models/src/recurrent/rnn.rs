@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, activation};
 
 use super::cell::CellKind;
-use super::fused::{self, Pointwise};
+use super::fused::{self, FusedCell, Pointwise, SequenceCell};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
@@ -27,21 +27,8 @@ pub struct RnnKind {
 }
 
 impl CellKind for RnnKind {
-    fn sequence(
-        &self,
-        weights: &CellWeights,
-        x: &Tensor<3>,
-        state: &CellState,
-        reverse: bool,
-        pointwise: Pointwise,
-    ) -> Option<(Tensor<3>, CellState)> {
-        if !(self.nonlinearity == Nonlinearity::Tanh) {
-            return None;
-        }
-        fused::run_sequence(weights, x, reverse, pointwise, |inputs| {
-            let (outputs, hidden) = fused::gated_sequence(false, inputs, state.hidden.clone());
-            (outputs, CellState { hidden, cell: None })
-        })
+    fn fused_cell(&self) -> Option<FusedCell> {
+        (self.nonlinearity == Nonlinearity::Tanh).then_some(FusedCell::Gated(SequenceCell::RnnTanh))
     }
 
     const GATES: usize = 1;

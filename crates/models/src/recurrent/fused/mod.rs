@@ -7,14 +7,17 @@
 //! (`Autodiff<Flex | NdArray>`). The whole-sequence ops run a layer direction's time loop (and its
 //! BPTT) inside one op, with `W_hh` packed once for a small GEMM kernel of their own and the batch
 //! split between the cores (or, for batches of one or two, the weights read in place by a
-//! dot-product kernel whose weight rows are split between the cores). They apply on Flex and NdArray devices; every other device (wgpu,
-//! cuda) keeps the composed tensor ops, which are also the reference the fused path is tested
-//! against ([`Pointwise::Composed`]).
+//! dot-product kernel whose weight rows are split between the cores); the bidirectional ones run
+//! both directions of a layer at the same time and write their outputs side by side. They apply
+//! on Flex and NdArray devices; every other device (wgpu, cuda) keeps the composed tensor ops,
+//! which are also the reference the fused path is tested against ([`Pointwise::Composed`]).
 
 mod direct;
 #[cfg(test)]
 mod gradcheck;
+mod host;
 mod kernels;
+mod layer_ops;
 pub mod math;
 mod ops;
 mod packed;
@@ -30,6 +33,7 @@ use super::state::CellState;
 use super::weights::CellWeights;
 
 pub use ops::FusedCellOps;
+pub use sequence::{FusedCell, SequenceCell};
 
 /// How a cell computes the pointwise part of a step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,106 +95,115 @@ pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
     ))
 }
 
-/// A layer direction's input and weights, as a whole-sequence op takes them: `x` `[T, B, I]` in
-/// time order, `W_ih` `[G*H, I]`, `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases),
-/// `W_hh` `[G*H, H]`, and whether the direction runs backwards in time.
-pub(crate) struct SequenceInputs {
-    x: Tensor<3>,
-    w_ih: Tensor<2>,
-    b_ih: Tensor<1>,
-    w_hh: Tensor<2>,
-    b_hh: Tensor<1>,
-    reverse: bool,
-}
-
-impl SequenceInputs {
-    /// `(T, B)`, the time of the final state, and the five tensors in the ops' argument order.
-    fn into_parts(self) -> ((usize, usize), usize, [DispatchTensor; 5]) {
-        let [steps, batch, _] = self.x.dims();
-        let last = if self.reverse { 0 } else { steps - 1 };
-        let parts = [
-            self.x.into_dispatch(),
-            self.w_ih.into_dispatch(),
-            self.b_ih.into_dispatch(),
-            self.w_hh.into_dispatch(),
-            self.b_hh.into_dispatch(),
-        ];
-        ((steps, batch), last, parts)
-    }
-}
-
-/// A whole fused LSTM layer direction from `h0`, `c0` `[B, H]`; returns the outputs `h_t`
-/// `[T, B, H]` (time order) and the final `(h, c)`.
-pub(crate) fn lstm_sequence(
-    inputs: SequenceInputs,
-    h0: Tensor<2>,
-    c0: Tensor<2>,
-) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
-    let (h, reverse) = (h0.dims()[1], inputs.reverse);
-    let ((steps, batch), last, [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
-    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::lstm_sequence(
-        x,
-        w_ih,
-        b_ih,
-        w_hh,
-        b_hh,
-        h0.into_dispatch(),
-        c0.into_dispatch(),
-        reverse,
-    ));
-    let hidden = out.clone().narrow(0, 0, steps);
-    let last = hidden.clone().narrow(0, last, 1).reshape([batch, h]);
-    let cell = out.narrow(0, steps, 1).reshape([batch, h]);
-    (hidden, last, cell)
-}
-
-/// A whole fused GRU (reset-after) or tanh-RNN layer direction from `h0` `[B, H]`; returns the
-/// outputs `h_t` `[T, B, H]` (time order) and the final `h`.
-pub(crate) fn gated_sequence(
-    gru: bool,
-    inputs: SequenceInputs,
-    h0: Tensor<2>,
-) -> (Tensor<3>, Tensor<2>) {
-    let (h, reverse) = (h0.dims()[1], inputs.reverse);
-    let ((_, batch), last, [x, w_ih, b_ih, w_hh, b_hh]) = inputs.into_parts();
-    let h0 = h0.into_dispatch();
-    let out = Tensor::<3>::from_dispatch(if gru {
-        <Dispatch as FusedCellOps>::gru_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
-    } else {
-        <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
-    });
-    let last = out.clone().narrow(0, last, 1).reshape([batch, h]);
-    (out, last)
-}
-
-/// Runs a whole-sequence op for one layer direction over the layer's input `x` `[T, B, I]`, if
-/// it applies: on a fused-capable device, for more than one step or for a batch small enough
-/// for the op's products to read the weights in place (one step of a larger batch would pack
-/// `W_hh` for a single product). The reverse direction's op runs backwards in time over `x` as it
-/// is (no flipped copies).
-pub(crate) fn run_sequence(
-    weights: &CellWeights,
-    x: &Tensor<3>,
-    reverse: bool,
-    pointwise: Pointwise,
-    op: impl FnOnce(SequenceInputs) -> (Tensor<3>, CellState),
-) -> Option<(Tensor<3>, CellState)> {
-    let device = x.device();
-    let [steps, batch, _] = x.dims();
-    if (steps < 2 && batch > sequence::DIRECT_MAX_ROWS) || !pointwise.fused_on(&device) {
-        return None;
-    }
+/// A layer direction's weights as the whole-sequence ops take them: `[W_ih, b_ih, W_hh, b_hh]`,
+/// zero biases for a layer without biases.
+fn op_weights(weights: &CellWeights) -> [DispatchTensor; 4] {
     let bias = |b: &Option<Param<Tensor<1>>>| match b {
         Some(b) => b.val(),
-        None => Tensor::zeros([weights.gate_rows()], &device),
+        None => Tensor::zeros([weights.gate_rows()], &weights.weight_ih.device()),
     };
-    let inputs = SequenceInputs {
-        x: x.clone(),
-        w_ih: weights.weight_ih.val(),
-        b_ih: bias(&weights.bias_ih),
-        w_hh: weights.weight_hh.val(),
-        b_hh: bias(&weights.bias_hh),
-        reverse,
+    [
+        weights.weight_ih.val().into_dispatch(),
+        bias(&weights.bias_ih).into_dispatch(),
+        weights.weight_hh.val().into_dispatch(),
+        bias(&weights.bias_hh).into_dispatch(),
+    ]
+}
+
+/// Whether a whole-sequence op applies to the layer input `x` `[T, B, I]`: on a fused-capable
+/// device, for more than one step or for a batch small enough for the op's products to read the
+/// weights in place (one step of a larger batch would pack `W_hh` for a single product).
+fn applies(x: &Tensor<3>, pointwise: Pointwise) -> bool {
+    let [steps, batch, _] = x.dims();
+    (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS) && pointwise.fused_on(&x.device())
+}
+
+/// `[B, H]` slab `t`, columns `d*H .. (d+1)*H`, of an op's output `[S, B, D*H]`.
+fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
+    let [_, batch, _] = out.dims();
+    out.clone()
+        .narrow(0, t, 1)
+        .narrow(2, d * h, h)
+        .reshape([batch, h])
+}
+
+/// Runs one layer direction of `cell` as one op over the layer's input `x` `[T, B, I]` from
+/// `state`, if the op applies ([`applies`]); returns the outputs `[T, B, H]` (time order) and the
+/// final state. The reverse direction's op runs backwards in time over `x` as it is (no flipped
+/// copies).
+pub(crate) fn run_sequence(
+    cell: FusedCell,
+    weights: &CellWeights,
+    x: &Tensor<3>,
+    state: &CellState,
+    reverse: bool,
+    pointwise: Pointwise,
+) -> Option<(Tensor<3>, CellState)> {
+    if !applies(x, pointwise) {
+        return None;
+    }
+    let (steps, h) = (x.dims()[0], state.hidden.dims()[1]);
+    let [w_ih, b_ih, w_hh, b_hh] = op_weights(weights);
+    let (x, h0) = (
+        x.clone().into_dispatch(),
+        state.hidden.clone().into_dispatch(),
+    );
+    let out = Tensor::<3>::from_dispatch(match cell {
+        FusedCell::Lstm => {
+            let c0 = state.cell.clone().expect("an LSTM state has a cell");
+            let c0 = c0.into_dispatch();
+            <Dispatch as FusedCellOps>::lstm_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, c0, reverse)
+        }
+        FusedCell::Gated(SequenceCell::Gru) => {
+            <Dispatch as FusedCellOps>::gru_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
+        }
+        FusedCell::Gated(SequenceCell::RnnTanh) => {
+            <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
+        }
+    });
+    let last = CellState {
+        hidden: state_at(&out, if reverse { 0 } else { steps - 1 }, 0, h),
+        cell: (cell == FusedCell::Lstm).then(|| state_at(&out, steps, 0, h)),
     };
-    Some(op(inputs))
+    Some((out.narrow(0, 0, steps), last))
+}
+
+/// Runs both directions of a bidirectional layer of `cell` as one op over the layer's input `x`
+/// `[T, B, I]` from `states` (forward direction first), if the op applies ([`applies`]): the two
+/// directions run at the same time and write one output `[T, B, 2H]` (no concatenation, and in
+/// the backward no split of its gradient or sum of the two `dx`). Returns it and the final states.
+pub(crate) fn run_bidirectional(
+    cell: FusedCell,
+    [forward, reverse]: [&CellWeights; 2],
+    x: &Tensor<3>,
+    states: [&CellState; 2],
+    pointwise: Pointwise,
+) -> Option<(Tensor<3>, [CellState; 2])> {
+    if !applies(x, pointwise) {
+        return None;
+    }
+    let (steps, h) = (x.dims()[0], states[0].hidden.dims()[1]);
+    let stack = |s: [Tensor<2>; 2]| Tensor::stack::<3>(s.to_vec(), 0).into_dispatch();
+    let h0 = stack(states.map(|s| s.hidden.clone()));
+    let [a, b, c, d] = op_weights(forward);
+    let [e, f, g, k] = op_weights(reverse);
+    let x = x.clone().into_dispatch();
+    let out = Tensor::<3>::from_dispatch(match cell {
+        FusedCell::Lstm => {
+            let c0 = stack(states.map(|s| s.cell.clone().expect("an LSTM state has a cell")));
+            <Dispatch as FusedCellOps>::lstm_bidirectional(x, a, b, c, d, e, f, g, k, h0, c0)
+        }
+        FusedCell::Gated(SequenceCell::Gru) => {
+            <Dispatch as FusedCellOps>::gru_bidirectional(x, a, b, c, d, e, f, g, k, h0)
+        }
+        FusedCell::Gated(SequenceCell::RnnTanh) => {
+            <Dispatch as FusedCellOps>::rnn_tanh_bidirectional(x, a, b, c, d, e, f, g, k, h0)
+        }
+    });
+    let last = |t: usize, d: usize| CellState {
+        hidden: state_at(&out, t, d, h),
+        cell: (cell == FusedCell::Lstm).then(|| state_at(&out, steps, d, h)),
+    };
+    let lasts = [last(steps - 1, 0), last(0, 1)];
+    Some((out.narrow(0, 0, steps), lasts))
 }

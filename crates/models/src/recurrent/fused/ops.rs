@@ -5,18 +5,23 @@
 // burn-ndarray is deprecated in Burn 0.22 but still a backend sequent supports.
 #![allow(deprecated)]
 
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, TensorData};
+use burn::backend::{Backend, backend_extension};
+use burn::tensor::Shape;
 
+use super::host::{device_tensor, host};
 use super::kernels;
-use super::sequence::{
-    self, Direction, GatedTrace, LayerGrads, LayerInputs, LstmTrace, SequenceCell,
+use super::layer_ops::{
+    bidirectional_autodiff, bidirectional_host, sequence_autodiff, sequence_host,
 };
+use super::sequence::{Direction, FusedCell, SequenceCell};
+
+const GRU: FusedCell = FusedCell::Gated(SequenceCell::Gru);
+const RNN_TANH: FusedCell = FusedCell::Gated(SequenceCell::RnnTanh);
 
 /// Fused pointwise parts of the recurrent cells.
 #[backend_extension(
@@ -74,162 +79,55 @@ pub trait FusedCellOps: Backend {
         h0: FloatTensor<Self>,
         reverse: bool,
     ) -> FloatTensor<Self>;
-}
-
-/// A layer direction's inputs on the host (`x`, `W_ih`, `b_ih`, `W_hh`, `b_hh`), its dimensions
-/// `(T, B, H)` and a tensor of its device; the sequence ops keep it for their backward.
-#[derive(Clone, Debug)]
-struct HostLayer<B: Backend> {
-    values: [HostValues<B>; 5],
-    dims: (usize, usize, usize),
-    like: FloatTensor<B>,
-}
-
-impl<B: Backend> HostLayer<B> {
-    /// From the op's tensors `[x, w_ih, b_ih, w_hh, b_hh]` and its `h0` `[B, H]`.
-    fn new(layer: [FloatTensor<B>; 5], h0: &FloatTensor<B>) -> Self {
-        let [t, b, _] = layer[0].shape().dims();
-        let h = h0.shape()[1];
-        Self {
-            values: layer.map(|v| host::<B>(v).0),
-            dims: (t, b, h),
-            like: h0.clone(),
-        }
-    }
-
-    fn inputs(&self) -> LayerInputs<'_> {
-        let [x, w_ih, b_ih, w_hh, b_hh] = &self.values;
-        LayerInputs {
-            x,
-            w_ih,
-            b_ih,
-            w_hh,
-            b_hh,
-        }
-    }
-
-    /// Registers the gradients of the op's parents (`x, w_ih, b_ih, w_hh, b_hh, h0` and, for the
-    /// LSTM, `c0`).
-    fn register(
-        &self,
-        parents: impl IntoIterator<Item = Option<NodeId>>,
-        d: LayerGrads,
-        grads: &mut Gradients,
-    ) {
-        let (t, b, h) = self.dims;
-        let gh = self.values[2].len();
-        let width = self.values[1].len() / gh;
-        let shapes = [
-            Shape::new([t, b, width]),
-            Shape::new([gh, width]),
-            Shape::new([gh]),
-            Shape::new([gh, h]),
-            Shape::new([gh]),
-            Shape::new([b, h]),
-            Shape::new([b, h]),
-        ];
-        let values = [d.x, d.w_ih, d.b_ih, d.w_hh, d.b_hh, d.h0, d.c0];
-        for ((id, values), shape) in parents.into_iter().zip(values).zip(shapes) {
-            if let Some(id) = id {
-                grads.register::<B>(id, device_tensor::<B>(values, shape, &self.like));
-            }
-        }
-    }
-}
-
-fn gated_sequence_host<B: Backend>(
-    cell: SequenceCell,
-    layer: [FloatTensor<B>; 5],
-    h0: FloatTensor<B>,
-    direction: Direction,
-) -> ((GatedTrace, HostLayer<B>), FloatTensor<B>) {
-    let layer = HostLayer::<B>::new(layer, &h0);
-    let (h, _) = host::<B>(h0);
-    let (t, b, hidden) = layer.dims;
-    let inputs = layer.inputs();
-    let trace = sequence::forward_in_pool(b, || {
-        sequence::gated_sequence_forward(cell, &inputs, &h, layer.dims, direction)
-    });
-    let out = device_tensor::<B>(
-        trace.output(b * hidden),
-        Shape::new([t, b, hidden]),
-        &layer.like,
-    );
-    ((trace, layer), out)
-}
-
-fn lstm_sequence_host<B: Backend>(
-    layer: [FloatTensor<B>; 5],
-    h0: FloatTensor<B>,
-    c0: FloatTensor<B>,
-    direction: Direction,
-) -> ((LstmTrace, HostLayer<B>), FloatTensor<B>) {
-    let layer = HostLayer::<B>::new(layer, &h0);
-    let (h, _) = host::<B>(h0);
-    let (c, _) = host::<B>(c0);
-    let (t, b, hidden) = layer.dims;
-    let inputs = layer.inputs();
-    let trace = sequence::forward_in_pool(b, || {
-        sequence::lstm_sequence_forward(&inputs, &h, &c, layer.dims, direction)
-    });
-    let out = device_tensor::<B>(
-        trace.output(t, b * hidden),
-        Shape::new([t + 1, b, hidden]),
-        &layer.like,
-    );
-    ((trace, layer), out)
-}
-
-/// A tensor's f32 values on the host: read in place from a contiguous f32 Flex tensor (no copy:
-/// the sequence ops read megabytes per call), copied out of any other.
-#[derive(Clone, Debug)]
-enum HostValues<B: Backend> {
-    InPlace(FloatTensor<B>),
-    Copied(Vec<f32>),
-}
-
-impl<B: Backend> std::ops::Deref for HostValues<B> {
-    type Target = [f32];
-
-    fn deref(&self) -> &[f32] {
-        match self {
-            HostValues::InPlace(t) => in_place::<B>(t).expect("checked when the view was made"),
-            HostValues::Copied(v) => v,
-        }
-    }
-}
-
-/// The values of `t` without a copy, where its backend keeps them as a contiguous f32 slice.
-fn in_place<B: Backend>(t: &FloatTensor<B>) -> Option<&[f32]> {
-    #[cfg(feature = "flex")]
-    if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<burn::backend::flex::FlexTensor>() {
-        return t.as_slice::<f32>();
-    }
-    None
-}
-
-/// A tensor's values on the host (f32) and its shape.
-fn host<B: Backend>(t: FloatTensor<B>) -> (HostValues<B>, Shape) {
-    let shape = t.shape();
-    if in_place::<B>(&t).is_some() {
-        return (HostValues::InPlace(t), shape);
-    }
-    let data = burn::tensor::try_read_sync(B::float_into_data(t))
-        .expect("CPU backends read synchronously")
-        .expect("reading a CPU tensor does not fail");
-    let values = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("converted to f32");
-    (HostValues::Copied(values), shape)
-}
-
-fn device_tensor<B: Backend>(
-    values: Vec<f32>,
-    shape: Shape,
-    like: &FloatTensor<B>,
-) -> FloatTensor<B> {
-    B::float_from_data(TensorData::new(values, shape), &like.device())
+    /// Both directions of a bidirectional LSTM layer at once: `x` `[T, B, I]`, the forward
+    /// direction's weights (`f_*`) and the reverse direction's (`r_*`) as for
+    /// [`Self::lstm_sequence`], `h0`, `c0` `[2, B, H]` (forward direction first) ->
+    /// `[T + 1, B, 2H]`: per time, the forward direction's `h_t` and then the reverse one's (the
+    /// next layer's input), then the final cell states `[c_f | c_r]`.
+    #[allow(clippy::too_many_arguments)]
+    fn lstm_bidirectional(
+        x: FloatTensor<Self>,
+        f_w_ih: FloatTensor<Self>,
+        f_b_ih: FloatTensor<Self>,
+        f_w_hh: FloatTensor<Self>,
+        f_b_hh: FloatTensor<Self>,
+        r_w_ih: FloatTensor<Self>,
+        r_b_ih: FloatTensor<Self>,
+        r_w_hh: FloatTensor<Self>,
+        r_b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// Both directions of a bidirectional GRU (reset-after) layer at once, as
+    /// [`Self::lstm_bidirectional`] without a cell state: -> `[T, B, 2H]`.
+    #[allow(clippy::too_many_arguments)]
+    fn gru_bidirectional(
+        x: FloatTensor<Self>,
+        f_w_ih: FloatTensor<Self>,
+        f_b_ih: FloatTensor<Self>,
+        f_w_hh: FloatTensor<Self>,
+        f_b_hh: FloatTensor<Self>,
+        r_w_ih: FloatTensor<Self>,
+        r_b_ih: FloatTensor<Self>,
+        r_w_hh: FloatTensor<Self>,
+        r_b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// Both directions of a bidirectional tanh-RNN layer at once, as
+    /// [`Self::gru_bidirectional`].
+    #[allow(clippy::too_many_arguments)]
+    fn rnn_tanh_bidirectional(
+        x: FloatTensor<Self>,
+        f_w_ih: FloatTensor<Self>,
+        f_b_ih: FloatTensor<Self>,
+        f_w_hh: FloatTensor<Self>,
+        f_b_hh: FloatTensor<Self>,
+        r_w_ih: FloatTensor<Self>,
+        r_b_ih: FloatTensor<Self>,
+        r_w_hh: FloatTensor<Self>,
+        r_b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 fn lstm_host<B: Backend>(gates: FloatTensor<B>, c_prev: FloatTensor<B>) -> FloatTensor<B> {
@@ -297,8 +195,8 @@ macro_rules! host_backend {
                 c0: FloatTensor<Self>,
                 reverse: bool,
             ) -> FloatTensor<Self> {
-                let layer = [x, w_ih, b_ih, w_hh, b_hh];
-                lstm_sequence_host::<Self>(layer, h0, c0, Direction::new(reverse)).1
+                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+                sequence_host::<Self>(FusedCell::Lstm, x, weights, (h0, Some(c0)), direction).1
             }
 
             fn gru_sequence(
@@ -310,9 +208,8 @@ macro_rules! host_backend {
                 h0: FloatTensor<Self>,
                 reverse: bool,
             ) -> FloatTensor<Self> {
-                let layer = [x, w_ih, b_ih, w_hh, b_hh];
-                let direction = Direction::new(reverse);
-                gated_sequence_host::<Self>(SequenceCell::Gru, layer, h0, direction).1
+                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+                sequence_host::<Self>(GRU, x, weights, (h0, None), direction).1
             }
 
             fn rnn_tanh_sequence(
@@ -324,9 +221,66 @@ macro_rules! host_backend {
                 h0: FloatTensor<Self>,
                 reverse: bool,
             ) -> FloatTensor<Self> {
-                let layer = [x, w_ih, b_ih, w_hh, b_hh];
-                let direction = Direction::new(reverse);
-                gated_sequence_host::<Self>(SequenceCell::RnnTanh, layer, h0, direction).1
+                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+                sequence_host::<Self>(RNN_TANH, x, weights, (h0, None), direction).1
+            }
+
+            fn lstm_bidirectional(
+                x: FloatTensor<Self>,
+                f_w_ih: FloatTensor<Self>,
+                f_b_ih: FloatTensor<Self>,
+                f_w_hh: FloatTensor<Self>,
+                f_b_hh: FloatTensor<Self>,
+                r_w_ih: FloatTensor<Self>,
+                r_b_ih: FloatTensor<Self>,
+                r_w_hh: FloatTensor<Self>,
+                r_b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+                c0: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                let weights = [
+                    [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
+                    [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
+                ];
+                bidirectional_host::<Self>(FusedCell::Lstm, x, weights, (h0, Some(c0))).1
+            }
+
+            fn gru_bidirectional(
+                x: FloatTensor<Self>,
+                f_w_ih: FloatTensor<Self>,
+                f_b_ih: FloatTensor<Self>,
+                f_w_hh: FloatTensor<Self>,
+                f_b_hh: FloatTensor<Self>,
+                r_w_ih: FloatTensor<Self>,
+                r_b_ih: FloatTensor<Self>,
+                r_w_hh: FloatTensor<Self>,
+                r_b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                let weights = [
+                    [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
+                    [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
+                ];
+                bidirectional_host::<Self>(GRU, x, weights, (h0, None)).1
+            }
+
+            fn rnn_tanh_bidirectional(
+                x: FloatTensor<Self>,
+                f_w_ih: FloatTensor<Self>,
+                f_b_ih: FloatTensor<Self>,
+                f_w_hh: FloatTensor<Self>,
+                f_b_hh: FloatTensor<Self>,
+                r_w_ih: FloatTensor<Self>,
+                r_b_ih: FloatTensor<Self>,
+                r_w_hh: FloatTensor<Self>,
+                r_b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                let weights = [
+                    [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
+                    [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
+                ];
+                bidirectional_host::<Self>(RNN_TANH, x, weights, (h0, None)).1
             }
         }
     };
@@ -424,70 +378,21 @@ impl<B: Backend> Backward<B, 1> for TanhBackward {
     }
 }
 
-#[derive(Debug)]
-struct LstmSequenceBackward;
-
-impl<B: Backend> Backward<B, 7> for LstmSequenceBackward {
-    /// The trace and the layer's inputs.
-    type State = (LstmTrace, HostLayer<B>);
-
-    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (trace, layer) = ops.state;
-        let (g, _) = host::<B>(grad);
-        let (t, b, h) = layer.dims;
-        let (d_hidden, d_cell) = g.split_at(t * b * h);
-        let d = sequence::in_pool(|| {
-            sequence::lstm_sequence_backward(trace, &layer.inputs(), d_hidden, d_cell, layer.dims)
-        });
-        layer.register(ops.parents.map(|n| n.map(|n| n.id)), d, grads);
-    }
-}
-
-#[derive(Debug)]
-struct GatedSequenceBackward(SequenceCell);
-
-impl<B: Backend> Backward<B, 6> for GatedSequenceBackward {
-    /// The trace and the layer's inputs.
-    type State = (GatedTrace, HostLayer<B>);
-
-    fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (trace, layer) = ops.state;
-        let (g, _) = host::<B>(grad);
-        let d = sequence::in_pool(|| {
-            sequence::gated_sequence_backward(self.0, trace, &layer.inputs(), &g, layer.dims)
-        });
-        layer.register(ops.parents.map(|n| n.map(|n| n.id)), d, grads);
-    }
-}
-
-/// The autodiff form of a GRU / tanh-RNN sequence op.
-fn gated_sequence_autodiff<B: Backend + FusedCellOps, C: CheckpointStrategy>(
-    cell: SequenceCell,
-    layer: [FloatTensor<Autodiff<B, C>>; 5],
-    h0: FloatTensor<Autodiff<B, C>>,
-    direction: Direction,
-) -> FloatTensor<Autodiff<B, C>> {
-    let [x, w_ih, b_ih, w_hh, b_hh] = &layer;
-    let nodes = [x, w_ih, b_ih, w_hh, b_hh, &h0].map(|t| t.node());
-    let (layer, h0) = (layer.map(|t| t.into_primitive()), h0.into_primitive());
-    match GatedSequenceBackward(cell)
-        .prepare::<C>(nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let (state, out) = gated_sequence_host::<B>(cell, layer, h0, direction);
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => {
-            prep.finish(gated_sequence_host::<B>(cell, layer, h0, direction).1)
-        }
-    }
-}
-
 impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
+    fn lstm_sequence(
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+        sequence_autodiff::<B, C>(FusedCell::Lstm, x, weights, (h0, Some(c0)), direction)
+    }
+
     fn gru_sequence(
         x: FloatTensor<Self>,
         w_ih: FloatTensor<Self>,
@@ -497,9 +402,8 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         h0: FloatTensor<Self>,
         reverse: bool,
     ) -> FloatTensor<Self> {
-        let layer = [x, w_ih, b_ih, w_hh, b_hh];
-        let direction = Direction::new(reverse);
-        gated_sequence_autodiff::<B, C>(SequenceCell::Gru, layer, h0, direction)
+        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+        sequence_autodiff::<B, C>(GRU, x, weights, (h0, None), direction)
     }
 
     fn rnn_tanh_sequence(
@@ -511,38 +415,66 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         h0: FloatTensor<Self>,
         reverse: bool,
     ) -> FloatTensor<Self> {
-        let layer = [x, w_ih, b_ih, w_hh, b_hh];
-        let direction = Direction::new(reverse);
-        gated_sequence_autodiff::<B, C>(SequenceCell::RnnTanh, layer, h0, direction)
+        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+        sequence_autodiff::<B, C>(RNN_TANH, x, weights, (h0, None), direction)
     }
 
-    fn lstm_sequence(
+    fn lstm_bidirectional(
         x: FloatTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
+        f_w_ih: FloatTensor<Self>,
+        f_b_ih: FloatTensor<Self>,
+        f_w_hh: FloatTensor<Self>,
+        f_b_hh: FloatTensor<Self>,
+        r_w_ih: FloatTensor<Self>,
+        r_b_ih: FloatTensor<Self>,
+        r_w_hh: FloatTensor<Self>,
+        r_b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
-        reverse: bool,
     ) -> FloatTensor<Self> {
-        let direction = Direction::new(reverse);
-        let nodes = [&x, &w_ih, &b_ih, &w_hh, &b_hh, &h0, &c0].map(|t| t.node());
-        let layer = [x, w_ih, b_ih, w_hh, b_hh].map(|t| t.into_primitive());
-        let (h0, c0) = (h0.into_primitive(), c0.into_primitive());
-        match LstmSequenceBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (state, out) = lstm_sequence_host::<B>(layer, h0, c0, direction);
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(lstm_sequence_host::<B>(layer, h0, c0, direction).1)
-            }
-        }
+        let weights = [
+            [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
+            [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
+        ];
+        bidirectional_autodiff::<B, C>(FusedCell::Lstm, x, weights, (h0, Some(c0)))
+    }
+
+    fn gru_bidirectional(
+        x: FloatTensor<Self>,
+        f_w_ih: FloatTensor<Self>,
+        f_b_ih: FloatTensor<Self>,
+        f_w_hh: FloatTensor<Self>,
+        f_b_hh: FloatTensor<Self>,
+        r_w_ih: FloatTensor<Self>,
+        r_b_ih: FloatTensor<Self>,
+        r_w_hh: FloatTensor<Self>,
+        r_b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let weights = [
+            [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
+            [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
+        ];
+        bidirectional_autodiff::<B, C>(GRU, x, weights, (h0, None))
+    }
+
+    fn rnn_tanh_bidirectional(
+        x: FloatTensor<Self>,
+        f_w_ih: FloatTensor<Self>,
+        f_b_ih: FloatTensor<Self>,
+        f_w_hh: FloatTensor<Self>,
+        f_b_hh: FloatTensor<Self>,
+        r_w_ih: FloatTensor<Self>,
+        r_b_ih: FloatTensor<Self>,
+        r_w_hh: FloatTensor<Self>,
+        r_b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let weights = [
+            [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
+            [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
+        ];
+        bidirectional_autodiff::<B, C>(RNN_TANH, x, weights, (h0, None))
     }
 
     fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self> {

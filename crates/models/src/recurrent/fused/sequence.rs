@@ -409,7 +409,7 @@ fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
 
 /// Rows `[a_r | b_r]` from the rows of `a` `[R, wa]` and `b` `[R, wb]`, copied on the pool's
 /// threads.
-fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
+pub(super) fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
     let rows = a.len() / wa;
     let mut out = vec![0f32; rows * (wa + wb)];
     out.par_chunks_mut(wa + wb)
@@ -424,7 +424,7 @@ fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
 
 /// The inverse of [`join_rows`]: the first `wa` and the last `m`'s width minus `wa` columns of
 /// the rows of `m`, as two row-major matrices.
-fn split_rows(m: &[f32], width: usize, wa: usize) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn split_rows(m: &[f32], width: usize, wa: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = m.len() / width;
     let wb = width - wa;
     let (mut a, mut b) = (vec![0f32; rows * wa], vec![0f32; rows * wb]);
@@ -819,6 +819,88 @@ pub fn gated_sequence_backward(
         SequenceCell::Gru => LayerGrads::new(inputs, &d_x, &d_proj, h_prev, (dh_next, Vec::new())),
         // The RNN's pre-activation is x W_ih^T + b_ih + P_t: one gradient for both products.
         SequenceCell::RnnTanh => LayerGrads::shared(inputs, &d_proj, h_prev, (dh_next, Vec::new())),
+    }
+}
+
+/// A cell whose layer directions run as one op: the LSTM, or a GRU (reset after) / tanh RNN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedCell {
+    /// LSTM (its state has a cell vector).
+    Lstm,
+    /// GRU or tanh RNN.
+    Gated(SequenceCell),
+}
+
+/// A layer direction's forward pass, kept for its backward.
+#[derive(Clone, Debug)]
+pub enum Trace {
+    /// Of an LSTM.
+    Lstm(LstmTrace),
+    /// Of a GRU or tanh RNN.
+    Gated(SequenceCell, GatedTrace),
+}
+
+impl FusedCell {
+    /// Runs a layer direction on `inputs` from `h0` and (LSTM; ignored otherwise) `c0` `[B, H]`.
+    pub fn forward(
+        self,
+        inputs: &LayerInputs<'_>,
+        (h0, c0): (&[f32], &[f32]),
+        dims: (usize, usize, usize),
+        direction: Direction,
+    ) -> Trace {
+        match self {
+            FusedCell::Lstm => Trace::Lstm(lstm_sequence_forward(inputs, h0, c0, dims, direction)),
+            FusedCell::Gated(cell) => Trace::Gated(
+                cell,
+                gated_sequence_forward(cell, inputs, h0, dims, direction),
+            ),
+        }
+    }
+}
+
+impl Trace {
+    /// The direction's output: `h_t` in time order `[T, B, H]`, then (LSTM) the final cell state
+    /// `[B, H]`.
+    pub fn output(&self, (steps, batch, h): (usize, usize, usize)) -> Vec<f32> {
+        match self {
+            Trace::Lstm(trace) => trace.output(steps, batch * h),
+            Trace::Gated(_, trace) => trace.output(batch * h),
+        }
+    }
+
+    /// BPTT from `grad`, the gradient of [`Self::output`].
+    pub fn backward(
+        self,
+        inputs: &LayerInputs<'_>,
+        grad: &[f32],
+        dims: (usize, usize, usize),
+    ) -> LayerGrads {
+        let (steps, batch, h) = dims;
+        let (d_hidden, d_cell) = grad.split_at(steps * batch * h);
+        match self {
+            Trace::Lstm(trace) => lstm_sequence_backward(trace, inputs, d_hidden, d_cell, dims),
+            Trace::Gated(cell, trace) => {
+                gated_sequence_backward(cell, trace, inputs, d_hidden, dims)
+            }
+        }
+    }
+}
+
+/// Runs `a` and `b`, the two directions of a bidirectional layer over a batch of `batch` rows, at
+/// the same time on the pool (each still splitting its batch rows when it is large enough: a
+/// batch too small to split keeps one core busy per direction), or one after the other when the
+/// batch is small enough for their products to read the weights in place and split those
+/// between the threads ([`DIRECT_MAX_ROWS`]).
+pub fn both<A: Send, B: Send>(
+    batch: usize,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if batch <= DIRECT_MAX_ROWS {
+        (a(), b())
+    } else {
+        in_pool(|| rayon::join(a, b))
     }
 }
 
