@@ -1,7 +1,8 @@
 //! Benchmarks of a char-level language model `embedding(V -> H) -> L recurrent layers x H (one
-//! or two directions) -> linear(D H -> V)`: training step (cross-entropy, Adam), batched inference and batch-1 streaming
-//! generation, timed for sequent's layers and `burn::nn`'s of the same kind on the same device,
-//! and (with `--with-torch`) for PyTorch through `benches/torch_reference.py` in the same run.
+//! or two directions) -> linear(D H -> V)`: training step (cross-entropy, Adam), batched
+//! inference and batch-1 streaming generation, timed for sequent's layers and `burn::nn`'s of the
+//! same kind on the same device, and (with `--with-torch`) for PyTorch through
+//! `benches/torch_reference.py` in the same run.
 
 use std::time::Instant;
 

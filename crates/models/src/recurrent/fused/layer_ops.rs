@@ -125,11 +125,10 @@ pub(super) fn bidirectional_host<B: Backend>(
     ];
     let (h0, c0) = host_state::<B>(state);
     let dims @ (t, b, h) = layers[0].dims;
-    // Direction `d`'s part of a stacked `[2, B, H]` state (of the LSTM's cell state: none).
-    fn half(v: &[f32], d: usize, bh: usize) -> &[f32] {
-        if v.is_empty() { v } else { &v[d * bh..][..bh] }
-    }
-    let [fwd, rev] = [0, 1].map(|d| (layers[d].inputs(), half(&h0, d, b * h), half(&c0, d, b * h)));
+    let [fwd, rev] = [0, 1].map(|d| {
+        let (h0, c0) = (direction_part(&h0, d, b * h), direction_part(&c0, d, b * h));
+        (layers[d].inputs(), h0, c0)
+    });
     let run = |(inputs, h0, c0): (LayerInputs<'_>, &[f32], &[f32]), direction| {
         cell.forward(&inputs, (h0, c0), dims, direction)
     };
@@ -142,6 +141,12 @@ pub(super) fn bidirectional_host<B: Backend>(
     let shape = Shape::new([output_slabs(cell, t), b, 2 * h]);
     let out = device_tensor::<B>(out, shape, &layers[0].like);
     (([traces.0, traces.1], layers), out)
+}
+
+/// Direction `d`'s `[B, H]` part (`bh` values) of a stacked `[2, B, H]` state, or nothing from
+/// an empty one (the cell state of a cell without one).
+fn direction_part(v: &[f32], d: usize, bh: usize) -> &[f32] {
+    if v.is_empty() { v } else { &v[d * bh..][..bh] }
 }
 
 /// Registers `values` as the gradients of the op's `parents`, in order.
@@ -200,7 +205,7 @@ impl<B: Backend, const N: usize> Backward<B, N> for BidirectionalBackward {
         });
         let [x, f_w_ih, f_b_ih, f_w_hh, f_b_hh, f_h0, f_c0] = lf.shaped(df);
         let [x_r, r_w_ih, r_b_ih, r_w_hh, r_b_hh, r_h0, r_c0] = lr.shaped(dr);
-        // Both directions read x; the initial states are stacked.
+        // Both directions read x (their gradients add up); the initial states are stacked.
         let dx = x.0.iter().zip(&x_r.0).map(|(a, b)| a + b).collect();
         let both = |a: Vec<f32>, c: Vec<f32>| ([a, c].concat(), Shape::new([2, b, h]));
         let values = [

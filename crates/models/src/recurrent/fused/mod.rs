@@ -171,7 +171,7 @@ pub(crate) fn run_sequence(
 /// Runs both directions of a bidirectional layer of `cell` as one op over the layer's input `x`
 /// `[T, B, I]` from `states` (forward direction first), if the op applies ([`applies`]): the two
 /// directions run at the same time and write one output `[T, B, 2H]` (no concatenation, and in
-/// the backward no split of its gradient or sum of the two `dx`). Returns it and the final states.
+/// the backward no split of its gradient). Returns it and the final states.
 pub(crate) fn run_bidirectional(
     cell: FusedCell,
     [forward, reverse]: [&CellWeights; 2],
