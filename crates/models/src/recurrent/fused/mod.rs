@@ -12,6 +12,8 @@
 //! on Flex and NdArray devices; every other device (wgpu, cuda) keeps the composed tensor ops,
 //! which are also the reference the fused path is tested against ([`Pointwise::Composed`]).
 
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube;
 mod direct;
 #[cfg(test)]
 mod gradcheck;
@@ -38,7 +40,8 @@ pub use sequence::{FusedCell, SequenceCell};
 /// How a cell computes the pointwise part of a step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pointwise {
-    /// Fused ops where the device supports them (Flex, NdArray), composed ops elsewhere.
+    /// Fused ops where the device supports them (Flex and NdArray: every fused op; wgpu and
+    /// cuda: the LSTM step's CubeCL kernels), composed ops elsewhere.
     #[default]
     Fused,
     /// Always the composed tensor ops (the reference path).
@@ -46,9 +49,26 @@ pub enum Pointwise {
 }
 
 impl Pointwise {
-    /// Whether a step on `device` uses the fused ops.
+    /// Whether a step on `device` uses the fused ops (the host ops of Flex and NdArray).
     pub fn fused_on(self, device: &Device) -> bool {
         self == Pointwise::Fused && available(device)
+    }
+
+    /// Whether an LSTM step on `device` uses a fused op: the host op on Flex and NdArray, the
+    /// CubeCL kernels on wgpu and cuda.
+    pub fn lstm_step_fused_on(self, device: &Device) -> bool {
+        self.fused_on(device) || (self == Pointwise::Fused && on_cube(device))
+    }
+}
+
+/// Whether `device` is one of the CubeCL backend's (wgpu, cuda), with or without autodiff.
+fn on_cube(device: &Device) -> bool {
+    #[allow(unused_imports)]
+    use burn::backend::DispatchDevice;
+    match device.clone().inner().as_dispatch() {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        DispatchDevice::Cube(_) => true,
+        _ => false,
     }
 }
 
@@ -66,13 +86,17 @@ pub fn available(device: &Device) -> bool {
     }
 }
 
-/// Fused LSTM pointwise step: returns `(h, c)` from the gates `[B, 4H]` and `c_prev` `[B, H]`.
+/// Fused LSTM pointwise step: returns `(h, c)` from the gates `[B, 4H]` and `c_prev` `[B, H]`
+/// (the CubeCL kernels on wgpu and cuda, the host op on Flex and NdArray).
 pub(crate) fn lstm(gates: Tensor<2>, c_prev: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     let [b, h] = c_prev.dims();
-    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::lstm_pointwise(
-        gates.into_dispatch(),
-        c_prev.into_dispatch(),
-    ));
+    let cube = on_cube(&gates.device());
+    let (gates, c_prev) = (gates.into_dispatch(), c_prev.into_dispatch());
+    let out = Tensor::<3>::from_dispatch(match cube {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        true => <Dispatch as cube::CubeCellOps>::lstm_step(gates, c_prev),
+        _ => <Dispatch as FusedCellOps>::lstm_pointwise(gates, c_prev),
+    });
     (
         out.clone().narrow(0, 0, 1).reshape([b, h]),
         out.narrow(0, 1, 1).reshape([b, h]),
