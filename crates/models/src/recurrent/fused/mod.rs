@@ -9,8 +9,9 @@
 //! split between the cores (or, for batches of one or two, the weights read in place by a
 //! dot-product kernel whose weight rows are split between the cores); the bidirectional ones run
 //! both directions of a layer at the same time and write their outputs side by side. They apply
-//! on Flex and NdArray devices; every other device (wgpu, cuda) keeps the composed tensor ops,
-//! which are also the reference the fused path is tested against ([`Pointwise::Composed`]).
+//! on Flex and NdArray devices. On wgpu and cuda the LSTM step runs as CubeCL kernels (`cube`);
+//! everything else there keeps the composed tensor ops, which are also the reference the fused
+//! paths are tested against ([`Pointwise::Composed`]).
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cube;
