@@ -221,14 +221,14 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
     }
 }
 
-/// wgpu (and cuda) run the LSTM step as CubeCL kernels (forward and backward): the same outputs,
-/// final states and gradients as the composed ops; the other cells stay composed there.
+/// wgpu (and cuda) run the LSTM and GRU steps as CubeCL kernels (forward and backward): the same
+/// outputs, final states and gradients as the composed ops.
 #[cfg(feature = "wgpu")]
 #[test]
-fn lstm_step_kernels_equal_composed_on_wgpu() {
+fn step_kernels_equal_composed_on_wgpu() {
     let device = common::backend("wgpu").expect("wgpu is compiled in");
-    assert!(!available(&device) && Pointwise::Fused.lstm_step_fused_on(&device));
-    assert!(!Pointwise::Composed.lstm_step_fused_on(&device));
+    assert!(!available(&device) && Pointwise::Fused.gated_step_fused_on(&device));
+    assert!(!Pointwise::Composed.gated_step_fused_on(&device));
     device.seed(7);
     compare(
         "wgpu lstm",
@@ -238,8 +238,14 @@ fn lstm_step_kernels_equal_composed_on_wgpu() {
             .init(&device),
         &device,
     );
+    compare(
+        "wgpu gru",
+        GruConfig::new(4, 6).with_num_layers(2).init(&device),
+        &device,
+    );
     let plain = device.clone().without_autodiff();
     inference_matches("wgpu", "lstm", LstmConfig::new(4, 6).init(&plain), &plain);
+    inference_matches("wgpu", "gru", GruConfig::new(4, 6).init(&plain), &plain);
 }
 
 #[test]

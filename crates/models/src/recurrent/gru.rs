@@ -70,7 +70,7 @@ impl CellKind for GruKind {
     ) -> CellState {
         let h_prev = state.hidden;
         if let GruRecurrent::After(all) = recurrent
-            && pointwise.fused_on(&h_prev.device())
+            && pointwise.gated_step_fused_on(&h_prev.device())
         {
             let hidden = fused::gru(x_proj, all.apply(h_prev.clone()), h_prev);
             return CellState { hidden, cell: None };

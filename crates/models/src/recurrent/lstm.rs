@@ -42,7 +42,7 @@ impl CellKind for LstmKind {
     ) -> CellState {
         let c_prev = state.cell.expect("the engine gives an LSTM a cell state");
         let gates = x_proj + recurrent.apply(state.hidden);
-        if pointwise.lstm_step_fused_on(&gates.device()) {
+        if pointwise.gated_step_fused_on(&gates.device()) {
             let (hidden, cell) = fused::lstm(gates, c_prev);
             return CellState {
                 hidden,

@@ -9,7 +9,8 @@
 //! split between the cores (or, for batches of one or two, the weights read in place by a
 //! dot-product kernel whose weight rows are split between the cores); the bidirectional ones run
 //! both directions of a layer at the same time and write their outputs side by side. They apply
-//! on Flex and NdArray devices. On wgpu and cuda the LSTM step runs as CubeCL kernels (`cube`);
+//! on Flex and NdArray devices. On wgpu and cuda the LSTM and GRU steps run as CubeCL kernels
+//! (`cube`);
 //! everything else there keeps the composed tensor ops, which are also the reference the fused
 //! paths are tested against ([`Pointwise::Composed`]).
 
@@ -42,7 +43,7 @@ pub use sequence::{FusedCell, SequenceCell};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pointwise {
     /// Fused ops where the device supports them (Flex and NdArray: every fused op; wgpu and
-    /// cuda: the LSTM step's CubeCL kernels), composed ops elsewhere.
+    /// cuda: the LSTM and GRU steps' CubeCL kernels), composed ops elsewhere.
     #[default]
     Fused,
     /// Always the composed tensor ops (the reference path).
@@ -55,9 +56,9 @@ impl Pointwise {
         self == Pointwise::Fused && available(device)
     }
 
-    /// Whether an LSTM step on `device` uses a fused op: the host op on Flex and NdArray, the
-    /// CubeCL kernels on wgpu and cuda.
-    pub fn lstm_step_fused_on(self, device: &Device) -> bool {
+    /// Whether an LSTM or GRU (reset-after) step on `device` uses a fused op: the host op on Flex
+    /// and NdArray, the CubeCL kernels on wgpu and cuda.
+    pub fn gated_step_fused_on(self, device: &Device) -> bool {
         self.fused_on(device) || (self == Pointwise::Fused && on_cube(device))
     }
 }
@@ -104,13 +105,16 @@ pub(crate) fn lstm(gates: Tensor<2>, c_prev: Tensor<2>) -> (Tensor<2>, Tensor<2>
     )
 }
 
-/// Fused GRU (reset-after) pointwise step: `h'` from `x_proj`, `h_proj` `[B, 3H]`, `h_prev`.
+/// Fused GRU (reset-after) pointwise step: `h'` from `x_proj`, `h_proj` `[B, 3H]`, `h_prev`
+/// (the CubeCL kernels on wgpu and cuda, the host op on Flex and NdArray).
 pub(crate) fn gru(x_proj: Tensor<2>, h_proj: Tensor<2>, h_prev: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as FusedCellOps>::gru_pointwise(
-        x_proj.into_dispatch(),
-        h_proj.into_dispatch(),
-        h_prev.into_dispatch(),
-    ))
+    let cube = on_cube(&h_prev.device());
+    let [x, hp, prev] = [x_proj, h_proj, h_prev].map(|t| t.into_dispatch());
+    Tensor::from_dispatch(match cube {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        true => <Dispatch as cube::CubeCellOps>::gru_step(x, hp, prev),
+        _ => <Dispatch as FusedCellOps>::gru_pointwise(x, hp, prev),
+    })
 }
 
 /// Fused `tanh`.
