@@ -149,11 +149,26 @@ fn applies(x: &Tensor<3>, pointwise: Pointwise) -> bool {
 
 /// `[B, H]` slab `t`, columns `d*H .. (d+1)*H`, of an op's output `[S, B, D*H]`.
 fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
-    let [_, batch, _] = out.dims();
-    out.clone()
-        .narrow(0, t, 1)
-        .narrow(2, d * h, h)
-        .reshape([batch, h])
+    let [_, batch, width] = out.dims();
+    let slab = out.clone().narrow(0, t, 1);
+    // A slice is an op with a backward node even when it takes everything.
+    let slab = if width == h {
+        slab
+    } else {
+        slab.narrow(2, d * h, h)
+    };
+    slab.reshape([batch, h])
+}
+
+/// The outputs `[T, B, D*H]` of an op's output: all of it, or (LSTM) all but its last slab, the
+/// final cell states. (Slicing off nothing would still cost a backward node and, in it, a copy
+/// of the whole gradient into zeros.)
+fn outputs(cell: FusedCell, out: Tensor<3>, steps: usize) -> Tensor<3> {
+    if cell == FusedCell::Lstm {
+        out.narrow(0, 0, steps)
+    } else {
+        out
+    }
 }
 
 /// Runs one layer direction of `cell` as one op over the layer's input `x` `[T, B, I]` from
@@ -194,7 +209,7 @@ pub(crate) fn run_sequence(
         hidden: state_at(&out, if reverse { 0 } else { steps - 1 }, 0, h),
         cell: (cell == FusedCell::Lstm).then(|| state_at(&out, steps, 0, h)),
     };
-    Some((out.narrow(0, 0, steps), last))
+    Some((outputs(cell, out, steps), last))
 }
 
 /// Runs both directions of a bidirectional layer of `cell` as one op over the layer's input `x`
@@ -234,5 +249,5 @@ pub(crate) fn run_bidirectional(
         cell: (cell == FusedCell::Lstm).then(|| state_at(&out, steps, d, h)),
     };
     let lasts = [last(steps - 1, 0), last(0, 1)];
-    Some((out.narrow(0, 0, steps), lasts))
+    Some((outputs(cell, out, steps), lasts))
 }
