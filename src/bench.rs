@@ -205,41 +205,64 @@ impl<C: CellKind> SeqLayer for Recurrent<C> {
     }
 }
 
-/// `burn::nn` LSTM layers stacked by hand.
-#[derive(Module, Debug)]
-pub struct BurnLstmStack {
-    layers: Vec<burn::nn::Lstm>,
+/// A stack of `burn::nn` layers `$layer` (which has no `num_layers`), and, given the state type
+/// its `forward(x, state)` returns, its [`SeqLayer`] impl.
+macro_rules! burn_nn_stack {
+    ($name:ident, $layer:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Module, Debug)]
+        pub struct $name {
+            layers: Vec<$layer>,
+        }
+    };
+    ($name:ident, $layer:ty, $doc:literal, $state:ty) => {
+        burn_nn_stack!($name, $layer, $doc);
+
+        impl SeqLayer for $name {
+            type State = Vec<$state>;
+
+            fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
+                stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
+            }
+        }
+    };
 }
 
-/// `burn::nn` GRU layers stacked by hand.
-#[derive(Module, Debug)]
-pub struct BurnGruStack {
-    layers: Vec<burn::nn::Gru>,
-}
-
-/// `burn::nn` RNN layers stacked by hand.
-#[derive(Module, Debug)]
-pub struct BurnRnnStack {
-    layers: Vec<burn::nn::Rnn>,
-}
-
-/// `burn::nn` bidirectional LSTM layers stacked by hand.
-#[derive(Module, Debug)]
-pub struct BurnBiLstmStack {
-    layers: Vec<burn::nn::BiLstm>,
-}
-
-/// `burn::nn` bidirectional GRU layers stacked by hand.
-#[derive(Module, Debug)]
-pub struct BurnBiGruStack {
-    layers: Vec<burn::nn::BiGru>,
-}
-
-/// `burn::nn` bidirectional RNN layers stacked by hand.
-#[derive(Module, Debug)]
-pub struct BurnBiRnnStack {
-    layers: Vec<burn::nn::BiRnn>,
-}
+burn_nn_stack!(
+    BurnLstmStack,
+    burn::nn::Lstm,
+    "`burn::nn` LSTM layers stacked by hand.",
+    burn::nn::LstmState<2>
+);
+burn_nn_stack!(
+    BurnGruStack,
+    burn::nn::Gru,
+    "`burn::nn` GRU layers stacked by hand."
+);
+burn_nn_stack!(
+    BurnRnnStack,
+    burn::nn::Rnn,
+    "`burn::nn` RNN layers stacked by hand.",
+    burn::nn::RnnState<2>
+);
+burn_nn_stack!(
+    BurnBiLstmStack,
+    burn::nn::BiLstm,
+    "`burn::nn` bidirectional LSTM layers stacked by hand.",
+    burn::nn::LstmState<3>
+);
+burn_nn_stack!(
+    BurnBiGruStack,
+    burn::nn::BiGru,
+    "`burn::nn` bidirectional GRU layers stacked by hand.",
+    Tensor<3>
+);
+burn_nn_stack!(
+    BurnBiRnnStack,
+    burn::nn::BiRnn,
+    "`burn::nn` bidirectional RNN layers stacked by hand.",
+    burn::nn::RnnState<3>
+);
 
 /// Runs `layers` one after the other, each from its own carried state.
 fn stacked<L, S>(
@@ -262,14 +285,6 @@ fn stacked<L, S>(
     (x, states)
 }
 
-impl SeqLayer for BurnLstmStack {
-    type State = Vec<burn::nn::LstmState<2>>;
-
-    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
-        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
-    }
-}
-
 impl SeqLayer for BurnGruStack {
     type State = Vec<Tensor<2>>;
 
@@ -280,38 +295,6 @@ impl SeqLayer for BurnGruStack {
             let last = y.clone().narrow(1, t - 1, 1).reshape([b, h]);
             (y, last)
         })
-    }
-}
-
-impl SeqLayer for BurnRnnStack {
-    type State = Vec<burn::nn::RnnState<2>>;
-
-    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
-        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
-    }
-}
-
-impl SeqLayer for BurnBiLstmStack {
-    type State = Vec<burn::nn::LstmState<3>>;
-
-    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
-        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
-    }
-}
-
-impl SeqLayer for BurnBiGruStack {
-    type State = Vec<Tensor<3>>;
-
-    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
-        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
-    }
-}
-
-impl SeqLayer for BurnBiRnnStack {
-    type State = Vec<burn::nn::RnnState<3>>;
-
-    fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
-        stacked(&self.layers, x, state, |l, x, s| l.forward(x, s))
     }
 }
 

@@ -7,7 +7,7 @@
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, backend_extension};
 use burn::tensor::Shape;
@@ -18,6 +18,8 @@ use burn_cubecl::cubecl::{CubeDim, calculate_cube_count_elemwise};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::tensor::CubeTensor;
+
+use super::layer_ops::tracked;
 
 /// The LSTM and GRU steps on the GPU backends.
 #[backend_extension(Cube, Fusion, Autodiff)]
@@ -58,6 +60,26 @@ fn sigmoid<F: Float>(x: F) -> F {
     F::new(1.0) / (F::new(1.0) + F::exp(-x))
 }
 
+/// The activated LSTM gates `s(i), s(f), tanh(g), s(o)` of the unit at `g` of a `[B, 4H]` row.
+#[cube]
+fn lstm_gates<F: Float>(gates: &Tensor<F>, g: usize, h: usize) -> (F, F, F, F) {
+    (
+        sigmoid::<F>(gates[g]),
+        sigmoid::<F>(gates[g + h]),
+        F::tanh(gates[g + 2 * h]),
+        sigmoid::<F>(gates[g + 3 * h]),
+    )
+}
+
+/// The GRU activations `r, z, n` of the unit at `g` of `[B, 3H]` rows `x_proj`, `h_proj`.
+#[cube]
+fn gru_gates<F: Float>(x_proj: &Tensor<F>, h_proj: &Tensor<F>, g: usize, h: usize) -> (F, F, F) {
+    let r = sigmoid::<F>(x_proj[g] + h_proj[g]);
+    let z = sigmoid::<F>(x_proj[g + h] + h_proj[g + h]);
+    let n = F::tanh(x_proj[g + 2 * h] + r * h_proj[g + 2 * h]);
+    (r, z, n)
+}
+
 /// One thread per `(row, unit)`: `c = s(f) c_prev + s(i) tanh(g)`, `h = s(o) tanh(c)`.
 #[cube(launch)]
 fn lstm_step_kernel<F: Float>(gates: &Tensor<F>, c_prev: &Tensor<F>, out: &mut Tensor<F>) {
@@ -68,10 +90,7 @@ fn lstm_step_kernel<F: Float>(gates: &Tensor<F>, c_prev: &Tensor<F>, out: &mut T
     let h = c_prev.shape(1);
     let (row, unit) = (ABSOLUTE_POS / h, ABSOLUTE_POS % h);
     let g = row * 4 * h + unit;
-    let i = sigmoid::<F>(gates[g]);
-    let f = sigmoid::<F>(gates[g + h]);
-    let gg = F::tanh(gates[g + 2 * h]);
-    let o = sigmoid::<F>(gates[g + 3 * h]);
+    let (i, f, gg, o) = lstm_gates::<F>(gates, g, h);
     let c = f * c_prev[ABSOLUTE_POS] + i * gg;
     out[ABSOLUTE_POS] = o * F::tanh(c);
     out[bh + ABSOLUTE_POS] = c;
@@ -94,10 +113,7 @@ fn lstm_step_backward_kernel<F: Float>(
     let h = c_prev.shape(1);
     let (row, unit) = (ABSOLUTE_POS / h, ABSOLUTE_POS % h);
     let g = row * 4 * h + unit;
-    let i = sigmoid::<F>(gates[g]);
-    let f = sigmoid::<F>(gates[g + h]);
-    let gg = F::tanh(gates[g + 2 * h]);
-    let o = sigmoid::<F>(gates[g + 3 * h]);
+    let (i, f, gg, o) = lstm_gates::<F>(gates, g, h);
     let cp = c_prev[ABSOLUTE_POS];
     let tc = F::tanh(f * cp + i * gg);
     let dh = grad[ABSOLUTE_POS];
@@ -125,9 +141,7 @@ fn gru_step_kernel<F: Float>(
     let h = h_prev.shape(1);
     let (row, unit) = (ABSOLUTE_POS / h, ABSOLUTE_POS % h);
     let g = row * 3 * h + unit;
-    let r = sigmoid::<F>(x_proj[g] + h_proj[g]);
-    let z = sigmoid::<F>(x_proj[g + h] + h_proj[g + h]);
-    let n = F::tanh(x_proj[g + 2 * h] + r * h_proj[g + 2 * h]);
+    let (_, z, n) = gru_gates::<F>(x_proj, h_proj, g, h);
     out[ABSOLUTE_POS] = (F::new(1.0) - z) * n + z * h_prev[ABSOLUTE_POS];
 }
 
@@ -151,10 +165,8 @@ fn gru_step_backward_kernel<F: Float>(
     let (row, unit) = (ABSOLUTE_POS / h, ABSOLUTE_POS % h);
     let g = row * 3 * h + unit;
     let one = F::new(1.0);
-    let r = sigmoid::<F>(x_proj[g] + h_proj[g]);
-    let z = sigmoid::<F>(x_proj[g + h] + h_proj[g + h]);
+    let (r, z, n) = gru_gates::<F>(x_proj, h_proj, g, h);
     let hn = h_proj[g + 2 * h];
-    let n = F::tanh(x_proj[g + 2 * h] + r * hn);
     let a = grad[ABSOLUTE_POS];
     let dn = a * (one - z) * (one - n * n);
     let dz = a * (h_prev[ABSOLUTE_POS] - n) * z * (one - z);
@@ -323,21 +335,12 @@ impl<B: Backend + CubeCellOps> Backward<B, 3> for GruStepBackward {
 
 impl<B: Backend + CubeCellOps, C: CheckpointStrategy> CubeCellOps for Autodiff<B, C> {
     fn lstm_step(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self> {
-        match LstmStepBackward
-            .prepare::<C>([gates.node(), c_prev.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (g, c) = (gates.into_primitive(), c_prev.into_primitive());
-                let out = B::lstm_step(g.clone(), c.clone());
-                prep.finish((g, c), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::lstm_step(
-                gates.into_primitive(),
-                c_prev.into_primitive(),
-            )),
-        }
+        let nodes = [gates.node(), c_prev.node()];
+        let (g, c) = (gates.into_primitive(), c_prev.into_primitive());
+        tracked::<B, C, _, 2>(LstmStepBackward, nodes, || {
+            let out = B::lstm_step(g.clone(), c.clone());
+            ((g, c), out)
+        })
     }
 
     /// The backward kernel on the inner backend (its results are not differentiated again).
@@ -360,22 +363,11 @@ impl<B: Backend + CubeCellOps, C: CheckpointStrategy> CubeCellOps for Autodiff<B
         h_prev: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let nodes = [x_proj.node(), h_proj.node(), h_prev.node()];
-        let inputs = [x_proj, h_proj, h_prev].map(|t| t.into_primitive());
-        match GruStepBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let [x, hp, prev] = inputs;
-                let out = B::gru_step(x.clone(), hp.clone(), prev.clone());
-                prep.finish((x, hp, prev), out)
-            }
-            OpsKind::UnTracked(prep) => {
-                let [x, hp, prev] = inputs;
-                prep.finish(B::gru_step(x, hp, prev))
-            }
-        }
+        let [x, hp, prev] = [x_proj, h_proj, h_prev].map(|t| t.into_primitive());
+        tracked::<B, C, _, 3>(GruStepBackward, nodes, || {
+            let out = B::gru_step(x.clone(), hp.clone(), prev.clone());
+            ((x, hp, prev), out)
+        })
     }
 
     /// The backward kernel on the inner backend (its results are not differentiated again).
