@@ -16,6 +16,8 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
 use sequent_train::optim::FusedAdamConfig;
 
+use crate::memory::RETAINED_MEMORY_ENV;
+
 /// Which recurrent cell a workload uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -483,7 +485,9 @@ pub fn torch_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs `benches/torch_reference.py` on workload `w` (same steps) and parses its JSON line.
+/// Runs `benches/torch_reference.py` on workload `w` (same steps) and parses its JSON line. The
+/// script runs with the allocator settings of [`crate::memory::retain_freed_memory`] (as
+/// environment variables), so that both sides allocate alike.
 pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, String> {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_reference.py");
@@ -504,6 +508,8 @@ pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, Stri
             &steps.to_string(),
         ])
         .args(w.bidirectional.then_some("--bidirectional"))
+        // PyTorch's tensors come from the same malloc: the same settings as this process.
+        .envs(RETAINED_MEMORY_ENV.map(|(name, value)| (name, value.to_string())))
         .output()
         .map_err(|e| format!("cannot run python3 {}: {e}", script.display()))?;
     if !out.status.success() {
