@@ -80,11 +80,26 @@ impl PackedMatrix {
     /// `c (+)= a * self` for row-major `a` `[m, k]` and `c` `[m, n]` (`m` = `a.len() / k`), on the
     /// calling thread.
     pub fn multiply(&self, a: &[f32], c: &mut [f32], accumulate: bool) {
-        self.multiply_with(Simd::detect(), a, c, accumulate);
+        self.multiply_with(Simd::detect(), a, c, accumulate, None);
     }
 
-    /// [`Self::multiply`] with the kernels of `simd`, which the CPU must support.
-    fn multiply_with(&self, simd: Simd, a: &[f32], c: &mut [f32], accumulate: bool) {
+    /// [`Self::multiply`] plus `bias` `[n]` on every row: `c (+)= a * self + bias`, the bias
+    /// added as the product is stored (a time step's gates take one pass instead of two).
+    pub fn multiply_bias(&self, a: &[f32], c: &mut [f32], accumulate: bool, bias: &[f32]) {
+        assert_eq!(bias.len(), self.n, "the bias has n values");
+        self.multiply_with(Simd::detect(), a, c, accumulate, Some(bias));
+    }
+
+    /// [`Self::multiply`] (with `bias` if given) with the kernels of `simd`, which the CPU must
+    /// support.
+    fn multiply_with(
+        &self,
+        simd: Simd,
+        a: &[f32],
+        c: &mut [f32],
+        accumulate: bool,
+        bias: Option<&[f32]>,
+    ) {
         let (k, n) = (self.k, self.n);
         let m = a.len() / k.max(1);
         assert!(
@@ -95,49 +110,64 @@ impl PackedMatrix {
             if !accumulate {
                 c.fill(0.0);
             }
+            if let Some(bias) = bias {
+                for row in c.chunks_mut(n) {
+                    row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                }
+            }
             return;
         }
         match simd {
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => self.tiles::<8>(a, c, accumulate, |rows, a, b| {
+            Simd::Avx512 => self.tiles::<8>(a, c, (accumulate, bias), |rows, a, b| {
                 // SAFETY: the caller checked that the CPU has AVX-512 F.
                 unsafe { x86::tile_avx512(rows, a, b, k) }
             }),
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => self.tiles::<3>(a, c, accumulate, |rows, a, b| {
+            Simd::Avx2 => self.tiles::<3>(a, c, (accumulate, bias), |rows, a, b| {
                 // SAFETY: the caller checked that the CPU has AVX2 and FMA.
                 unsafe { x86::tile_avx2(rows, a, b, k) }
             }),
-            _ => self.tiles::<4>(a, c, accumulate, |rows, a, b| tile_scalar(rows, a, b, k)),
+            _ => self.tiles::<4>(a, c, (accumulate, bias), |rows, a, b| {
+                tile_scalar(rows, a, b, k)
+            }),
         }
     }
 
     /// Walks the `MR x PANEL` tiles of `c`: `tile(rows, a_rows, panel)` returns the product of the
     /// `rows <= MR` rows starting at `a_rows` with one panel, which is then stored (or added) into
-    /// the tile's valid columns.
+    /// the tile's valid columns, with the bias's values for those columns added if there is one.
     #[inline(always)]
     fn tiles<const MR: usize>(
         &self,
         a: &[f32],
         c: &mut [f32],
-        accumulate: bool,
+        (accumulate, bias): (bool, Option<&[f32]>),
         tile: impl Fn(usize, &[f32], &[f32]) -> [[f32; PANEL]; MR],
     ) {
         let (k, n) = (self.k, self.n);
         let m = a.len() / k;
         for (p, panel) in self.panels.chunks(k * PANEL).enumerate() {
             let (j0, width) = (p * PANEL, PANEL.min(n - p * PANEL));
+            let bias = bias.map(|b| &b[j0..j0 + width]);
             for r0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - r0);
                 let acc = tile(rows, &a[r0 * k..(r0 + rows) * k], panel);
                 for (r, acc_row) in acc.iter().enumerate().take(rows) {
                     let out = &mut c[(r0 + r) * n + j0..][..width];
-                    if accumulate {
-                        for (o, v) in out.iter_mut().zip(acc_row) {
-                            *o += v;
+                    match (accumulate, bias) {
+                        (true, None) => out.iter_mut().zip(acc_row).for_each(|(o, v)| *o += v),
+                        (false, None) => out.copy_from_slice(&acc_row[..width]),
+                        (true, Some(b)) => {
+                            for ((o, v), b) in out.iter_mut().zip(acc_row).zip(b) {
+                                *o += v + b;
+                            }
                         }
-                    } else {
-                        out.copy_from_slice(&acc_row[..width]);
+                        (false, Some(b)) => {
+                            for ((o, v), b) in out.iter_mut().zip(acc_row).zip(b) {
+                                *o = v + b;
+                            }
+                        }
                     }
                 }
             }
@@ -318,18 +348,37 @@ mod tests {
                 .flat_map(|p| levels[first..].iter().map(move |l| (p, *l)))
             {
                 let mut c = vec![0.5f32; m * n];
-                packed.multiply_with(simd, &a, &mut c, false);
+                packed.multiply_with(simd, &a, &mut c, false, None);
                 for (x, w) in c.iter().zip(&want) {
                     assert!(
                         (*x as f64 - w).abs() < 1e-4,
                         "{name} {simd:?} {m}x{k}x{n}: {x} vs {w}"
                     );
                 }
-                packed.multiply_with(simd, &a, &mut c, true);
+                packed.multiply_with(simd, &a, &mut c, true, None);
                 for (x, w) in c.iter().zip(&want) {
                     assert!(
                         (*x as f64 - 2.0 * w).abs() < 2e-4,
                         "{name} {simd:?} accumulate {m}x{k}x{n}"
+                    );
+                }
+                // With a bias on every row, stored and then accumulated.
+                let bias: Vec<f32> = (0..n).map(|j| j as f32 / 4.0 - 1.0).collect();
+                let biased = |i: usize| want[i] + bias[i % n] as f64;
+                packed.multiply_with(simd, &a, &mut c, false, Some(&bias));
+                for (i, x) in c.iter().enumerate() {
+                    let w = biased(i);
+                    assert!(
+                        (*x as f64 - w).abs() < 1e-4,
+                        "{name} {simd:?} bias {m}x{k}x{n}"
+                    );
+                }
+                packed.multiply_with(simd, &a, &mut c, true, Some(&bias));
+                for (i, x) in c.iter().enumerate() {
+                    let w = 2.0 * biased(i);
+                    assert!(
+                        (*x as f64 - w).abs() < 2e-4,
+                        "{name} {simd:?} bias, accumulate"
                     );
                 }
             }

@@ -32,9 +32,6 @@ use super::packed::PackedMatrix;
 /// elements) the joined product is the faster (4.4 against 6.5 ms).
 const MAX_JOINED_GRAD: usize = 1 << 20;
 
-/// Fewest columns a thread sums in [`column_sums`].
-const LANES_PER_PART: usize = 64;
-
 /// Fewest batch rows a thread takes (fewer leave its tiles mostly empty).
 const MIN_ROWS_PER_THREAD: usize = 4;
 
@@ -61,12 +58,19 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// `c (+)= a W^T`. The packed product runs on the calling thread (the time loops split the
-    /// batch rows between the threads); the direct one splits the weight rows.
-    fn multiply(&self, a: &[f32], c: &mut [f32], accumulate: bool) {
+    /// `c (+)= a W^T + bias` (`bias` on every row). The packed product runs on the calling
+    /// thread (the time loops split the batch rows between the threads) and adds the bias as it
+    /// stores its tiles; the direct one splits the weight rows.
+    fn multiply_bias(&self, a: &[f32], c: &mut [f32], accumulate: bool, bias: &[f32]) {
         match self {
-            Weights::Packed(w) => w.multiply(a, c, accumulate),
-            Weights::Direct(w) => w.multiply(a, c, accumulate),
+            Weights::Packed(w) => w.multiply_bias(a, c, accumulate, bias),
+            Weights::Direct(w) => {
+                if !accumulate {
+                    c.fill(0.0);
+                }
+                add_rows(c, bias);
+                w.multiply(a, c, true);
+            }
         }
     }
 }
@@ -389,52 +393,66 @@ fn transpose(m: &[f32], cols: usize) -> Vec<f32> {
     out
 }
 
-/// The column sums of a row-major `[rows, width]` matrix (a bias gradient), each thread of the
-/// pool summing a range of columns over all rows.
-fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
+/// `sums += m` elementwise: a BPTT loop sums a bias gradient over time for each batch row, step
+/// by step while the step's gradient is in the cache.
+fn accumulate(sums: &mut [f32], m: &[f32]) {
+    for (s, v) in sums.iter_mut().zip(m) {
+        *s += v;
+    }
+}
+
+/// The column sums of the row-major `[B, width]` `per_row` (each batch row's sum over time of a
+/// bias gradient), in row order: the same whichever threads summed the rows.
+fn total(per_row: &[f32], width: usize) -> Vec<f32> {
     let mut sums = vec![0f32; width];
-    let part = width
-        .div_ceil(rayon::current_num_threads())
-        .max(LANES_PER_PART);
-    sums.par_chunks_mut(part).enumerate().for_each(|(p, sums)| {
-        let start = p * part;
-        for row in m.chunks(width) {
-            for (s, v) in sums.iter_mut().zip(&row[start..]) {
-                *s += v;
-            }
-        }
-    });
+    for row in per_row.chunks(width) {
+        accumulate(&mut sums, row);
+    }
     sums
 }
 
 /// Rows `[a_r | b_r]` from the rows of `a` `[R, wa]` and `b` `[R, wb]`, copied on the pool's
-/// threads.
+/// threads into a buffer that is not zeroed first.
 pub(super) fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
-    let rows = a.len() / wa;
-    let mut out = vec![0f32; rows * (wa + wb)];
-    out.par_chunks_mut(wa + wb)
+    let len = a.len() + b.len();
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(wa + wb)
         .zip(a.par_chunks(wa).zip(b.par_chunks(wb)))
         .with_min_len(64)
         .for_each(|(o, (a, b))| {
-            o[..wa].copy_from_slice(a);
-            o[wa..].copy_from_slice(b);
+            o[..wa].write_copy_of_slice(a);
+            o[wa..].write_copy_of_slice(b);
         });
+    // SAFETY: `a` and `b` have as many rows (`len / (wa + wb)`), so the chunks cover the `len`
+    // values, and every value of each chunk was written above.
+    unsafe { out.set_len(len) };
     out
 }
 
 /// The inverse of [`join_rows`]: the first `wa` and the last `m`'s width minus `wa` columns of
-/// the rows of `m`, as two row-major matrices.
+/// the rows of `m`, as two row-major matrices (buffers not zeroed first).
 pub(super) fn split_rows(m: &[f32], width: usize, wa: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = m.len() / width;
     let wb = width - wa;
-    let (mut a, mut b) = (vec![0f32; rows * wa], vec![0f32; rows * wb]);
+    let (mut a, mut b) = (Vec::with_capacity(rows * wa), Vec::with_capacity(rows * wb));
     m.par_chunks(width)
-        .zip(a.par_chunks_mut(wa).zip(b.par_chunks_mut(wb)))
+        .zip(
+            a.spare_capacity_mut()[..rows * wa]
+                .par_chunks_mut(wa)
+                .zip(b.spare_capacity_mut()[..rows * wb].par_chunks_mut(wb)),
+        )
         .with_min_len(64)
         .for_each(|(m, (a, b))| {
-            a.copy_from_slice(&m[..wa]);
-            b.copy_from_slice(&m[wa..]);
+            a.write_copy_of_slice(&m[..wa]);
+            b.write_copy_of_slice(&m[wa..]);
         });
+    // SAFETY: each of the `rows` rows of `m` wrote one `wa`-wide row of `a` and one `wb`-wide row
+    // of `b` above, so both hold all their values.
+    unsafe {
+        a.set_len(rows * wa);
+        b.set_len(rows * wb);
+    }
     (a, b)
 }
 
@@ -461,22 +479,29 @@ impl LayerGrads {
     /// is `x W_ih^T + b_ih + h W_hh^T + b_hh`): `dW_ih` and `dW_hh` come from one GEMM
     /// `d^T [x | h_prev]` (`[G*H x (I+H)]`, measured 4.4 ms where the two `[G*H x I]` and
     /// `[G*H x H]` products took 6.5 at the reference shape) up to [`MAX_JOINED_GRAD`], from two
-    /// beyond, and both biases get the same sum.
+    /// beyond, and both biases get the same gradient `bias`, the column sums of `d` (summed by the
+    /// BPTT loop).
     fn shared(
         inputs: &LayerInputs<'_>,
-        d: &[f32],
+        (d, bias): (&[f32], Vec<f32>),
         h_prev: &[f32],
         initial: (Vec<f32>, Vec<f32>),
     ) -> Self {
         let gh = inputs.b_ih.len();
         let width = inputs.w_ih.len() / gh + inputs.w_hh.len() / gh;
-        Self::shared_with(inputs, d, h_prev, initial, gh * width <= MAX_JOINED_GRAD)
+        Self::shared_with(
+            inputs,
+            (d, bias),
+            h_prev,
+            initial,
+            gh * width <= MAX_JOINED_GRAD,
+        )
     }
 
     /// [`Self::shared`], the weight gradients from one GEMM if `joined`, else from two.
     fn shared_with(
         inputs: &LayerInputs<'_>,
-        d: &[f32],
+        (d, bias): (&[f32], Vec<f32>),
         h_prev: &[f32],
         (h0, c0): (Vec<f32>, Vec<f32>),
         joined: bool,
@@ -493,25 +518,25 @@ impl LayerGrads {
             let grad = |m| weight_grad(&dt, true, m, gh);
             (grad(inputs.x), grad(h_prev))
         };
-        let b = column_sums(d, gh);
         Self {
             x: inputs.input_grad(d),
             w_ih,
-            b_ih: b.clone(),
+            b_ih: bias.clone(),
             w_hh,
-            b_hh: b,
+            b_hh: bias,
             h0,
             c0,
         }
     }
 
     /// From `d_x_proj`, the gradient of `x W_ih^T + b_ih`, and `d_proj`, the gradient of
-    /// `h W_hh^T + b_hh` (per step, `[T*B, G*H]`), with `h_prev` `[T*B, H]` the states the latter
-    /// was computed from: `dW_hh = d_proj^T h_prev` in one GEMM, `db_hh` its column sums.
+    /// `h W_hh^T + b_hh` (per step, `[T*B, G*H]`), each with its column sums (the bias gradients,
+    /// summed by the BPTT loop), and `h_prev` `[T*B, H]` the states the latter was computed from:
+    /// `dW_hh = d_proj^T h_prev` in one GEMM.
     fn new(
         inputs: &LayerInputs<'_>,
-        d_x_proj: &[f32],
-        d_proj: &[f32],
+        (d_x_proj, b_ih): (&[f32], Vec<f32>),
+        (d_proj, b_hh): (&[f32], Vec<f32>),
         h_prev: &[f32],
         (h0, c0): (Vec<f32>, Vec<f32>),
     ) -> Self {
@@ -519,9 +544,9 @@ impl LayerGrads {
         Self {
             x: inputs.input_grad(d_x_proj),
             w_ih: weight_grad(d_x_proj, false, inputs.x, gh),
-            b_ih: column_sums(d_x_proj, gh),
+            b_ih,
             w_hh: weight_grad(d_proj, false, h_prev, gh),
-            b_hh: column_sums(d_proj, gh),
+            b_hh,
             h0,
             c0,
         }
@@ -579,9 +604,8 @@ pub fn lstm_sequence_forward(
     in_parallel(work, |((mut gs, mut hs), mut cs)| {
         for t in direction.times(steps) {
             let g = &mut *gs[t];
-            add_rows(g, &bias);
             let (h_prev, h_next) = step_states(&mut hs, direction.slots(t));
-            w.multiply(h_prev, g, true);
+            w.multiply_bias(h_prev, g, true, &bias);
             let (c_prev, c_next) = step_states(&mut cs, direction.slots(t));
             lstm_forward_keep(g, c_prev, h, h_next, c_next);
         }
@@ -632,29 +656,41 @@ pub fn lstm_sequence_backward(
     let mut dh_next = vec![0f32; bh];
     let mut dc_next = d_cell.to_vec();
     let parts = row_parts(batch, steps * bh * g4);
+    // Each batch row's sum over time of its gate gradients (for the bias gradient).
+    let mut sums = vec![0f32; batch * g4];
     let work: Vec<_> = slabs(&mut d_gates, g4, batch, &parts)
         .into_iter()
         .zip(slabs(&mut dh_next, h, batch, &parts))
         .zip(slabs(&mut dc_next, h, batch, &parts))
-        .zip(parts.iter().cloned())
+        .zip(
+            parts
+                .iter()
+                .cloned()
+                .zip(slabs(&mut sums, g4, batch, &parts)),
+        )
         .collect();
-    in_parallel(work, |(((mut dgs, mut dh_next), mut dc_next), rows)| {
-        let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
-        let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
-        for t in direction.times(steps).rev() {
-            add(&mut dh, rows_of(d_hidden, t, &rows, h, batch), dh_next);
-            let dg = &mut *dgs[t];
-            let (from, to) = direction.slots(t);
-            let c_prev = rows_of(&cell, from, &rows, h, batch);
-            let c = rows_of(&cell, to, &rows, h, batch);
-            lstm_backward_in_place(dg, c_prev, c, &dh, dc_next, h, &mut dc_prev);
-            w.multiply(dg, dh_next, false);
-            dc_next.copy_from_slice(&dc_prev);
-        }
-    });
+    in_parallel(
+        work,
+        |(((mut dgs, mut dh_next), mut dc_next), (rows, mut sums))| {
+            let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
+            let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+            for t in direction.times(steps).rev() {
+                add(&mut dh, rows_of(d_hidden, t, &rows, h, batch), dh_next);
+                let dg = &mut *dgs[t];
+                let (from, to) = direction.slots(t);
+                let c_prev = rows_of(&cell, from, &rows, h, batch);
+                let c = rows_of(&cell, to, &rows, h, batch);
+                lstm_backward_in_place(dg, c_prev, c, &dh, dc_next, h, &mut dc_prev);
+                accumulate(sums[0], dg);
+                w.multiply(dg, dh_next, false);
+                dc_next.copy_from_slice(&dc_prev);
+            }
+        },
+    );
     // The gates are x W_ih^T + b_ih + h W_hh^T + b_hh: one gradient for both products.
     let h_prev = direction.entering(&hidden, bh);
-    LayerGrads::shared(inputs, &d_gates, h_prev, (dh_next, dc_next))
+    let bias = total(&sums, g4);
+    LayerGrads::shared(inputs, (&d_gates, bias), h_prev, (dh_next, dc_next))
 }
 
 /// What the forward pass of a GRU (reset-after) or tanh-RNN sequence keeps for the backward pass.
@@ -738,17 +774,14 @@ pub fn gated_sequence_forward(
     in_parallel(work, |((mut ps, mut hs), (mut xs, mut acts))| {
         for t in direction.times(steps) {
             let p = &mut *ps[t];
+            let (prev, next) = step_states(&mut hs, direction.slots(t));
             match cell {
                 SequenceCell::Gru => {
-                    for row in p.chunks_mut(gh) {
-                        row.copy_from_slice(&bias);
-                    }
                     add_rows(xs[t], inputs.b_ih);
+                    w.multiply_bias(prev, p, false, &bias);
                 }
-                SequenceCell::RnnTanh => add_rows(p, &bias),
+                SequenceCell::RnnTanh => w.multiply_bias(prev, p, true, &bias),
             }
-            let (prev, next) = step_states(&mut hs, direction.slots(t));
-            w.multiply(prev, p, true);
             match cell {
                 SequenceCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
                 SequenceCell::RnnTanh => tanh_forward(p, next),
@@ -785,40 +818,64 @@ pub fn gated_sequence_backward(
     let parts = row_parts(batch, steps * bh * gh);
     let mut dx_parts = slabs(&mut d_x, gh, batch, &parts);
     dx_parts.resize_with(parts.len(), Vec::new);
+    // Each batch row's sums over time of `dP` and (GRU) of `dX` (for the bias gradients).
+    let (mut p_sums, mut x_sums) = (vec![0f32; batch * gh], vec![0f32; batch * gh]);
+    let sum_parts = slabs(&mut p_sums, gh, batch, &parts).into_iter().zip(slabs(
+        &mut x_sums,
+        gh,
+        batch,
+        &parts,
+    ));
     let work: Vec<_> = dx_parts
         .into_iter()
         .zip(slabs(&mut d_proj, gh, batch, &parts))
         .zip(slabs(&mut dh_next, h, batch, &parts))
-        .zip(parts.iter().cloned())
+        .zip(parts.iter().cloned().zip(sum_parts))
         .collect();
-    in_parallel(work, |(((mut dxs, mut dps), mut dh_next), rows)| {
-        let dh_next = &mut *dh_next[0];
-        // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
-        let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
-        for t in direction.times(steps).rev() {
-            add(&mut g, rows_of(d_hidden, t, &rows, h, batch), dh_next);
-            let dp = &mut *dps[t];
-            let (from, to) = direction.slots(t);
-            match cell {
-                SequenceCell::Gru => {
-                    let prev = rows_of(&hidden, from, &rows, h, batch);
-                    gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
-                    dh_next.copy_from_slice(&direct);
-                    w.multiply(dp, dh_next, true);
+    in_parallel(
+        work,
+        |(((mut dxs, mut dps), mut dh_next), (rows, (mut p_sums, mut x_sums)))| {
+            let dh_next = &mut *dh_next[0];
+            // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
+            let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+            for t in direction.times(steps).rev() {
+                add(&mut g, rows_of(d_hidden, t, &rows, h, batch), dh_next);
+                let dp = &mut *dps[t];
+                let (from, to) = direction.slots(t);
+                match cell {
+                    SequenceCell::Gru => {
+                        let prev = rows_of(&hidden, from, &rows, h, batch);
+                        gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
+                        accumulate(x_sums[0], dxs[t]);
+                        dh_next.copy_from_slice(&direct);
+                        w.multiply(dp, dh_next, true);
+                    }
+                    SequenceCell::RnnTanh => {
+                        let y = rows_of(&hidden, to, &rows, h, batch);
+                        tanh_backward(y, &g, dp);
+                        w.multiply(dp, dh_next, false);
+                    }
                 }
-                SequenceCell::RnnTanh => {
-                    let y = rows_of(&hidden, to, &rows, h, batch);
-                    tanh_backward(y, &g, dp);
-                    w.multiply(dp, dh_next, false);
-                }
+                accumulate(p_sums[0], dp);
             }
-        }
-    });
+        },
+    );
     let h_prev = direction.entering(&hidden, bh);
     match cell {
-        SequenceCell::Gru => LayerGrads::new(inputs, &d_x, &d_proj, h_prev, (dh_next, Vec::new())),
+        SequenceCell::Gru => LayerGrads::new(
+            inputs,
+            (&d_x, total(&x_sums, gh)),
+            (&d_proj, total(&p_sums, gh)),
+            h_prev,
+            (dh_next, Vec::new()),
+        ),
         // The RNN's pre-activation is x W_ih^T + b_ih + P_t: one gradient for both products.
-        SequenceCell::RnnTanh => LayerGrads::shared(inputs, &d_proj, h_prev, (dh_next, Vec::new())),
+        SequenceCell::RnnTanh => LayerGrads::shared(
+            inputs,
+            (&d_proj, total(&p_sums, gh)),
+            h_prev,
+            (dh_next, Vec::new()),
+        ),
     }
 }
 
@@ -1062,8 +1119,11 @@ mod tests {
         let args = layer((t, b, i, h), 4);
         let (d, h_prev) = (values(t * b * 4 * h, 9), values(t * b * h, 4));
         let initial = || (Vec::new(), Vec::new());
-        let one = LayerGrads::shared_with(&inputs(&args), &d, &h_prev, initial(), true);
-        let two = LayerGrads::shared_with(&inputs(&args), &d, &h_prev, initial(), false);
+        let grads = |joined| {
+            let d = (&d[..], Vec::new());
+            LayerGrads::shared_with(&inputs(&args), d, &h_prev, initial(), joined)
+        };
+        let (one, two) = (grads(true), grads(false));
         for (a, b) in [(&one.w_ih, &two.w_ih), (&one.w_hh, &two.w_hh)] {
             assert_eq!(a.len(), b.len());
             assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5));
