@@ -27,7 +27,11 @@ pub const RETAINED_MEMORY_ENV: [(&str, usize); 3] = [
 pub fn retain_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let parameters = [libc::M_MMAP_THRESHOLD, libc::M_TRIM_THRESHOLD, libc::M_TOP_PAD];
+        let parameters = [
+            libc::M_MMAP_THRESHOLD,
+            libc::M_TRIM_THRESHOLD,
+            libc::M_TOP_PAD,
+        ];
         for (parameter, (_, value)) in parameters.into_iter().zip(RETAINED_MEMORY_ENV) {
             // SAFETY: `mallopt` only changes malloc's tuning parameters; it is called before any
             // thread of ours allocates concurrently (at the start of `main`), and a rejected

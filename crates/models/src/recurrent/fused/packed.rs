@@ -9,6 +9,8 @@
 //! of `A` and keeps an `MR x PANEL` tile of `C` in registers: `MR = 8` rows and two 16-lane
 //! registers a row with AVX-512 (16 accumulators), 3 rows of four 8-lane registers with AVX2.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::math::Simd;
@@ -18,6 +20,9 @@ pub const PANEL: usize = 32;
 
 /// Fewest elements of a matrix worth packing on several threads.
 const PARALLEL_PACK: usize = 1 << 16;
+
+/// Panel rows a transposed packing fills at a time (16 floats: one cache line of a row of `b`).
+const TRANSPOSE_BLOCK: usize = 16;
 
 /// A `[k, n]` right-hand matrix packed into column panels.
 #[derive(Clone, Debug)]
@@ -33,24 +38,37 @@ impl PackedMatrix {
     pub fn pack(b: &[f32], (k, n): (usize, usize), transposed: bool) -> Self {
         assert_eq!(b.len(), k * n, "packed matrix is [k, n]");
         let count = n.div_ceil(PANEL);
-        let mut panels = vec![0f32; count * k * PANEL];
+        let len = count * k * PANEL;
+        // Every value is written below (the last panel's padding with zeros), so the buffer is
+        // not zeroed first (a memset of megabytes on one thread cost as much as the packing).
+        let mut panels: Vec<f32> = Vec::with_capacity(len);
         let size = (k * PANEL).max(1);
         // Fills the panels from `first` on: from `b` `[k, n]` one row of `b` at a time across
         // the panels (reading `b` in order; panel by panel, each row of a panel would be on a
-        // page of its own, a TLB miss every 128 bytes), from `[n, k]` panel by panel (each
-        // panel reads 32 rows of `b` in order).
-        let fill = |(first, group): (usize, &mut [f32])| {
-            let mut panels: Vec<(usize, &mut [f32])> = group
+        // page of its own, a TLB miss every 128 bytes); from `[n, k]` panel by panel, in blocks
+        // of [`TRANSPOSE_BLOCK`] panel rows (each of the panel's 32 rows of `b` read a cache line
+        // at a time into a block of the panel that stays in L1).
+        let fill = |(first, group): (usize, &mut [MaybeUninit<f32>])| {
+            let mut panels: Vec<(usize, &mut [MaybeUninit<f32>])> = group
                 .chunks_mut(size)
                 .enumerate()
                 .map(|(q, panel)| (first + q, panel))
                 .collect();
+            for (p, panel) in panels.iter_mut() {
+                let width = PANEL.min(n - *p * PANEL);
+                for row in panel.chunks_mut(PANEL) {
+                    row[width..].fill(MaybeUninit::new(0.0));
+                }
+            }
             if transposed {
                 for (p, panel) in panels {
                     let cols = p * PANEL..((p + 1) * PANEL).min(n);
-                    for (kk, row) in panel.chunks_mut(PANEL).enumerate() {
-                        for (o, j) in row.iter_mut().zip(cols.clone()) {
-                            *o = b[j * k + kk];
+                    for kk0 in (0..k).step_by(TRANSPOSE_BLOCK) {
+                        let rows = TRANSPOSE_BLOCK.min(k - kk0);
+                        for (c, j) in cols.clone().enumerate() {
+                            for (q, v) in b[j * k + kk0..][..rows].iter().enumerate() {
+                                panel[(kk0 + q) * PANEL + c].write(*v);
+                            }
                         }
                     }
                 }
@@ -58,22 +76,26 @@ impl PackedMatrix {
                 for (kk, b_row) in b.chunks(n).enumerate() {
                     for (p, panel) in panels.iter_mut() {
                         let cols = *p * PANEL..((*p + 1) * PANEL).min(n);
-                        panel[kk * PANEL..][..cols.len()].copy_from_slice(&b_row[cols]);
+                        panel[kk * PANEL..][..cols.len()].write_copy_of_slice(&b_row[cols]);
                     }
                 }
             }
         };
         // The panels are independent: a large matrix is packed on all the pool's threads, each
         // a run of consecutive panels.
+        let spare = &mut panels.spare_capacity_mut()[..len];
         if k * n >= PARALLEL_PACK {
             let per = count.div_ceil(rayon::current_num_threads()).max(1);
-            panels
+            spare
                 .par_chunks_mut(per * size)
                 .enumerate()
                 .for_each(|(g, group)| fill((g * per, group)));
         } else {
-            fill((0, &mut panels));
+            fill((0, spare));
         }
+        // SAFETY: `fill` wrote every value of every panel: the valid columns of each of its `k`
+        // rows from `b`, the others with zeros.
+        unsafe { panels.set_len(len) };
         Self { panels, k, n }
     }
 
