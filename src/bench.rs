@@ -485,14 +485,18 @@ pub fn torch_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs `benches/torch_reference.py` on workload `w` (same steps) and parses its JSON line. The
-/// script runs with the allocator settings of [`crate::memory::retain_freed_memory`] (as
-/// environment variables), so that both sides allocate alike.
-pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, String> {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_reference.py");
-    let out = std::process::Command::new("python3")
-        .arg(&script)
+/// The path of `benches/torch_reference.py`.
+fn torch_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_reference.py")
+}
+
+/// The command that runs `benches/torch_reference.py` on workload `w` for `steps` steps, with
+/// the allocator settings of [`crate::memory::retain_freed_memory`] as environment variables
+/// (PyTorch's tensors come from the same `malloc`), so that both sides allocate alike.
+fn torch_command(w: &Workload, steps: usize) -> std::process::Command {
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(torch_script())
         .args(["--mode", w.mode.name(), "--kind", w.kind.name()])
         .args([
             "--hidden",
@@ -508,8 +512,15 @@ pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, Stri
             &steps.to_string(),
         ])
         .args(w.bidirectional.then_some("--bidirectional"))
-        // PyTorch's tensors come from the same malloc: the same settings as this process.
-        .envs(RETAINED_MEMORY_ENV.map(|(name, value)| (name, value.to_string())))
+        .envs(RETAINED_MEMORY_ENV.map(|(name, value)| (name, value.to_string())));
+    command
+}
+
+/// Runs `benches/torch_reference.py` on workload `w` (same steps, [`torch_command`]) and parses
+/// its JSON line.
+pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, String> {
+    let script = torch_script();
+    let out = torch_command(w, steps)
         .output()
         .map_err(|e| format!("cannot run python3 {}: {e}", script.display()))?;
     if !out.status.success() {
@@ -676,6 +687,26 @@ pub fn markdown_header(with_torch: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pytorch_runs_with_the_same_allocator_settings() {
+        let mut w = Workload::w1(Kind::Gru);
+        w.bidirectional = true;
+        let command = torch_command(&w, 7);
+        let envs: Vec<_> = command.get_envs().collect();
+        for (name, value) in RETAINED_MEMORY_ENV {
+            let value = value.to_string();
+            assert!(
+                envs.contains(&(name.as_ref(), Some(value.as_ref()))),
+                "{name}={value} missing from {envs:?}"
+            );
+        }
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy()).collect();
+        assert!(args[0].ends_with("benches/torch_reference.py"));
+        let joined = args[1..].join(" ");
+        assert!(joined.contains("--kind gru") && joined.contains("--steps 7"));
+        assert!(joined.ends_with("--bidirectional"), "{joined}");
+    }
 
     #[test]
     fn training_flops_count_the_gate_products_three_times() {
