@@ -28,7 +28,7 @@ fn main() {
         markdown_header(false)
     );
     let all = workloads(&[Mode::Train], &Kind::ALL, &[256], &[35], (2, false), 32);
-    if let Err(e) = run(&all, &device, steps, false, |w, m| {
+    if let Err(e) = run(&all, &device, (steps, 1), false, |w, m| {
         println!("{}", markdown_row(w, m))
     }) {
         eprintln!("error: {e}");

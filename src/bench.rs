@@ -457,8 +457,42 @@ pub struct Measurement {
     pub seq: usize,
     /// Bidirectional layers.
     pub bidirectional: bool,
-    /// Throughput.
+    /// Throughput (with several rounds, the median of [`Self::runs`]).
     pub tokens_per_s: f64,
+    /// Each round's throughput, in order, when there was more than one round (`--repeat`).
+    #[serde(skip_serializing_if = "one_round")]
+    pub runs: Vec<f64>,
+}
+
+/// Whether `runs` holds a single round (then left out of the JSON, which has the figure already).
+fn one_round(runs: &[f64]) -> bool {
+    runs.len() <= 1
+}
+
+/// The median of `v` (not empty): the middle value, or the mean of the two middle ones.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One measurement per implementation from `rounds` (each a round's measurements, the
+/// implementations in the same order): the median throughput, each round's in `runs`.
+fn combine(rounds: Vec<Vec<Measurement>>) -> Vec<Measurement> {
+    let mut combined = rounds[0].clone();
+    for (i, m) in combined.iter_mut().enumerate() {
+        m.runs = rounds.iter().map(|r| r[i].tokens_per_s).collect();
+        m.tokens_per_s = median(&m.runs);
+        if m.runs.len() == 1 {
+            m.runs.clear();
+        }
+    }
+    combined
 }
 
 impl Measurement {
@@ -473,6 +507,7 @@ impl Measurement {
             seq: w.seq,
             bidirectional: w.bidirectional,
             tokens_per_s: (tokens_per_s * 10.0).round() / 10.0,
+            runs: Vec::new(),
         }
     }
 }
@@ -624,50 +659,79 @@ pub fn workloads(
 }
 
 /// Measures every workload with sequent and `burn::nn` on `device` (and PyTorch when
-/// `with_torch`), calling `report` with each workload's measurements as soon as they exist.
+/// `with_torch`), in `repeat` rounds (each round measures every implementation once, side by
+/// side, so that a slow patch of the machine hits all of them), calling `report` with each
+/// workload's measurements (medians over the rounds) as soon as they exist.
 pub fn run(
     workloads: &[Workload],
     device: &Device,
-    steps: usize,
+    (steps, repeat): (usize, usize),
     with_torch: bool,
     mut report: impl FnMut(&Workload, &[Measurement]),
 ) -> Result<(), String> {
     for w in workloads {
-        let mut row = vec![
-            Measurement::new(
-                "sequent",
-                w,
-                tokens_per_s(Implementation::Sequent, w, device, steps),
-            ),
-            Measurement::new(
-                "burn-nn",
-                w,
-                tokens_per_s(Implementation::BurnNn, w, device, steps),
-            ),
-        ];
-        if with_torch {
-            row.push(torch_measurement(w, steps)?);
-        }
-        report(w, &row);
+        let rounds = (0..repeat.max(1))
+            .map(|_| round(w, device, steps, with_torch))
+            .collect::<Result<Vec<_>, String>>()?;
+        report(w, &combine(rounds));
     }
     Ok(())
 }
 
-/// A Markdown row for one workload's measurements (sequent first, then burn::nn, then torch).
+/// One round of workload `w`: sequent, `burn::nn`, and PyTorch when `with_torch`.
+fn round(
+    w: &Workload,
+    device: &Device,
+    steps: usize,
+    with_torch: bool,
+) -> Result<Vec<Measurement>, String> {
+    let mut row = vec![
+        Measurement::new(
+            "sequent",
+            w,
+            tokens_per_s(Implementation::Sequent, w, device, steps),
+        ),
+        Measurement::new(
+            "burn-nn",
+            w,
+            tokens_per_s(Implementation::BurnNn, w, device, steps),
+        ),
+    ];
+    if with_torch {
+        row.push(torch_measurement(w, steps)?);
+    }
+    Ok(row)
+}
+
+/// The ratio cell `a / b`: with several rounds, the median of the rounds' ratios and their
+/// range, `1.23x (1.10-1.31x)`.
+fn ratio_cell(a: &Measurement, b: &Measurement) -> String {
+    if a.runs.len() > 1 && a.runs.len() == b.runs.len() {
+        let ratios: Vec<f64> = a.runs.iter().zip(&b.runs).map(|(x, y)| x / y).collect();
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::INFINITY, 0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+        format!("{:.2}x ({low:.2}-{high:.2}x)", median(&ratios))
+    } else {
+        format!("{:.2}x", a.tokens_per_s / b.tokens_per_s)
+    }
+}
+
+/// A Markdown row for one workload's measurements (sequent first, then burn::nn, then torch):
+/// throughputs (medians over the rounds) and ratios ([`ratio_cell`]).
 pub fn markdown_row(w: &Workload, m: &[Measurement]) -> String {
-    let ours = m[0].tokens_per_s;
     let mut cells = vec![
         w.mode.name().to_string(),
         w.kind_name(),
         w.hidden.to_string(),
         w.seq.to_string(),
-        format!("{ours:.0}"),
+        format!("{:.0}", m[0].tokens_per_s),
         format!("{:.0}", m[1].tokens_per_s),
-        format!("{:.2}x", ours / m[1].tokens_per_s),
+        ratio_cell(&m[0], &m[1]),
     ];
     if let Some(t) = m.get(2) {
         cells.push(format!("{:.0}", t.tokens_per_s));
-        cells.push(format!("{:.2}x", ours / t.tokens_per_s));
+        cells.push(ratio_cell(&m[0], t));
     }
     format!("| {} |", cells.join(" | "))
 }
@@ -687,6 +751,29 @@ pub fn markdown_header(with_torch: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_combine_into_medians_and_ratio_ranges() {
+        let w = Workload::w1(Kind::Rnn);
+        let round = |a: f64, b: f64| {
+            vec![
+                Measurement::new("sequent", &w, a),
+                Measurement::new("burn-nn", &w, b),
+            ]
+        };
+        let m = combine(vec![round(30.0, 10.0), round(10.0, 5.0), round(20.0, 5.0)]);
+        assert_eq!((m[0].tokens_per_s, m[1].tokens_per_s), (20.0, 5.0));
+        assert_eq!(m[0].runs, [30.0, 10.0, 20.0]);
+        // Ratios 3, 2, 4: median 3, range 2-4 (not the ratio of the medians, 4).
+        assert!(markdown_row(&w, &m).ends_with("| 20 | 5 | 3.00x (2.00-4.00x) |"));
+        let json = serde_json::to_value(&m[0]).unwrap();
+        assert_eq!(json["runs"], serde_json::json!([30.0, 10.0, 20.0]));
+        // One round: the plain ratio, no `runs` in the JSON.
+        let one = combine(vec![round(30.0, 10.0)]);
+        assert!(markdown_row(&w, &one).ends_with("| 30 | 10 | 3.00x |"));
+        assert!(serde_json::to_value(&one[0]).unwrap().get("runs").is_none());
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
 
     #[test]
     fn pytorch_runs_with_the_same_allocator_settings() {

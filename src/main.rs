@@ -108,6 +108,10 @@ struct BenchArgs {
     /// Timed steps per implementation (after 2 warm-up steps).
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Rounds per workload, each measuring every implementation once: the table then shows
+    /// medians, and each ratio as the median of the rounds' ratios with their range.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Also run benches/torch_reference.py on each workload (needs `python3 -c "import torch"`).
     #[arg(long)]
     with_torch: bool,
@@ -413,8 +417,8 @@ fn run(command: Command) -> Result<(), String> {
 fn bench(b: &BenchArgs) -> Result<(), String> {
     use sequent::bench;
     let device = sequent::device::parse(&b.device.device)?;
-    if b.steps == 0 || b.layers == 0 || b.batch == 0 {
-        return Err("--steps, --layers and --batch must be at least 1".into());
+    if b.steps == 0 || b.layers == 0 || b.batch == 0 || b.repeat == 0 {
+        return Err("--steps, --layers, --batch and --repeat must be at least 1".into());
     }
     if b.bidirectional && b.mode.contains(&bench::Mode::Stream) {
         return Err(
@@ -429,7 +433,7 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
     let all = bench::workloads(&b.mode, &b.kind, &b.hidden, &b.seq, layers, b.batch);
     if !b.json {
         println!(
-            "device {}; {} {}layers, batch {}, vocabulary 64; {} timed steps\n{}",
+            "device {}; {} {}layers, batch {}, vocabulary 64; {} timed steps{}\n{}",
             b.device.device,
             b.layers,
             if b.bidirectional {
@@ -439,11 +443,16 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
             },
             b.batch,
             b.steps,
+            if b.repeat > 1 {
+                format!(", medians of {} rounds", b.repeat)
+            } else {
+                String::new()
+            },
             bench::markdown_header(b.with_torch)
         );
     }
     let mut trained = Vec::new();
-    bench::run(&all, &device, b.steps, b.with_torch, |w, m| {
+    bench::run(&all, &device, (b.steps, b.repeat), b.with_torch, |w, m| {
         if b.json {
             for x in m {
                 println!("{}", serde_json::to_string(x).expect("serialises"));

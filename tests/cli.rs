@@ -348,6 +348,18 @@ fn bench_prints_the_ratio_table_and_json() {
         );
     }
     assert!(table.contains("sequent / burn::nn"));
+    // Rounds: medians, and each ratio with its range over the rounds.
+    let rounds = ok(&[
+        "bench", "--steps", "1", "--hidden", "8", "--layers", "1", "--seq", "5", "--kind", "rnn",
+        "--repeat", "2",
+    ]);
+    assert!(rounds.contains("medians of 2 rounds"), "{rounds}");
+    let row = rounds
+        .lines()
+        .find(|l| l.starts_with("| train | rnn |"))
+        .unwrap();
+    assert!(row.ends_with("x) |") && row.contains("x ("), "{row}");
+    assert!(fails(&["bench", "--repeat", "0"]).contains("--repeat"));
     let json = ok(&[
         "bench",
         "--steps",
