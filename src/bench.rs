@@ -459,7 +459,7 @@ pub struct Measurement {
     pub bidirectional: bool,
     /// Throughput (with several rounds, the median of [`Self::runs`]).
     pub tokens_per_s: f64,
-    /// Each round's throughput, in order, when there was more than one round (`--repeat`).
+    /// Each round's throughput, in order (`--repeat`; left out of the JSON for a single round).
     #[serde(skip_serializing_if = "one_round")]
     pub runs: Vec<f64>,
 }
@@ -488,9 +488,6 @@ fn combine(rounds: Vec<Vec<Measurement>>) -> Vec<Measurement> {
     for (i, m) in combined.iter_mut().enumerate() {
         m.runs = rounds.iter().map(|r| r[i].tokens_per_s).collect();
         m.tokens_per_s = median(&m.runs);
-        if m.runs.len() == 1 {
-            m.runs.clear();
-        }
     }
     combined
 }
@@ -706,7 +703,7 @@ fn round(
 /// The ratio cell `a / b`: with several rounds, the median of the rounds' ratios and their
 /// range, `1.23x (1.10-1.31x)`.
 fn ratio_cell(a: &Measurement, b: &Measurement) -> String {
-    if a.runs.len() > 1 && a.runs.len() == b.runs.len() {
+    if a.runs.len() > 1 {
         let ratios: Vec<f64> = a.runs.iter().zip(&b.runs).map(|(x, y)| x / y).collect();
         let (low, high) = ratios
             .iter()

@@ -174,22 +174,16 @@ impl PackedMatrix {
             let bias = bias.map(|b| &b[j0..j0 + width]);
             for r0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - r0);
-                let acc = tile(rows, &a[r0 * k..(r0 + rows) * k], panel);
-                for (r, acc_row) in acc.iter().enumerate().take(rows) {
+                let mut acc = tile(rows, &a[r0 * k..(r0 + rows) * k], panel);
+                for (r, acc_row) in acc.iter_mut().enumerate().take(rows) {
+                    if let Some(b) = bias {
+                        acc_row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                    }
                     let out = &mut c[(r0 + r) * n + j0..][..width];
-                    match (accumulate, bias) {
-                        (true, None) => out.iter_mut().zip(acc_row).for_each(|(o, v)| *o += v),
-                        (false, None) => out.copy_from_slice(&acc_row[..width]),
-                        (true, Some(b)) => {
-                            for ((o, v), b) in out.iter_mut().zip(acc_row).zip(b) {
-                                *o += v + b;
-                            }
-                        }
-                        (false, Some(b)) => {
-                            for ((o, v), b) in out.iter_mut().zip(acc_row).zip(b) {
-                                *o = v + b;
-                            }
-                        }
+                    if accumulate {
+                        out.iter_mut().zip(&*acc_row).for_each(|(o, v)| *o += v);
+                    } else {
+                        out.copy_from_slice(&acc_row[..width]);
                     }
                 }
             }
