@@ -193,9 +193,8 @@ fn configs_round_trip_through_json() {
         .with_num_layers(2)
         .with_reset_after(false)
         .with_gate_bias(GateBias::Chrono { max_len: 50.0 });
-    let dir = std::env::temp_dir().join(format!("sequent-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gru.json");
+    let dir = common::scratch();
+    let path = dir.path().join("gru.json");
     burn::config::Config::save(&cfg, &path).unwrap();
     let back = <GruConfig as burn::config::Config>::load(&path).unwrap();
     assert_eq!(back.num_layers, 2);

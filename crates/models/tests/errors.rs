@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Distribution, Tensor};
-use common::{Fixture, fixtures};
+use common::{Fixture, fixtures, scratch};
 use safetensors::tensor::TensorView;
 use sequent_models::SequentError;
 use sequent_models::recurrent::*;
@@ -145,10 +145,8 @@ fn cell_step_errors() {
     assert!(matches!(err, SequentError::StateKind(_)), "{err}");
 }
 
-/// Writes `tensors` (name -> (shape, values)) as a safetensors file in a fresh temp dir.
-fn write_weights(name: &str, tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sequent-errors-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Writes `tensors` (name -> (shape, values)) as a safetensors file in `dir`.
+fn write_weights(dir: &Path, tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> PathBuf {
     let path = dir.join("w.safetensors");
     let bytes: HashMap<&String, (Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -201,7 +199,8 @@ fn mismatch(path: &Path) -> Vec<String> {
 fn weight_file_with_missing_key() {
     let mut w = lstm_weights();
     w.remove("bias_hh_l1_reverse");
-    let problems = mismatch(&write_weights("missing", &w));
+    let dir = scratch();
+    let problems = mismatch(&write_weights(dir.path(), &w));
     assert_eq!(
         problems,
         vec!["missing tensor `bias_hh_l1_reverse`".to_string()]
@@ -212,7 +211,8 @@ fn weight_file_with_missing_key() {
 fn weight_file_with_extra_key() {
     let mut w = lstm_weights();
     w.insert("weight_ih_l2".into(), (vec![24, 12], vec![0.0; 288]));
-    let problems = mismatch(&write_weights("extra", &w));
+    let dir = scratch();
+    let problems = mismatch(&write_weights(dir.path(), &w));
     assert_eq!(
         problems,
         vec!["unexpected tensor `weight_ih_l2`".to_string()]
@@ -223,7 +223,8 @@ fn weight_file_with_extra_key() {
 fn weight_file_with_misshaped_key() {
     let mut w = lstm_weights();
     w.insert("weight_hh_l0".into(), (vec![24, 5], vec![0.0; 120]));
-    let problems = mismatch(&write_weights("shape", &w));
+    let dir = scratch();
+    let problems = mismatch(&write_weights(dir.path(), &w));
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains("weight_hh_l0")
@@ -241,9 +242,8 @@ fn weight_file_missing_or_corrupt() {
         .load_pytorch("/nonexistent/weights.safetensors")
         .unwrap_err();
     assert!(matches!(err, SequentError::WeightIo { .. }), "{err}");
-    let dir = std::env::temp_dir().join(format!("sequent-errors-{}-corrupt", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("bad.safetensors");
+    let dir = scratch();
+    let path = dir.path().join("bad.safetensors");
     std::fs::write(&path, b"this is not a safetensors file").unwrap();
     let err = layer.load_pytorch(&path).unwrap_err();
     assert!(matches!(err, SequentError::WeightIo { .. }), "{err}");

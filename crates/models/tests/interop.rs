@@ -3,17 +3,13 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use common::{Fixture, fixtures, max_abs_diff};
+use std::path::{Path, PathBuf};
+
+use common::{Fixture, fixtures, max_abs_diff, scratch};
 use sequent_models::recurrent::*;
 
 fn device() -> Device {
     common::backends()[0].1.clone()
-}
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sequent-interop-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -25,7 +21,8 @@ fn export_writes_pytorch_names_and_values() {
         .with_bidirectional(true)
         .init(&d);
     lstm.load_pytorch(&src).unwrap();
-    let out = temp_dir("export").join("lstm.safetensors");
+    let dir = scratch();
+    let out = dir.path().join("lstm.safetensors");
     lstm.save_pytorch(&out).unwrap();
 
     let original = Fixture::read(&src).floats;
@@ -72,10 +69,11 @@ fn pt_files_load_like_safetensors() {
     }
 }
 
-/// Renames `*_l0` keys to a cell's `weight_ih`, ... and writes them as a PyTorch cell state_dict.
-fn cell_weights(case: &str) -> std::path::PathBuf {
+/// Renames `*_l0` keys to a cell's `weight_ih`, ... and writes them as a PyTorch cell state_dict
+/// in `dir`.
+fn cell_weights(dir: &Path, case: &str) -> PathBuf {
     let layer = fixtures().join(format!("{case}.weights.safetensors"));
-    let out = temp_dir(case).join("cell.safetensors");
+    let out = dir.join("cell.safetensors");
     let floats = Fixture::read(&layer).floats;
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = floats
         .into_iter()
@@ -104,7 +102,8 @@ fn cell_weights(case: &str) -> std::path::PathBuf {
 /// Steps a single-step cell over the fixture input and compares with the layer's output.
 fn check_cell<C: CellKind>(mut cell: RecurrentCell<C>, case: &str) {
     let d = device();
-    cell.load_pytorch(cell_weights(case)).unwrap();
+    let dir = scratch();
+    cell.load_pytorch(cell_weights(dir.path(), case)).unwrap();
     let data = Fixture::read(&fixtures().join(format!("{case}.data.safetensors")));
     let x = data.tensor::<3>("x", &d);
     let [b, t, i] = x.dims();
@@ -121,7 +120,7 @@ fn check_cell<C: CellKind>(mut cell: RecurrentCell<C>, case: &str) {
         err <= 1e-5,
         "{case}: cell steps differ from the layer by {err}"
     );
-    let saved = temp_dir(case).join("cell-export.safetensors");
+    let saved = dir.path().join("cell-export.safetensors");
     cell.save_pytorch(&saved).unwrap();
     let mut keys: Vec<String> = Fixture::read(&saved).floats.into_keys().collect();
     keys.sort();

@@ -1,4 +1,5 @@
-//! Shared helpers of the integration tests: the backends compiled in, fixture reading.
+//! Shared helpers of the integration tests: the backends compiled in, fixture reading, scratch
+//! directories.
 #![allow(dead_code, deprecated)]
 
 use std::collections::HashMap;
@@ -93,4 +94,12 @@ pub fn max_abs_diff<const D: usize>(actual: &Tensor<D>, fixture: &Fixture, name:
         .zip(expected)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max)
+}
+
+/// A fresh directory for a test's files, removed with everything in it when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sequent-test-")
+        .tempdir()
+        .expect("a temporary directory")
 }

@@ -249,17 +249,17 @@ pub fn split(series: &[Vec<f32>], train_len: usize) -> Result<SplitSeries, Serie
 mod tests {
     use super::*;
 
-    fn write(name: &str, text: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sequent-ts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
         p
     }
 
     #[test]
     fn reads_columns_and_reports_bad_files_with_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
         let p = write(
+            &dir,
             "ok.csv",
             "year,month,births\n1969,1,8486\n1969,2,9002\n\n1969,3,9542\n",
         );
@@ -276,22 +276,22 @@ mod tests {
             matches!(err, SeriesError::UnknownColumn { ref available, .. } if available == "year, month, births"),
             "{err}"
         );
-        let bad = write("bad.csv", "a,b\n1,2\n3,x\n");
+        let bad = write(&dir, "bad.csv", "a,b\n1,2\n3,x\n");
         assert!(matches!(
             read_csv(&bad, &["b"]).unwrap_err(),
             SeriesError::Malformed { line: 3, .. }
         ));
-        let short = write("short.csv", "a,b\n1,2\n3\n");
+        let short = write(&dir, "short.csv", "a,b\n1,2\n3\n");
         assert!(matches!(
             read_csv(&short, &["b"]).unwrap_err(),
             SeriesError::Malformed { line: 3, .. }
         ));
         assert!(matches!(
-            read_csv(&write("empty.csv", "a,b\n"), &["a"]).unwrap_err(),
+            read_csv(&write(&dir, "empty.csv", "a,b\n"), &["a"]).unwrap_err(),
             SeriesError::Empty(_)
         ));
         assert!(matches!(
-            read_csv(&write("none.csv", ""), &["a"]).unwrap_err(),
+            read_csv(&write(&dir, "none.csv", ""), &["a"]).unwrap_err(),
             SeriesError::Empty(_)
         ));
         assert!(matches!(
