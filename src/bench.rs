@@ -9,10 +9,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor};
+use sequent_models::loss::cross_entropy;
 use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
 use sequent_train::optim::FusedAdamConfig;
 
@@ -326,9 +326,7 @@ impl<R: SeqLayer> CharLm<R> {
     fn loss(&self, inputs: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
         let (logits, _) = self.logits(inputs, None);
         let [b, t, v] = logits.dims();
-        CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.reshape([b * t, v]), targets.reshape([b * t]))
+        cross_entropy(logits.reshape([b * t, v]), targets.reshape([b * t]))
     }
 }
 

@@ -8,10 +8,11 @@
 //! still feels inputs far in the past (the vanishing gradient).
 
 use burn::module::Module;
-use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
+use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sequent_models::heads::{Readout, SequenceModel};
+use sequent_models::loss::cross_entropy;
 use sequent_models::recurrent::CellKind;
 use sequent_train::clip::clip_grad_norm;
 use sequent_train::data::synthetic::{
@@ -106,9 +107,7 @@ fn loss<C: CellKind>(model: &SequenceModel<C>, b: Batch) -> Tensor<1> {
     let out = model.forward(b.inputs, None);
     match (b.sums, b.symbols) {
         (Some(y), _) => MseLoss::new().forward(out, y, Reduction::Mean),
-        (_, Some(ids)) => CrossEntropyLossConfig::new()
-            .init(&out.device())
-            .forward(out, ids),
+        (_, Some(ids)) => cross_entropy(out, ids),
         _ => unreachable!("a batch has targets"),
     }
 }

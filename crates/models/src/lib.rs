@@ -21,6 +21,7 @@ pub mod error;
 pub mod forecast;
 pub mod generate;
 pub mod heads;
+pub mod loss;
 pub mod recurrent;
 pub mod rng;
 

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{ClassificationOutput, SupervisedTraining};
 use sequent_models::heads::SequenceModel;
+use sequent_models::loss::cross_entropy;
 use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::EpochDataset;
@@ -54,9 +54,7 @@ impl<C: CellKind> ClassifierLearner<C> {
                 .start_epoch(&batch.inputs.device(), batch.epoch);
         }
         let logits = self.model.forward(batch.inputs, Some(&batch.lengths));
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.labels.clone());
+        let loss = cross_entropy(logits.clone(), batch.labels.clone());
         self.control
             .record(&loss, batch.lengths.len(), batch.epoch, split);
         ClassificationOutput::new(loss, logits, batch.labels)

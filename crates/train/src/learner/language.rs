@@ -3,13 +3,13 @@
 use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleDisplay};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor};
 use burn::train::metric::{LossMetric, PerplexityMetric};
 use burn::train::{SequenceOutput, SupervisedTraining};
 use sequent_models::classical::MarkovLm;
 use sequent_models::generate::Sampling;
 use sequent_models::heads::LanguageModel;
+use sequent_models::loss::cross_entropy;
 use sequent_models::recurrent::{CellKind, RecurrentState};
 
 use crate::data::text::{StateFlow, TokenBatch};
@@ -138,12 +138,10 @@ impl<M: TokenModel> LanguageLearner<M> {
             self.carry.keep(batch.flow, state);
         }
         let v = logits.dims()[2];
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(
-                logits.clone().reshape([b * t, v]),
-                batch.target.clone().reshape([b * t]),
-            );
+        let loss = cross_entropy(
+            logits.clone().reshape([b * t, v]),
+            batch.target.clone().reshape([b * t]),
+        );
         self.control.record(&loss, b * t, batch.epoch, split);
         SequenceOutput::new(loss, logits, None, batch.target)
     }

@@ -34,6 +34,12 @@ fn exp_approx(input: f32) -> f32 {
     if input.is_nan() { input } else { y }
 }
 
+/// `e^x` (the range reduction and polynomial above).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    exp_approx(x)
+}
+
 /// `sigmoid(x) = 1 / (1 + e^{-x})`.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {

@@ -124,6 +124,15 @@ pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
     ))
 }
 
+/// Mean cross-entropy of `logits` `[N, V]` against `targets` `[N]` with the fused op (a device
+/// where [`available`] holds).
+pub(crate) fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, burn::tensor::Int>) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as FusedCellOps>::cross_entropy(
+        logits.into_dispatch(),
+        targets.into_dispatch(),
+    ))
+}
+
 /// A layer direction's weights as the whole-sequence ops take them: `[W_ih, b_ih, W_hh, b_hh]`,
 /// zero biases for a layer without biases.
 fn op_weights(weights: &CellWeights) -> [DispatchTensor; 4] {

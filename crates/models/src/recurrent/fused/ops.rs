@@ -9,7 +9,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 
@@ -23,7 +23,8 @@ use super::sequence::{Direction, FusedCell, SequenceCell};
 const GRU: FusedCell = FusedCell::Gated(SequenceCell::Gru);
 const RNN_TANH: FusedCell = FusedCell::Gated(SequenceCell::RnnTanh);
 
-/// Fused pointwise parts of the recurrent cells.
+/// Fused pointwise parts of the recurrent cells, the whole-sequence ops, and the cross-entropy
+/// of a model's output.
 #[backend_extension(
     Autodiff,
     NdArray: cfg(feature = "ndarray"),
@@ -40,6 +41,9 @@ pub trait FusedCellOps: Backend {
     ) -> FloatTensor<Self>;
     /// Elementwise `tanh` (the vanilla RNN's nonlinearity).
     fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Mean cross-entropy of `logits` `[N, V]` against the classes `targets` `[N]` -> `[1]`:
+    /// `(1/N) sum_n (ln sum_j e^{x_nj} - x_{n t_n})`.
+    fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
     /// A whole LSTM layer direction: `x` `[T, B, I]` (time order), `w_ih` `[4H, I]`, `b_ih`
     /// `[4H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`, `h0`, `c0` `[B, H]` -> `[T + 1, B, H]`: the
     /// outputs `h_t` in time order, then the final cell state. With `reverse` the recurrence runs
@@ -163,6 +167,37 @@ fn tanh_host<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     device_tensor::<B>(out, shape, &like)
 }
 
+/// The softmax of `logits` `[N, V]` (row-major, on the host) and the mean cross-entropy against
+/// `targets` `[N]`, as a `[1]` tensor like `logits`.
+fn cross_entropy_host<B: Backend>(
+    logits: FloatTensor<B>,
+    targets: IntTensor<B>,
+) -> (FloatTensor<B>, Vec<f32>, Vec<usize>) {
+    let like = logits.clone();
+    let (x, shape) = host::<B>(logits);
+    let (n, v) = (shape[0], shape[1]);
+    let targets: Vec<usize> = burn::tensor::try_read_sync(B::int_into_data(targets))
+        .expect("CPU backends read synchronously")
+        .expect("reading a CPU tensor does not fail")
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("converted to i64")
+        .into_iter()
+        .map(|t| {
+            usize::try_from(t)
+                .ok()
+                .filter(|t| *t < v)
+                .unwrap_or_else(|| panic!("cross-entropy target {t} is not a class of {v}"))
+        })
+        .collect();
+    assert_eq!(targets.len(), n, "one target a row of logits");
+    let (mut probs, mut losses) = (vec![0f32; n * v], vec![0f32; n]);
+    kernels::softmax_cross_entropy(&x, &targets, &mut probs, &mut losses);
+    let mean = losses.iter().map(|l| *l as f64).sum::<f64>() / n.max(1) as f64;
+    let loss = device_tensor::<B>(vec![mean as f32], Shape::new([1]), &like);
+    (loss, probs, targets)
+}
+
 macro_rules! host_backend {
     ($backend:ty) => {
         impl FusedCellOps for $backend {
@@ -183,6 +218,13 @@ macro_rules! host_backend {
 
             fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self> {
                 tanh_host::<Self>(x)
+            }
+
+            fn cross_entropy(
+                logits: FloatTensor<Self>,
+                targets: IntTensor<Self>,
+            ) -> FloatTensor<Self> {
+                cross_entropy_host::<Self>(logits, targets).0
             }
 
             fn lstm_sequence(
@@ -378,6 +420,33 @@ impl<B: Backend> Backward<B, 1> for TanhBackward {
     }
 }
 
+#[derive(Debug)]
+struct CrossEntropyBackward;
+
+impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
+    /// The softmax of the logits and the targets.
+    type State = (Vec<f32>, Vec<usize>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            let like = grad.clone();
+            let (g, _) = host::<B>(grad);
+            let (mut d, targets) = ops.state;
+            let n = targets.len();
+            let v = d.len() / n.max(1);
+            // dL/dx_nj = g (p_nj - [j = t_n]) / N
+            let scale = g[0] / n as f32;
+            for (row, t) in d.chunks_mut(v).zip(targets) {
+                row[t] -= 1.0;
+                row.iter_mut().for_each(|x| *x *= scale);
+            }
+            grads.register::<B>(node.id, device_tensor::<B>(d, Shape::new([n, v]), &like));
+        }
+    }
+}
+
 impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
     fn lstm_sequence(
         x: FloatTensor<Self>,
@@ -533,6 +602,23 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
                 prep.finish(y.clone(), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::tanh_pointwise(x.into_primitive())),
+        }
+    }
+
+    fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        match CrossEntropyBackward
+            .prepare::<C>([logits.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (loss, probs, targets) =
+                    cross_entropy_host::<B>(logits.into_primitive(), targets);
+                prep.finish((probs, targets), loss)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::cross_entropy(logits.into_primitive(), targets))
+            }
         }
     }
 }

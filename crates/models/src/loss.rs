@@ -1,0 +1,28 @@
+//! Losses of a model's output, with a fused CPU kernel.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Int, Tensor};
+
+use crate::recurrent::fused;
+
+/// Mean cross-entropy of `logits` `[N, V]` against the classes `targets` `[N]`:
+/// `(1/N) sum_n (ln sum_j e^{x_nj} - x_{n t_n})`, what Burn's `CrossEntropyLoss` (no smoothing,
+/// weights or padding) and PyTorch's `cross_entropy` compute.
+///
+/// On Flex and NdArray devices it is one op (a softmax and the row losses in one vectorised pass;
+/// its backward `(softmax - onehot(t)) / N` in another), where Burn's composed loss runs about
+/// ten tensor ops, each with its own backward node and scalar `exp`; elsewhere it is Burn's loss.
+///
+/// # Panics
+/// If a target is not a class index (`0 <= t < V`) or the lengths differ.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    assert_eq!(targets.dims()[0], n, "one target a row of logits");
+    if fused::available(&logits.device()) {
+        fused::cross_entropy(logits, targets)
+    } else {
+        CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, targets)
+    }
+}

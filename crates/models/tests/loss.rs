@@ -1,0 +1,85 @@
+//! The fused cross-entropy against Burn's composed loss and the analytic gradient.
+
+mod common;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use sequent_models::loss::cross_entropy;
+
+/// Loss and `dL/dlogits` of `loss` at `logits` `[N, V]` (values) and `targets`.
+fn value_and_grad(
+    device: &Device,
+    logits: &Tensor<2>,
+    targets: &[i64],
+    loss: impl Fn(Tensor<2>, Tensor<1, Int>) -> Tensor<1>,
+) -> (f32, Vec<f32>) {
+    let x = Tensor::<2>::from_data(logits.to_data(), device).require_grad();
+    let t = Tensor::<1, Int>::from_data(TensorData::from(targets), device);
+    let l = loss(x.clone(), t);
+    let value: f32 = l.clone().into_scalar();
+    let grads = l.backward();
+    let g = x
+        .grad(&grads)
+        .expect("a gradient")
+        .to_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    (value, g)
+}
+
+#[test]
+fn fused_cross_entropy_equals_burns_loss_and_the_analytic_gradient() {
+    for (name, device) in common::backends() {
+        let (n, v) = (37, 70);
+        // Logits spread over +-30: the softmax must not overflow.
+        let logits = Tensor::<2>::random([n, v], Distribution::Uniform(-30.0, 30.0), &device);
+        let targets: Vec<i64> = (0..n as i64).map(|i| (i * 13) % v as i64).collect();
+        let (fused, g_fused) = value_and_grad(&device, &logits, &targets, cross_entropy);
+        let (burn, g_burn) = value_and_grad(&device, &logits, &targets, |x, t| {
+            CrossEntropyLossConfig::new()
+                .init(&x.device())
+                .forward(x, t)
+        });
+        assert!(
+            (fused - burn).abs() <= 1e-5 * burn.abs().max(1.0),
+            "{name}: {fused} vs {burn}"
+        );
+        // dL/dx_nj = (softmax(x_n)_j - [j = t_n]) / N, from the logits in f64.
+        let x: Vec<f32> = logits.to_data().try_into_vec::<f32>().unwrap();
+        let mut mean = 0f64;
+        for (row, &t) in x.chunks(v).zip(&targets) {
+            let m = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+            let sum: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
+            mean += (m + sum.ln() - row[t as usize] as f64) / n as f64;
+        }
+        assert!(
+            (fused as f64 - mean).abs() <= 1e-5 * mean.abs().max(1.0),
+            "{name}"
+        );
+        for (i, (gf, gb)) in g_fused.iter().zip(&g_burn).enumerate() {
+            let (r, j) = (i / v, i % v);
+            let row = &x[r * v..(r + 1) * v];
+            let m = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+            let sum: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
+            let p = (row[j] as f64 - m).exp() / sum;
+            let want = (p - if j as i64 == targets[r] { 1.0 } else { 0.0 }) / n as f64;
+            assert!(
+                (*gf as f64 - want).abs() <= 1e-6,
+                "{name} ({r}, {j}): {gf} vs {want}"
+            );
+            assert!(
+                (gf - gb).abs() <= 1e-6,
+                "{name} ({r}, {j}): fused {gf}, Burn {gb}"
+            );
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "is not a class of 5")]
+fn a_target_outside_the_classes_is_named() {
+    let device = common::backends()[0].1.clone();
+    let logits = Tensor::<2>::zeros([2, 5], &device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::from([1i64, 5]), &device);
+    let _ = cross_entropy(logits, targets);
+}
