@@ -14,9 +14,11 @@ use crate::recurrent::fused;
 /// ten tensor ops, each with its own backward node and scalar `exp`; elsewhere it is Burn's loss.
 ///
 /// # Panics
-/// If a target is not a class index (`0 <= t < V`) or the lengths differ.
+/// If there are no rows or no classes, a target is not a class index (`0 <= t < V`), or the
+/// lengths differ.
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    let [n, _] = logits.dims();
+    let [n, v] = logits.dims();
+    assert!(n > 0 && v > 0, "cross-entropy of {n} rows of {v} classes");
     assert_eq!(targets.dims()[0], n, "one target a row of logits");
     if fused::available(&logits.device()) {
         fused::cross_entropy(logits, targets)

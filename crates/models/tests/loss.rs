@@ -83,3 +83,12 @@ fn a_target_outside_the_classes_is_named() {
     let targets = Tensor::<1, Int>::from_data(TensorData::from([1i64, 5]), &device);
     let _ = cross_entropy(logits, targets);
 }
+
+#[test]
+#[should_panic(expected = "cross-entropy of 0 rows of 5 classes")]
+fn no_rows_is_named() {
+    let device = common::backends()[0].1.clone();
+    let logits = Tensor::<2>::zeros([0, 5], &device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::from([0i64; 0]), &device);
+    let _ = cross_entropy(logits, targets);
+}
