@@ -2,9 +2,9 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor};
 use std::path::{Path, PathBuf};
 
+use burn::tensor::{Device, Tensor};
 use common::{Fixture, fixtures, max_abs_diff, scratch};
 use sequent_models::recurrent::*;
 

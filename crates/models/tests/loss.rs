@@ -46,22 +46,27 @@ fn fused_cross_entropy_equals_burns_loss_and_the_analytic_gradient() {
         );
         // dL/dx_nj = (softmax(x_n)_j - [j = t_n]) / N, from the logits in f64.
         let x: Vec<f32> = logits.to_data().try_into_vec::<f32>().unwrap();
-        let mut mean = 0f64;
-        for (row, &t) in x.chunks(v).zip(&targets) {
-            let m = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
-            let sum: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
-            mean += (m + sum.ln() - row[t as usize] as f64) / n as f64;
-        }
+        // Each row's maximum and sum of e^{x - max}.
+        let rows: Vec<(f64, f64)> = x
+            .chunks(v)
+            .map(|row| {
+                let m = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+                (m, row.iter().map(|&x| (x as f64 - m).exp()).sum())
+            })
+            .collect();
+        let mean: f64 = rows
+            .iter()
+            .zip(x.chunks(v).zip(&targets))
+            .map(|((m, sum), (row, &t))| (m + sum.ln() - row[t as usize] as f64) / n as f64)
+            .sum();
         assert!(
             (fused as f64 - mean).abs() <= 1e-5 * mean.abs().max(1.0),
             "{name}"
         );
         for (i, (gf, gb)) in g_fused.iter().zip(&g_burn).enumerate() {
             let (r, j) = (i / v, i % v);
-            let row = &x[r * v..(r + 1) * v];
-            let m = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
-            let sum: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
-            let p = (row[j] as f64 - m).exp() / sum;
+            let (m, sum) = rows[r];
+            let p = (x[i] as f64 - m).exp() / sum;
             let want = (p - if j as i64 == targets[r] { 1.0 } else { 0.0 }) / n as f64;
             assert!(
                 (*gf as f64 - want).abs() <= 1e-6,
