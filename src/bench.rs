@@ -139,6 +139,11 @@ pub struct Workload {
     pub vocab: usize,
     /// Bidirectional layers (`D = 2`; training and inference only: generation is causal).
     pub bidirectional: bool,
+    /// Whether sequent's model folds the embedding into its first layer where
+    /// [`Recurrent::folds_embedding`] holds (`LanguageModel` does; `sequent bench --no-fold`
+    /// times sequent's layers over the embedded sequence instead, as PyTorch and `burn::nn`
+    /// compute it).
+    pub fold_embedding: bool,
 }
 
 impl Workload {
@@ -153,6 +158,7 @@ impl Workload {
             seq: 35,
             vocab: 64,
             bidirectional: false,
+            fold_embedding: true,
         }
     }
 
@@ -172,7 +178,10 @@ impl Workload {
     /// and twice that in the backward (`dx`, `dh` and the weight gradients), `6 G H (I + H)`,
     /// with `I = H` (the embedding width) for the first layer and `I = D H` above it; plus the
     /// head's `6 D H V`. LSTM `G = 4`, GRU 3, RNN 1 (unidirectional: `12 G H^2` a layer).
-    pub fn train_flops_per_token(&self) -> f64 {
+    /// With the embedding `folded` into the first layer its input products are instead the
+    /// `[G H x H] x [H x V]` product `W_ih E^T` and its two backward products once a step:
+    /// `6 G H H V / (T B)` a token.
+    pub fn train_flops_per_token(&self, folded: bool) -> f64 {
         let (g, h, v) = (
             self.kind.gates() as f64,
             self.hidden as f64,
@@ -180,7 +189,12 @@ impl Workload {
         );
         let d = self.directions() as f64;
         let layer = |input: f64| d * 6.0 * g * h * (input + h);
-        layer(h) + (self.layers - 1) as f64 * layer(d * h) + 6.0 * d * h * v
+        let first = if folded {
+            layer(0.0) + 6.0 * g * h * h * v / (self.seq * self.batch) as f64
+        } else {
+            layer(h)
+        };
+        first + (self.layers - 1) as f64 * layer(d * h) + 6.0 * d * h * v
     }
 
     /// The GEMM shapes `(m, k, n)` of a training step of this workload: the input projection
@@ -197,6 +211,21 @@ pub trait SeqLayer: Module + burn::module::ModuleDisplay {
     type State;
     /// Runs the stack from `state` (zero if `None`).
     fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State);
+    /// Runs the stack over `embedding.forward(tokens)` from `state`, folding the embedding into
+    /// the first layer where the stack can ([`Self::folds_embedding`]).
+    fn run_embedded(
+        &self,
+        embedding: &Embedding,
+        tokens: Tensor<2, Int>,
+        state: Option<Self::State>,
+    ) -> (Tensor<3>, Self::State) {
+        self.run(embedding.forward(tokens), state)
+    }
+    /// Whether [`Self::run_embedded`] folds an embedding of `vocab` rows over `steps` x `batch`
+    /// tokens on `device`.
+    fn folds_embedding(&self, _vocab: usize, _steps: usize, _batch: usize, _: &Device) -> bool {
+        false
+    }
 }
 
 impl<C: CellKind> SeqLayer for Recurrent<C> {
@@ -204,6 +233,20 @@ impl<C: CellKind> SeqLayer for Recurrent<C> {
 
     fn run(&self, x: Tensor<3>, state: Option<Self::State>) -> (Tensor<3>, Self::State) {
         self.forward(x, state)
+    }
+
+    fn run_embedded(
+        &self,
+        embedding: &Embedding,
+        tokens: Tensor<2, Int>,
+        state: Option<Self::State>,
+    ) -> (Tensor<3>, Self::State) {
+        self.try_forward_embedded(embedding, tokens, state)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn folds_embedding(&self, vocab: usize, steps: usize, batch: usize, device: &Device) -> bool {
+        Recurrent::folds_embedding(self, vocab, steps, batch, device)
     }
 }
 
@@ -306,6 +349,9 @@ pub struct CharLm<R: SeqLayer> {
     embedding: Embedding,
     rnn: R,
     head: Linear,
+    /// Run the stack with [`SeqLayer::run_embedded`] ([`Workload::fold_embedding`]).
+    #[module(skip)]
+    fold: bool,
 }
 
 impl<R: SeqLayer> CharLm<R> {
@@ -314,11 +360,16 @@ impl<R: SeqLayer> CharLm<R> {
             embedding: EmbeddingConfig::new(w.vocab, w.hidden).init(device),
             rnn,
             head: LinearConfig::new(w.directions() * w.hidden, w.vocab).init(device),
+            fold: w.fold_embedding,
         }
     }
 
     fn logits(&self, inputs: Tensor<2, Int>, state: Option<R::State>) -> (Tensor<3>, R::State) {
-        let (h, state) = self.rnn.run(self.embedding.forward(inputs), state);
+        let (h, state) = if self.fold {
+            self.rnn.run_embedded(&self.embedding, inputs, state)
+        } else {
+            self.rnn.run(self.embedding.forward(inputs), state)
+        };
         (self.head.forward(h), state)
     }
 
@@ -330,15 +381,22 @@ impl<R: SeqLayer> CharLm<R> {
     }
 }
 
-/// Times `steps` steps of the workload (after 2 warm-up steps) and returns tokens per second.
-/// Training needs an autodiff device; the other modes run without gradients.
+/// Times `steps` steps of the workload (after 2 warm-up steps) and returns tokens per second,
+/// and whether the model folded its embedding into the first layer. Training needs an autodiff
+/// device; the other modes run without gradients.
 fn time_workload<R: SeqLayer>(
     model: CharLm<R>,
     w: &Workload,
     device: &Device,
     steps: usize,
-) -> f64 {
+) -> (f64, bool) {
     let batch = if w.mode == Mode::Stream { 1 } else { w.batch };
+    // Streaming runs the model one step at a time.
+    let call_steps = if w.mode == Mode::Stream { 1 } else { w.seq };
+    let folded = model.fold
+        && model
+            .rnn
+            .folds_embedding(w.vocab, call_steps, batch, device);
     let tokens = Tensor::<2, Int>::random(
         [batch, w.seq + 1],
         Distribution::Uniform(0.0, w.vocab as f64),
@@ -378,12 +436,19 @@ fn time_workload<R: SeqLayer>(
     for _ in 0..steps {
         step();
     }
-    (steps * batch * w.seq) as f64 / start.elapsed().as_secs_f64()
+    let rate = (steps * batch * w.seq) as f64 / start.elapsed().as_secs_f64();
+    (rate, folded)
 }
 
 /// Tokens per second of workload `w` with implementation `imp` on `device` (autodiff is turned
-/// on for training and off otherwise).
-pub fn tokens_per_s(imp: Implementation, w: &Workload, device: &Device, steps: usize) -> f64 {
+/// on for training and off otherwise), and whether the model folded its embedding into the
+/// first layer (sequent's, per [`Workload::fold_embedding`]).
+pub fn tokens_per_s(
+    imp: Implementation,
+    w: &Workload,
+    device: &Device,
+    steps: usize,
+) -> (f64, bool) {
     let device = if w.mode == Mode::Train {
         device.clone().autodiff()
     } else {
@@ -460,6 +525,9 @@ pub struct Measurement {
     /// Each round's throughput, in order (`--repeat`; left out of the JSON for a single round).
     #[serde(skip_serializing_if = "one_round")]
     pub runs: Vec<f64>,
+    /// Whether the model folded its embedding into the first layer
+    /// ([`Workload::fold_embedding`]).
+    pub embedding_folded: bool,
 }
 
 /// Whether `runs` holds a single round (then left out of the JSON, which has the figure already).
@@ -503,6 +571,7 @@ impl Measurement {
             bidirectional: w.bidirectional,
             tokens_per_s: (tokens_per_s * 10.0).round() / 10.0,
             runs: Vec::new(),
+            embedding_folded: false,
         }
     }
 }
@@ -645,6 +714,7 @@ pub fn workloads(
                         seq: t,
                         vocab: 64,
                         bidirectional,
+                        fold_embedding: true,
                     });
                 }
             }
@@ -680,17 +750,16 @@ fn round(
     steps: usize,
     with_torch: bool,
 ) -> Result<Vec<Measurement>, String> {
+    let measure = |imp: Implementation| {
+        let (rate, folded) = tokens_per_s(imp, w, device, steps);
+        Measurement {
+            embedding_folded: folded,
+            ..Measurement::new(imp.name(), w, rate)
+        }
+    };
     let mut row = vec![
-        Measurement::new(
-            "sequent",
-            w,
-            tokens_per_s(Implementation::Sequent, w, device, steps),
-        ),
-        Measurement::new(
-            "burn-nn",
-            w,
-            tokens_per_s(Implementation::BurnNn, w, device, steps),
-        ),
+        measure(Implementation::Sequent),
+        measure(Implementation::BurnNn),
     ];
     if with_torch {
         row.push(torch_measurement(w, steps)?);
@@ -796,18 +865,24 @@ mod tests {
         w.hidden = 1024;
         // 2 layers x 3 passes x 2 FLOPs x [4H x 2H] per token, plus the head's 6 H V.
         let want = 2.0 * 3.0 * 2.0 * (4.0 * 1024.0) * 2048.0 + 6.0 * 1024.0 * 64.0;
-        assert_eq!(w.train_flops_per_token(), want);
+        assert_eq!(w.train_flops_per_token(false), want);
         w.kind = Kind::Rnn;
+        let (h, v, tokens) = (1024.0, 64.0, 1120.0);
         assert_eq!(
-            w.train_flops_per_token(),
-            2.0 * 12.0 * 1024.0 * 1024.0 + 6.0 * 1024.0 * 64.0
+            w.train_flops_per_token(false),
+            2.0 * 12.0 * h * h + 6.0 * h * v
+        );
+        // Folded: the first layer's input products are `[H x H] x [H x V]` three times a step.
+        assert_eq!(
+            w.train_flops_per_token(true),
+            6.0 * h * h + 12.0 * h * h + 6.0 * h * h * v / tokens + 6.0 * h * v
         );
         assert_eq!(w.gemm_shapes(), [(1120, 1024, 1024), (1024, 1120, 1024)]);
         // Bidirectional: two directions a layer, the second layer reading 2H; the head 2H wide.
         w.bidirectional = true;
         let h = 1024.0;
         let want = 2.0 * 6.0 * h * (h + h) + 2.0 * 6.0 * h * (2.0 * h + h) + 6.0 * 2.0 * h * 64.0;
-        assert_eq!(w.train_flops_per_token(), want);
+        assert_eq!(w.train_flops_per_token(false), want);
     }
 
     #[test]

@@ -118,6 +118,11 @@ struct BenchArgs {
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
+    /// Time sequent's layers over the embedded sequence (as PyTorch and burn::nn compute it)
+    /// instead of folding the embedding into the first layer, as sequent's language model does
+    /// where that saves work.
+    #[arg(long)]
+    no_fold: bool,
     /// After the table, measure the machine's GEMM rate at each training workload's shapes and
     /// print each implementation's training FLOP rate as a share of it.
     #[arg(long)]
@@ -430,10 +435,13 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
         return Err("--with-torch needs PyTorch: `python3 -c \"import torch\"` fails here".into());
     }
     let layers = (b.layers, b.bidirectional);
-    let all = bench::workloads(&b.mode, &b.kind, &b.hidden, &b.seq, layers, b.batch);
+    let mut all = bench::workloads(&b.mode, &b.kind, &b.hidden, &b.seq, layers, b.batch);
+    for w in &mut all {
+        w.fold_embedding = !b.no_fold;
+    }
     if !b.json {
         println!(
-            "device {}; {} {}layers, batch {}, vocabulary 64; {} timed steps{}\n{}",
+            "device {}; {} {}layers, batch {}, vocabulary 64; {} timed steps{}; {}\n{}",
             b.device.device,
             b.layers,
             if b.bidirectional {
@@ -447,6 +455,12 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
                 format!(", medians of {} rounds", b.repeat)
             } else {
                 String::new()
+            },
+            if b.no_fold {
+                "sequent's layers over the embedded sequence (--no-fold)"
+            } else {
+                "sequent folds the embedding into its first layer where that saves work \
+                 (unidirectional, 2 V <= T B; --no-fold: not)"
             },
             bench::markdown_header(b.with_torch)
         );
@@ -481,7 +495,8 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
         .map(|&s| sequent::bench::gemm_gflops(s, 5))
         .collect();
     let best = rates.iter().cloned().fold(0.0, f64::max);
-    let flops = w.train_flops_per_token();
+    // The FLOPs each implementation performs (fewer with the embedding folded).
+    let flops = |x: &sequent::bench::Measurement| w.train_flops_per_token(x.embedding_folded);
     if json {
         for (s, r) in shapes.iter().zip(&rates) {
             let v = serde_json::json!({"gemm": [s.0, s.1, s.2], "gflops": r});
@@ -490,8 +505,9 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
         for x in m {
             let v = serde_json::json!({
                 "impl": x.implementation, "kind": x.kind, "hidden": x.hidden,
-                "train_gflops": x.tokens_per_s * flops / 1e9,
-                "share_of_gemm": x.tokens_per_s * flops / 1e9 / best,
+                "embedding_folded": x.embedding_folded,
+                "train_gflops": x.tokens_per_s * flops(x) / 1e9,
+                "share_of_gemm": x.tokens_per_s * flops(x) / 1e9 / best,
             });
             println!("{v}");
         }
@@ -509,11 +525,16 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
         shown.join(", ")
     );
     for x in m {
-        let rate = x.tokens_per_s * flops / 1e9;
-        let mflop = flops / 1e6;
+        let rate = x.tokens_per_s * flops(x) / 1e9;
+        let mflop = flops(x) / 1e6;
         let digits = if mflop < 10.0 { 3 } else { 0 };
+        let folded = if x.embedding_folded {
+            " (embedding folded)"
+        } else {
+            ""
+        };
         println!(
-            "  {}: {mflop:.digits$} MFLOP/token x {:.0} tokens/s = {rate:.0} GFLOP/s, {:.0}% of {best:.0}",
+            "  {}{folded}: {mflop:.digits$} MFLOP/token x {:.0} tokens/s = {rate:.0} GFLOP/s, {:.0}% of {best:.0}",
             x.implementation,
             x.tokens_per_s,
             100.0 * rate / best

@@ -423,10 +423,30 @@ fn bench_prints_the_ratio_table_and_json() {
     ]);
     assert!(gemm.contains("rnn H = 8: GEMM rate"), "{gemm}");
     assert!(gemm.contains("[160 x 8] x [8 x 8]"), "{gemm}");
+    // T B = 160 tokens of a 64-token vocabulary: sequent folds the embedding into the layer,
+    // and counts the FLOPs it performs.
     assert!(
-        gemm.contains("  sequent: ") && gemm.contains("% of "),
+        gemm.contains("  sequent (embedding folded): ") && gemm.contains("% of "),
         "{gemm}"
     );
+    let unfolded = ok(&[
+        "bench",
+        "--steps",
+        "1",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--seq",
+        "5",
+        "--kind",
+        "rnn",
+        "--json",
+        "--no-fold",
+    ]);
+    let first: serde_json::Value = serde_json::from_str(unfolded.lines().next().unwrap()).unwrap();
+    assert_eq!(first["impl"], "sequent", "{unfolded}");
+    assert_eq!(first["embedding_folded"], false, "{unfolded}");
 }
 
 /// The same command line on the wgpu backend (Mesa's lavapipe on CI machines).

@@ -72,25 +72,17 @@ impl<C: CellKind> LanguageModel<C> {
 
     /// Logits `[B, T, V]` for tokens `[B, T]` from `state`, and the state after the last token.
     /// Tokens outside `0..V` give [`SequentError::UnknownToken`] (checked on the host, one sync).
+    /// The stack runs over the embeddings with [`Recurrent::try_forward_embedded`], which folds
+    /// the embedding into the first layer where that saves work.
     pub fn try_forward(
         &self,
         tokens: Tensor<2, Int>,
         state: Option<RecurrentState>,
     ) -> crate::Result<(Tensor<3>, RecurrentState)> {
-        let [b, t] = tokens.dims();
-        if b == 0 || t == 0 {
-            return Err(SequentError::EmptyInput(vec![b, t]));
-        }
         let v = self.vocab_size();
-        let ids = tokens
-            .to_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default();
-        crate::error::check_tokens(ids, v)?;
         let (h, state) = self
             .rnn
-            .try_forward(self.embedding.forward(tokens), state, None)?;
+            .try_forward_embedded(&self.embedding, tokens, state)?;
         let logits = match (&self.output, &self.tied_bias) {
             (Some(linear), _) => linear.forward(h),
             (None, Some(bias)) => {

@@ -1,8 +1,8 @@
 //! The recurrence engine: layers x directions, dropout, lengths, hoisted input GEMM, time loop.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::nn::{Dropout, DropoutConfig, Embedding};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::cell::CellKind;
 use super::fused::{self, Pointwise};
@@ -170,21 +170,112 @@ impl<C: CellKind> Recurrent<C> {
         let masks = lengths
             .map(|l| StepMasks::new(l, batch, steps, &device))
             .transpose()?;
-        let mut initial = self.initial_states(state, batch, &device)?.into_iter();
+        let initial = self.initial_states(state, batch, &device)?;
+        let x = input.swap_dims(0, 1); // time-major [T, B, I]
+        let (out, finals) = self.run_layers(x, 0, initial, Vec::new(), masks.as_ref());
+        Ok((out.swap_dims(0, 1), Self::stack_states(finals)))
+    }
 
-        let dirs = self.num_directions();
-        let mut x = input.swap_dims(0, 1); // time-major [T, B, I]
-        let mut finals = Vec::with_capacity(self.layers.len() * dirs);
-        for (l, layer) in self.layers.iter().enumerate() {
-            let starts = initial.by_ref().take(dirs).collect();
-            let (out, lasts) = self.run_layer(layer, &x, starts, masks.as_ref());
-            finals.extend(lasts);
-            x = out;
-            if l + 1 < self.layers.len() {
-                x = self.dropout.forward(x);
-            }
+    /// The stack over the embeddings `E[tokens]` of `tokens` `[B, T]`, `E` `[V, I]` the
+    /// `embedding`'s weight: the result of `self.try_forward(embedding.forward(tokens), state,
+    /// None)`, up to the order of floating-point sums, with the same gradients.
+    ///
+    /// Where [`Self::folds_embedding`] holds, the first layer never sees the embedded sequence:
+    /// its input projection `E[v] W_ih^T` of token `v` is column `v` of `W_ih E^T` `[G*H, V]`
+    /// (one `[G*H x I] x [I x V]` product a call instead of the `[T*B x I] x [I x G*H]`
+    /// projection), and its backward sums the gate gradients by token into `dW' [G*H, V]`, from
+    /// which `dE = dW'^T W_ih` and `dW_ih = dW' E` (instead of the `T*B`-row products for `dx`
+    /// and `dW_ih`, and the embedding's scatter).
+    ///
+    /// Tokens outside `0..V` give [`SequentError::UnknownToken`] (checked on the host).
+    pub fn try_forward_embedded(
+        &self,
+        embedding: &Embedding,
+        tokens: Tensor<2, Int>,
+        state: Option<RecurrentState>,
+    ) -> Result<(Tensor<3>, RecurrentState)> {
+        let [batch, steps] = tokens.dims();
+        let [vocab, width] = embedding.weight.dims();
+        if width != self.input_size {
+            return Err(SequentError::InputWidth {
+                expected: self.input_size,
+                got: vec![batch, steps, width],
+            });
         }
-        Ok((x.swap_dims(0, 1), Self::stack_states(finals)))
+        if batch == 0 || steps == 0 {
+            return Err(SequentError::EmptyInput(vec![batch, steps]));
+        }
+        let ids = tokens.to_data().convert::<i64>().try_into_vec::<i64>();
+        crate::error::check_tokens(ids.unwrap_or_default(), vocab)?;
+        let device = tokens.device();
+        let fused_cell = self.cell.fused_cell();
+        let (Some(cell), true) = (
+            fused_cell,
+            self.folds_embedding(vocab, steps, batch, &device),
+        ) else {
+            return self.try_forward(embedding.forward(tokens), state, None);
+        };
+        let mut initial = self.initial_states(state, batch, &device)?;
+        let rest = initial.split_off(1);
+        let weights = &self.layers[0].forward;
+        let folded = weights
+            .weight_ih
+            .val()
+            .matmul(embedding.weight.val().transpose());
+        let ids = fused::SequenceInput::Tokens(&tokens.swap_dims(0, 1), &folded);
+        let (x, last) = fused::run_sequence(cell, weights, ids, &initial[0], false, self.pointwise)
+            .expect("folds_embedding checked that the op applies");
+        let x = self.after_layer(0, x);
+        let (out, finals) = self.run_layers(x, 1, rest, vec![last], None);
+        Ok((out.swap_dims(0, 1), Self::stack_states(finals)))
+    }
+
+    /// Whether [`Self::try_forward_embedded`] folds an embedding of `vocab` rows into the first
+    /// layer for `steps` steps of `batch` rows on `device`: for a unidirectional stack whose
+    /// first layer runs as one fused op there, when `2 V <= T B` (the fold's products grow with
+    /// `V`, the work it saves with `T B`).
+    pub fn folds_embedding(
+        &self,
+        vocab: usize,
+        steps: usize,
+        batch: usize,
+        device: &Device,
+    ) -> bool {
+        self.num_directions() == 1
+            && self.cell.fused_cell().is_some()
+            && fused::applies(steps, batch, device, self.pointwise)
+            && 2 * vocab <= steps * batch
+    }
+
+    /// Layers `first..` over time-major `x` `[T, B, I]` (the input of layer `first`) from their
+    /// `initial` states (`[B, H]` a direction); returns the last layer's outputs `[T, B, D*H]`
+    /// and every layer's final states, `finals` (of the layers before `first`) first.
+    fn run_layers(
+        &self,
+        mut x: Tensor<3>,
+        first: usize,
+        initial: Vec<CellState>,
+        mut finals: Vec<CellState>,
+        masks: Option<&StepMasks>,
+    ) -> (Tensor<3>, Vec<CellState>) {
+        let dirs = self.num_directions();
+        let mut initial = initial.into_iter();
+        for (l, layer) in self.layers.iter().enumerate().skip(first) {
+            let starts = initial.by_ref().take(dirs).collect();
+            let (out, lasts) = self.run_layer(layer, &x, starts, masks);
+            finals.extend(lasts);
+            x = self.after_layer(l, out);
+        }
+        (x, finals)
+    }
+
+    /// Layer `l`'s outputs as the next layer's input: after dropout, but for the last layer.
+    fn after_layer(&self, l: usize, out: Tensor<3>) -> Tensor<3> {
+        if l + 1 < self.layers.len() {
+            self.dropout.forward(out)
+        } else {
+            out
+        }
     }
 
     /// One layer over time-major `x` `[T, B, I]` from `starts` (one state per direction): the
@@ -231,7 +322,14 @@ impl<C: CellKind> Recurrent<C> {
     ) -> (Tensor<3>, CellState) {
         if masks.is_none()
             && let Some(done) = self.cell.fused_cell().and_then(|cell| {
-                fused::run_sequence(cell, weights, x, &state, reverse, self.pointwise)
+                fused::run_sequence(
+                    cell,
+                    weights,
+                    fused::SequenceInput::Features(x),
+                    &state,
+                    reverse,
+                    self.pointwise,
+                )
             })
         {
             return done;

@@ -1,6 +1,6 @@
 //! Tensors of the CPU backends as host slices, and host values back as tensors.
 
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 
@@ -55,4 +55,31 @@ pub(super) fn device_tensor<B: Backend>(
     like: &FloatTensor<B>,
 ) -> FloatTensor<B> {
     B::float_from_data(TensorData::new(values, shape), &like.device())
+}
+
+/// The values of the integer tensor `t` as indices below `count` on the host, and its shape.
+///
+/// # Panics
+/// On a value outside `0..count`, naming it and `what` it is.
+pub(super) fn host_indices<B: Backend>(
+    t: IntTensor<B>,
+    count: usize,
+    what: &str,
+) -> (Vec<usize>, Shape) {
+    let shape = t.shape();
+    let ids = burn::tensor::try_read_sync(B::int_into_data(t))
+        .expect("CPU backends read synchronously")
+        .expect("reading a CPU tensor does not fail")
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("converted to i64")
+        .into_iter()
+        .map(|i| {
+            usize::try_from(i)
+                .ok()
+                .filter(|i| *i < count)
+                .unwrap_or_else(|| panic!("{what} {i} is outside 0..{count}"))
+        })
+        .collect();
+    (ids, shape)
 }

@@ -6,13 +6,13 @@ use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::Checkpoi
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::host::{HostValues, device_tensor, host};
+use super::host::{HostValues, device_tensor, host, host_indices};
 use super::sequence::{
-    self, Direction, FusedCell, LayerGrads, LayerInputs, Trace, join_rows, split_rows,
+    self, Direction, FusedCell, LayerGrads, LayerInput, LayerInputs, Trace, join_rows, split_rows,
 };
 
 /// A layer direction's weights as the ops take them: `[W_ih, b_ih, W_hh, b_hh]`.
@@ -24,19 +24,44 @@ type BidirectionalState<B> = ([Trace; 2], [HostLayer<B>; 2]);
 /// A layer's initial state as the ops take it: `h0` and, for the LSTM, `c0`.
 pub(super) type InitialState<B> = (FloatTensor<B>, Option<FloatTensor<B>>);
 
+/// A layer direction's input on the host: features `[T, B, I]`, or token ids `[T, B]`.
+#[derive(Clone, Debug)]
+pub(super) enum HostInput<B: Backend> {
+    Features(HostValues<B>),
+    Tokens(Vec<usize>),
+}
+
+impl<B: Backend> HostInput<B> {
+    /// The features `x` on the host, and their shape.
+    pub(super) fn features(x: FloatTensor<B>) -> (Self, Shape) {
+        let (x, shape) = host::<B>(x);
+        (HostInput::Features(x), shape)
+    }
+
+    /// The token ids `tokens` (each below `vocab`, the columns of `W_ih`) on the host, and their
+    /// shape.
+    ///
+    /// # Panics
+    /// On a token outside `0..vocab`, naming it.
+    pub(super) fn tokens(tokens: IntTensor<B>, vocab: usize) -> (Self, Shape) {
+        let (ids, shape) = host_indices::<B>(tokens, vocab, "token");
+        (HostInput::Tokens(ids), shape)
+    }
+}
+
 /// A layer direction's inputs on the host, its dimensions `(T, B, H)` and a tensor of its device;
 /// the sequence ops keep it for their backward.
 #[derive(Clone, Debug)]
 pub(super) struct HostLayer<B: Backend> {
-    x: HostValues<B>,
+    x: HostInput<B>,
     weights: [HostValues<B>; 4],
     dims: (usize, usize, usize),
     like: FloatTensor<B>,
 }
 
 impl<B: Backend> HostLayer<B> {
-    /// From the layer's input `x` `[T, B, I]` on the host and the direction's weights.
-    fn new((x, shape): (HostValues<B>, Shape), weights: DirectionWeights<B>) -> Self {
+    /// From the layer's input `x` on the host (`[T, B, ..]`) and the direction's weights.
+    fn new((x, shape): (HostInput<B>, Shape), weights: DirectionWeights<B>) -> Self {
         let h = weights[2].shape()[1];
         let like = weights[0].clone();
         Self {
@@ -50,7 +75,10 @@ impl<B: Backend> HostLayer<B> {
     fn inputs(&self) -> LayerInputs<'_> {
         let [w_ih, b_ih, w_hh, b_hh] = &self.weights;
         LayerInputs {
-            x: &self.x,
+            x: match &self.x {
+                HostInput::Features(x) => LayerInput::Features(x),
+                HostInput::Tokens(ids) => LayerInput::Tokens(ids),
+            },
             w_ih,
             b_ih,
             w_hh,
@@ -74,6 +102,13 @@ impl<B: Backend> HostLayer<B> {
             (d.c0, Shape::new([b, h])),
         ]
     }
+
+    /// [`Self::shaped`] for the op's parents: from `W_ih` on for token ids (which have no
+    /// gradient, and are no parent).
+    fn parent_grads(&self, d: LayerGrads) -> impl Iterator<Item = (Vec<f32>, Shape)> {
+        let skip = usize::from(matches!(self.x, HostInput::Tokens(_)));
+        self.shaped(d).into_iter().skip(skip)
+    }
 }
 
 /// The initial state on the host: `h0`, and `c0` (empty without one).
@@ -88,17 +123,29 @@ fn output_slabs(cell: FusedCell, steps: usize) -> usize {
     steps + usize::from(cell == FusedCell::Lstm)
 }
 
-/// One layer direction over `x` `[T, B, I]` from `state` (`[B, H]` each); returns the trace and
-/// inputs kept for the backward, and the output `[T, B, H]` (LSTM: `[T + 1, B, H]`, the final cell
-/// state last).
+/// A layer direction's input as the whole-sequence ops take it.
+pub(super) enum OpInput<B: Backend> {
+    /// Features `[T, B, I]` (a parent of the op under autodiff).
+    Features(FloatTensor<B>),
+    /// Token ids `[T, B]`, each a column of `W_ih` (no gradient).
+    Tokens(IntTensor<B>),
+}
+
+/// One layer direction over `x` (features `[T, B, I]` or tokens `[T, B]`) from `state` (`[B, H]`
+/// each); returns the trace and inputs kept for the backward, and the output `[T, B, H]` (LSTM:
+/// `[T + 1, B, H]`, the final cell state last).
 pub(super) fn sequence_host<B: Backend>(
     cell: FusedCell,
-    x: FloatTensor<B>,
+    x: OpInput<B>,
     weights: DirectionWeights<B>,
     state: InitialState<B>,
     direction: Direction,
 ) -> ((Trace, HostLayer<B>), FloatTensor<B>) {
-    let layer = HostLayer::new(host::<B>(x), weights);
+    let x = match x {
+        OpInput::Features(x) => HostInput::features(x),
+        OpInput::Tokens(ids) => HostInput::tokens(ids, weights[0].shape()[1]),
+    };
+    let layer = HostLayer::new(x, weights);
     let (h0, c0) = host_state::<B>(state);
     let dims @ (t, b, h) = layer.dims;
     let inputs = layer.inputs();
@@ -118,7 +165,7 @@ pub(super) fn bidirectional_host<B: Backend>(
     [forward, reverse]: [DirectionWeights<B>; 2],
     state: InitialState<B>,
 ) -> (BidirectionalState<B>, FloatTensor<B>) {
-    let x = host::<B>(x);
+    let x = HostInput::features(x);
     let layers = [
         HostLayer::new(x.clone(), forward),
         HostLayer::new(x, reverse),
@@ -178,7 +225,7 @@ impl<B: Backend, const N: usize> Backward<B, N> for SequenceBackward {
         let (g, _) = host::<B>(grad);
         let d = sequence::in_pool(|| trace.backward(&layer.inputs(), &g, layer.dims));
         let parents = ops.parents.map(|n| n.map(|n| n.id));
-        register::<B>(parents, layer.shaped(d), &layer.like, grads);
+        register::<B>(parents, layer.parent_grads(d), &layer.like, grads);
     }
 }
 
@@ -252,24 +299,37 @@ fn primitives<B: Backend, const N: usize>(
 /// [`sequence_host`] under autodiff.
 pub(super) fn sequence_autodiff<B: Backend, C: CheckpointStrategy>(
     cell: FusedCell,
-    x: FloatTensor<Autodiff<B, C>>,
+    x: OpInput<Autodiff<B, C>>,
     weights: DirectionWeights<Autodiff<B, C>>,
     (h0, c0): InitialState<Autodiff<B, C>>,
     direction: Direction,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let [a, b, c, d] = weights.each_ref().map(|w| w.node());
-    let nodes = [x.node(), a, b, c, d, h0.node()];
-    let c0_node = c0.as_ref().map(|c| c.node());
-    let [x, h0] = primitives([x, h0]);
-    let state = (h0, c0.map(|c| c.into_primitive()));
+    // The parents in the op's argument order: x (features only), the weights, h0, c0 (LSTM).
+    let (x_node, x) = match x {
+        OpInput::Features(x) => (Some(x.node()), OpInput::Features(x.into_primitive())),
+        OpInput::Tokens(ids) => (None, OpInput::Tokens(ids)),
+    };
+    let nodes: Vec<NodeGuard> = x_node
+        .into_iter()
+        .chain(weights.each_ref().map(|w| w.node()))
+        .chain([h0.node()])
+        .chain(c0.as_ref().map(|c| c.node()))
+        .collect();
+    let state = (h0.into_primitive(), c0.map(|c| c.into_primitive()));
     let op = || sequence_host::<B>(cell, x, primitives(weights), state, direction);
-    match c0_node {
-        Some(c0) => {
-            let [x, a, b, c, d, h0] = nodes;
-            tracked::<B, C, _, 7>(SequenceBackward, [x, a, b, c, d, h0, c0], op)
-        }
-        None => tracked::<B, C, _, 6>(SequenceBackward, nodes, op),
+    match nodes.len() {
+        5 => tracked::<B, C, _, 5>(SequenceBackward, array(nodes), op),
+        6 => tracked::<B, C, _, 6>(SequenceBackward, array(nodes), op),
+        _ => tracked::<B, C, _, 7>(SequenceBackward, array(nodes), op),
     }
+}
+
+/// `nodes` as an array (its length is `N`).
+fn array<const N: usize>(nodes: Vec<NodeGuard>) -> [NodeGuard; N] {
+    let len = nodes.len();
+    nodes
+        .try_into()
+        .unwrap_or_else(|_| panic!("{len} parents, not {N}"))
 }
 
 /// [`bidirectional_host`] under autodiff.

@@ -30,7 +30,7 @@ mod team;
 
 use burn::backend::{Dispatch, DispatchTensor};
 use burn::module::Param;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::state::CellState;
@@ -148,12 +148,31 @@ fn op_weights(weights: &CellWeights) -> [DispatchTensor; 4] {
     ]
 }
 
-/// Whether a whole-sequence op applies to the layer input `x` `[T, B, I]`: on a fused-capable
-/// device, for more than one step or for a batch small enough for the op's products to read the
-/// weights in place (one step of a larger batch would pack `W_hh` for a single product).
-fn applies(x: &Tensor<3>, pointwise: Pointwise) -> bool {
-    let [steps, batch, _] = x.dims();
-    (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS) && pointwise.fused_on(&x.device())
+/// Whether a whole-sequence op applies to a layer input of `steps` steps of `batch` rows on
+/// `device`: on a fused-capable device, for more than one step or for a batch small enough for
+/// the op's products to read the weights in place (one step of a larger batch would pack `W_hh`
+/// for a single product).
+pub(crate) fn applies(steps: usize, batch: usize, device: &Device, pointwise: Pointwise) -> bool {
+    (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS) && pointwise.fused_on(device)
+}
+
+/// A layer direction's input as [`run_sequence`] takes it.
+pub(crate) enum SequenceInput<'a> {
+    /// Features `[T, B, I]`, projected by the layer's `W_ih`.
+    Features(&'a Tensor<3>),
+    /// Token ids `[T, B]` and the `[G*H, V]` matrix whose column `v` is token `v`'s input
+    /// projection (`W_ih E^T` for a layer over an embedding `E`), used instead of `W_ih`.
+    Tokens(&'a Tensor<2, Int>, &'a Tensor<2>),
+}
+
+impl SequenceInput<'_> {
+    /// Steps `T` and batch rows `B`.
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            SequenceInput::Features(x) => (x.dims()[0], x.dims()[1]),
+            SequenceInput::Tokens(ids, _) => (ids.dims()[0], ids.dims()[1]),
+        }
+    }
 }
 
 /// `[B, H]` slab `t`, columns `d*H .. (d+1)*H`, of an op's output `[S, B, D*H]`.
@@ -180,38 +199,55 @@ fn outputs(cell: FusedCell, out: Tensor<3>, steps: usize) -> Tensor<3> {
     }
 }
 
-/// Runs one layer direction of `cell` as one op over the layer's input `x` `[T, B, I]` from
-/// `state`, if the op applies ([`applies`]); returns the outputs `[T, B, H]` (time order) and the
-/// final state. The reverse direction's op runs backwards in time over `x` as it is (no flipped
-/// copies).
+/// Runs one layer direction of `cell` as one op over the layer's input `x` from `state`, if the
+/// op applies ([`applies`]); returns the outputs `[T, B, H]` (time order) and the final state.
+/// The reverse direction's op runs backwards in time over `x` as it is (no flipped copies).
 pub(crate) fn run_sequence(
     cell: FusedCell,
     weights: &CellWeights,
-    x: &Tensor<3>,
+    x: SequenceInput<'_>,
     state: &CellState,
     reverse: bool,
     pointwise: Pointwise,
 ) -> Option<(Tensor<3>, CellState)> {
-    if !applies(x, pointwise) {
+    let (steps, batch) = x.dims();
+    if !applies(steps, batch, &state.hidden.device(), pointwise) {
         return None;
     }
-    let (steps, h) = (x.dims()[0], state.hidden.dims()[1]);
+    let h = state.hidden.dims()[1];
     let [w_ih, b_ih, w_hh, b_hh] = op_weights(weights);
-    let (x, h0) = (
-        x.clone().into_dispatch(),
-        state.hidden.clone().into_dispatch(),
-    );
-    let out = Tensor::<3>::from_dispatch(match cell {
-        FusedCell::Lstm => {
-            let c0 = state.cell.clone().expect("an LSTM state has a cell");
-            let c0 = c0.into_dispatch();
-            <Dispatch as FusedCellOps>::lstm_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, c0, reverse)
+    let h0 = state.hidden.clone().into_dispatch();
+    let c0 = || {
+        let c0 = state.cell.clone().expect("an LSTM state has a cell");
+        c0.into_dispatch()
+    };
+    type D = Dispatch;
+    let out = Tensor::<3>::from_dispatch(match (x, cell) {
+        (SequenceInput::Features(x), cell) => {
+            let x = x.clone().into_dispatch();
+            match cell {
+                FusedCell::Lstm => D::lstm_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, c0(), reverse),
+                FusedCell::Gated(SequenceCell::Gru) => {
+                    D::gru_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
+                }
+                FusedCell::Gated(SequenceCell::RnnTanh) => {
+                    D::rnn_tanh_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
+                }
+            }
         }
-        FusedCell::Gated(SequenceCell::Gru) => {
-            <Dispatch as FusedCellOps>::gru_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
-        }
-        FusedCell::Gated(SequenceCell::RnnTanh) => {
-            <Dispatch as FusedCellOps>::rnn_tanh_sequence(x, w_ih, b_ih, w_hh, b_hh, h0, reverse)
+        (SequenceInput::Tokens(ids, w), cell) => {
+            let (ids, w) = (ids.clone().into_dispatch(), w.clone().into_dispatch());
+            match cell {
+                FusedCell::Lstm => {
+                    D::lstm_token_sequence(ids, w, b_ih, w_hh, b_hh, h0, c0(), reverse)
+                }
+                FusedCell::Gated(SequenceCell::Gru) => {
+                    D::gru_token_sequence(ids, w, b_ih, w_hh, b_hh, h0, reverse)
+                }
+                FusedCell::Gated(SequenceCell::RnnTanh) => {
+                    D::rnn_tanh_token_sequence(ids, w, b_ih, w_hh, b_hh, h0, reverse)
+                }
+            }
         }
     });
     let last = CellState {
@@ -232,10 +268,11 @@ pub(crate) fn run_bidirectional(
     states: [&CellState; 2],
     pointwise: Pointwise,
 ) -> Option<(Tensor<3>, [CellState; 2])> {
-    if !applies(x, pointwise) {
+    let [steps, batch, _] = x.dims();
+    if !applies(steps, batch, &x.device(), pointwise) {
         return None;
     }
-    let (steps, h) = (x.dims()[0], states[0].hidden.dims()[1]);
+    let h = states[0].hidden.dims()[1];
     let stack = |s: [Tensor<2>; 2]| Tensor::stack::<3>(s.to_vec(), 0).into_dispatch();
     let h0 = stack(states.map(|s| s.hidden.clone()));
     let [a, b, c, d] = op_weights(forward);

@@ -13,10 +13,10 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 
-use super::host::{device_tensor, host};
+use super::host::{device_tensor, host, host_indices};
 use super::kernels;
 use super::layer_ops::{
-    bidirectional_autodiff, bidirectional_host, sequence_autodiff, sequence_host,
+    OpInput, bidirectional_autodiff, bidirectional_host, sequence_autodiff, sequence_host,
 };
 use super::sequence::{Direction, FusedCell, SequenceCell};
 
@@ -76,6 +76,42 @@ pub trait FusedCellOps: Backend {
     /// (`reverse` as for [`Self::lstm_sequence`]).
     fn rnn_tanh_sequence(
         x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self>;
+    /// [`Self::lstm_sequence`] over token ids `tokens` `[T, B]` (time order), each the one-hot
+    /// vector `e_v` of a vocabulary of `V`: `w_ih` is `[4H, V]` and token `v`'s input projection
+    /// is its column `v` (a first layer over an embedding `E` takes `W_ih E^T`). The tokens get
+    /// no gradient. Panics on a token outside `0..V`.
+    #[allow(clippy::too_many_arguments)]
+    fn lstm_token_sequence(
+        tokens: IntTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self>;
+    /// [`Self::gru_sequence`] over token ids, as [`Self::lstm_token_sequence`] (`w_ih` `[3H, V]`).
+    fn gru_token_sequence(
+        tokens: IntTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self>;
+    /// [`Self::rnn_tanh_sequence`] over token ids, as [`Self::lstm_token_sequence`] (`w_ih`
+    /// `[H, V]`).
+    fn rnn_tanh_token_sequence(
+        tokens: IntTensor<Self>,
         w_ih: FloatTensor<Self>,
         b_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
@@ -176,20 +212,7 @@ fn cross_entropy_host<B: Backend>(
     let like = logits.clone();
     let (x, shape) = host::<B>(logits);
     let (n, v) = (shape[0], shape[1]);
-    let targets: Vec<usize> = burn::tensor::try_read_sync(B::int_into_data(targets))
-        .expect("CPU backends read synchronously")
-        .expect("reading a CPU tensor does not fail")
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .expect("converted to i64")
-        .into_iter()
-        .map(|t| {
-            usize::try_from(t)
-                .ok()
-                .filter(|t| *t < v)
-                .unwrap_or_else(|| panic!("cross-entropy target {t} is not a class of {v}"))
-        })
-        .collect();
+    let (targets, _) = host_indices::<B>(targets, v, "cross-entropy target");
     assert_eq!(targets.len(), n, "one target a row of logits");
     let (mut probs, mut losses) = (vec![0f32; n * v], vec![0f32; n]);
     kernels::softmax_cross_entropy(&x, &targets, &mut probs, &mut losses);
@@ -238,7 +261,14 @@ macro_rules! host_backend {
                 reverse: bool,
             ) -> FloatTensor<Self> {
                 let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                sequence_host::<Self>(FusedCell::Lstm, x, weights, (h0, Some(c0)), direction).1
+                sequence_host::<Self>(
+                    FusedCell::Lstm,
+                    OpInput::Features(x),
+                    weights,
+                    (h0, Some(c0)),
+                    direction,
+                )
+                .1
             }
 
             fn gru_sequence(
@@ -251,7 +281,7 @@ macro_rules! host_backend {
                 reverse: bool,
             ) -> FloatTensor<Self> {
                 let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                sequence_host::<Self>(GRU, x, weights, (h0, None), direction).1
+                sequence_host::<Self>(GRU, OpInput::Features(x), weights, (h0, None), direction).1
             }
 
             fn rnn_tanh_sequence(
@@ -264,6 +294,56 @@ macro_rules! host_backend {
                 reverse: bool,
             ) -> FloatTensor<Self> {
                 let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+                sequence_host::<Self>(
+                    RNN_TANH,
+                    OpInput::Features(x),
+                    weights,
+                    (h0, None),
+                    direction,
+                )
+                .1
+            }
+
+            fn lstm_token_sequence(
+                tokens: IntTensor<Self>,
+                w_ih: FloatTensor<Self>,
+                b_ih: FloatTensor<Self>,
+                w_hh: FloatTensor<Self>,
+                b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+                c0: FloatTensor<Self>,
+                reverse: bool,
+            ) -> FloatTensor<Self> {
+                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+                let (x, state) = (OpInput::Tokens(tokens), (h0, Some(c0)));
+                sequence_host::<Self>(FusedCell::Lstm, x, weights, state, direction).1
+            }
+
+            fn gru_token_sequence(
+                tokens: IntTensor<Self>,
+                w_ih: FloatTensor<Self>,
+                b_ih: FloatTensor<Self>,
+                w_hh: FloatTensor<Self>,
+                b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+                reverse: bool,
+            ) -> FloatTensor<Self> {
+                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+                sequence_host::<Self>(GRU, OpInput::Tokens(tokens), weights, (h0, None), direction)
+                    .1
+            }
+
+            fn rnn_tanh_token_sequence(
+                tokens: IntTensor<Self>,
+                w_ih: FloatTensor<Self>,
+                b_ih: FloatTensor<Self>,
+                w_hh: FloatTensor<Self>,
+                b_hh: FloatTensor<Self>,
+                h0: FloatTensor<Self>,
+                reverse: bool,
+            ) -> FloatTensor<Self> {
+                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+                let x = OpInput::Tokens(tokens);
                 sequence_host::<Self>(RNN_TANH, x, weights, (h0, None), direction).1
             }
 
@@ -459,7 +539,13 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         reverse: bool,
     ) -> FloatTensor<Self> {
         let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        sequence_autodiff::<B, C>(FusedCell::Lstm, x, weights, (h0, Some(c0)), direction)
+        sequence_autodiff::<B, C>(
+            FusedCell::Lstm,
+            OpInput::Features(x),
+            weights,
+            (h0, Some(c0)),
+            direction,
+        )
     }
 
     fn gru_sequence(
@@ -472,7 +558,7 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         reverse: bool,
     ) -> FloatTensor<Self> {
         let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        sequence_autodiff::<B, C>(GRU, x, weights, (h0, None), direction)
+        sequence_autodiff::<B, C>(GRU, OpInput::Features(x), weights, (h0, None), direction)
     }
 
     fn rnn_tanh_sequence(
@@ -485,6 +571,54 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         reverse: bool,
     ) -> FloatTensor<Self> {
         let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+        sequence_autodiff::<B, C>(
+            RNN_TANH,
+            OpInput::Features(x),
+            weights,
+            (h0, None),
+            direction,
+        )
+    }
+
+    fn lstm_token_sequence(
+        tokens: IntTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+        let (x, state) = (OpInput::Tokens(tokens), (h0, Some(c0)));
+        sequence_autodiff::<B, C>(FusedCell::Lstm, x, weights, state, direction)
+    }
+
+    fn gru_token_sequence(
+        tokens: IntTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+        sequence_autodiff::<B, C>(GRU, OpInput::Tokens(tokens), weights, (h0, None), direction)
+    }
+
+    fn rnn_tanh_token_sequence(
+        tokens: IntTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
+        let x = OpInput::Tokens(tokens);
         sequence_autodiff::<B, C>(RNN_TANH, x, weights, (h0, None), direction)
     }
 

@@ -10,6 +10,11 @@
 //!
 //! A direction runs forward or backward in time over `x` as it is ([`Direction`]): the reverse
 //! direction of a bidirectional layer needs no flipped copy of its input or its output.
+//!
+//! The input can be token ids instead of features ([`LayerInput::Tokens`], a first layer over an
+//! embedding `E` with `W_ih E^T` for `W_ih`): the projection then gathers columns of that
+//! `[G*H, V]` matrix, and the backward sums the gate gradients by token instead of the `dx` and
+//! `dW_ih` GEMMs.
 
 use std::ops::Range;
 
@@ -308,12 +313,24 @@ fn product(
     c
 }
 
-/// The inputs of a layer direction on the host: `x` `[T, B, I]` in time order, `w_ih` `[G*H, I]`,
-/// `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`.
+/// A layer direction's input on the host.
+#[derive(Clone, Copy, Debug)]
+pub enum LayerInput<'a> {
+    /// Features `x` `[T, B, I]` in time order: the input projection is `x W_ih^T`.
+    Features(&'a [f32]),
+    /// Token ids `[T, B]` in time order, each the one-hot vector `e_v` of a vocabulary of `V`:
+    /// the projection of token `v` is column `v` of `W_ih` `[G*H, V]`, and the input has no
+    /// gradient. A first layer over an embedding `E` `[V, I]` is this with `W_ih E^T`
+    /// (`x_t W_ih^T = E[v] W_ih^T`).
+    Tokens(&'a [usize]),
+}
+
+/// The inputs of a layer direction on the host: the input `x`, `w_ih` `[G*H, I]` (`I = V` for
+/// tokens), `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerInputs<'a> {
-    /// The layer's input, `[T, B, I]`.
-    pub x: &'a [f32],
+    /// The layer's input.
+    pub x: LayerInput<'a>,
     /// `W_ih`, `[G*H, I]`.
     pub w_ih: &'a [f32],
     /// `b_ih`, `[G*H]`.
@@ -326,16 +343,21 @@ pub struct LayerInputs<'a> {
 
 impl LayerInputs<'_> {
     /// `x W_ih^T` for every step, `[T*B, G*H]` (biases not added): one GEMM reading `W_ih`
-    /// transposed, or dot products against its rows for one or two rows.
+    /// transposed, or dot products against its rows for one or two rows; for tokens, the rows
+    /// of `W_ih^T` they select.
     fn project(&self) -> Vec<f32> {
         let gh = self.b_ih.len();
         let width = self.w_ih.len() / gh;
-        let rows = self.x.len() / width;
+        let x = match self.x {
+            LayerInput::Features(x) => x,
+            LayerInput::Tokens(ids) => return gather_rows(&transpose(self.w_ih, width), gh, ids),
+        };
+        let rows = x.len() / width;
         if rows > DIRECT_MAX_ROWS {
-            return product(self.x, false, self.w_ih, true, (rows, gh, width));
+            return product(x, false, self.w_ih, true, (rows, gh, width));
         }
         let mut out = vec![0f32; rows * gh];
-        DirectMatrix::new(self.w_ih, (gh, width)).multiply(self.x, &mut out, false);
+        DirectMatrix::new(self.w_ih, (gh, width)).multiply(x, &mut out, false);
         out
     }
 
@@ -348,13 +370,70 @@ impl LayerInputs<'_> {
             .collect()
     }
 
-    /// `dL/dx = d W_ih` `[T*B, I]` from `d` `[T*B, G*H]`, the gradient of `x W_ih^T`.
+    /// `dL/dx = d W_ih` `[T*B, I]` from `d` `[T*B, G*H]`, the gradient of `x W_ih^T` (empty for
+    /// tokens, which have no gradient).
     fn input_grad(&self, d: &[f32]) -> Vec<f32> {
         let gh = self.b_ih.len();
         let width = self.w_ih.len() / gh;
-        let rows = d.len() / gh;
-        product(d, false, self.w_ih, false, (rows, width, gh))
+        match self.x {
+            LayerInput::Features(_) => {
+                product(d, false, self.w_ih, false, (d.len() / gh, width, gh))
+            }
+            LayerInput::Tokens(_) => Vec::new(),
+        }
     }
+
+    /// `dL/dW_ih = d^T x` `[G*H, I]` from `d` `[T*B, G*H]`, the gradient of `x W_ih^T`: one GEMM,
+    /// or for tokens the sums of `d`'s rows by token ([`scatter_columns`]).
+    fn input_weight_grad(&self, d: &[f32]) -> Vec<f32> {
+        let gh = self.b_ih.len();
+        match self.x {
+            LayerInput::Features(x) => weight_grad(d, false, x, gh),
+            LayerInput::Tokens(ids) => scatter_columns(d, ids, self.w_ih.len() / gh),
+        }
+    }
+}
+
+/// The rows `table[ids[r]]` of `table` `[V, width]`, one after the other (`[ids.len(), width]`),
+/// copied on the pool's threads into a buffer that is not zeroed first.
+fn gather_rows(table: &[f32], width: usize, ids: &[usize]) -> Vec<f32> {
+    let len = ids.len() * width;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(width)
+        .zip(ids.par_iter())
+        .with_min_len(64)
+        .for_each(|(o, &v)| {
+            o.write_copy_of_slice(&table[v * width..][..width]);
+        });
+    // SAFETY: one `width`-wide chunk for each of the `ids.len()` ids, each written above.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `d^T onehot(ids)` `[G*H, V]` from `d` `[R, G*H]` and `ids` `[R]`: column `v` is the sum of the
+/// rows `d_r` with `ids[r] = v`. The pool's threads take blocks of output rows (columns of
+/// `d`), each summing into a `[V, block]` table of its own and writing it transposed, so every
+/// entry is summed in row order whichever thread computes it.
+fn scatter_columns(d: &[f32], ids: &[usize], vocab: usize) -> Vec<f32> {
+    const BLOCK: usize = 64;
+    let gh = d.len() / ids.len().max(1);
+    let mut out = vec![0f32; gh * vocab];
+    out.par_chunks_mut(BLOCK * vocab)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let (c0, width) = (block * BLOCK, out.len() / vocab);
+            let mut table = vec![0f32; vocab * width];
+            for (row, &v) in d.chunks(gh).zip(ids) {
+                accumulate(&mut table[v * width..][..width], &row[c0..][..width]);
+            }
+            for (c, o) in out.chunks_mut(vocab).enumerate() {
+                for (v, o) in o.iter_mut().enumerate() {
+                    *o = table[v * width + c];
+                }
+            }
+        });
+    out
 }
 
 /// The gradient `d^T m` `[G*H, W]` of a weight from `d` `[R, G*H]` (or from `d^T` `[G*H, R]`
@@ -508,15 +587,22 @@ impl LayerGrads {
     ) -> Self {
         let gh = inputs.b_ih.len();
         let (width, h) = (inputs.w_ih.len() / gh, inputs.w_hh.len() / gh);
-        let (w_ih, w_hh) = if joined {
-            let dw = weight_grad(d, false, &join_rows(inputs.x, width, h_prev, h), gh);
-            split_rows(&dw, width + h, width)
-        } else {
-            // Both products read `d^T`: transposed once, they read it in order (measured at
-            // hidden 1024: 3.9 ms for the transpose, 29.8 for each product against 34.5).
-            let dt = transpose(d, gh);
-            let grad = |m| weight_grad(&dt, true, m, gh);
-            (grad(inputs.x), grad(h_prev))
+        let (w_ih, w_hh) = match inputs.x {
+            LayerInput::Features(x) if joined => {
+                let dw = weight_grad(d, false, &join_rows(x, width, h_prev, h), gh);
+                split_rows(&dw, width + h, width)
+            }
+            LayerInput::Features(x) => {
+                // Both products read `d^T`: transposed once, they read it in order (measured at
+                // hidden 1024: 3.9 ms for the transpose, 29.8 for each product against 34.5).
+                let dt = transpose(d, gh);
+                let grad = |m| weight_grad(&dt, true, m, gh);
+                (grad(x), grad(h_prev))
+            }
+            LayerInput::Tokens(_) => (
+                inputs.input_weight_grad(d),
+                weight_grad(d, false, h_prev, gh),
+            ),
         };
         Self {
             x: inputs.input_grad(d),
@@ -543,7 +629,7 @@ impl LayerGrads {
         let gh = inputs.b_hh.len();
         Self {
             x: inputs.input_grad(d_x_proj),
-            w_ih: weight_grad(d_x_proj, false, inputs.x, gh),
+            w_ih: inputs.input_weight_grad(d_x_proj),
             b_ih,
             w_hh: weight_grad(d_proj, false, h_prev, gh),
             b_hh,
@@ -1003,7 +1089,7 @@ mod tests {
 
     fn inputs(v: &[Vec<f32>]) -> LayerInputs<'_> {
         LayerInputs {
-            x: &v[0],
+            x: LayerInput::Features(&v[0]),
             w_ih: &v[1],
             b_ih: &v[2],
             w_hh: &v[3],
@@ -1097,6 +1183,55 @@ mod tests {
             };
             let reverse = run(&args, Direction::Reverse, false);
             assert_eq!(reverse, run(&flipped, Direction::Forward, true), "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn token_inputs_are_one_hot_features() {
+        // Every cell and direction, split between threads (T B H G*H >= MIN_PARALLEL_WORK).
+        let (t, b, v, h) = (4, 9, 5, 160);
+        let ids: Vec<usize> = (0..t * b).map(|r| (r * 7 + r / 3) % v).collect();
+        let onehot: Vec<f32> = ids
+            .iter()
+            .flat_map(|&id| (0..v).map(move |k| f32::from(u8::from(k == id))))
+            .collect();
+        let (h0, c0, d_hidden) = (values(b * h, 11), values(b * h, 2), values(t * b * h, 9));
+        let close = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5)
+        };
+        for dir in DIRECTIONS {
+            for cell in [
+                FusedCell::Lstm,
+                FusedCell::Gated(SequenceCell::Gru),
+                FusedCell::Gated(SequenceCell::RnnTanh),
+            ] {
+                let gates = match cell {
+                    FusedCell::Lstm => 4,
+                    FusedCell::Gated(c) => c.gates(),
+                };
+                let args = layer((t, b, v, h), gates);
+                let run = |x: LayerInput<'_>| {
+                    let inputs = LayerInputs { x, ..inputs(&args) };
+                    let trace = cell.forward(&inputs, (&h0, &c0), (t, b, h), dir);
+                    let out = trace.output((t, b, h));
+                    let grad = [&d_hidden[..], &c0].concat();
+                    (out, trace.backward(&inputs, &grad, (t, b, h)))
+                };
+                let (out, g) = run(LayerInput::Tokens(&ids));
+                let (want, w) = run(LayerInput::Features(&onehot));
+                assert!(close(&out, &want), "{cell:?} {dir:?} outputs");
+                assert!(g.x.is_empty(), "tokens have no gradient");
+                for (name, a, b) in [
+                    ("w_ih", &g.w_ih, &w.w_ih),
+                    ("b_ih", &g.b_ih, &w.b_ih),
+                    ("w_hh", &g.w_hh, &w.w_hh),
+                    ("b_hh", &g.b_hh, &w.b_hh),
+                    ("h0", &g.h0, &w.h0),
+                    ("c0", &g.c0, &w.c0),
+                ] {
+                    assert!(close(a, b), "{cell:?} {dir:?} {name}");
+                }
+            }
         }
     }
 
