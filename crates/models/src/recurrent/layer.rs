@@ -208,11 +208,8 @@ impl<C: CellKind> Recurrent<C> {
         let ids = tokens.to_data().convert::<i64>().try_into_vec::<i64>();
         crate::error::check_tokens(ids.unwrap_or_default(), vocab)?;
         let device = tokens.device();
-        let fused_cell = self.cell.fused_cell();
-        let (Some(cell), true) = (
-            fused_cell,
-            self.folds_embedding(vocab, steps, batch, &device),
-        ) else {
+        let folding = self.folds_embedding(vocab, steps, batch, &device);
+        let Some(cell) = self.cell.fused_cell().filter(|_| folding) else {
             return self.try_forward(embedding.forward(tokens), state, None);
         };
         let mut initial = self.initial_states(state, batch, &device)?;

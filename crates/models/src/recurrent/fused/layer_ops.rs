@@ -27,7 +27,9 @@ pub(super) type InitialState<B> = (FloatTensor<B>, Option<FloatTensor<B>>);
 /// A layer direction's input on the host: features `[T, B, I]`, or token ids `[T, B]`.
 #[derive(Clone, Debug)]
 pub(super) enum HostInput<B: Backend> {
+    /// Features, read in place or copied.
     Features(HostValues<B>),
+    /// Token ids, each below the vocabulary's size.
     Tokens(Vec<usize>),
 }
 
@@ -210,8 +212,8 @@ fn register<B: Backend>(
     }
 }
 
-/// The backward of [`sequence_host`]: BPTT inside the op; the parents are `x, W_ih, b_ih, W_hh,
-/// b_hh, h0` and (LSTM) `c0`.
+/// The backward of [`sequence_host`]: BPTT inside the op; the parents are `x` (features only:
+/// token ids are no parent), `W_ih, b_ih, W_hh, b_hh, h0` and (LSTM) `c0`.
 #[derive(Debug)]
 pub(super) struct SequenceBackward;
 
