@@ -1,7 +1,8 @@
 //! `cargo bench --bench train_step [-- DEVICE [STEPS]]`: training-step throughput of the reference
 //! char-LM workload (2 x 256, B = 32, T = 35, V = 64, Adam) for sequent's RNN, LSTM and GRU
-//! against `burn::nn`'s on the same device, measured side by side in one run. `sequent bench`
-//! covers the other workloads (inference, streaming, other widths and lengths, PyTorch).
+//! against `burn::nn`'s on the same device, measured side by side in one run (sequent's model folds
+//! its embedding into the first layer, as `LanguageModel` does). `sequent bench` covers the other
+//! workloads (inference, streaming, other widths and lengths, PyTorch, `--no-fold`).
 
 use sequent::bench::{Kind, Mode, markdown_header, markdown_row, run, workloads};
 
