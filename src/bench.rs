@@ -615,7 +615,7 @@ fn torch_command(w: &Workload, steps: usize) -> std::process::Command {
     command
 }
 
-/// Runs `benches/torch_reference.py` on workload `w` (same steps, [`torch_command`]) and parses
+/// Runs `benches/torch_reference.py` on workload `w` (same steps, `torch_command`) and parses
 /// its JSON line.
 pub fn torch_measurement(w: &Workload, steps: usize) -> Result<Measurement, String> {
     let script = torch_script();
@@ -782,7 +782,7 @@ fn ratio_cell(a: &Measurement, b: &Measurement) -> String {
 }
 
 /// A Markdown row for one workload's measurements (sequent first, then burn::nn, then torch):
-/// throughputs (medians over the rounds) and ratios ([`ratio_cell`]).
+/// throughputs (medians over the rounds) and ratios (`ratio_cell`).
 pub fn markdown_row(w: &Workload, m: &[Measurement]) -> String {
     let mut cells = vec![
         w.mode.name().to_string(),
