@@ -495,8 +495,10 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
         .map(|&s| sequent::bench::gemm_gflops(s, 5))
         .collect();
     let best = rates.iter().cloned().fold(0.0, f64::max);
-    // The FLOPs each implementation performs (fewer with the embedding folded).
+    // The FLOPs a token each implementation performs (fewer with the embedding folded), and its
+    // training FLOP rate in GFLOP/s.
     let flops = |x: &sequent::bench::Measurement| w.train_flops_per_token(x.embedding_folded);
+    let gflops = |x: &sequent::bench::Measurement| x.tokens_per_s * flops(x) / 1e9;
     if json {
         for (s, r) in shapes.iter().zip(&rates) {
             let v = serde_json::json!({"gemm": [s.0, s.1, s.2], "gflops": r});
@@ -506,8 +508,8 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
             let v = serde_json::json!({
                 "impl": x.implementation, "kind": x.kind, "hidden": x.hidden,
                 "embedding_folded": x.embedding_folded,
-                "train_gflops": x.tokens_per_s * flops(x) / 1e9,
-                "share_of_gemm": x.tokens_per_s * flops(x) / 1e9 / best,
+                "train_gflops": gflops(x),
+                "share_of_gemm": gflops(x) / best,
             });
             println!("{v}");
         }
@@ -525,7 +527,7 @@ fn gemm_share(w: &sequent::bench::Workload, m: &[sequent::bench::Measurement], j
         shown.join(", ")
     );
     for x in m {
-        let rate = x.tokens_per_s * flops(x) / 1e9;
+        let rate = gflops(x);
         let mflop = flops(x) / 1e6;
         let digits = if mflop < 10.0 { 3 } else { 0 };
         let folded = if x.embedding_folded {
