@@ -151,9 +151,14 @@ pub(super) fn sequence_host<B: Backend>(
     let (h0, c0) = host_state::<B>(state);
     let dims @ (t, b, h) = layer.dims;
     let inputs = layer.inputs();
-    let trace = sequence::forward_in_pool(b, || cell.forward(&inputs, (&h0, &c0), dims, direction));
+    // The output is copied out of the trace on the pool too (its threads share the copy).
+    let (trace, out) = sequence::forward_in_pool(b, || {
+        let trace = cell.forward(&inputs, (&h0, &c0), dims, direction);
+        let out = trace.output(dims);
+        (trace, out)
+    });
     let shape = Shape::new([output_slabs(cell, t), b, h]);
-    let out = device_tensor::<B>(trace.output(dims), shape, &layer.like);
+    let out = device_tensor::<B>(out, shape, &layer.like);
     ((trace, layer), out)
 }
 

@@ -189,11 +189,14 @@ fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
 }
 
 /// The outputs `[T, B, D*H]` of an op's output: all of it, or (LSTM) all but its last slab, the
-/// final cell states. (Slicing off nothing would still cost a backward node and, in it, a copy
-/// of the whole gradient into zeros.)
+/// final cell states, through [`FusedCellOps::leading_slabs`], whose backward pads the gradient
+/// in one pass. (Slicing off nothing would still cost a backward node and a copy.)
 fn outputs(cell: FusedCell, out: Tensor<3>, steps: usize) -> Tensor<3> {
     if cell == FusedCell::Lstm {
-        out.narrow(0, 0, steps)
+        Tensor::from_dispatch(<Dispatch as FusedCellOps>::leading_slabs(
+            out.into_dispatch(),
+            steps,
+        ))
     } else {
         out
     }

@@ -9,16 +9,17 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Backend, backend_extension};
-use burn::tensor::Shape;
+use burn::backend::{Backend, TensorMetadata, backend_extension};
+use burn::tensor::{Shape, Slice};
 
 use super::host::{device_tensor, host, host_indices};
 use super::kernels;
 use super::layer_ops::{
     OpInput, bidirectional_autodiff, bidirectional_host, sequence_autodiff, sequence_host,
 };
-use super::sequence::{Direction, FusedCell, SequenceCell};
+use super::sequence::{Direction, FusedCell, SequenceCell, concat_padded};
 
 const GRU: FusedCell = FusedCell::Gated(SequenceCell::Gru);
 const RNN_TANH: FusedCell = FusedCell::Gated(SequenceCell::RnnTanh);
@@ -41,6 +42,12 @@ pub trait FusedCellOps: Backend {
     ) -> FloatTensor<Self>;
     /// Elementwise `tanh` (the vanilla RNN's nonlinearity).
     fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The first `count` slabs `[count, ..]` of `t` `[S, ..]` (a view on the host backends: no
+    /// copy). Under autodiff its backward pads the gradient with `S - count` zero slabs in one
+    /// pass, where Burn's slice backward zeroes a tensor of the full size and then copies the
+    /// gradient into it (for an LSTM op's outputs, three passes over `[T + 1, B, H]` a layer on the
+    /// calling thread).
+    fn leading_slabs(t: FloatTensor<Self>, count: usize) -> FloatTensor<Self>;
     /// Mean cross-entropy of `logits` `[N, V]` against the classes `targets` `[N]` -> `[1]`:
     /// `(1/N) sum_n (ln sum_j e^{x_nj} - x_{n t_n})`.
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
@@ -248,6 +255,10 @@ macro_rules! host_backend {
                 targets: IntTensor<Self>,
             ) -> FloatTensor<Self> {
                 cross_entropy_host::<Self>(logits, targets).0
+            }
+
+            fn leading_slabs(t: FloatTensor<Self>, count: usize) -> FloatTensor<Self> {
+                <Self as FloatTensorOps<Self>>::float_slice(t, &[Slice::from(0..count)])
             }
 
             fn lstm_sequence(
@@ -527,6 +538,26 @@ impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
     }
 }
 
+#[derive(Debug)]
+struct LeadingSlabsBackward;
+
+impl<B: Backend> Backward<B, 1> for LeadingSlabsBackward {
+    /// The shape of the sliced tensor.
+    type State = Shape;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            let like = grad.clone();
+            let (g, _) = host::<B>(grad);
+            let full = ops.state;
+            let padded = concat_padded(&[&g], full.num_elements());
+            grads.register::<B>(node.id, device_tensor::<B>(padded, full, &like));
+        }
+    }
+}
+
 impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
     fn lstm_sequence(
         x: FloatTensor<Self>,
@@ -739,6 +770,20 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         }
     }
 
+    fn leading_slabs(t: FloatTensor<Self>, count: usize) -> FloatTensor<Self> {
+        let full = t.shape();
+        match LeadingSlabsBackward
+            .prepare::<C>([t.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish(full, B::leading_slabs(t.into_primitive(), count))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::leading_slabs(t.into_primitive(), count)),
+        }
+    }
+
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
         match CrossEntropyBackward
             .prepare::<C>([logits.node()])
@@ -753,6 +798,44 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::cross_entropy(logits.into_primitive(), targets))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Dispatch;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::FusedCellOps;
+
+    /// `leading_slabs` is `narrow(0, 0, count)`, and its gradient is the output's padded with
+    /// zero slabs, on both host backends under autodiff.
+    #[test]
+    fn leading_slabs_slice_and_pad_the_gradient() {
+        let devices = [
+            #[cfg(feature = "flex")]
+            Device::flex().autodiff(),
+            #[cfg(feature = "ndarray")]
+            Device::ndarray().autodiff(),
+        ];
+        for device in devices {
+            let x = Tensor::<3>::random([5, 3, 4], Distribution::Normal(0.0, 1.0), &device)
+                .require_grad();
+            let w = Tensor::<3>::random([4, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+            let y = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::leading_slabs(
+                x.clone().into_dispatch(),
+                4,
+            ));
+            y.clone()
+                .into_data()
+                .assert_eq(&x.clone().narrow(0, 0, 4).into_data(), true);
+            let grads = (y * w.clone()).sum().backward();
+            let want = Tensor::cat(vec![w, Tensor::zeros([1, 3, 4], &device)], 0);
+            x.grad(&grads)
+                .unwrap()
+                .into_data()
+                .assert_eq(&want.inner().into_data(), true);
         }
     }
 }

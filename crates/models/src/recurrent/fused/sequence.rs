@@ -16,6 +16,7 @@
 //! `[G*H, V]` matrix, and the backward sums the gate gradients by token instead of the `dx` and
 //! `dW_ih` GEMMs.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use gemm::{Parallelism, gemm};
@@ -490,6 +491,41 @@ fn total(per_row: &[f32], width: usize) -> Vec<f32> {
     sums
 }
 
+/// Values a thread copies at a time in [`concat_padded`] (64 KB).
+const COPY_BLOCK: usize = 1 << 14;
+
+/// The slices `parts` one after the other, then zeros up to `len` values in all, copied on the
+/// pool's threads (for more than one [`COPY_BLOCK`]) into a buffer that is not zeroed first.
+///
+/// # Panics
+/// If the parts hold more than `len` values.
+pub(super) fn concat_padded(parts: &[&[f32]], len: usize) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let mut rest = &mut out.spare_capacity_mut()[..len];
+    let mut blocks = Vec::new();
+    for part in parts {
+        let (dst, tail) = std::mem::take(&mut rest).split_at_mut(part.len());
+        let copies = dst.chunks_mut(COPY_BLOCK).zip(part.chunks(COPY_BLOCK));
+        blocks.extend(copies.map(|(d, s)| (d, Some(s))));
+        rest = tail;
+    }
+    blocks.extend(rest.chunks_mut(COPY_BLOCK).map(|d| (d, None)));
+    let fill = |(d, s): (&mut [MaybeUninit<f32>], Option<&[f32]>)| match s {
+        Some(s) => {
+            d.write_copy_of_slice(s);
+        }
+        None => d.fill(MaybeUninit::new(0.0)),
+    };
+    if blocks.len() > 1 {
+        blocks.into_par_iter().for_each(fill);
+    } else {
+        blocks.into_iter().for_each(fill);
+    }
+    // SAFETY: the blocks cover the `len` values (the parts, then the rest), each written above.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// Rows `[a_r | b_r]` from the rows of `a` `[R, wa]` and `b` `[R, wb]`, copied on the pool's
 /// threads into a buffer that is not zeroed first.
 pub(super) fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
@@ -656,9 +692,9 @@ impl LstmTrace {
     /// The op's output `[T + 1, B, H]`: the outputs `h_t` in time order, then the final cell
     /// state.
     pub fn output(&self, steps: usize, bh: usize) -> Vec<f32> {
-        let mut out = self.direction.outputs(&self.hidden, bh).to_vec();
-        out.extend_from_slice(&self.cell[self.direction.last_slot(steps) * bh..][..bh]);
-        out
+        let outputs = self.direction.outputs(&self.hidden, bh);
+        let cell = &self.cell[self.direction.last_slot(steps) * bh..][..bh];
+        concat_padded(&[outputs, cell], outputs.len() + bh)
     }
 }
 
@@ -795,7 +831,8 @@ pub struct GatedTrace {
 impl GatedTrace {
     /// The op's output: the outputs `h_t` in time order, `[T, B, H]`.
     pub fn output(&self, bh: usize) -> Vec<f32> {
-        self.direction.outputs(&self.hidden, bh).to_vec()
+        let outputs = self.direction.outputs(&self.hidden, bh);
+        concat_padded(&[outputs], outputs.len())
     }
 }
 
@@ -1232,6 +1269,19 @@ mod tests {
                     assert!(close(a, b), "{cell:?} {dir:?} {name}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn concat_padded_joins_the_parts_then_zeros() {
+        // Several copy blocks (copied on the pool's threads), and one.
+        for n in [3 * COPY_BLOCK + 5, 7] {
+            let (a, b) = (values(n, 1), values(n / 2 + 1, 2));
+            let out = concat_padded(&[&a, &b], 2 * n);
+            assert_eq!(&out[..n], &a[..]);
+            assert_eq!(&out[n..][..b.len()], &b[..]);
+            assert!(out[n + b.len()..].iter().all(|v| *v == 0.0));
+            assert_eq!(out.len(), 2 * n);
         }
     }
 
