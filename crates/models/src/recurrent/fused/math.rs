@@ -8,6 +8,12 @@
 //! from the exponent bits; `x` is clamped to `[-87, 88]`. `sigmoid(x) = 1 / (1 + exp(-x))`,
 //! `tanh(x) = 1 - 2 / (exp(2x) + 1)`. Measured against f64 over `[-20, 20]` (see the tests):
 //! sigmoid within `3e-7` relative, tanh within `3e-7` absolute.
+//!
+//! The rounding, the reduction and the polynomial (Horner's scheme) are written as fused
+//! multiply-adds (`f32::mul_add`), which the AVX-512 and AVX2 copies of a `multiversion!` body
+//! compile to `vfmadd` (Rust does not contract `a * b + c` by itself): measured, `tanh` 0.36
+//! against 0.54-0.68 ns an element and the LSTM's training step kernel 2.8 against 3.8-4.2 ns a
+//! unit. A CPU without FMA runs the baseline copy, where `mul_add` is libm's (exact, slower).
 
 /// `e^x` by the range reduction and polynomial of the module docs.
 #[inline(always)]
@@ -22,13 +28,12 @@ pub fn exp(input: f32) -> f32 {
     // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits: `t` has the bits of
     // `ROUND + k`, so `k` comes from integer arithmetic on them (no float-to-int conversion,
     // which stops the loop vectorising).
-    let t = x * LOG2E + ROUND;
+    let t = x.mul_add(LOG2E, ROUND);
     let k = t - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let r = (-k).mul_add(LN2_LO, (-k).mul_add(LN2_HI, x));
+    let p = [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0]
+        .into_iter()
+        .fold(1.0f32 / 720.0, |p, c| p.mul_add(r, c));
     // k is an integer in [-126, 127] after the clamp; 2^k has the exponent bits k + 127.
     let bits = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
     let y = p * f32::from_bits(bits);
