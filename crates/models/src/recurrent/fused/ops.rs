@@ -42,7 +42,7 @@ pub trait FusedCellOps: Backend {
     ) -> FloatTensor<Self>;
     /// Elementwise `tanh` (the vanilla RNN's nonlinearity).
     fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// The first `count` slabs `[count, ..]` of `t` `[S, ..]` (a view on the host backends: no
+    /// The first `count` slabs `[count, ..]` of `t` `[S, ..]`: Burn's slice (on Flex a view, no
     /// copy). Under autodiff its backward pads the gradient with `S - count` zero slabs in one
     /// pass, where Burn's slice backward zeroes a tensor of the full size and then copies the
     /// gradient into it (for an LSTM op's outputs, three passes over `[T + 1, B, H]` a layer on the
