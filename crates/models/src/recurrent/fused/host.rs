@@ -32,11 +32,56 @@ fn in_place<B: Backend>(t: &FloatTensor<B>) -> Option<&[f32]> {
     None
 }
 
+/// The values of a strided f32 Flex view whose last dimension is contiguous (a batch-first
+/// tensor with its first two dimensions swapped, as the layers hand their time-major input and
+/// output gradient to the sequence ops), copied a contiguous run at a time in row-major order.
+/// Flex's own copy treats `[T, B, H]` with strides `[H, T H, 1]` as `T` transposes of `[B, H]`
+/// tiles: measured at `[35, 32, 256]`, 165 us against 58 for the runs.
+fn strided_runs<B: Backend>(t: &FloatTensor<B>) -> Option<Vec<f32>> {
+    #[cfg(feature = "flex")]
+    if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<burn::backend::flex::FlexTensor>() {
+        let layout = t.layout();
+        let (shape, strides) = (layout.shape(), layout.strides());
+        let rank = shape.num_dims();
+        let positive = strides.iter().all(|&s| s > 0);
+        if t.dtype() != burn::tensor::DType::F32 || rank < 2 || !positive || strides[rank - 1] != 1
+        {
+            return None;
+        }
+        let storage = t.storage::<f32>();
+        let (run, outer) = (shape[rank - 1], &shape[..rank - 1]);
+        let mut values = Vec::with_capacity(shape.num_elements());
+        let mut index = vec![0usize; outer.len()];
+        for _ in 0..outer.iter().product::<usize>() {
+            let start = layout.start_offset()
+                + index
+                    .iter()
+                    .zip(strides)
+                    .map(|(&i, &s)| i * s as usize)
+                    .sum::<usize>();
+            values.extend_from_slice(&storage[start..][..run]);
+            // The next index of the outer dimensions, the last one fastest.
+            for (i, &n) in index.iter_mut().zip(outer).rev() {
+                *i += 1;
+                if *i < n {
+                    break;
+                }
+                *i = 0;
+            }
+        }
+        return Some(values);
+    }
+    None
+}
+
 /// A tensor's values on the host (f32) and its shape.
 pub(super) fn host<B: Backend>(t: FloatTensor<B>) -> (HostValues<B>, Shape) {
     let shape = t.shape();
     if in_place::<B>(&t).is_some() {
         return (HostValues::InPlace(t), shape);
+    }
+    if let Some(values) = strided_runs::<B>(&t) {
+        return (HostValues::Copied(values), shape);
     }
     let data = burn::tensor::try_read_sync(B::float_into_data(t))
         .expect("CPU backends read synchronously")
@@ -82,4 +127,36 @@ pub(super) fn host_indices<B: Backend>(
         })
         .collect();
     (ids, shape)
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::backend::Flex;
+    use burn::backend::ops::FloatTensorOps;
+
+    use super::*;
+
+    /// Views of a Flex tensor (dimensions swapped or permuted, sliced) come to the host with the
+    /// values Burn's own copy gives.
+    #[test]
+    fn strided_views_read_in_row_major_order() {
+        let values: Vec<f32> = (0..3 * 4 * 5).map(|i| i as f32).collect();
+        let t = Flex::float_from_data(TensorData::new(values, [3, 4, 5]), &Default::default());
+        let views = [
+            Flex::float_swap_dims(t.clone(), 0, 1),
+            Flex::float_permute(t.clone(), &[1, 2, 0]),
+            Flex::float_slice(
+                Flex::float_swap_dims(t.clone(), 0, 1),
+                &[(1..3).into(), (0..3).into(), (1..4).into()],
+            ),
+        ];
+        for view in views {
+            let (got, shape) = host::<Flex>(view.clone());
+            let want = burn::tensor::try_read_sync(Flex::float_into_data(view))
+                .unwrap()
+                .unwrap();
+            assert_eq!(shape, *want.shape());
+            assert_eq!(&*got, want.as_slice::<f32>().unwrap());
+        }
+    }
 }
