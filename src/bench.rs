@@ -12,7 +12,8 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor};
-use sequent_models::loss::cross_entropy;
+use sequent_models::heads::every_step;
+use sequent_models::loss::sequence_cross_entropy;
 use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
 use sequent_train::optim::FusedAdamConfig;
 
@@ -370,14 +371,13 @@ impl<R: SeqLayer> CharLm<R> {
         } else {
             self.rnn.run(self.embedding.forward(inputs), state)
         };
-        (self.head.forward(h), state)
+        (every_step(h, |h| self.head.forward(h)), state)
     }
 
     /// Mean cross-entropy of predicting `targets` `[B, T]` from `inputs` `[B, T]`.
     fn loss(&self, inputs: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
         let (logits, _) = self.logits(inputs, None);
-        let [b, t, v] = logits.dims();
-        cross_entropy(logits.reshape([b * t, v]), targets.reshape([b * t]))
+        sequence_cross_entropy(logits, targets)
     }
 }
 

@@ -5,6 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
+use super::every_step;
 use crate::error::SequentError;
 use crate::recurrent::{CellKind, Recurrent, RecurrentState};
 
@@ -79,22 +80,16 @@ impl<C: CellKind> LanguageModel<C> {
         tokens: Tensor<2, Int>,
         state: Option<RecurrentState>,
     ) -> crate::Result<(Tensor<3>, RecurrentState)> {
-        let v = self.vocab_size();
         let (h, state) = self
             .rnn
             .try_forward_embedded(&self.embedding, tokens, state)?;
-        let logits = match (&self.output, &self.tied_bias) {
+        let logits = every_step(h, |h| match (&self.output, &self.tied_bias) {
             (Some(linear), _) => linear.forward(h),
             (None, Some(bias)) => {
-                let [b, t, d] = h.dims();
-                let flat = h
-                    .reshape([b * t, d])
-                    .matmul(self.embedding.weight.val().transpose())
-                    + bias.val().unsqueeze_dim(0);
-                flat.reshape([b, t, v])
+                h.matmul(self.embedding.weight.val().transpose()) + bias.val().unsqueeze_dim(0)
             }
             (None, None) => unreachable!("init sets one of output and tied_bias"),
-        };
+        });
         Ok((logits, state))
     }
 

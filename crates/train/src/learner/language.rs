@@ -9,7 +9,7 @@ use burn::train::{SequenceOutput, SupervisedTraining};
 use sequent_models::classical::MarkovLm;
 use sequent_models::generate::Sampling;
 use sequent_models::heads::LanguageModel;
-use sequent_models::loss::cross_entropy;
+use sequent_models::loss::sequence_cross_entropy;
 use sequent_models::recurrent::{CellKind, RecurrentState};
 
 use crate::data::text::{StateFlow, TokenBatch};
@@ -137,11 +137,7 @@ impl<M: TokenModel> LanguageLearner<M> {
         if let Some(state) = state {
             self.carry.keep(batch.flow, state);
         }
-        let v = logits.dims()[2];
-        let loss = cross_entropy(
-            logits.clone().reshape([b * t, v]),
-            batch.target.clone().reshape([b * t]),
-        );
+        let loss = sequence_cross_entropy(logits.clone(), batch.target.clone());
         self.control.record(&loss, b * t, batch.epoch, split);
         SequenceOutput::new(loss, logits, None, batch.target)
     }
