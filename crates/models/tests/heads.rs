@@ -2,10 +2,11 @@
 
 mod common;
 
+use burn::nn::LinearConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use sequent_models::SequentError;
 use sequent_models::generate::Sampling;
-use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel};
+use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel, every_step};
 use sequent_models::recurrent::{GruConfig, LstmConfig};
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -30,6 +31,11 @@ fn language_model(device: &Device) {
     let (a, s) = lm.forward(tokens.clone().narrow(1, 0, 3), None);
     let (b, _) = lm.forward(tokens.clone().narrow(1, 3, 2), Some(s));
     assert!(max_diff(logits, Tensor::cat(vec![a, b], 1)) < 1e-5);
+    // Untied: the output layer applied to every step.
+    let (h, _) = lm.rnn.forward(lm.embedding.forward(tokens.clone()), None);
+    let (logits, _) = lm.forward(tokens.clone(), None);
+    let output = lm.output.as_ref().expect("an output layer");
+    assert!(max_diff(logits, output.forward(h)) < 1e-5);
     // Tied weights: logits = h E^T + b.
     let tied = LanguageModelConfig::new(5)
         .with_tie_weights(true)
@@ -144,5 +150,42 @@ fn heads_on_every_backend() {
         println!("backend {name}");
         language_model(&device);
         sequence_heads(&device);
+    }
+}
+
+/// `every_step` is Burn's `Linear` over a 3-D input, in value and in the gradients of the input
+/// (batch-first, and the time-major layout the recurrent layers return) and of the weights.
+#[test]
+fn every_step_is_the_linear_map_of_each_step() {
+    for (name, device) in common::backends() {
+        let (b, t, d, v) = (3, 4, 5, 6);
+        let linear = LinearConfig::new(d, v).init(&device);
+        let values = Tensor::<3>::random([t, b, d], Distribution::Normal(0.0, 1.0), &device);
+        for time_major in [false, true] {
+            let x = if time_major {
+                values.clone().require_grad()
+            } else {
+                values.clone().swap_dims(0, 1).require_grad()
+            };
+            let w = Tensor::<3>::random([b, t, v], Distribution::Normal(0.0, 1.0), &device);
+            let run = |f: &dyn Fn(Tensor<3>) -> Tensor<3>| {
+                let h = if time_major {
+                    x.clone().swap_dims(0, 1)
+                } else {
+                    x.clone()
+                };
+                let y = f(h);
+                let grads = (y.clone() * w.clone()).sum().backward();
+                let gx = x.grad(&grads).unwrap();
+                let gw = linear.weight.val().grad(&grads).unwrap();
+                (y, gx, gw)
+            };
+            let (y, gx, gw) = run(&|h| every_step(h, |h| linear.forward(h)));
+            let (y_ref, gx_ref, gw_ref) = run(&|h| linear.forward(h));
+            let what = format!("{name} (time-major {time_major})");
+            assert!(max_diff(y, y_ref) < 1e-5, "{what}: values");
+            assert!(max_diff(gx.inner(), gx_ref.inner()) < 1e-5, "{what}: dx");
+            assert!(max_diff(gw.inner(), gw_ref.inner()) < 1e-5, "{what}: dW");
+        }
     }
 }

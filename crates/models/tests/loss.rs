@@ -4,7 +4,7 @@ mod common;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use sequent_models::loss::cross_entropy;
+use sequent_models::loss::{cross_entropy, sequence_cross_entropy};
 
 /// Loss and `dL/dlogits` of `loss` at `logits` `[N, V]` (values) and `targets`.
 fn value_and_grad(
@@ -96,4 +96,45 @@ fn no_rows_is_named() {
     let logits = Tensor::<2>::zeros([0, 5], &device);
     let targets = Tensor::<1, Int>::from_data(TensorData::from([0i64; 0]), &device);
     let _ = cross_entropy(logits, targets);
+}
+
+/// The time-major sequence loss is the mean over the batch-first rows, with the same gradient, on
+/// batch-first logits and on the time-major view the language heads return.
+#[test]
+fn sequence_cross_entropy_is_the_mean_over_every_step() {
+    for (name, device) in common::backends() {
+        let (b, t, v) = (3, 5, 7);
+        let targets: Vec<i64> = (0..(b * t) as i64).map(|i| (i * 5) % v as i64).collect();
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, t]), &device);
+        let values = Tensor::<3>::random([b, t, v], Distribution::Uniform(-5.0, 5.0), &device);
+        for time_major in [false, true] {
+            let x = if time_major {
+                values.clone().swap_dims(0, 1).require_grad()
+            } else {
+                values.clone().require_grad()
+            };
+            let logits = if time_major {
+                x.clone().swap_dims(0, 1)
+            } else {
+                x.clone()
+            };
+            let l = sequence_cross_entropy(logits.clone(), targets.clone());
+            let flat = cross_entropy(
+                values.clone().reshape([b * t, v]),
+                targets.clone().reshape([b * t]),
+            );
+            let (got, want): (f32, f32) = (l.clone().into_scalar(), flat.into_scalar());
+            assert!((got - want).abs() <= 1e-6, "{name}: {got} vs {want}");
+            let grads = l.backward();
+            let g = x.grad(&grads).expect("a gradient");
+            let g = if time_major { g.swap_dims(0, 1) } else { g };
+            let reference = {
+                let y = values.clone().reshape([b * t, v]).require_grad();
+                let grads = cross_entropy(y.clone(), targets.clone().reshape([b * t])).backward();
+                y.grad(&grads).unwrap().reshape([b, t, v])
+            };
+            let diff: f32 = (g - reference).abs().max().into_scalar();
+            assert!(diff <= 1e-7, "{name} (time-major {time_major}): {diff}");
+        }
+    }
 }
