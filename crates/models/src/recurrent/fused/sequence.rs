@@ -256,6 +256,11 @@ fn in_parallel<P: Send>(parts: Vec<P>, work: impl Fn(P) + Sync) {
 /// `[k, n]` (or `[n, k]` read transposed when `b_t`). The GEMM writes every value of a buffer that
 /// is not zeroed first (zeroing megabytes that are then overwritten took 3-6% of a training step
 /// in `memset` and page faults).
+///
+/// A large product runs as one block of rows a thread, each a single-threaded `gemm` call: on one
+/// thread the `gemm` crate reaches 161-168 GFLOP/s at the reference shapes, on two through its
+/// own threading 210-270 (measured in the training step against its threading, alternating:
+/// LSTM 1.04x, GRU 1.06x, tanh RNN at hidden 1024 1.00x).
 fn product(
     a: &[f32],
     a_t: bool,
@@ -264,7 +269,7 @@ fn product(
     (m, n, k): (usize, usize, usize),
 ) -> Vec<f32> {
     assert!(a.len() >= m * k && b.len() >= k * n);
-    if k == 0 {
+    if k == 0 || m * n == 0 {
         return vec![0f32; m * n];
     }
     let (a_rs, a_cs) = if a_t {
@@ -277,42 +282,55 @@ fn product(
     } else {
         (n as isize, 1)
     };
-    let threads = if m * n * k >= 1 << 18 {
-        Parallelism::Rayon(0)
+    let parts = if m * n * k >= 1 << 18 {
+        rayon::current_num_threads().min(m.div_ceil(MIN_BLOCK_ROWS))
     } else {
-        Parallelism::None
+        1
     };
+    let per = m.div_ceil(parts.max(1));
     let mut c: Vec<f32> = Vec::with_capacity(m * n);
-    // SAFETY: `a` and `b` hold the m x k and k x n matrices the strides describe (checked
-    // above); `c` has room for m x n values and does not alias them. With `read_dst` false the
-    // GEMM only writes `c`, every one of its m x n values (k > 0), so they are initialised when
-    // the length is set.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            threads,
-        );
-        c.set_len(m * n);
+    let block = |(q, out): (usize, &mut [MaybeUninit<f32>])| {
+        // SAFETY: `a` and `b` hold the m x k and k x n matrices the strides describe (checked
+        // above), and rows `q per ..` of `a` start `q per` rows in; `out` is the block's rows of
+        // `c`, `out.len() / n` of them, and does not alias `a` or `b`.
+        unsafe {
+            gemm(
+                out.len() / n,
+                n,
+                k,
+                out.as_mut_ptr().cast::<f32>(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr().offset((q * per) as isize * a_rs),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    };
+    let spare = &mut c.spare_capacity_mut()[..m * n];
+    if parts > 1 {
+        spare.par_chunks_mut(per * n).enumerate().for_each(block);
+    } else {
+        block((0, spare));
     }
+    // SAFETY: with `read_dst` false each block's GEMM wrote every value of its rows (k > 0), and
+    // the blocks cover the m x n values.
+    unsafe { c.set_len(m * n) };
     c
 }
+
+/// Fewest rows of a block of [`product`] on a thread of its own.
+const MIN_BLOCK_ROWS: usize = 64;
 
 /// A layer direction's input on the host.
 #[derive(Clone, Copy, Debug)]
@@ -1105,6 +1123,33 @@ mod tests {
         }
         // A product over an empty inner dimension is all zeros.
         assert_eq!(product(&[], false, &[], false, (3, 3, 0)), [0.0; 9]);
+    }
+
+    /// A product large enough to run as row blocks on several threads (in a pool of three, so
+    /// that the blocks are uneven) is the f64 product, for each layout of the operands.
+    #[test]
+    fn product_in_row_blocks_matches_the_reference() {
+        let (m, n, k) = (150, 40, 50);
+        let (a, b) = (values(m * k, 1), values(k * n, 2));
+        let at = |i: usize, q: usize| a[i * k + q] as f64;
+        let bt = |q: usize, j: usize| b[q * n + j] as f64;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+            // The operands as `product` reads them: transposed copies where asked.
+            let a_in = if a_t { transpose(&a, k) } else { a.clone() };
+            let b_in = if b_t { transpose(&b, n) } else { b.clone() };
+            let c = pool.install(|| product(&a_in, a_t, &b_in, b_t, (m, n, k)));
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|q| at(i, q) * bt(q, j)).sum();
+                    let got = c[i * n + j] as f64;
+                    assert!((got - want).abs() < 1e-4, "{a_t} {b_t} ({i}, {j})");
+                }
+            }
+        }
     }
 
     /// Deterministic test values in [-0.75, 0.75].
