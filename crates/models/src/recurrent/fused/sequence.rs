@@ -30,12 +30,11 @@ use super::kernels::{
 use super::packed::PackedMatrix;
 
 /// Most elements of the joined weight gradient `[G*H, I+H]` of [`LayerGrads::shared`]. Past it
-/// the two products are large enough to run as well apart, from `dG` transposed once, and the
-/// joined product would read `dG` transposed and write a buffer of tens of megabytes (which glibc
-/// serves with a fresh `mmap` past 32 MB). Measured at hidden 1024: LSTM 74 ms for the two
-/// products against 80 for join, product and split (63 from the transposed `dG`); tanh RNN
-/// 8.1-8.4k against 7.3-8.0k tokens/s for the whole training step. At hidden 256 (0.5 M
-/// elements) the joined product is the faster (4.4 against 6.5 ms).
+/// the two products are large enough to run as well apart, and the joined product would write a
+/// buffer of tens of megabytes (which glibc serves with a fresh `mmap` past 32 MB). Measured with
+/// the products in row blocks (join, product and split against two products): hidden 1024,
+/// tanh RNN 23.7-27.3 against 16.3-20.4 ms, LSTM 75-79 against 65-77; hidden 256 (0.5 M
+/// elements), LSTM 4.5-4.9 against 4.7-5.3 ms.
 const MAX_JOINED_GRAD: usize = 1 << 20;
 
 /// Fewest batch rows a thread takes (fewer leave its tiles mostly empty).
@@ -407,7 +406,7 @@ impl LayerInputs<'_> {
     fn input_weight_grad(&self, d: &[f32]) -> Vec<f32> {
         let gh = self.b_ih.len();
         match self.x {
-            LayerInput::Features(x) => weight_grad(d, false, x, gh),
+            LayerInput::Features(x) => weight_grad(d, x, gh),
             LayerInput::Tokens(ids) => scatter_columns(d, ids, self.w_ih.len() / gh),
         }
     }
@@ -455,12 +454,15 @@ fn scatter_columns(d: &[f32], ids: &[usize], vocab: usize) -> Vec<f32> {
     out
 }
 
-/// The gradient `d^T m` `[G*H, W]` of a weight from `d` `[R, G*H]` (or from `d^T` `[G*H, R]`
-/// when `transposed`), the gradient of `m W^T`, and `m` `[R, W]`: one GEMM over all steps.
-fn weight_grad(d: &[f32], transposed: bool, m: &[f32], gh: usize) -> Vec<f32> {
+/// The gradient `d^T m` `[G*H, W]` of a weight from `d` `[R, G*H]`, the gradient of `m W^T`, and
+/// `m` `[R, W]`: one GEMM over all steps, reading `d` transposed (each thread's block of rows of
+/// the result is a block of columns of `d`; measured against transposing `d` first: LSTM at
+/// hidden 1024, 32.5-38 against 38-44 ms for one product of the input weights, the transpose
+/// alone 3.8-7.9 ms).
+fn weight_grad(d: &[f32], m: &[f32], gh: usize) -> Vec<f32> {
     let rows = d.len() / gh;
     let width = m.len() / rows;
-    product(d, !transposed, m, false, (gh, width, rows))
+    product(d, true, m, false, (gh, width, rows))
 }
 
 /// The transpose `[cols, rows]` of a row-major `[rows, cols]` matrix, in 32 x 32 blocks, the
@@ -645,20 +647,11 @@ impl LayerGrads {
         let (width, h) = (inputs.w_ih.len() / gh, inputs.w_hh.len() / gh);
         let (w_ih, w_hh) = match inputs.x {
             LayerInput::Features(x) if joined => {
-                let dw = weight_grad(d, false, &join_rows(x, width, h_prev, h), gh);
+                let dw = weight_grad(d, &join_rows(x, width, h_prev, h), gh);
                 split_rows(&dw, width + h, width)
             }
-            LayerInput::Features(x) => {
-                // Both products read `d^T`: transposed once, they read it in order (measured at
-                // hidden 1024: 3.9 ms for the transpose, 29.8 for each product against 34.5).
-                let dt = transpose(d, gh);
-                let grad = |m| weight_grad(&dt, true, m, gh);
-                (grad(x), grad(h_prev))
-            }
-            LayerInput::Tokens(_) => (
-                inputs.input_weight_grad(d),
-                weight_grad(d, false, h_prev, gh),
-            ),
+            LayerInput::Features(x) => (weight_grad(d, x, gh), weight_grad(d, h_prev, gh)),
+            LayerInput::Tokens(_) => (inputs.input_weight_grad(d), weight_grad(d, h_prev, gh)),
         };
         Self {
             x: inputs.input_grad(d),
@@ -687,7 +680,7 @@ impl LayerGrads {
             x: inputs.input_grad(d_x_proj),
             w_ih: inputs.input_weight_grad(d_x_proj),
             b_ih,
-            w_hh: weight_grad(d_proj, false, h_prev, gh),
+            w_hh: weight_grad(d_proj, h_prev, gh),
             b_hh,
             h0,
             c0,
