@@ -12,9 +12,9 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor};
-use sequent_models::heads::every_step;
 use sequent_models::loss::sequence_cross_entropy;
 use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
+use sequent_models::time_major::{embed_steps, every_step};
 use sequent_train::optim::FusedAdamConfig;
 
 use crate::memory::RETAINED_MEMORY_ENV;
@@ -369,7 +369,7 @@ impl<R: SeqLayer> CharLm<R> {
         let (h, state) = if self.fold {
             self.rnn.run_embedded(&self.embedding, inputs, state)
         } else {
-            self.rnn.run(self.embedding.forward(inputs), state)
+            self.rnn.run(embed_steps(&self.embedding, inputs), state)
         };
         (every_step(h, |h| self.head.forward(h)), state)
     }

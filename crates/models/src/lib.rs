@@ -24,6 +24,7 @@ pub mod heads;
 pub mod loss;
 pub mod recurrent;
 pub mod rng;
+pub mod time_major;
 
 pub use error::{Result, SequentError};
 pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig, RecurrentState, Rnn, RnnConfig};

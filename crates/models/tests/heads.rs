@@ -2,12 +2,13 @@
 
 mod common;
 
-use burn::nn::LinearConfig;
+use burn::nn::{EmbeddingConfig, LinearConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use sequent_models::SequentError;
 use sequent_models::generate::Sampling;
-use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel, every_step};
+use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel};
 use sequent_models::recurrent::{GruConfig, LstmConfig};
+use sequent_models::time_major::{embed_steps, every_step};
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar()
@@ -187,5 +188,24 @@ fn every_step_is_the_linear_map_of_each_step() {
             assert!(max_diff(gx.inner(), gx_ref.inner()) < 1e-5, "{what}: dx");
             assert!(max_diff(gw.inner(), gw_ref.inner()) < 1e-5, "{what}: dW");
         }
+    }
+}
+
+/// `embed_steps` is Burn's embedding, in value and in the gradient of the embedding table.
+#[test]
+fn embed_steps_is_the_embedding() {
+    for (name, device) in common::backends() {
+        let embedding = EmbeddingConfig::new(7, 4).init(&device);
+        let ids: Vec<i64> = (0..15).map(|i| (i * 3) % 7).collect();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [3, 5]), &device);
+        let w = Tensor::<3>::random([3, 5, 4], Distribution::Normal(0.0, 1.0), &device);
+        let run = |x: Tensor<3>| {
+            let grads = (x.clone() * w.clone()).sum().backward();
+            (x, embedding.weight.val().grad(&grads).unwrap())
+        };
+        let (x, g) = run(embed_steps(&embedding, tokens.clone()));
+        let (x_ref, g_ref) = run(embedding.forward(tokens));
+        assert!(max_diff(x, x_ref) < 1e-6, "{name}: values");
+        assert!(max_diff(g.inner(), g_ref.inner()) < 1e-6, "{name}: gradient");
     }
 }

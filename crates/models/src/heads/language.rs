@@ -5,9 +5,9 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::every_step;
 use crate::error::SequentError;
 use crate::recurrent::{CellKind, Recurrent, RecurrentState};
+use crate::time_major::every_step;
 
 /// Configuration of a [`LanguageModel`] around a given recurrent stack.
 #[derive(Config, Debug)]

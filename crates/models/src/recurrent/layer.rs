@@ -9,6 +9,7 @@ use super::fused::{self, Pointwise};
 use super::state::{CellState, RecurrentState};
 use super::weights::{CellWeights, WeightSpec};
 use crate::error::{Result, SequentError};
+use crate::time_major::embed_steps;
 
 /// A stack of recurrent layers with PyTorch's `nn.RNN` / `nn.LSTM` / `nn.GRU` semantics, generic
 /// over the cell ([`super::Rnn`], [`super::Lstm`], [`super::Gru`] are this type).
@@ -210,7 +211,7 @@ impl<C: CellKind> Recurrent<C> {
         let device = tokens.device();
         let folding = self.folds_embedding(vocab, steps, batch, &device);
         let Some(cell) = self.cell.fused_cell().filter(|_| folding) else {
-            return self.try_forward(embedding.forward(tokens), state, None);
+            return self.try_forward(embed_steps(embedding, tokens), state, None);
         };
         let mut initial = self.initial_states(state, batch, &device)?;
         let rest = initial.split_off(1);
