@@ -689,7 +689,7 @@ fn gemm_into(c: &mut [f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usiz
 
 /// GFLOP/s of an f32 GEMM `[m x k] x [k x n]` through the `gemm` crate on every thread of the
 /// pool (the machine's GEMM rate at that shape): the best of `reps` runs after one warm-up, each
-/// threaded both ways of [`gemm_into`].
+/// threaded both ways: by the `gemm` crate's own threading, and one block of rows a thread.
 pub fn gemm_gflops((m, k, n): (usize, usize, usize), reps: usize) -> f64 {
     let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 / 17.0).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 / 13.0).collect();

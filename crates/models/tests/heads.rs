@@ -206,6 +206,9 @@ fn embed_steps_is_the_embedding() {
         let (x, g) = run(embed_steps(&embedding, tokens.clone()));
         let (x_ref, g_ref) = run(embedding.forward(tokens));
         assert!(max_diff(x, x_ref) < 1e-6, "{name}: values");
-        assert!(max_diff(g.inner(), g_ref.inner()) < 1e-6, "{name}: gradient");
+        assert!(
+            max_diff(g.inner(), g_ref.inner()) < 1e-6,
+            "{name}: gradient"
+        );
     }
 }
