@@ -23,10 +23,16 @@ impl<B: Backend> std::ops::Deref for HostValues<B> {
     }
 }
 
+/// `t` as a Flex tensor, if that is its backend's.
+#[cfg(feature = "flex")]
+fn as_flex<B: Backend>(t: &FloatTensor<B>) -> Option<&burn::backend::flex::FlexTensor> {
+    (t as &dyn std::any::Any).downcast_ref()
+}
+
 /// The values of `t` without a copy, where its backend keeps them as a contiguous f32 slice.
 fn in_place<B: Backend>(t: &FloatTensor<B>) -> Option<&[f32]> {
     #[cfg(feature = "flex")]
-    if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<burn::backend::flex::FlexTensor>() {
+    if let Some(t) = as_flex::<B>(t) {
         return t.as_slice::<f32>();
     }
     None
@@ -37,41 +43,37 @@ fn in_place<B: Backend>(t: &FloatTensor<B>) -> Option<&[f32]> {
 /// output gradient to the sequence ops), copied a contiguous run at a time in row-major order.
 /// Flex's own copy treats `[T, B, H]` with strides `[H, T H, 1]` as `T` transposes of `[B, H]`
 /// tiles: measured at `[35, 32, 256]`, 165 us against 58 for the runs.
-fn strided_runs<B: Backend>(t: &FloatTensor<B>) -> Option<Vec<f32>> {
-    #[cfg(feature = "flex")]
-    if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<burn::backend::flex::FlexTensor>() {
-        let layout = t.layout();
-        let (shape, strides) = (layout.shape(), layout.strides());
-        let rank = shape.num_dims();
-        let positive = strides.iter().all(|&s| s > 0);
-        if t.dtype() != burn::tensor::DType::F32 || rank < 2 || !positive || strides[rank - 1] != 1
-        {
-            return None;
-        }
-        let storage = t.storage::<f32>();
-        let (run, outer) = (shape[rank - 1], &shape[..rank - 1]);
-        let mut values = Vec::with_capacity(shape.num_elements());
-        let mut index = vec![0usize; outer.len()];
-        for _ in 0..outer.iter().product::<usize>() {
-            let start = layout.start_offset()
-                + index
-                    .iter()
-                    .zip(strides)
-                    .map(|(&i, &s)| i * s as usize)
-                    .sum::<usize>();
-            values.extend_from_slice(&storage[start..][..run]);
-            // The next index of the outer dimensions, the last one fastest.
-            for (i, &n) in index.iter_mut().zip(outer).rev() {
-                *i += 1;
-                if *i < n {
-                    break;
-                }
-                *i = 0;
-            }
-        }
-        return Some(values);
+#[cfg(feature = "flex")]
+fn strided_runs(t: &burn::backend::flex::FlexTensor) -> Option<Vec<f32>> {
+    let layout = t.layout();
+    let (shape, strides) = (layout.shape(), layout.strides());
+    let rank = shape.num_dims();
+    let positive = strides.iter().all(|&s| s > 0);
+    if t.dtype() != burn::tensor::DType::F32 || rank < 2 || !positive || strides[rank - 1] != 1 {
+        return None;
     }
-    None
+    let storage = t.storage::<f32>();
+    let (run, outer) = (shape[rank - 1], &shape[..rank - 1]);
+    let mut values = Vec::with_capacity(shape.num_elements());
+    let mut index = vec![0usize; outer.len()];
+    for _ in 0..outer.iter().product::<usize>() {
+        let start = layout.start_offset()
+            + index
+                .iter()
+                .zip(strides)
+                .map(|(&i, &s)| i * s as usize)
+                .sum::<usize>();
+        values.extend_from_slice(&storage[start..][..run]);
+        // The next index of the outer dimensions, the last one fastest.
+        for (i, &n) in index.iter_mut().zip(outer).rev() {
+            *i += 1;
+            if *i < n {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    Some(values)
 }
 
 /// A tensor's values on the host (f32) and its shape.
@@ -80,7 +82,8 @@ pub(super) fn host<B: Backend>(t: FloatTensor<B>) -> (HostValues<B>, Shape) {
     if in_place::<B>(&t).is_some() {
         return (HostValues::InPlace(t), shape);
     }
-    if let Some(values) = strided_runs::<B>(&t) {
+    #[cfg(feature = "flex")]
+    if let Some(values) = as_flex::<B>(&t).and_then(strided_runs) {
         return (HostValues::Copied(values), shape);
     }
     let data = burn::tensor::try_read_sync(B::float_into_data(t))

@@ -491,6 +491,24 @@ impl<B: Backend> Backward<B, 3> for GruBackward {
     }
 }
 
+/// The backward of a one-parent op: `dx(state, g)` maps the output's gradient `g` (on the host)
+/// to the parent's values and shape, which are registered as its gradient. The output's gradient
+/// is consumed either way; `dx` runs only when the parent needs a gradient.
+fn one_parent_backward<B: Backend, S>(
+    ops: Ops<S, 1>,
+    grads: &mut Gradients,
+    dx: impl FnOnce(S, &[f32]) -> (Vec<f32>, Shape),
+) {
+    let [node] = ops.parents;
+    let grad = grads.consume::<B>(&ops.node);
+    if let Some(node) = node {
+        let like = grad.clone();
+        let (g, _) = host::<B>(grad);
+        let (values, shape) = dx(ops.state, &g);
+        grads.register::<B>(node.id, device_tensor::<B>(values, shape, &like));
+    }
+}
+
 #[derive(Debug)]
 struct TanhBackward;
 
@@ -498,16 +516,12 @@ impl<B: Backend> Backward<B, 1> for TanhBackward {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node {
-            let like = ops.state.clone();
-            let (y, shape) = host::<B>(ops.state);
-            let (g, _) = host::<B>(grad);
+        one_parent_backward::<B, _>(ops, grads, |y, g| {
+            let (y, shape) = host::<B>(y);
             let mut dx = vec![0f32; y.len()];
-            kernels::tanh_backward(&y, &g, &mut dx);
-            grads.register::<B>(node.id, device_tensor::<B>(dx, shape, &like));
-        }
+            kernels::tanh_backward(&y, g, &mut dx);
+            (dx, shape)
+        });
     }
 }
 
@@ -519,12 +533,7 @@ impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
     type State = (Vec<f32>, Vec<usize>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node {
-            let like = grad.clone();
-            let (g, _) = host::<B>(grad);
-            let (mut d, targets) = ops.state;
+        one_parent_backward::<B, _>(ops, grads, |(mut d, targets), g| {
             let n = targets.len();
             let v = d.len() / n.max(1);
             // dL/dx_nj = g (p_nj - [j = t_n]) / N
@@ -533,8 +542,8 @@ impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
                 row[t] -= 1.0;
                 row.iter_mut().for_each(|x| *x *= scale);
             }
-            grads.register::<B>(node.id, device_tensor::<B>(d, Shape::new([n, v]), &like));
-        }
+            (d, Shape::new([n, v]))
+        });
     }
 }
 
@@ -546,15 +555,9 @@ impl<B: Backend> Backward<B, 1> for LeadingSlabsBackward {
     type State = Shape;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node {
-            let like = grad.clone();
-            let (g, _) = host::<B>(grad);
-            let full = ops.state;
-            let padded = concat_padded(&[&g], full.num_elements());
-            grads.register::<B>(node.id, device_tensor::<B>(padded, full, &like));
-        }
+        one_parent_backward::<B, _>(ops, grads, |full, g| {
+            (concat_padded(&[g], full.num_elements()), full)
+        });
     }
 }
 
