@@ -1,0 +1,200 @@
+//! A GRU (reset after) or tanh-RNN layer direction as one op: the time loop (`W_hh` packed once)
+//! and BPTT.
+
+use super::buffers::{accumulate, add, add_rows, concat_padded, total};
+use super::direction::{Direction, rows_of, step_states};
+use super::grads::LayerGrads;
+use super::inputs::LayerInputs;
+use super::parts::{in_parallel, row_parts, slabs};
+use super::products::Weights;
+use crate::recurrent::fused::kernels::{
+    gru_backward_in_place, gru_forward_keep, tanh_backward, tanh_forward,
+};
+use crate::recurrent::fused::packed::PackedMatrix;
+
+/// What the forward pass of a GRU (reset-after) or tanh-RNN sequence keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub struct GatedTrace {
+    /// Per step `h_t W_hh^T + b_hh`, `[T, B, G*H]` (GRU: `G = 3`; RNN: the pre-activation).
+    pub projected: Vec<f32>,
+    /// GRU: the activations `r, z, n` of every step, `[T, B, 3H]`; RNN: empty.
+    pub acts: Vec<f32>,
+    /// `h_0 .. h_T`, `[T + 1, B, H]`.
+    pub hidden: Vec<f32>,
+    /// The order the states were computed in (and in which [`Self::hidden`] keeps them).
+    pub direction: Direction,
+}
+
+impl GatedTrace {
+    /// The op's output: the outputs `h_t` in time order, `[T, B, H]`.
+    pub fn output(&self, bh: usize) -> Vec<f32> {
+        let outputs = self.direction.outputs(&self.hidden, bh);
+        concat_padded(&[outputs], outputs.len())
+    }
+}
+
+/// The cells whose whole sequence runs as one op besides the LSTM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceCell {
+    /// GRU, reset after the recurrent product (PyTorch's form): `G = 3`.
+    Gru,
+    /// Vanilla RNN with tanh: `G = 1`.
+    RnnTanh,
+}
+
+impl SequenceCell {
+    pub(super) fn gates(self) -> usize {
+        match self {
+            SequenceCell::Gru => 3,
+            SequenceCell::RnnTanh => 1,
+        }
+    }
+}
+
+/// Runs a GRU or tanh-RNN layer direction on `inputs` from `h0` `[B, H]`.
+pub fn gated_sequence_forward(
+    cell: SequenceCell,
+    inputs: &LayerInputs<'_>,
+    h0: &[f32],
+    (steps, batch, h): (usize, usize, usize),
+    direction: Direction,
+) -> GatedTrace {
+    let (gh, bh) = (cell.gates() * h, batch * h);
+    // P_t = h_t W_hh^T + b_hh: W_hh^T [H, G*H] packed once (or read in place for a tiny batch).
+    let w = Weights::new(inputs.w_hh, (gh, h), batch);
+    // The RNN's pre-activation x W_ih^T + b_ih + P_t builds up in place in the projection; the
+    // GRU keeps x W_ih^T + b_ih and P_t apart (its reset gate multiplies P_t's last block only).
+    let (mut projected, mut x_proj, mut acts, bias) = match cell {
+        SequenceCell::Gru => {
+            let n = steps * batch * gh;
+            let (p, a) = (vec![0f32; n], vec![0f32; n]);
+            (p, inputs.project(), a, inputs.b_hh.to_vec())
+        }
+        SequenceCell::RnnTanh => (
+            inputs.project(),
+            Vec::new(),
+            Vec::new(),
+            inputs.summed_bias(),
+        ),
+    };
+    let mut hidden = vec![0f32; (steps + 1) * bh];
+    hidden[direction.first_slot(steps) * bh..][..bh].copy_from_slice(h0);
+    let parts = row_parts(batch, steps * bh * gh);
+    // The GRU's x and activation slabs (none for the RNN).
+    let mut gru_parts: Vec<_> = slabs(&mut x_proj, gh, batch, &parts)
+        .into_iter()
+        .zip(slabs(&mut acts, gh, batch, &parts))
+        .collect();
+    gru_parts.resize_with(parts.len(), Default::default);
+    let work: Vec<_> = slabs(&mut projected, gh, batch, &parts)
+        .into_iter()
+        .zip(slabs(&mut hidden, h, batch, &parts))
+        .zip(gru_parts)
+        .collect();
+    in_parallel(work, |((mut ps, mut hs), (mut xs, mut acts))| {
+        for t in direction.times(steps) {
+            let p = &mut *ps[t];
+            let (prev, next) = step_states(&mut hs, direction.slots(t));
+            match cell {
+                SequenceCell::Gru => {
+                    add_rows(xs[t], inputs.b_ih);
+                    w.multiply_bias(prev, p, false, &bias);
+                }
+                SequenceCell::RnnTanh => w.multiply_bias(prev, p, true, &bias),
+            }
+            match cell {
+                SequenceCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
+                SequenceCell::RnnTanh => tanh_forward(p, next),
+            }
+        }
+    });
+    GatedTrace {
+        projected,
+        acts,
+        hidden,
+        direction,
+    }
+}
+
+/// BPTT through a GRU or tanh-RNN trace, which it consumes (gradients overwrite the activations
+/// and projections); `d_hidden` `[T, B, H]` is `dL/dh_1..h_T`.
+pub fn gated_sequence_backward(
+    cell: SequenceCell,
+    trace: GatedTrace,
+    inputs: &LayerInputs<'_>,
+    d_hidden: &[f32],
+    (steps, batch, h): (usize, usize, usize),
+) -> LayerGrads {
+    let (gh, bh) = (cell.gates() * h, batch * h);
+    // dh_{t-1} = dP_t W_hh (+ the GRU's direct path): W_hh [G*H, H] packed once.
+    let w = PackedMatrix::pack(inputs.w_hh, (gh, h), false);
+    let GatedTrace {
+        projected: mut d_proj,
+        acts: mut d_x,
+        hidden,
+        direction,
+    } = trace;
+    let mut dh_next = vec![0f32; bh];
+    let parts = row_parts(batch, steps * bh * gh);
+    let mut dx_parts = slabs(&mut d_x, gh, batch, &parts);
+    dx_parts.resize_with(parts.len(), Vec::new);
+    // Each batch row's sums over time of `dP` and (GRU) of `dX` (for the bias gradients).
+    let (mut p_sums, mut x_sums) = (vec![0f32; batch * gh], vec![0f32; batch * gh]);
+    let sum_parts = slabs(&mut p_sums, gh, batch, &parts).into_iter().zip(slabs(
+        &mut x_sums,
+        gh,
+        batch,
+        &parts,
+    ));
+    let work: Vec<_> = dx_parts
+        .into_iter()
+        .zip(slabs(&mut d_proj, gh, batch, &parts))
+        .zip(slabs(&mut dh_next, h, batch, &parts))
+        .zip(parts.iter().cloned().zip(sum_parts))
+        .collect();
+    in_parallel(
+        work,
+        |(((mut dxs, mut dps), mut dh_next), (rows, (mut p_sums, mut x_sums)))| {
+            let dh_next = &mut *dh_next[0];
+            // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
+            let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+            for t in direction.times(steps).rev() {
+                add(&mut g, rows_of(d_hidden, t, &rows, h, batch), dh_next);
+                let dp = &mut *dps[t];
+                let (from, to) = direction.slots(t);
+                match cell {
+                    SequenceCell::Gru => {
+                        let prev = rows_of(&hidden, from, &rows, h, batch);
+                        gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
+                        accumulate(x_sums[0], dxs[t]);
+                        dh_next.copy_from_slice(&direct);
+                        w.multiply(dp, dh_next, true);
+                    }
+                    SequenceCell::RnnTanh => {
+                        let y = rows_of(&hidden, to, &rows, h, batch);
+                        tanh_backward(y, &g, dp);
+                        w.multiply(dp, dh_next, false);
+                    }
+                }
+                accumulate(p_sums[0], dp);
+            }
+        },
+    );
+    let h_prev = direction.entering(&hidden, bh);
+    match cell {
+        SequenceCell::Gru => LayerGrads::new(
+            inputs,
+            (&d_x, total(&x_sums, gh)),
+            (&d_proj, total(&p_sums, gh)),
+            h_prev,
+            (dh_next, Vec::new()),
+        ),
+        // The RNN's pre-activation is x W_ih^T + b_ih + P_t: one gradient for both products.
+        SequenceCell::RnnTanh => LayerGrads::shared(
+            inputs,
+            (&d_proj, total(&p_sums, gh)),
+            h_prev,
+            (dh_next, Vec::new()),
+        ),
+    }
+}

@@ -1,0 +1,131 @@
+//! A layer direction's inputs on the host (features or token ids, and the weights), with the
+//! input projection `x W_ih^T` and its gradients.
+
+use rayon::prelude::*;
+
+use super::buffers::{accumulate, transpose};
+use super::products::{DIRECT_MAX_ROWS, product, weight_grad};
+use crate::recurrent::fused::direct::DirectMatrix;
+
+/// A layer direction's input on the host.
+#[derive(Clone, Copy, Debug)]
+pub enum LayerInput<'a> {
+    /// Features `x` `[T, B, I]` in time order: the input projection is `x W_ih^T`.
+    Features(&'a [f32]),
+    /// Token ids `[T, B]` in time order, each the one-hot vector `e_v` of a vocabulary of `V`:
+    /// the projection of token `v` is column `v` of `W_ih` `[G*H, V]`, and the input has no
+    /// gradient. A first layer over an embedding `E` `[V, I]` is this with `W_ih E^T`
+    /// (`x_t W_ih^T = E[v] W_ih^T`).
+    Tokens(&'a [usize]),
+}
+
+/// The inputs of a layer direction on the host: the input `x`, `w_ih` `[G*H, I]` (`I = V` for
+/// tokens), `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerInputs<'a> {
+    /// The layer's input.
+    pub x: LayerInput<'a>,
+    /// `W_ih`, `[G*H, I]`.
+    pub w_ih: &'a [f32],
+    /// `b_ih`, `[G*H]`.
+    pub b_ih: &'a [f32],
+    /// `W_hh`, `[G*H, H]`.
+    pub w_hh: &'a [f32],
+    /// `b_hh`, `[G*H]`.
+    pub b_hh: &'a [f32],
+}
+
+impl LayerInputs<'_> {
+    /// `x W_ih^T` for every step, `[T*B, G*H]` (biases not added): one GEMM reading `W_ih`
+    /// transposed, or dot products against its rows for one or two rows; for tokens, the rows
+    /// of `W_ih^T` they select.
+    pub(super) fn project(&self) -> Vec<f32> {
+        let gh = self.b_ih.len();
+        let width = self.w_ih.len() / gh;
+        let x = match self.x {
+            LayerInput::Features(x) => x,
+            LayerInput::Tokens(ids) => return gather_rows(&transpose(self.w_ih, width), gh, ids),
+        };
+        let rows = x.len() / width;
+        if rows > DIRECT_MAX_ROWS {
+            return product(x, false, self.w_ih, true, (rows, gh, width));
+        }
+        let mut out = vec![0f32; rows * gh];
+        DirectMatrix::new(self.w_ih, (gh, width)).multiply(x, &mut out, false);
+        out
+    }
+
+    /// `b_ih + b_hh`.
+    pub(super) fn summed_bias(&self) -> Vec<f32> {
+        self.b_ih
+            .iter()
+            .zip(self.b_hh)
+            .map(|(a, b)| a + b)
+            .collect()
+    }
+
+    /// `dL/dx = d W_ih` `[T*B, I]` from `d` `[T*B, G*H]`, the gradient of `x W_ih^T` (empty for
+    /// tokens, which have no gradient).
+    pub(super) fn input_grad(&self, d: &[f32]) -> Vec<f32> {
+        let gh = self.b_ih.len();
+        let width = self.w_ih.len() / gh;
+        match self.x {
+            LayerInput::Features(_) => {
+                product(d, false, self.w_ih, false, (d.len() / gh, width, gh))
+            }
+            LayerInput::Tokens(_) => Vec::new(),
+        }
+    }
+
+    /// `dL/dW_ih = d^T x` `[G*H, I]` from `d` `[T*B, G*H]`, the gradient of `x W_ih^T`: one GEMM,
+    /// or for tokens the sums of `d`'s rows by token ([`scatter_columns`]).
+    pub(super) fn input_weight_grad(&self, d: &[f32]) -> Vec<f32> {
+        let gh = self.b_ih.len();
+        match self.x {
+            LayerInput::Features(x) => weight_grad(d, x, gh),
+            LayerInput::Tokens(ids) => scatter_columns(d, ids, self.w_ih.len() / gh),
+        }
+    }
+}
+
+/// The rows `table[ids[r]]` of `table` `[V, width]`, one after the other (`[ids.len(), width]`),
+/// copied on the pool's threads into a buffer that is not zeroed first.
+fn gather_rows(table: &[f32], width: usize, ids: &[usize]) -> Vec<f32> {
+    let len = ids.len() * width;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(width)
+        .zip(ids.par_iter())
+        .with_min_len(64)
+        .for_each(|(o, &v)| {
+            o.write_copy_of_slice(&table[v * width..][..width]);
+        });
+    // SAFETY: one `width`-wide chunk for each of the `ids.len()` ids, each written above.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `d^T onehot(ids)` `[G*H, V]` from `d` `[R, G*H]` and `ids` `[R]`: column `v` is the sum of the
+/// rows `d_r` with `ids[r] = v`. The pool's threads take blocks of output rows (columns of
+/// `d`), each summing into a `[V, block]` table of its own and writing it transposed, so every
+/// entry is summed in row order whichever thread computes it.
+fn scatter_columns(d: &[f32], ids: &[usize], vocab: usize) -> Vec<f32> {
+    const BLOCK: usize = 64;
+    let gh = d.len() / ids.len().max(1);
+    let mut out = vec![0f32; gh * vocab];
+    out.par_chunks_mut(BLOCK * vocab)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let (c0, width) = (block * BLOCK, out.len() / vocab);
+            let mut table = vec![0f32; vocab * width];
+            for (row, &v) in d.chunks(gh).zip(ids) {
+                accumulate(&mut table[v * width..][..width], &row[c0..][..width]);
+            }
+            for (c, o) in out.chunks_mut(vocab).enumerate() {
+                for (v, o) in o.iter_mut().enumerate() {
+                    *o = table[v * width + c];
+                }
+            }
+        });
+    out
+}

@@ -1,0 +1,104 @@
+//! A whole layer direction as one host computation (the cuDNN / oneDNN design): the input
+//! projection `x W_ih^T` of all steps is one GEMM, the time loop runs inside the op with `W_hh`
+//! packed once per sequence ([`PackedMatrix`](super::packed::PackedMatrix)), and the backward
+//! runs BPTT inside the op too, with `dW_hh` for all steps in one GEMM
+//! `dG^T [G*H x T*B] * H_prev [T*B x H]` and `dx`, `dW_ih` in one GEMM each.
+//!
+//! The rows of a batch are independent sequences, so the time loops split the batch between the
+//! threads of the pool: each thread runs every step for its rows, with no synchronisation between
+//! steps, reading the shared packed weights.
+//!
+//! A direction runs forward or backward in time over `x` as it is ([`Direction`]): the reverse
+//! direction of a bidirectional layer needs no flipped copy of its input or its output.
+//!
+//! The input can be token ids instead of features ([`LayerInput::Tokens`], a first layer over an
+//! embedding `E` with `W_ih E^T` for `W_ih`): the projection then gathers columns of that
+//! `[G*H, V]` matrix, and the backward sums the gate gradients by token instead of the `dx` and
+//! `dW_ih` GEMMs.
+
+mod buffers;
+mod direction;
+mod gated;
+mod grads;
+mod inputs;
+mod lstm;
+mod parts;
+mod products;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use buffers::{concat_padded, join_rows, split_rows};
+pub use direction::Direction;
+pub use gated::SequenceCell;
+use gated::{GatedTrace, gated_sequence_backward, gated_sequence_forward};
+pub use grads::LayerGrads;
+pub use inputs::{LayerInput, LayerInputs};
+use lstm::{LstmTrace, lstm_sequence_backward, lstm_sequence_forward};
+pub(crate) use parts::slabs;
+pub use parts::{both, forward_in_pool, in_pool};
+pub(crate) use products::DIRECT_MAX_ROWS;
+
+/// A cell whose layer directions run as one op: the LSTM, or a GRU (reset after) / tanh RNN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedCell {
+    /// LSTM (its state has a cell vector).
+    Lstm,
+    /// GRU or tanh RNN.
+    Gated(SequenceCell),
+}
+
+/// A layer direction's forward pass, kept for its backward.
+#[derive(Clone, Debug)]
+pub enum Trace {
+    /// Of an LSTM.
+    Lstm(LstmTrace),
+    /// Of a GRU or tanh RNN.
+    Gated(SequenceCell, GatedTrace),
+}
+
+impl FusedCell {
+    /// Runs a layer direction on `inputs` from `h0` and (LSTM; ignored otherwise) `c0` `[B, H]`.
+    pub fn forward(
+        self,
+        inputs: &LayerInputs<'_>,
+        (h0, c0): (&[f32], &[f32]),
+        dims: (usize, usize, usize),
+        direction: Direction,
+    ) -> Trace {
+        match self {
+            FusedCell::Lstm => Trace::Lstm(lstm_sequence_forward(inputs, h0, c0, dims, direction)),
+            FusedCell::Gated(cell) => Trace::Gated(
+                cell,
+                gated_sequence_forward(cell, inputs, h0, dims, direction),
+            ),
+        }
+    }
+}
+
+impl Trace {
+    /// The direction's output: `h_t` in time order `[T, B, H]`, then (LSTM) the final cell state
+    /// `[B, H]`.
+    pub fn output(&self, (steps, batch, h): (usize, usize, usize)) -> Vec<f32> {
+        match self {
+            Trace::Lstm(trace) => trace.output(steps, batch * h),
+            Trace::Gated(_, trace) => trace.output(batch * h),
+        }
+    }
+
+    /// BPTT from `grad`, the gradient of [`Self::output`].
+    pub fn backward(
+        self,
+        inputs: &LayerInputs<'_>,
+        grad: &[f32],
+        dims: (usize, usize, usize),
+    ) -> LayerGrads {
+        let (steps, batch, h) = dims;
+        let (d_hidden, d_cell) = grad.split_at(steps * batch * h);
+        match self {
+            Trace::Lstm(trace) => lstm_sequence_backward(trace, inputs, d_hidden, d_cell, dims),
+            Trace::Gated(cell, trace) => {
+                gated_sequence_backward(cell, trace, inputs, d_hidden, dims)
+            }
+        }
+    }
+}
