@@ -29,7 +29,9 @@ fn as_flex<B: Backend>(t: &FloatTensor<B>) -> Option<&burn::backend::flex::FlexT
     (t as &dyn std::any::Any).downcast_ref()
 }
 
-/// The values of `t` without a copy, where its backend keeps them as a contiguous f32 slice.
+/// The values of `t` without a copy, where its backend keeps them as a contiguous f32 slice
+/// (Flex's tensors; NdArray's are always copied).
+#[cfg_attr(not(feature = "flex"), allow(unused_variables))]
 fn in_place<B: Backend>(t: &FloatTensor<B>) -> Option<&[f32]> {
     #[cfg(feature = "flex")]
     if let Some(t) = as_flex::<B>(t) {
