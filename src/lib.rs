@@ -4,6 +4,8 @@
 //! (`sequent-models`), the data and training machinery of [`train`] (`sequent-train`), and the
 //! `sequent` command line.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod catalog;
 pub mod classify;

@@ -16,6 +16,8 @@
 //! assert_eq!(state.hidden.dims(), [4, 4, 32]);          // [L * D, B, H], like PyTorch's h_n
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod classical;
 pub mod error;
 pub mod forecast;

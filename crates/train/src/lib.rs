@@ -4,6 +4,8 @@
 //! random partitions), time series, synthetic tasks with known baselines, and a learner built on
 //! burn-train with truncated BPTT, global-norm clipping, a NaN guard and resumable checkpoints.
 
+#![warn(missing_docs)]
+
 pub mod clip;
 pub mod data;
 pub mod io;
