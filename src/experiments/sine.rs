@@ -8,13 +8,10 @@ use crate::config::RunConfig;
 use crate::data_source::DataSource;
 use crate::experiments::{ExampleOptions, Table, fmt};
 use crate::plot::{Line, line_chart};
-use crate::series::{self, SeriesRun};
+use crate::series::{self, HORIZONS, SeriesRun};
 
 /// Noise variance of d2l's sine data.
 pub const NOISE_FLOOR: f64 = 0.2 * 0.2;
-
-/// Horizons of the k-step-ahead table.
-const HORIZONS: [usize; 4] = [1, 4, 16, 64];
 
 /// Trains AR (tau 4), neural Markov (tau 1), latent AR, RNN, LSTM and GRU (windows of 16) and
 /// returns one-step and k-step MSE on the last 400 steps.
