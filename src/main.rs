@@ -425,6 +425,9 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
     if b.steps == 0 || b.layers == 0 || b.batch == 0 || b.repeat == 0 {
         return Err("--steps, --layers, --batch and --repeat must be at least 1".into());
     }
+    if b.hidden.contains(&0) || b.seq.contains(&0) {
+        return Err("every --hidden and --seq must be at least 1".into());
+    }
     if b.bidirectional && b.mode.contains(&bench::Mode::Stream) {
         return Err(
             "--bidirectional does not apply to --mode stream (generation runs forward in time)"

@@ -360,6 +360,9 @@ fn bench_prints_the_ratio_table_and_json() {
         .unwrap();
     assert!(row.ends_with("x) |") && row.contains("x ("), "{row}");
     assert!(fails(&["bench", "--repeat", "0"]).contains("--repeat"));
+    for zero in ["--hidden", "--seq"] {
+        assert!(fails(&["bench", zero, "64,0"]).contains("--hidden and --seq"));
+    }
     let json = ok(&[
         "bench",
         "--steps",
