@@ -15,6 +15,11 @@
 //! embedding `E` with `W_ih E^T` for `W_ih`): the projection then gathers columns of that
 //! `[G*H, V]` matrix, and the backward sums the gate gradients by token instead of the `dx` and
 //! `dW_ih` GEMMs.
+//!
+//! The files: `lstm` and `gated` hold the cells' time loops and BPTT, `inputs` a layer's inputs
+//! and their projection, `grads` its gradients, `products` the GEMMs and the forms of the
+//! recurrent weights, `parts` how the work splits between threads, `direction` the order of the
+//! state buffers, `buffers` the host copies, joins and sums.
 
 mod buffers;
 mod direction;
