@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use sequent_models::classical::NgramConfig;
 use sequent_models::generate::Sampling;
 use sequent_train::data::text::{Partition, split_by_position, token_loader};
-use sequent_train::data::vocab::Vocab;
+use sequent_train::data::vocab::{UNK, Vocab};
 use sequent_train::learner::{self, LanguageLearner, Split, StepControl, TokenModel};
 
 use crate::catalog::{ModelName, TokenModelFn, with_token_model};
@@ -315,6 +315,14 @@ impl TextRun {
         let ids = vocab.encode(prefix);
         if ids.is_empty() {
             return Err("the prefix is empty".into());
+        }
+        let unknown = ids.iter().filter(|&&id| id == vocab.id(UNK)).count();
+        if unknown > 0 {
+            eprintln!(
+                "note: {unknown} of the prefix's {} tokens are not in the run's vocabulary and \
+                 read as {UNK}",
+                ids.len()
+            );
         }
         let out = if self.cfg.model.parse::<ModelName>()? == ModelName::Ngram {
             let corpus = corpus(&self.cfg, &self.data, Some(vocab.clone()))?;

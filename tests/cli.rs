@@ -135,6 +135,17 @@ fn text_models_train_generate_and_evaluate() {
             "generate", "--run", &run, "--prefix", "to be", "--len", "20",
         ]);
         assert_eq!(generated, again);
+        // A prefix outside the vocabulary is read as <unk>, with a note saying so.
+        for (prefix, note) in [("to be\u{1F600}", true), ("to be", false)] {
+            let out = sequent(&["generate", "--run", &run, "--prefix", prefix, "--len", "5"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stderr}");
+            assert_eq!(
+                stderr.contains("1 of the prefix's"),
+                note,
+                "{prefix}: {stderr}"
+            );
+        }
         let scores = ok(&["evaluate", "--run", &run]);
         assert!(
             scores.contains("validation") && scores.contains("test"),
