@@ -316,7 +316,8 @@ impl TextRun {
         if ids.is_empty() {
             return Err("the prefix is empty".into());
         }
-        let unknown = ids.iter().filter(|&&id| id == vocab.id(UNK)).count();
+        let unk = vocab.id(UNK);
+        let unknown = ids.iter().filter(|&&id| id == unk).count();
         if unknown > 0 {
             eprintln!(
                 "note: {unknown} of the prefix's {} tokens are not in the run's vocabulary and \
