@@ -46,7 +46,7 @@ pub fn parse(name: &str) -> Result<Device, String> {
         #[cfg(feature = "ndarray")]
         "ndarray" => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        "wgpu" => sequent_models::device::wgpu().map_err(|e| e.to_string()),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(burn::tensor::DeviceIndex::Default)),
         _ => Err(missing()),

@@ -1,12 +1,21 @@
 //! The `sequent` binary end to end on tiny data: every subcommand and every model name runs and
 //! writes its run directory; bad input gives a one-line error and a non-zero exit, never a panic.
 
+#[path = "../crates/models/tests/common/trials.rs"]
+mod trials;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn sequent(args: &[&str]) -> Output {
+    sequent_with(&[], args)
+}
+
+/// `sequent args` with the variables `env` set.
+fn sequent_with(env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sequent"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("runs the binary")
 }
@@ -21,7 +30,12 @@ fn ok(args: &[&str]) -> String {
 /// Runs a failing command; returns its error line after checking the exit code and that no
 /// panic or backtrace was printed.
 fn fails(args: &[&str]) -> String {
-    let out = sequent(args);
+    fails_with(&[], args)
+}
+
+/// [`fails`] with the variables `env` set.
+fn fails_with(env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = sequent_with(env, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "sequent {args:?} should fail");
     assert!(
@@ -92,7 +106,6 @@ fn exists(run: &str, files: &[&str]) {
     }
 }
 
-#[test]
 fn text_models_train_generate_and_evaluate() {
     let s = Scratch::new("text");
     let data = s.file("tiny.txt", &tiny_text());
@@ -154,7 +167,6 @@ fn text_models_train_generate_and_evaluate() {
     }
 }
 
-#[test]
 fn series_models_train_forecast_and_evaluate() {
     let s = Scratch::new("series");
     let data = s.file("tiny.csv", &tiny_series());
@@ -201,7 +213,6 @@ fn tiny_cases(n: usize) -> String {
     ts
 }
 
-#[test]
 fn classifiers_train_and_evaluate_on_ts_files() {
     let s = Scratch::new("classes");
     let train = s.file("toy_TRAIN.ts", &tiny_cases(40));
@@ -232,7 +243,6 @@ fn classifiers_train_and_evaluate_on_ts_files() {
     assert!(fails(&["train", "--model", "ar", "--data", &train]).contains("does not classify"));
 }
 
-#[test]
 fn config_file_and_resume() {
     let s = Scratch::new("config");
     let data = s.file("tiny.txt", &tiny_text());
@@ -279,7 +289,6 @@ fn config_file_and_resume() {
     assert!(fails(&["train", "--config", &bad]).contains("hiden"));
 }
 
-#[test]
 fn bad_input_is_a_one_line_error() {
     let s = Scratch::new("errors");
     let text = s.file("tiny.txt", &tiny_text());
@@ -349,7 +358,6 @@ fn bad_input_is_a_one_line_error() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
 fn bench_prints_the_ratio_table_and_json() {
     let table = ok(&["bench", "--steps", "1", "--hidden", "16", "--layers", "1"]);
     for kind in ["lstm", "gru", "rnn"] {
@@ -465,8 +473,7 @@ fn bench_prints_the_ratio_table_and_json() {
 
 /// The same command line on the wgpu backend (Mesa's lavapipe on CI machines).
 #[cfg(feature = "wgpu")]
-#[test]
-fn trains_and_generates_on_wgpu() {
+fn trains_and_generates_on_wgpu(_device: burn::tensor::Device) {
     let s = Scratch::new("wgpu");
     let data = s.file("tiny.txt", &tiny_text());
     let run = s.path("gru");
@@ -479,4 +486,58 @@ fn trains_and_generates_on_wgpu() {
         "generate", "--run", &run, "--prefix", "to", "--len", "10", "--device", "wgpu",
     ]);
     assert!(text.starts_with("to"));
+}
+
+/// `--device wgpu` where no adapter answers (the Vulkan drivers hidden, and a default device that
+/// no machine has) is a one-line error that names the driver to install.
+#[cfg(feature = "wgpu")]
+fn a_missing_wgpu_adapter_is_a_one_line_error() {
+    let s = Scratch::new("no-adapter");
+    let data = s.file("tiny.txt", &tiny_text());
+    let env = [
+        ("VK_ICD_FILENAMES", "/nonexistent/icd.json"),
+        ("VK_DRIVER_FILES", "/nonexistent/icd.json"),
+        ("CUBECL_WGPU_DEFAULT_DEVICE", "VirtualGpu(99)"),
+    ];
+    let line = fails_with(&env, &["train", "--data", &data, "--device", "wgpu"]);
+    assert!(
+        line.contains("device `wgpu`: no adapter answered") && line.contains("mesa-vulkan-drivers"),
+        "{line}"
+    );
+}
+
+fn main() {
+    #[allow(unused_mut)] // pushed to behind the wgpu feature
+    let mut tests = vec![
+        trials::test(
+            "text_models_train_generate_and_evaluate",
+            text_models_train_generate_and_evaluate,
+        ),
+        trials::test(
+            "series_models_train_forecast_and_evaluate",
+            series_models_train_forecast_and_evaluate,
+        ),
+        trials::test(
+            "classifiers_train_and_evaluate_on_ts_files",
+            classifiers_train_and_evaluate_on_ts_files,
+        ),
+        trials::test("config_file_and_resume", config_file_and_resume),
+        trials::test(
+            "bad_input_is_a_one_line_error",
+            bad_input_is_a_one_line_error,
+        ),
+        trials::test(
+            "bench_prints_the_ratio_table_and_json",
+            bench_prints_the_ratio_table_and_json,
+        ),
+    ];
+    #[cfg(feature = "wgpu")]
+    tests.extend([
+        trials::wgpu_test("trains_and_generates_on_wgpu", trains_and_generates_on_wgpu),
+        trials::test(
+            "a_missing_wgpu_adapter_is_a_one_line_error",
+            a_missing_wgpu_adapter_is_a_one_line_error,
+        ),
+    ]);
+    trials::run(tests);
 }

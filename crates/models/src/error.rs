@@ -110,6 +110,16 @@ pub enum SequentError {
     /// A configuration value is out of range.
     #[error("{0}")]
     InvalidConfig(String),
+    /// A device cannot run sequent's kernels on this machine.
+    #[error("device `{device}`: {reason}; {install}")]
+    DeviceUnavailable {
+        /// The device's name (`wgpu`).
+        device: &'static str,
+        /// What is missing.
+        reason: String,
+        /// What to install to get it.
+        install: &'static str,
+    },
 }
 
 /// `Result` with [`SequentError`].

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod classical;
+pub mod device;
 pub mod error;
 pub mod forecast;
 pub mod generate;

@@ -113,16 +113,9 @@ fn compare_run<C: CellKind>(
     }
 }
 
-#[test]
 fn fused_equals_composed_on_the_cpu_backends() {
     for (backend, device) in common::backends() {
-        if !available(&device) {
-            assert_eq!(
-                backend, "wgpu",
-                "only the GPU backends take the composed path"
-            );
-            continue;
-        }
+        assert!(available(&device), "{backend} runs the fused ops");
         device.seed(7);
         compare(
             &format!("{backend} lstm"),
@@ -224,9 +217,8 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
 /// wgpu (and cuda) run the LSTM and GRU steps as CubeCL kernels (forward and backward): the same
 /// outputs, final states and gradients as the composed ops.
 #[cfg(feature = "wgpu")]
-#[test]
-fn step_kernels_equal_composed_on_wgpu() {
-    let device = common::backend("wgpu").expect("wgpu is compiled in");
+fn step_kernels_equal_composed_on_wgpu(device: Device) {
+    let device = device.autodiff();
     assert!(!available(&device) && Pointwise::Fused.gated_step_fused_on(&device));
     assert!(!Pointwise::Composed.gated_step_fused_on(&device));
     device.seed(7);
@@ -248,7 +240,6 @@ fn step_kernels_equal_composed_on_wgpu() {
     inference_matches("wgpu", "gru", GruConfig::new(4, 6).init(&plain), &plain);
 }
 
-#[test]
 fn the_config_switch_selects_the_composed_path() {
     let device = common::backends()[0].1.clone();
     let layer = LstmConfig::new(2, 3)
@@ -263,4 +254,73 @@ fn the_config_switch_selects_the_composed_path() {
         .with_pointwise(Pointwise::Composed)
         .init_cell(&device);
     assert_eq!(cell.pointwise, Pointwise::Composed);
+}
+
+/// The wgpu gate of `common::trials`, run on this binary's wgpu test with no adapter to be found (the
+/// Vulkan drivers hidden, and the default device set to one that no machine has): without
+/// `SEQUENT_REQUIRE_WGPU` the test is ignored with its reason, with it the test fails.
+#[cfg(feature = "wgpu")]
+fn the_wgpu_gate_skips_or_fails_without_an_adapter() {
+    let run = |require: bool| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "--exact",
+                "step_kernels_equal_composed_on_wgpu",
+                "--test-threads",
+                "1",
+            ])
+            .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+            .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+            .env("CUBECL_WGPU_DEFAULT_DEVICE", "VirtualGpu(99)")
+            .env_remove(common::trials::REQUIRE_WGPU);
+        if require {
+            command.env(common::trials::REQUIRE_WGPU, "1");
+        }
+        let out = command.output().expect("runs this test binary");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), text)
+    };
+    let (passed, text) = run(false);
+    assert!(passed, "{text}");
+    assert!(text.contains("0 passed; 0 failed; 1 ignored"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains(
+            "step_kernels_equal_composed_on_wgpu ... ignored (device `wgpu`: no adapter answered"
+        ) && l.contains("mesa-vulkan-drivers")),
+        "{text}"
+    );
+    let (passed, text) = run(true);
+    assert!(!passed, "{text}");
+    assert!(text.contains("0 passed; 1 failed"), "{text}");
+    assert!(
+        text.contains("SEQUENT_REQUIRE_WGPU is set and device `wgpu`: no adapter answered"),
+        "{text}"
+    );
+}
+
+fn main() {
+    #[allow(unused_mut)] // pushed to behind the wgpu feature
+    let mut trials = vec![
+        common::trials::test(
+            "fused_equals_composed_on_the_cpu_backends",
+            fused_equals_composed_on_the_cpu_backends,
+        ),
+        common::trials::test(
+            "the_config_switch_selects_the_composed_path",
+            the_config_switch_selects_the_composed_path,
+        ),
+    ];
+    #[cfg(feature = "wgpu")]
+    trials.extend([
+        common::trials::wgpu_test(
+            "step_kernels_equal_composed_on_wgpu",
+            step_kernels_equal_composed_on_wgpu,
+        ),
+        common::trials::test(
+            "the_wgpu_gate_skips_or_fails_without_an_adapter",
+            the_wgpu_gate_skips_or_fails_without_an_adapter,
+        ),
+    ]);
+    common::trials::run(trials);
 }

@@ -144,71 +144,73 @@ fn sequence_heads(device: &Device) {
     );
 }
 
-#[test]
-fn heads_on_every_backend() {
-    for (name, device) in common::backends() {
-        let device = device.without_autodiff();
-        println!("backend {name}");
-        language_model(&device);
-        sequence_heads(&device);
-    }
+fn language_and_sequence_heads(_backend: &str, device: Device) {
+    let device = device.without_autodiff();
+    language_model(&device);
+    sequence_heads(&device);
 }
 
 /// `every_step` is Burn's `Linear` over a 3-D input, in value and in the gradients of the input
 /// (batch-first, and the time-major layout the recurrent layers return) and of the weights.
-#[test]
-fn every_step_is_the_linear_map_of_each_step() {
-    for (name, device) in common::backends() {
-        let (b, t, d, v) = (3, 4, 5, 6);
-        let linear = LinearConfig::new(d, v).init(&device);
-        let values = Tensor::<3>::random([t, b, d], Distribution::Normal(0.0, 1.0), &device);
-        for time_major in [false, true] {
-            let x = if time_major {
-                values.clone().require_grad()
+fn every_step_is_the_linear_map_of_each_step(name: &str, device: Device) {
+    let (b, t, d, v) = (3, 4, 5, 6);
+    let linear = LinearConfig::new(d, v).init(&device);
+    let values = Tensor::<3>::random([t, b, d], Distribution::Normal(0.0, 1.0), &device);
+    for time_major in [false, true] {
+        let x = if time_major {
+            values.clone().require_grad()
+        } else {
+            values.clone().swap_dims(0, 1).require_grad()
+        };
+        let w = Tensor::<3>::random([b, t, v], Distribution::Normal(0.0, 1.0), &device);
+        let run = |f: &dyn Fn(Tensor<3>) -> Tensor<3>| {
+            let h = if time_major {
+                x.clone().swap_dims(0, 1)
             } else {
-                values.clone().swap_dims(0, 1).require_grad()
+                x.clone()
             };
-            let w = Tensor::<3>::random([b, t, v], Distribution::Normal(0.0, 1.0), &device);
-            let run = |f: &dyn Fn(Tensor<3>) -> Tensor<3>| {
-                let h = if time_major {
-                    x.clone().swap_dims(0, 1)
-                } else {
-                    x.clone()
-                };
-                let y = f(h);
-                let grads = (y.clone() * w.clone()).sum().backward();
-                let gx = x.grad(&grads).unwrap();
-                let gw = linear.weight.val().grad(&grads).unwrap();
-                (y, gx, gw)
-            };
-            let (y, gx, gw) = run(&|h| every_step(h, |h| linear.forward(h)));
-            let (y_ref, gx_ref, gw_ref) = run(&|h| linear.forward(h));
-            let what = format!("{name} (time-major {time_major})");
-            assert!(max_diff(y, y_ref) < 1e-5, "{what}: values");
-            assert!(max_diff(gx.inner(), gx_ref.inner()) < 1e-5, "{what}: dx");
-            assert!(max_diff(gw.inner(), gw_ref.inner()) < 1e-5, "{what}: dW");
-        }
+            let y = f(h);
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let gx = x.grad(&grads).unwrap();
+            let gw = linear.weight.val().grad(&grads).unwrap();
+            (y, gx, gw)
+        };
+        let (y, gx, gw) = run(&|h| every_step(h, |h| linear.forward(h)));
+        let (y_ref, gx_ref, gw_ref) = run(&|h| linear.forward(h));
+        let what = format!("{name} (time-major {time_major})");
+        assert!(max_diff(y, y_ref) < 1e-5, "{what}: values");
+        assert!(max_diff(gx.inner(), gx_ref.inner()) < 1e-5, "{what}: dx");
+        assert!(max_diff(gw.inner(), gw_ref.inner()) < 1e-5, "{what}: dW");
     }
 }
 
 /// `embed_steps` is Burn's embedding, in value and in the gradient of the embedding table.
-#[test]
-fn embed_steps_is_the_embedding() {
-    for (name, device) in common::backends() {
-        let embedding = EmbeddingConfig::new(7, 4).init(&device);
-        let ids: Vec<i64> = (0..15).map(|i| (i * 3) % 7).collect();
-        let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [3, 5]), &device);
-        let w = Tensor::<3>::random([3, 5, 4], Distribution::Normal(0.0, 1.0), &device);
-        let run = |x: Tensor<3>| {
-            let grads = (x.clone() * w.clone()).sum().backward();
-            (x, embedding.weight.val().grad(&grads).unwrap())
-        };
-        let (x, g) = run(embed_steps(&embedding, tokens.clone()));
-        let (x_ref, g_ref) = run(embedding.forward(tokens));
-        assert!(max_diff(x, x_ref) < 1e-6, "{name}: values");
-        assert!(
-            max_diff(g.inner(), g_ref.inner()) < 1e-6,
-            "{name}: gradient"
-        );
-    }
+fn embed_steps_is_the_embedding(name: &str, device: Device) {
+    let embedding = EmbeddingConfig::new(7, 4).init(&device);
+    let ids: Vec<i64> = (0..15).map(|i| (i * 3) % 7).collect();
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [3, 5]), &device);
+    let w = Tensor::<3>::random([3, 5, 4], Distribution::Normal(0.0, 1.0), &device);
+    let run = |x: Tensor<3>| {
+        let grads = (x.clone() * w.clone()).sum().backward();
+        (x, embedding.weight.val().grad(&grads).unwrap())
+    };
+    let (x, g) = run(embed_steps(&embedding, tokens.clone()));
+    let (x_ref, g_ref) = run(embedding.forward(tokens));
+    assert!(max_diff(x, x_ref) < 1e-6, "{name}: values");
+    assert!(
+        max_diff(g.inner(), g_ref.inner()) < 1e-6,
+        "{name}: gradient"
+    );
+}
+
+fn main() {
+    let trials = [
+        common::per_backend("language_and_sequence_heads", language_and_sequence_heads),
+        common::per_backend(
+            "every_step_is_the_linear_map_of_each_step",
+            every_step_is_the_linear_map_of_each_step,
+        ),
+        common::per_backend("embed_steps_is_the_embedding", embed_steps_is_the_embedding),
+    ];
+    common::trials::run(trials.into_iter().flatten().collect());
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use common::{Fixture, backend, fixtures, max_abs_diff};
+use common::{Fixture, fixtures, max_abs_diff};
 use sequent_models::recurrent::*;
 use serde::Deserialize;
 
@@ -239,20 +239,8 @@ fn check_case(case: &Case, device: &Device) -> Vec<String> {
     problems
 }
 
-#[cfg(feature = "flex")]
-#[test]
-fn parity_flex() {
-    run_all(&backend("flex").expect("compiled in"), "flex");
-}
-
-#[cfg(feature = "ndarray")]
-#[test]
-fn parity_ndarray() {
-    run_all(&backend("ndarray").expect("compiled in"), "ndarray");
-}
-
-#[cfg(feature = "wgpu")]
-#[test]
-fn parity_wgpu() {
-    run_all(&backend("wgpu").expect("compiled in"), "wgpu");
+fn main() {
+    common::trials::run(common::per_backend("parity", |backend, device| {
+        run_all(&device, backend)
+    }));
 }

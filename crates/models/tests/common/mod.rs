@@ -8,27 +8,34 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
-/// Every backend compiled into this test build, by name (autodiff turned on).
+pub mod trials;
+
+/// The CPU backends compiled into this test build, by name (autodiff turned on). The wgpu device
+/// is reached through [`per_backend`] (or [`trials::wgpu_test`]), which skips it where no adapter is.
 pub fn backends() -> Vec<(&'static str, Device)> {
     vec![
         #[cfg(feature = "flex")]
         ("flex", Device::flex().autodiff()),
         #[cfg(feature = "ndarray")]
         ("ndarray", Device::ndarray().autodiff()),
-        #[cfg(feature = "wgpu")]
-        (
-            "wgpu",
-            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff(),
-        ),
     ]
 }
 
-/// The backend called `name`, if compiled in.
-pub fn backend(name: &str) -> Option<Device> {
-    backends()
+/// `check` as one test per backend compiled in, named `name::backend`, on its device with autodiff
+/// turned on: the CPU backends, and wgpu where an adapter answers ([`trials::wgpu_test`]).
+pub fn per_backend(name: &str, check: fn(&str, Device)) -> Vec<libtest_mimic::Trial> {
+    #[allow(unused_mut)] // pushed to behind the wgpu feature
+    let mut out: Vec<_> = backends()
         .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, d)| d)
+        .map(|(backend, device)| {
+            trials::test(format!("{name}::{backend}"), move || check(backend, device))
+        })
+        .collect();
+    #[cfg(feature = "wgpu")]
+    out.push(trials::wgpu_test(format!("{name}::wgpu"), move |device| {
+        check("wgpu", device.autodiff())
+    }));
+    out
 }
 
 pub fn fixtures() -> PathBuf {

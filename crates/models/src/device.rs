@@ -1,0 +1,39 @@
+//! Burn's GPU device as sequent runs on it, checked before the first tensor.
+
+#[cfg(feature = "wgpu")]
+use burn::tensor::Device;
+
+#[cfg(feature = "wgpu")]
+use crate::SequentError;
+
+/// Burn's default wgpu device, initialised once a process (later calls return the same device or
+/// the same error), or why there is none: no adapter answered, or only an OpenGL one. Sequent's
+/// kernels run on wgpu's Vulkan, Metal and DX12 backends (on Linux without a GPU, Mesa's lavapipe
+/// is a Vulkan driver on the CPU); on Mesa's OpenGL software renderer, the only adapter on a
+/// Linux machine without a Vulkan driver, its kernels do not finish in useful time.
+///
+/// `Device::wgpu(..)` on such a machine panics at the first tensor instead.
+#[cfg(feature = "wgpu")]
+pub fn wgpu() -> Result<Device, SequentError> {
+    use burn::tensor::wgpu::wgpu::Backend;
+    static DEVICE: std::sync::OnceLock<Result<Device, SequentError>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let unavailable = |reason: String| SequentError::DeviceUnavailable {
+                device: "wgpu",
+                reason,
+                install: "install a Vulkan driver (on Debian: apt-get install -y mesa-vulkan-drivers libvulkan1)",
+            };
+            let (device, setup) = Device::wgpu_options()
+                .init_with_setup()
+                .map_err(|e| unavailable(format!("no adapter answered ({e})").replace('\n', " ")))?;
+            if setup.backend == Backend::Gl {
+                let name = setup.adapter.get_info().name;
+                return Err(unavailable(format!(
+                    "only an OpenGL adapter answered ({name})"
+                )));
+            }
+            Ok(device)
+        })
+        .clone()
+}
