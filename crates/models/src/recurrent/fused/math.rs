@@ -105,7 +105,15 @@ impl Simd {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+            // Every feature the AVX-512 paths are compiled with (`avx512f,avx512bw,avx512dq,
+            // avx512vl,avx2,fma` here, `avx512f,fma` in the packed product).
+            if has!("avx512f")
+                && has!("avx512bw")
+                && has!("avx512dq")
+                && has!("avx512vl")
+                && has!("avx2")
+                && has!("fma")
+            {
                 return Simd::Avx512;
             }
             if has!("avx2") && has!("fma") {

@@ -142,12 +142,12 @@ impl PackedMatrix {
         match simd {
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512 => self.tiles::<8>(a, c, (accumulate, bias), |rows, a, b| {
-                // SAFETY: the caller checked that the CPU has AVX-512 F.
+                // SAFETY: `Simd::Avx512` was detected, so the CPU has AVX-512 F and FMA.
                 unsafe { x86::tile_avx512(rows, a, b, k) }
             }),
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2 => self.tiles::<3>(a, c, (accumulate, bias), |rows, a, b| {
-                // SAFETY: the caller checked that the CPU has AVX2 and FMA.
+                // SAFETY: `Simd::Avx2` was detected, so the CPU has AVX2 and FMA.
                 unsafe { x86::tile_avx2(rows, a, b, k) }
             }),
             _ => self.tiles::<4>(a, c, (accumulate, bias), |rows, a, b| {
@@ -224,7 +224,8 @@ mod x86 {
     /// AVX-512 tile: `MR = 8` rows, the panel as two 16-lane registers.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F; `a` holds `rows <= 8` rows of `k`, `panel` `k * PANEL`.
+    /// The CPU must support AVX-512 F and FMA ([`Simd::Avx512`] checks both); `a` holds
+    /// `rows <= 8` rows of `k`, `panel` `k * PANEL` (asserted).
     #[target_feature(enable = "avx512f,fma")]
     pub unsafe fn tile_avx512(
         rows: usize,
@@ -250,6 +251,7 @@ mod x86 {
                         )
                     };
                     for (r, acc) in acc.iter_mut().enumerate() {
+                        // SAFETY: r < rows and kk < k, and `a` holds `rows * k` values.
                         let av = _mm512_set1_ps(unsafe { *ap.add(r * k + kk) });
                         acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
                         acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
@@ -294,6 +296,7 @@ mod x86 {
                     let b =
                         unsafe { [0, 8, 16, 24].map(|o| _mm256_loadu_ps(bp.add(kk * PANEL + o))) };
                     for (r, acc) in acc.iter_mut().enumerate() {
+                        // SAFETY: r < rows and kk < k, and `a` holds `rows * k` values.
                         let av = _mm256_set1_ps(unsafe { *ap.add(r * k + kk) });
                         for (acc, b) in acc.iter_mut().zip(b) {
                             *acc = _mm256_fmadd_ps(av, b, *acc);

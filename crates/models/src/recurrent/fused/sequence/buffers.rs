@@ -12,6 +12,11 @@ pub(super) fn transpose(m: &[f32], cols: usize) -> Vec<f32> {
     if m.is_empty() {
         return Vec::new();
     }
+    assert!(
+        cols > 0 && m.len().is_multiple_of(cols),
+        "{} values are not rows of {cols}",
+        m.len()
+    );
     let rows = m.len() / cols;
     let mut out: Vec<f32> = Vec::with_capacity(m.len());
     out.spare_capacity_mut()[..m.len()]
@@ -91,6 +96,12 @@ pub(crate) fn concat_padded(parts: &[&[f32]], len: usize) -> Vec<f32> {
 /// Rows `[a_r | b_r]` from the rows of `a` `[R, wa]` and `b` `[R, wb]`, copied on the pool's
 /// threads into a buffer that is not zeroed first.
 pub(crate) fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
+    assert!(
+        wa > 0 && wb > 0 && a.len().is_multiple_of(wa) && a.len() / wa * wb == b.len(),
+        "{} and {} values are not the same number of rows of {wa} and {wb}",
+        a.len(),
+        b.len()
+    );
     let len = a.len() + b.len();
     let mut out: Vec<f32> = Vec::with_capacity(len);
     out.spare_capacity_mut()[..len]
@@ -110,6 +121,11 @@ pub(crate) fn join_rows(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> 
 /// The inverse of [`join_rows`]: the first `wa` and the last `m`'s width minus `wa` columns of
 /// the rows of `m`, as two row-major matrices (buffers not zeroed first).
 pub(crate) fn split_rows(m: &[f32], width: usize, wa: usize) -> (Vec<f32>, Vec<f32>) {
+    assert!(
+        0 < wa && wa < width && m.len().is_multiple_of(width),
+        "{} values are not rows of {width} to split after {wa}",
+        m.len()
+    );
     let rows = m.len() / width;
     let wb = width - wa;
     let (mut a, mut b) = (Vec::with_capacity(rows * wa), Vec::with_capacity(rows * wb));
