@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Each variant names the problem and the values involved, so that a user sees what to fix rather
 /// than a panic from inside Burn.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SequentError {
     /// The input's feature width does not match the layer's `input_size`.
     #[error(
