@@ -209,6 +209,7 @@ fn write_confusion(out: &Path, scores: &ClassScores, classes: &[String]) -> Resu
         csv.push_str(&format!("{c},{}\n", cells.join(",")));
     }
     sequent_train::io::write_atomic(&out.join("confusion.csv"), csv.as_bytes())
+        .map_err(String::from)
 }
 
 /// A trained classification run read back from its directory.

@@ -129,6 +129,7 @@ impl RunConfig {
             .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
         let json = serde_json::to_string_pretty(self).expect("config serialises");
         sequent_train::io::write_atomic(&out.join("config.json"), json.as_bytes())
+            .map_err(String::from)
     }
 
     /// Checks the numbers a run needs, one message for the first bad one.

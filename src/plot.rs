@@ -140,7 +140,7 @@ pub fn line_chart(
         );
     }
     svg.push_str("</svg>\n");
-    sequent_train::io::write_atomic(path, svg.as_bytes())
+    sequent_train::io::write_atomic(path, svg.as_bytes()).map_err(String::from)
 }
 
 fn tick(v: f64) -> String {

@@ -181,7 +181,7 @@ fn prefix(corpus: &Corpus) -> Vec<u32> {
 
 fn write_sample(out: &Path, text: &str) -> Result<(), String> {
     println!("--- sample (temperature 0.8) ---\n{text}\n---");
-    sequent_train::io::write_atomic(&out.join("sample.txt"), text.as_bytes())
+    sequent_train::io::write_atomic(&out.join("sample.txt"), text.as_bytes()).map_err(String::from)
 }
 
 fn load_vocab(out: &Path) -> Result<Vocab, String> {

@@ -102,6 +102,7 @@ impl Table {
             self.markdown().as_bytes(),
         )?;
         sequent_train::io::write_atomic(&out.join(format!("{name}.csv")), self.csv().as_bytes())
+            .map_err(String::from)
     }
 
     /// The cell in `row` under `column`, parsed as a number (`None` if absent or not a number).

@@ -1,12 +1,30 @@
 //! Writing files so that a crash never leaves a half-written one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` through `path.tmp` and a rename (atomic on POSIX file systems).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+use crate::error::{Result, TrainError};
+
+/// `path` with `.tmp` appended: where [`write_atomic`] writes before the rename.
+pub(crate) fn temporary(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    PathBuf::from(tmp)
+}
+
+/// Renames the finished temporary file `tmp` to `path` (atomic on POSIX file systems).
+pub(crate) fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path).map_err(|source| TrainError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` through `path.tmp` and a rename (atomic on POSIX file systems).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temporary(path);
+    std::fs::write(&tmp, bytes).map_err(|source| TrainError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    commit(&tmp, path)
 }

@@ -8,6 +8,7 @@
 
 pub mod clip;
 pub mod data;
+pub mod error;
 pub mod io;
 pub mod learner;
 pub mod optim;

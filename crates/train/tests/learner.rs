@@ -145,6 +145,10 @@ fn saved_model_round_trips_and_damage_is_reported() {
     );
     std::fs::write(&path, b"not a model").unwrap();
     let err = learner::fit::load_model(lm(&device, 99), &path).unwrap_err();
-    assert!(err.contains("model.bpk"), "{err}");
+    assert!(
+        matches!(&err, sequent_train::error::TrainError::Weights { path: p, .. } if p == &path),
+        "{err}"
+    );
+    assert!(err.to_string().contains("model.bpk"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

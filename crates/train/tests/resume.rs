@@ -69,6 +69,11 @@ fn resumed_run_equals_uninterrupted_run() {
     let bytes = std::fs::read(&model).unwrap();
     std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
     let err = learner::fit::resume_point(&part).unwrap_err();
+    assert!(
+        matches!(&err, sequent_train::error::TrainError::Checkpoint { path, .. } if path == &model),
+        "{err}"
+    );
+    let err = err.to_string();
     assert!(err.contains("damaged") && err.contains("model-"), "{err}");
     let _ = std::fs::remove_dir_all(&base);
 }

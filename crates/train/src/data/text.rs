@@ -9,6 +9,7 @@
 //!
 //! A corpus is split into train / validation / test by position, never shuffled across the split.
 
+use crate::error::TrainError;
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -54,11 +55,11 @@ pub struct TokenSplit {
 }
 
 /// Splits `tokens` by position into fractions `valid` and `test` at the end (`train` is the rest).
-pub fn split_by_position(tokens: &[u32], valid: f64, test: f64) -> Result<TokenSplit, String> {
+pub fn split_by_position(tokens: &[u32], valid: f64, test: f64) -> Result<TokenSplit, TrainError> {
     if !(0.0..1.0).contains(&valid) || !(0.0..1.0).contains(&test) || valid + test >= 1.0 {
-        return Err(format!(
+        return Err(TrainError::Invalid(format!(
             "validation ({valid}) and test ({test}) fractions must be in [0, 1) and sum below 1"
-        ));
+        )));
     }
     let n = tokens.len();
     let n_test = (n as f64 * test).round() as usize;
@@ -92,18 +93,20 @@ pub fn stream_blocks(
     batch: usize,
     steps: usize,
     offset: usize,
-) -> Result<Vec<TokenBlock>, String> {
+) -> Result<Vec<TokenBlock>, TrainError> {
     if batch == 0 || steps == 0 {
-        return Err("batch size and sequence length must be at least 1".into());
+        return Err(TrainError::Invalid(
+            "batch size and sequence length must be at least 1".into(),
+        ));
     }
     let per_stream = tokens.len().saturating_sub(offset + 1) / batch;
     let count = per_stream / steps;
     if count == 0 {
-        return Err(format!(
+        return Err(TrainError::Invalid(format!(
             "{} tokens are too few for one block of {batch} streams x {steps} steps (need {})",
             tokens.len(),
             offset + batch * steps + 1
-        ));
+        )));
     }
     let src = &tokens[offset..];
     let ids = |a: usize| src[a..a + steps].iter().map(|&t| t as i64);
@@ -126,17 +129,19 @@ pub fn random_windows(
     tokens: &[u32],
     steps: usize,
     offset: usize,
-) -> Result<Vec<TokenBlock>, String> {
+) -> Result<Vec<TokenBlock>, TrainError> {
     if steps == 0 {
-        return Err("sequence length must be at least 1".into());
+        return Err(TrainError::Invalid(
+            "sequence length must be at least 1".into(),
+        ));
     }
     let count = tokens.len().saturating_sub(offset + 1) / steps;
     if count == 0 {
-        return Err(format!(
+        return Err(TrainError::Invalid(format!(
             "{} tokens are too few for one window of {steps} steps (need {})",
             tokens.len(),
             offset + steps + 1
-        ));
+        )));
     }
     let ids = |a: usize| tokens[a..a + steps].iter().map(|&t| t as i64).collect();
     Ok((0..count)
@@ -222,7 +227,7 @@ pub fn token_loader(
     steps: usize,
     seed: u64,
     start_epoch: usize,
-) -> Result<Arc<dyn DataLoader<TokenBatch>>, String> {
+) -> Result<Arc<dyn DataLoader<TokenBatch>>, TrainError> {
     // d2l starts the partition at a random offset below T; a fixed seeded one keeps resumed
     // runs identical.
     let offset = (seed % steps.max(1) as u64) as usize;

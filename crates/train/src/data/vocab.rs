@@ -1,5 +1,6 @@
 //! Character and word vocabularies with an `<unk>` token, saved with the model.
 
+use crate::error::TrainError;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -109,11 +110,11 @@ impl Vocab {
     }
 
     /// A vocabulary read back from [`Self::to_json`]'s text.
-    pub fn from_json(json: &str) -> Result<Self, String> {
-        let v: Vocab =
-            serde_json::from_str(json).map_err(|e| format!("malformed vocabulary: {e}"))?;
+    pub fn from_json(json: &str) -> Result<Self, TrainError> {
+        let malformed = |why: String| TrainError::Invalid(format!("malformed vocabulary: {why}"));
+        let v: Vocab = serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
         if v.tokens.first().map(String::as_str) != Some(UNK) {
-            return Err(format!("malformed vocabulary: token 0 must be {UNK}"));
+            return Err(malformed(format!("token 0 must be {UNK}")));
         }
         Ok(Self::from_tokens(v.tokenizer, v.tokens))
     }

@@ -1,6 +1,7 @@
 //! Atomic checkpoints in burn-train's layout (`checkpoint/{model,optim,scheduler}-N.bpk`) and the
 //! checks made before resuming from them.
 
+use crate::error::TrainError;
 use std::path::{Path, PathBuf};
 
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
@@ -76,17 +77,15 @@ pub fn latest_epoch(directory: &Path) -> Option<usize> {
 
 /// Reads every record of `epoch` once, so a damaged checkpoint is reported by name before
 /// burn-train (which panics on a bad file) tries to restore it.
-pub fn verify(directory: &Path, epoch: usize) -> Result<(), String> {
+pub fn verify(directory: &Path, epoch: usize) -> Result<(), TrainError> {
     use burn::optim::OptimizerRecord;
     use burn::optim::lr_scheduler::LrSchedulerRecord;
     use burn::store::ModuleRecord;
 
     let check = |name: &str, result: Result<(), CheckpointerError>| {
-        result.map_err(|e| {
-            format!(
-                "checkpoint {} is damaged or incomplete ({e}); delete it to resume from an earlier epoch",
-                record_path(directory, name, epoch).display()
-            )
+        result.map_err(|e| TrainError::Checkpoint {
+            path: record_path(directory, name, epoch),
+            message: e.to_string(),
         })
     };
     let path = |name| record_path(directory, name, epoch);

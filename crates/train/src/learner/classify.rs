@@ -1,5 +1,6 @@
 //! Training sequence classifiers on padded batches of variable-length series.
 
+use crate::error::TrainError;
 use std::sync::Arc;
 
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
@@ -22,9 +23,11 @@ pub fn case_loader(
     batch: usize,
     shuffle: Option<u64>,
     start_epoch: usize,
-) -> Result<Arc<dyn DataLoader<CaseBatch>>, String> {
+) -> Result<Arc<dyn DataLoader<CaseBatch>>, TrainError> {
     if cases.is_empty() || batch == 0 {
-        return Err("no cases to load, or a batch size of 0".into());
+        return Err(TrainError::Invalid(
+            "no cases to load, or a batch size of 0".into(),
+        ));
     }
     let data = EpochDataset::new(cases, shuffle);
     Ok(DataLoaderBuilder::new(CaseBatcher)

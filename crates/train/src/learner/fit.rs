@@ -1,6 +1,7 @@
 //! The training loop: burn-train's `SupervisedTraining` with sequent's checkpointer, progress bar,
 //! clipping and NaN guard, resumable from the newest checkpoint.
 
+use crate::error::TrainError;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -78,7 +79,7 @@ pub fn control_for(options: &FitOptions) -> StepControl {
 
 /// The epoch a run in `dir` resumes after: the newest complete checkpoint, checked readable.
 /// `None` for a fresh run.
-pub fn resume_point(dir: &Path) -> Result<Option<usize>, String> {
+pub fn resume_point(dir: &Path) -> Result<Option<usize>, TrainError> {
     let ckpt = dir.join("checkpoint");
     match checkpoint::latest_epoch(&ckpt) {
         Some(epoch) => checkpoint::verify(&ckpt, epoch).map(|()| Some(epoch)),
@@ -99,12 +100,12 @@ pub fn fit<M>(
     dir: &Path,
     options: &FitOptions,
     resume_after: Option<usize>,
-) -> Result<Fitted<M>, String>
+) -> Result<Fitted<M>, TrainError>
 where
     M: TaskMetrics,
 {
     if options.epochs == 0 {
-        return Err("epochs must be at least 1".into());
+        return Err(TrainError::Invalid("epochs must be at least 1".into()));
     }
     let ckpt = dir.join("checkpoint");
     let mut training = M::register(SupervisedTraining::new(dir, train, valid))
@@ -135,7 +136,7 @@ where
         LrSchedule::Cosine { iterations } => {
             CosineAnnealingLrSchedulerConfig::new(options.lr, (iterations * options.epochs).max(1))
                 .init()
-                .map_err(|e| format!("learning-rate schedule: {e}"))?
+                .map_err(|e| TrainError::Invalid(format!("learning-rate schedule: {e}")))?
         }
     };
     let result = training.launch(Learner::new(model, optim, scheduler));
@@ -155,7 +156,7 @@ pub fn write_epoch_metrics(
     dir: &Path,
     control: &StepControl,
     resumed_after: Option<usize>,
-) -> Result<Vec<(usize, f64, f64)>, String> {
+) -> Result<Vec<(usize, f64, f64)>, TrainError> {
     let path = dir.join("metrics.csv");
     let mut rows: Vec<(usize, f64, f64)> = Vec::new();
     if let Some(k) = resumed_after
@@ -185,24 +186,29 @@ pub fn write_epoch_metrics(
 }
 
 /// Saves `model`'s weights to `path` (burnpack), atomically.
-pub fn save_model<M: Module>(model: M, path: &Path) -> Result<(), String> {
-    let tmp = path.with_extension("bpk.tmp");
+pub fn save_model<M: Module>(model: M, path: &Path) -> Result<(), TrainError> {
+    let tmp = crate::io::temporary(path);
     model
         .into_record()
         .save(&tmp)
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| TrainError::Weights {
+            path: tmp.clone(),
+            problem: "cannot be written",
+            message: e.to_string(),
+        })?;
+    crate::io::commit(&tmp, path)
 }
 
 /// Loads weights saved by [`save_model`] into `model`.
-pub fn load_model<M: Module>(model: M, path: &Path) -> Result<M, String> {
-    let record = burn::store::ModuleRecord::load(path).map_err(|e| {
-        format!(
-            "cannot read model weights {}: {e} (missing or damaged file)",
-            path.display()
-        )
-    })?;
+pub fn load_model<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
+    let weights = |problem, message: String| TrainError::Weights {
+        path: path.to_path_buf(),
+        problem,
+        message,
+    };
+    let record = burn::store::ModuleRecord::load(path)
+        .map_err(|e| weights("cannot be read (missing or damaged)", e.to_string()))?;
     model
         .try_load_record(record)
-        .map_err(|e| format!("{} does not fit this model: {e}", path.display()))
+        .map_err(|e| weights("does not fit this model", e.to_string()))
 }

@@ -1,5 +1,6 @@
 //! Training forecasters on sliding windows of a series (mean squared error).
 
+use crate::error::TrainError;
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -81,15 +82,17 @@ pub fn window_loader(
     batch: usize,
     shuffle: Option<u64>,
     start_epoch: usize,
-) -> Result<Arc<dyn DataLoader<WindowBatch>>, String> {
+) -> Result<Arc<dyn DataLoader<WindowBatch>>, TrainError> {
     if tau == 0 || batch == 0 {
-        return Err("tau and the batch size must be at least 1".into());
+        return Err(TrainError::Invalid(
+            "tau and the batch size must be at least 1".into(),
+        ));
     }
     if series.len() <= tau {
-        return Err(format!(
+        return Err(TrainError::Invalid(format!(
             "a series of {} steps has no window of tau {tau} + 1",
             series.len()
-        ));
+        )));
     }
     let windows: Vec<Vec<Vec<f32>>> = series.windows(tau + 1).map(<[_]>::to_vec).collect();
     let data = EpochDataset::new(windows, shuffle);
