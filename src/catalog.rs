@@ -6,8 +6,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::Device;
-use sequent_models::classical::{AutoregressiveMlpConfig, LatentAutoregressive, MarkovLmConfig};
-use sequent_models::heads::{LanguageModelConfig, Readout, SequenceForecaster, SequenceModel};
+use sequent_models::classical::{
+    AutoregressiveMlpConfig, LatentAutoregressiveConfig, MarkovLmConfig,
+};
+use sequent_models::heads::{
+    LanguageModelConfig, Readout, SequenceForecaster, SequenceModel, SequenceModelConfig,
+};
 use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
 use sequent_train::learner::{SeriesModel, TokenModel};
 
@@ -197,12 +201,15 @@ pub fn with_series_model<F: SeriesModelFn>(
         )),
         ModelName::Latent => {
             let g = GruConfig::new(features, cfg.hidden).init(device);
-            Ok(f.call(LatentAutoregressive::new(g, cfg.steps, device)))
+            let model = LatentAutoregressiveConfig::new(cfg.steps).init(g, device);
+            Ok(f.call(model.map_err(|e| e.to_string())?))
         }
         ModelName::Rnn | ModelName::Lstm | ModelName::Gru => {
             with_stack!(name, cfg, features, device, |rnn| Ok(f.call(
                 SequenceForecaster {
-                    model: SequenceModel::new(rnn, Readout::Last, features, device),
+                    model: SequenceModelConfig::new(features)
+                        .init(rnn, device)
+                        .map_err(|e| e.to_string())?,
                     window: cfg.steps,
                 }
             )))
@@ -238,6 +245,10 @@ pub fn with_sequence_model<F: ClassifierFn>(
 ) -> Result<F::Out, String> {
     let name: ModelName = cfg.model.parse()?;
     name.check_fits(false, true)?;
-    Ok(with_stack!(name, cfg, features, device, |rnn| f
-        .call(SequenceModel::new(rnn, readout, outputs, device))))
+    Ok(with_stack!(name, cfg, features, device, |rnn| f.call(
+        SequenceModelConfig::new(outputs)
+            .with_readout(readout)
+            .init(rnn, device)
+            .map_err(|e| e.to_string())?
+    )))
 }

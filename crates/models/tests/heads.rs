@@ -6,7 +6,7 @@ use burn::nn::{EmbeddingConfig, LinearConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use sequent_models::SequentError;
 use sequent_models::generate::Sampling;
-use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel};
+use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel, SequenceModelConfig};
 use sequent_models::recurrent::{GruConfig, LstmConfig};
 use sequent_models::time_major::{embed_steps, every_step};
 
@@ -119,7 +119,10 @@ fn sequence_heads(device: &Device) {
             .with_num_layers(2)
             .with_bidirectional(true)
             .init(device);
-        let model = SequenceModel::new(rnn, readout, 3, device);
+        let model = SequenceModelConfig::new(3)
+            .with_readout(readout)
+            .init(rnn, device)
+            .unwrap();
         let batched = model.forward(x.clone(), Some(&lengths));
         assert_eq!(batched.dims(), [3, 3]);
         for (i, &len) in lengths.iter().enumerate() {
@@ -130,12 +133,10 @@ fn sequence_heads(device: &Device) {
             );
         }
     }
-    let every = SequenceModel::new(
-        LstmConfig::new(4, 5).init(device),
-        Readout::EveryStep,
-        2,
-        device,
-    );
+    let every = SequenceModelConfig::new(2)
+        .with_readout(Readout::EveryStep)
+        .init(LstmConfig::new(4, 5).init(device), device)
+        .unwrap();
     assert_eq!(every.forward(x.clone(), None).dims(), [18, 2]);
     let err = every.try_forward(x, Some(&[6, 0, 1])).unwrap_err();
     assert!(

@@ -1,5 +1,6 @@
 //! The latent autoregressive model: a hidden state summarises the whole past.
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
@@ -7,6 +8,37 @@ use burn::tensor::{Device, Tensor};
 use crate::error::SequentError;
 use crate::forecast::Forecaster;
 use crate::recurrent::{CellKind, Recurrent, RecurrentState};
+
+/// Configuration of a [`LatentAutoregressive`] model around a given transition.
+#[derive(Config, Debug)]
+pub struct LatentAutoregressiveConfig {
+    /// Warm-up length used when the model serves as a [`Forecaster`]: it reads the last `warmup`
+    /// values from the zero state before predicting.
+    pub warmup: usize,
+}
+
+impl LatentAutoregressiveConfig {
+    /// Wraps a recurrent transition `g` (its `input_size` is `F`) with a fresh readout, or a typed
+    /// error for a zero warm-up.
+    pub fn init<C: CellKind>(
+        &self,
+        transition: Recurrent<C>,
+        device: &Device,
+    ) -> crate::Result<LatentAutoregressive<C>> {
+        if self.warmup == 0 {
+            return Err(SequentError::InvalidConfig(
+                "warmup must be at least 1".into(),
+            ));
+        }
+        let readout =
+            LinearConfig::new(transition.output_size(), transition.input_size).init(device);
+        Ok(LatentAutoregressive {
+            transition,
+            readout,
+            warmup: self.warmup,
+        })
+    }
+}
 
 /// Latent autoregressive model over a series of `F` features:
 ///
@@ -29,21 +61,6 @@ pub struct LatentAutoregressive<C: CellKind> {
 }
 
 impl<C: CellKind> LatentAutoregressive<C> {
-    /// Wraps a one-layer recurrent transition `g` (its `input_size` is `F`) with a fresh readout.
-    ///
-    /// # Panics
-    /// If `warmup` is 0.
-    pub fn new(transition: Recurrent<C>, warmup: usize, device: &Device) -> Self {
-        assert!(warmup > 0, "warmup must be at least 1");
-        let readout =
-            LinearConfig::new(transition.output_size(), transition.input_size).init(device);
-        Self {
-            transition,
-            readout,
-            warmup,
-        }
-    }
-
     /// Reads `x_1..x_T` (`[B, T, F]`) from `state` (zeros if `None`) and returns the predictions
     /// `x_hat_2..x_hat_{T+1}` (`[B, T, F]`: row `t` predicts `x_{t+1}`) and the state after `x_T`.
     pub fn try_forward(

@@ -6,6 +6,6 @@ mod markov;
 mod ngram;
 
 pub use autoregressive::{AutoregressiveMlp, AutoregressiveMlpConfig};
-pub use latent::LatentAutoregressive;
+pub use latent::{LatentAutoregressive, LatentAutoregressiveConfig};
 pub use markov::{MarkovLm, MarkovLmConfig};
 pub use ngram::{NgramConfig, NgramModel};

@@ -6,4 +6,4 @@ mod language;
 mod readout;
 
 pub use language::{LanguageModel, LanguageModelConfig};
-pub use readout::{Readout, SequenceForecaster, SequenceModel};
+pub use readout::{Readout, SequenceForecaster, SequenceModel, SequenceModelConfig};

@@ -1,15 +1,17 @@
 //! Sequence model with a readout: classification and regression over sequences.
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use crate::error::SequentError;
 use crate::recurrent::{CellKind, Recurrent};
 
 /// How a [`SequenceModel`] turns the per-step outputs `o_1..o_T` (`[B, T, D*H]`) into what its
 /// linear head reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Readout {
     /// Each sequence's last valid state: the final `h` of the last layer, both directions
     /// concatenated (the reverse direction's final state is its state after `x_1`). Sequence-to-one.
@@ -20,6 +22,37 @@ pub enum Readout {
     Max,
     /// The head applied at every step: sequence-to-sequence, `[B, T, O]`.
     EveryStep,
+}
+
+/// Configuration of a [`SequenceModel`] around a given recurrent stack.
+#[derive(Config, Debug)]
+pub struct SequenceModelConfig {
+    /// Outputs `O` of the linear head: classes, or regression targets.
+    pub outputs: usize,
+    /// How the per-step outputs are read out.
+    #[config(default = "Readout::Last")]
+    pub readout: Readout,
+}
+
+impl SequenceModelConfig {
+    /// Builds the model around `rnn` with a fresh head, or a typed error for zero outputs.
+    pub fn init<C: CellKind>(
+        &self,
+        rnn: Recurrent<C>,
+        device: &Device,
+    ) -> crate::Result<SequenceModel<C>> {
+        if self.outputs == 0 {
+            return Err(SequentError::InvalidConfig(
+                "outputs must be at least 1".into(),
+            ));
+        }
+        let head = LinearConfig::new(rnn.output_size(), self.outputs).init(device);
+        Ok(SequenceModel {
+            rnn,
+            head,
+            readout: self.readout,
+        })
+    }
 }
 
 /// `y = W r + b` with `r` the [`Readout`] of a recurrent stack: with `O` classes it is a sequence
@@ -37,12 +70,6 @@ pub struct SequenceModel<C: CellKind> {
 }
 
 impl<C: CellKind> SequenceModel<C> {
-    /// A head with `outputs` outputs on top of `rnn`.
-    pub fn new(rnn: Recurrent<C>, readout: Readout, outputs: usize, device: &Device) -> Self {
-        let head = LinearConfig::new(rnn.output_size(), outputs).init(device);
-        Self { rnn, head, readout }
-    }
-
     /// `[B, O]` for the sequence-to-one readouts, `[B, T, O]` reshaped to `[B * T, O]` for
     /// [`Readout::EveryStep`] (row `b * T + t`). `lengths`, if given, marks padded batches.
     pub fn try_forward(
