@@ -20,7 +20,7 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [n, v] = logits.dims();
     assert!(n > 0 && v > 0, "cross-entropy of {n} rows of {v} classes");
     assert_eq!(targets.dims()[0], n, "one target a row of logits");
-    if fused::available(&logits.device()) {
+    if fused::on_host(&logits.device()) {
         fused::cross_entropy(logits, targets)
     } else {
         CrossEntropyLossConfig::new()

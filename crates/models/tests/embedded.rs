@@ -11,9 +11,8 @@ use burn::nn::{Embedding, EmbeddingConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use sequent_models::SequentError;
-use sequent_models::recurrent::fused::available;
 use sequent_models::recurrent::{
-    CellKind, GruConfig, LstmConfig, Recurrent, RecurrentState, RnnConfig,
+    CellKind, GruConfig, LstmConfig, Recurrent, RecurrentState, RnnConfig, on_host,
 };
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -120,7 +119,7 @@ fn compare<C: CellKind>(name: &str, rnn: Recurrent<C>, device: &Device) {
 #[test]
 fn the_folded_embedding_equals_the_embedded_sequence() {
     for (backend, device) in common::backends() {
-        if !available(&device) {
+        if !on_host(&device) {
             continue;
         }
         for bias in [true, false] {
@@ -140,7 +139,7 @@ fn the_folded_embedding_equals_the_embedded_sequence() {
 fn the_fold_applies_where_it_saves_work() {
     let device = common::backends()[0].1.clone();
     let lstm = LstmConfig::new(5, 6).init(&device);
-    let fused = available(&device);
+    let fused = on_host(&device);
     assert_eq!(lstm.folds_embedding(64, 35, 32, &device), fused);
     // More rows in the embedding than half the tokens: the fold would cost more than it saves.
     assert!(!lstm.folds_embedding(600, 35, 32, &device));

@@ -8,9 +8,8 @@ mod common;
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
-use sequent_models::recurrent::fused::available;
 use sequent_models::recurrent::{
-    CellKind, GruConfig, LstmConfig, Pointwise, Recurrent, RecurrentState, RnnConfig,
+    CellKind, Engine, GruConfig, Kernels, LstmConfig, Recurrent, RecurrentState, RnnConfig, on_host,
 };
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -50,7 +49,7 @@ fn run<C: CellKind>(
 
 fn compare<C: CellKind>(name: &str, fused: Recurrent<C>, device: &Device) {
     let mut composed = fused.clone();
-    composed.pointwise = Pointwise::Composed;
+    composed.kernels = Kernels::Composed;
     let d = fused.num_directions() * fused.layers.len();
     // Batches of 1 and 2 run the sequence ops with the weights read in place (also for a single
     // step); larger ones pack them.
@@ -115,7 +114,7 @@ fn compare_run<C: CellKind>(
 
 fn fused_equals_composed_on_the_cpu_backends() {
     for (backend, device) in common::backends() {
-        assert!(available(&device), "{backend} runs the fused ops");
+        assert!(on_host(&device), "{backend} runs the host kernels");
         device.seed(7);
         compare(
             &format!("{backend} lstm"),
@@ -162,7 +161,7 @@ fn fused_equals_composed_on_the_cpu_backends() {
         // Inference (no autodiff) takes the fused paths too: the sequence ops over several
         // steps (and over one for a batch of 1 or 2), the step ops for one.
         let plain = device.clone().without_autodiff();
-        assert!(available(&plain));
+        assert!(on_host(&plain));
         inference_matches(backend, "lstm", LstmConfig::new(4, 6).init(&plain), &plain);
         inference_matches(backend, "gru", GruConfig::new(4, 6).init(&plain), &plain);
         inference_matches(backend, "rnn", RnnConfig::new(4, 6).init(&plain), &plain);
@@ -198,7 +197,7 @@ fn fused_equals_composed_on_the_cpu_backends() {
 /// batches of 3 (packed weights, or the step ops for one step) and 1 (weights read in place).
 fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>, device: &Device) {
     let mut composed = fused.clone();
-    composed.pointwise = Pointwise::Composed;
+    composed.kernels = Kernels::Composed;
     for (batch, steps) in [(3, 7), (3, 1), (1, 7), (1, 1)] {
         let x = Tensor::<3>::random([batch, steps, 4], Distribution::Normal(0.0, 1.0), device);
         let (y1, s1) = fused.forward(x.clone(), None);
@@ -219,8 +218,8 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
 #[cfg(feature = "wgpu")]
 fn step_kernels_equal_composed_on_wgpu(device: Device) {
     let device = device.autodiff();
-    assert!(!available(&device) && Pointwise::Fused.gated_step_fused_on(&device));
-    assert!(!Pointwise::Composed.gated_step_fused_on(&device));
+    assert_eq!(Kernels::Fused.engine(&device), Engine::Cube);
+    assert_eq!(Kernels::Composed.engine(&device), Engine::Composed);
     device.seed(7);
     compare(
         "wgpu lstm",
@@ -243,17 +242,14 @@ fn step_kernels_equal_composed_on_wgpu(device: Device) {
 fn the_config_switch_selects_the_composed_path() {
     let device = common::backends()[0].1.clone();
     let layer = LstmConfig::new(2, 3)
-        .with_pointwise(Pointwise::Composed)
+        .with_kernels(Kernels::Composed)
         .init(&device);
-    assert_eq!(layer.pointwise, Pointwise::Composed);
-    assert_eq!(
-        LstmConfig::new(2, 3).init(&device).pointwise,
-        Pointwise::Fused
-    );
+    assert_eq!(layer.kernels, Kernels::Composed);
+    assert_eq!(LstmConfig::new(2, 3).init(&device).kernels, Kernels::Fused);
     let cell = GruConfig::new(2, 3)
-        .with_pointwise(Pointwise::Composed)
+        .with_kernels(Kernels::Composed)
         .init_cell(&device);
-    assert_eq!(cell.pointwise, Pointwise::Composed);
+    assert_eq!(cell.kernels, Kernels::Composed);
 }
 
 /// The wgpu gate of `common::trials`, run on this binary's wgpu test with no adapter to be found (the

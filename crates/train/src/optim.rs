@@ -141,7 +141,7 @@ impl Optimizer for FusedAdam {
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let device = tensor.device();
         let f32s = [tensor.dtype(), grad.dtype()] == [DType::F32; 2];
-        if self.composed || !f32s || !sequent_models::recurrent::fused::available(&device) {
+        if self.composed || !f32s || !sequent_models::recurrent::on_host(&device) {
             return self.burn.step(lr, tensor, grad, state);
         }
         let shape = tensor.shape();

@@ -3,14 +3,14 @@
 use burn::config::Config;
 use burn::tensor::Device;
 
-use super::cell::CellKind;
-use super::fused::Pointwise;
+use super::cell_kind::CellKind;
+use super::fused::Kernels;
 use super::gru::GruKind;
 use super::init::{GateBias, RecurrentInit};
-use super::layer::{Recurrent, StackSpec};
 use super::lstm::LstmKind;
 use super::rnn::{Nonlinearity, RnnKind};
-use super::step::RecurrentCell;
+use super::single_step::RecurrentCell;
+use super::stack::{Recurrent, StackSpec};
 use super::weights::{CellWeights, WeightSpec};
 
 /// Declares a config with the options every recurrent layer shares (PyTorch's `input_size`,
@@ -39,9 +39,9 @@ macro_rules! recurrent_config {
             /// Initialiser of the recurrent weights `W_hh`.
             #[config(default = "RecurrentInit::PyTorch")]
             pub recurrent_init: RecurrentInit,
-            /// Fused pointwise step on the CPU backends, or always the composed tensor ops.
-            #[config(default = "Pointwise::Fused")]
-            pub pointwise: Pointwise,
+            /// sequent's fused kernels where the device has them, or always the composed tensor ops.
+            #[config(default = "Kernels::Fused")]
+            pub kernels: Kernels,
             $($(#[$fdoc])* #[config(default = $default)] pub $field: $ty,)*
         }
     };
@@ -85,7 +85,7 @@ macro_rules! impl_init {
                     num_layers: self.num_layers,
                     bidirectional: self.bidirectional,
                     dropout: self.dropout,
-                    pointwise: self.pointwise,
+                    kernels: self.kernels,
                     weights: WeightSpec {
                         gates: <$cell>::GATES,
                         input_size: self.input_size,
@@ -117,7 +117,7 @@ macro_rules! impl_init {
                 RecurrentCell::new(
                     CellWeights::new(&spec.weights, device),
                     self.kind(),
-                    spec.pointwise,
+                    spec.kernels,
                     spec.hidden_size,
                 )
             }

@@ -3,20 +3,13 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
-use super::cell::CellKind;
-use super::fused::{self, FusedCell, Pointwise, SequenceCell};
+use super::cell_kind::CellKind;
+use super::fused::{self, Engine, FusedCell, Kernels};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
-/// GRU, PyTorch's gate order (r, z, n):
-///
-/// ```text
-/// r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
-/// z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
-/// n = tanh(W_in x + b_in + r * (W_hn h + b_hn))      reset_after = true  (PyTorch, cuDNN, Cho v1)
-/// n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)      reset_after = false (Cho et al. v3, d2l)
-/// h_t = (1 - z) * n + z * h_{t-1}
-/// ```
+/// The GRU cell of [`Gru`](super::Gru) and [`GruCell`](super::GruCell), whose docs give its
+/// equations in both placements of the reset gate.
 #[derive(Module, Debug)]
 pub struct GruKind {
     /// Where the reset gate acts: after (`true`) or before (`false`) the recurrent product.
@@ -39,8 +32,7 @@ pub enum GruRecurrent {
 
 impl CellKind for GruKind {
     fn fused_cell(&self) -> Option<FusedCell> {
-        self.reset_after
-            .then_some(FusedCell::Gated(SequenceCell::Gru))
+        self.reset_after.then_some(FusedCell::Gru)
     }
 
     const GATES: usize = 3;
@@ -66,11 +58,11 @@ impl CellKind for GruKind {
         recurrent: &GruRecurrent,
         x_proj: Tensor<2>,
         state: CellState,
-        pointwise: Pointwise,
+        kernels: Kernels,
     ) -> CellState {
         let h_prev = state.hidden;
         if let GruRecurrent::After(all) = recurrent
-            && pointwise.gated_step_fused_on(&h_prev.device())
+            && kernels.engine(&h_prev.device()) != Engine::Composed
         {
             let hidden = fused::gru(x_proj, all.apply(h_prev.clone()), h_prev);
             return CellState { hidden, cell: None };

@@ -3,18 +3,13 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
-use super::cell::CellKind;
-use super::fused::{self, FusedCell, Pointwise};
+use super::cell_kind::CellKind;
+use super::fused::{self, Engine, FusedCell, Kernels};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
-/// LSTM, PyTorch's equations and gate order (i, f, g, o):
-///
-/// ```text
-/// [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
-/// c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
-/// h_t = sigmoid(o) * tanh(c_t)
-/// ```
+/// The LSTM cell of [`Lstm`](super::Lstm) and [`LstmCell`](super::LstmCell), whose docs give its
+/// equations.
 #[derive(Module, Debug, Default)]
 pub struct LstmKind;
 
@@ -38,11 +33,11 @@ impl CellKind for LstmKind {
         recurrent: &Affine,
         x_proj: Tensor<2>,
         state: CellState,
-        pointwise: Pointwise,
+        kernels: Kernels,
     ) -> CellState {
         let c_prev = state.cell.expect("the engine gives an LSTM a cell state");
         let gates = x_proj + recurrent.apply(state.hidden);
-        if pointwise.gated_step_fused_on(&gates.device()) {
+        if kernels.engine(&gates.device()) != Engine::Composed {
             let (hidden, cell) = fused::lstm(gates, c_prev);
             return CellState {
                 hidden,

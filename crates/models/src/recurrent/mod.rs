@@ -1,39 +1,73 @@
 //! Recurrent layers at PyTorch parity: one engine ([`Recurrent`]), three cells.
 
-mod cell;
+mod cell_kind;
 mod config;
-pub mod fused;
+pub(crate) mod fused;
 mod gru;
 mod init;
-mod layer;
 mod lstm;
 mod rnn;
+mod single_step;
+mod stack;
 mod state;
-mod step;
 mod torch;
 mod weights;
 
-pub use cell::CellKind;
+pub use cell_kind::CellKind;
 pub use config::{GruConfig, LstmConfig, RnnConfig};
-pub use fused::Pointwise;
+pub use fused::{Engine, Kernels, on_host};
 pub use gru::{GruKind, GruRecurrent};
 pub use init::{GateBias, RecurrentInit};
-pub use layer::{LayerWeights, Recurrent};
 pub use lstm::LstmKind;
 pub use rnn::{Nonlinearity, RnnKind};
+pub use single_step::RecurrentCell;
+pub use stack::{LayerWeights, Recurrent};
 pub use state::{CellState, RecurrentState};
-pub use step::RecurrentCell;
 pub use weights::{Affine, CellWeights};
 
-/// Vanilla RNN stack, PyTorch's `nn.RNN`.
+/// Vanilla (Elman) RNN stack, PyTorch's `nn.RNN`. Each layer and direction computes, for
+/// `t = 1..T` (the reverse direction of a bidirectional layer for `t = T..1`):
+///
+/// ```text
+/// h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)        act = tanh (default) or relu
+/// ```
+///
+/// `x_t` is the layer's input (the previous layer's output, after dropout), `W_ih` `[H, I]`,
+/// `W_hh` `[H, H]` as PyTorch's `weight_ih_l{k}`, `weight_hh_l{k}`. With tanh on the CPU
+/// backends, a layer direction runs as one op (`FusedCell::RnnTanh`, `recurrent/fused/sequence/
+/// single_state.rs`, its step in `fused/kernels.rs`); `docs/architecture.md` follows the call.
 pub type Rnn = Recurrent<RnnKind>;
-/// LSTM stack, PyTorch's `nn.LSTM`.
+/// LSTM stack, PyTorch's `nn.LSTM` (Hochreiter & Schmidhuber 1997, with the forget gate of Gers
+/// et al. 2000). Each layer and direction computes, in PyTorch's gate order (i, f, g, o):
+///
+/// ```text
+/// [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh     (W_ih [4H, I], W_hh [4H, H])
+/// c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+/// h_t = sigmoid(o) * tanh(c_t)
+/// ```
+///
+/// On the CPU backends a layer direction (or both directions of a bidirectional layer) runs as one
+/// op (`recurrent/fused/sequence/lstm.rs`, the step in `fused/kernels.rs`), on wgpu and cuda the
+/// step as a CubeCL kernel (`fused/cube.rs`); `docs/architecture.md` follows the call.
 pub type Lstm = Recurrent<LstmKind>;
-/// GRU stack, PyTorch's `nn.GRU`.
+/// GRU stack, PyTorch's `nn.GRU` (Cho et al. 2014). Each layer and direction computes, in
+/// PyTorch's gate order (r, z, n):
+///
+/// ```text
+/// r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+/// z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+/// n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))   reset_after = true (PyTorch, cuDNN)
+/// n = tanh(W_in x_t + b_in + W_hn (r * h_{t-1}) + b_hn)   reset_after = false (Cho et al. v3, d2l)
+/// h_t = (1 - z) * n + z * h_{t-1}
+/// ```
+///
+/// With `reset_after` on the CPU backends a layer direction runs as one op
+/// (`recurrent/fused/sequence/single_state.rs`, the step in `fused/kernels.rs`), on wgpu and cuda
+/// the step as a CubeCL kernel (`fused/cube.rs`); `docs/architecture.md` follows the call.
 pub type Gru = Recurrent<GruKind>;
-/// Single-step vanilla RNN cell, PyTorch's `nn.RNNCell`.
+/// Single-step vanilla RNN cell, PyTorch's `nn.RNNCell`: one step of [`Rnn`]'s equations.
 pub type RnnCell = RecurrentCell<RnnKind>;
-/// Single-step LSTM cell, PyTorch's `nn.LSTMCell`.
+/// Single-step LSTM cell, PyTorch's `nn.LSTMCell`: one step of [`Lstm`]'s equations.
 pub type LstmCell = RecurrentCell<LstmKind>;
-/// Single-step GRU cell, PyTorch's `nn.GRUCell`.
+/// Single-step GRU cell, PyTorch's `nn.GRUCell`: one step of [`Gru`]'s equations.
 pub type GruCell = RecurrentCell<GruKind>;

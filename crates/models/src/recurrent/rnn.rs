@@ -4,8 +4,8 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, activation};
 
-use super::cell::CellKind;
-use super::fused::{self, FusedCell, Pointwise, SequenceCell};
+use super::cell_kind::CellKind;
+use super::fused::{self, Engine, FusedCell, Kernels};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
 
@@ -18,7 +18,8 @@ pub enum Nonlinearity {
     Relu,
 }
 
-/// Elman RNN: `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` with `act` tanh or relu.
+/// The vanilla RNN cell of [`Rnn`](super::Rnn) and [`RnnCell`](super::RnnCell):
+/// `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` with `act` tanh or relu.
 #[derive(Module, Debug)]
 pub struct RnnKind {
     /// The activation `act`.
@@ -28,7 +29,7 @@ pub struct RnnKind {
 
 impl CellKind for RnnKind {
     fn fused_cell(&self) -> Option<FusedCell> {
-        (self.nonlinearity == Nonlinearity::Tanh).then_some(FusedCell::Gated(SequenceCell::RnnTanh))
+        (self.nonlinearity == Nonlinearity::Tanh).then_some(FusedCell::RnnTanh)
     }
 
     const GATES: usize = 1;
@@ -46,11 +47,11 @@ impl CellKind for RnnKind {
         recurrent: &Affine,
         x_proj: Tensor<2>,
         state: CellState,
-        pointwise: Pointwise,
+        kernels: Kernels,
     ) -> CellState {
         let pre = x_proj + recurrent.apply(state.hidden);
         let hidden = match self.nonlinearity {
-            Nonlinearity::Tanh if pointwise.fused_on(&pre.device()) => fused::tanh(pre),
+            Nonlinearity::Tanh if kernels.engine(&pre.device()) == Engine::Host => fused::tanh(pre),
             Nonlinearity::Tanh => pre.tanh(),
             Nonlinearity::Relu => activation::relu(pre),
         };

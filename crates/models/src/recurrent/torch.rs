@@ -11,9 +11,9 @@ use std::path::Path;
 use burn::module::Module;
 use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PytorchStore, SafetensorsStore};
 
-use super::cell::CellKind;
-use super::layer::Recurrent;
-use super::step::RecurrentCell;
+use super::cell_kind::CellKind;
+use super::single_step::RecurrentCell;
+use super::stack::Recurrent;
 use crate::error::{Result, SequentError};
 
 /// Regex renames from PyTorch's names to sequent's module paths, and back.

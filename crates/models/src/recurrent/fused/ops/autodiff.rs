@@ -1,20 +1,55 @@
-//! The fused ops under `Autodiff`: each forward runs the inner backend's op and registers a
-//! hand-written backward node.
+//! The fused ops under `Autodiff`: each forward runs the inner backend's op and, through
+//! [`tracked`], registers its hand-written backward node (all of them are here).
 
-use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
 use super::host_backends::cross_entropy_host;
-use super::{FusedCellOps, GRU, RNN_TANH};
+use super::sequence::{SequenceTrace, sequence_backward_host, sequence_host};
+use super::{DirectionWeights, FusedCellOps, InitialState, SequenceInput, SequenceWeights};
 use crate::recurrent::fused::host::{device_tensor, host};
 use crate::recurrent::fused::kernels;
-use crate::recurrent::fused::layer_ops::{OpInput, bidirectional_autodiff, sequence_autodiff};
-use crate::recurrent::fused::sequence::{Direction, FusedCell, concat_padded};
+use crate::recurrent::fused::sequence::{FusedCell, concat_padded};
+
+/// Runs `op` under autodiff: with `backward` recorded over `nodes` (the op's parents) when one of
+/// them needs a gradient.
+pub(in crate::recurrent::fused) fn tracked<
+    B: Backend,
+    C: CheckpointStrategy,
+    T: Backward<B, N>,
+    const N: usize,
+>(
+    backward: T,
+    nodes: [NodeGuard; N],
+    op: impl FnOnce() -> (T::State, FloatTensor<B>),
+) -> FloatTensor<Autodiff<B, C>> {
+    match backward.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (state, out) = op();
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(op().1),
+    }
+}
+
+/// Registers `values` as the gradients of the op's `parents`, in order.
+fn register<B: Backend>(
+    parents: impl IntoIterator<Item = Option<NodeId>>,
+    values: impl IntoIterator<Item = (Vec<f32>, Shape)>,
+    like: &FloatTensor<B>,
+    grads: &mut Gradients,
+) {
+    for (id, (values, shape)) in parents.into_iter().zip(values) {
+        if let Some(id) = id {
+            grads.register::<B>(id, device_tensor::<B>(values, shape, like));
+        }
+    }
+}
 
 #[derive(Debug)]
 struct LstmBackward;
@@ -153,175 +188,98 @@ impl<B: Backend> Backward<B, 1> for LeadingSlabsBackward {
     }
 }
 
+/// The backward of the sequence op: BPTT inside the op; the parents are `x` (features only: token
+/// ids are no parent), each direction's `W_ih, b_ih, W_hh, b_hh`, `h0` and (LSTM) `c0`.
+#[derive(Debug)]
+struct SequenceBackward;
+
+impl<B: Backend, const N: usize> Backward<B, N> for SequenceBackward {
+    type State = SequenceTrace<B>;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (g, _) = host::<B>(grad);
+        let (values, like) = sequence_backward_host::<B>(ops.state, &g);
+        let parents = ops.parents.map(|n| n.map(|n| n.id));
+        register::<B>(parents, values, &like, grads);
+    }
+}
+
+/// A direction's weights on the inner backend, their nodes appended to `nodes`.
+fn inner_weights<B: Backend, C: CheckpointStrategy>(
+    w: DirectionWeights<Autodiff<B, C>>,
+    nodes: &mut Vec<NodeGuard>,
+) -> DirectionWeights<B> {
+    nodes.extend([w.w_ih.node(), w.b_ih.node(), w.w_hh.node(), w.b_hh.node()]);
+    DirectionWeights {
+        w_ih: w.w_ih.into_primitive(),
+        b_ih: w.b_ih.into_primitive(),
+        w_hh: w.w_hh.into_primitive(),
+        b_hh: w.b_hh.into_primitive(),
+    }
+}
+
+/// `nodes` as an array (its length is `N`).
+fn array<const N: usize>(nodes: Vec<NodeGuard>) -> [NodeGuard; N] {
+    let len = nodes.len();
+    nodes
+        .try_into()
+        .unwrap_or_else(|_| panic!("{len} parents, not {N}"))
+}
+
 impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff<B, C> {
-    fn lstm_sequence(
-        x: FloatTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        c0: FloatTensor<Self>,
-        reverse: bool,
+    fn sequence(
+        cell: FusedCell,
+        input: SequenceInput<Self>,
+        weights: SequenceWeights<Self>,
+        state: InitialState<Self>,
     ) -> FloatTensor<Self> {
-        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        sequence_autodiff::<B, C>(
-            FusedCell::Lstm,
-            OpInput::Features(x),
-            weights,
-            (h0, Some(c0)),
-            direction,
-        )
-    }
-
-    fn gru_sequence(
-        x: FloatTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self> {
-        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        sequence_autodiff::<B, C>(GRU, OpInput::Features(x), weights, (h0, None), direction)
-    }
-
-    fn rnn_tanh_sequence(
-        x: FloatTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self> {
-        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        sequence_autodiff::<B, C>(
-            RNN_TANH,
-            OpInput::Features(x),
-            weights,
-            (h0, None),
-            direction,
-        )
-    }
-
-    fn lstm_token_sequence(
-        tokens: IntTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        c0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self> {
-        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        let (x, state) = (OpInput::Tokens(tokens), (h0, Some(c0)));
-        sequence_autodiff::<B, C>(FusedCell::Lstm, x, weights, state, direction)
-    }
-
-    fn gru_token_sequence(
-        tokens: IntTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self> {
-        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        sequence_autodiff::<B, C>(GRU, OpInput::Tokens(tokens), weights, (h0, None), direction)
-    }
-
-    fn rnn_tanh_token_sequence(
-        tokens: IntTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self> {
-        let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-        let x = OpInput::Tokens(tokens);
-        sequence_autodiff::<B, C>(RNN_TANH, x, weights, (h0, None), direction)
-    }
-
-    fn lstm_bidirectional(
-        x: FloatTensor<Self>,
-        f_w_ih: FloatTensor<Self>,
-        f_b_ih: FloatTensor<Self>,
-        f_w_hh: FloatTensor<Self>,
-        f_b_hh: FloatTensor<Self>,
-        r_w_ih: FloatTensor<Self>,
-        r_b_ih: FloatTensor<Self>,
-        r_w_hh: FloatTensor<Self>,
-        r_b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        c0: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let weights = [
-            [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
-            [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
-        ];
-        bidirectional_autodiff::<B, C>(FusedCell::Lstm, x, weights, (h0, Some(c0)))
-    }
-
-    fn gru_bidirectional(
-        x: FloatTensor<Self>,
-        f_w_ih: FloatTensor<Self>,
-        f_b_ih: FloatTensor<Self>,
-        f_w_hh: FloatTensor<Self>,
-        f_b_hh: FloatTensor<Self>,
-        r_w_ih: FloatTensor<Self>,
-        r_b_ih: FloatTensor<Self>,
-        r_w_hh: FloatTensor<Self>,
-        r_b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let weights = [
-            [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
-            [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
-        ];
-        bidirectional_autodiff::<B, C>(GRU, x, weights, (h0, None))
-    }
-
-    fn rnn_tanh_bidirectional(
-        x: FloatTensor<Self>,
-        f_w_ih: FloatTensor<Self>,
-        f_b_ih: FloatTensor<Self>,
-        f_w_hh: FloatTensor<Self>,
-        f_b_hh: FloatTensor<Self>,
-        r_w_ih: FloatTensor<Self>,
-        r_b_ih: FloatTensor<Self>,
-        r_w_hh: FloatTensor<Self>,
-        r_b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let weights = [
-            [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
-            [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
-        ];
-        bidirectional_autodiff::<B, C>(RNN_TANH, x, weights, (h0, None))
+        // The parents in order: x (features only), the weights, h0, c0 (LSTM).
+        let mut nodes = Vec::new();
+        let input = match input {
+            SequenceInput::Features(x) => {
+                nodes.push(x.node());
+                SequenceInput::Features(x.into_primitive())
+            }
+            SequenceInput::Tokens(ids) => SequenceInput::Tokens(ids),
+        };
+        let weights = match weights {
+            SequenceWeights::One(w, direction) => {
+                SequenceWeights::One(inner_weights(w, &mut nodes), direction)
+            }
+            SequenceWeights::Both(f, r) => {
+                let f = inner_weights(f, &mut nodes);
+                SequenceWeights::Both(f, inner_weights(r, &mut nodes))
+            }
+        };
+        let state = match state {
+            InitialState::Hidden(h0) => {
+                nodes.push(h0.node());
+                InitialState::Hidden(h0.into_primitive())
+            }
+            InitialState::HiddenCell(h0, c0) => {
+                nodes.extend([h0.node(), c0.node()]);
+                InitialState::HiddenCell(h0.into_primitive(), c0.into_primitive())
+            }
+        };
+        let op = || sequence_host::<B>(cell, input, weights, state);
+        match nodes.len() {
+            5 => tracked::<B, C, _, 5>(SequenceBackward, array(nodes), op),
+            6 => tracked::<B, C, _, 6>(SequenceBackward, array(nodes), op),
+            7 => tracked::<B, C, _, 7>(SequenceBackward, array(nodes), op),
+            9 => tracked::<B, C, _, 9>(SequenceBackward, array(nodes), op),
+            10 => tracked::<B, C, _, 10>(SequenceBackward, array(nodes), op),
+            _ => tracked::<B, C, _, 11>(SequenceBackward, array(nodes), op),
+        }
     }
 
     fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self> {
-        match LstmBackward
-            .prepare::<C>([gates.node(), c_prev.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (g, c) = (gates.into_primitive(), c_prev.into_primitive());
-                let out = B::lstm_pointwise(g.clone(), c.clone());
-                prep.finish((g, c), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::lstm_pointwise(
-                gates.into_primitive(),
-                c_prev.into_primitive(),
-            )),
-        }
+        let nodes = [gates.node(), c_prev.node()];
+        let (g, c) = (gates.into_primitive(), c_prev.into_primitive());
+        tracked::<B, C, _, 2>(LstmBackward, nodes, || {
+            let out = B::lstm_pointwise(g.clone(), c.clone());
+            ((g, c), out)
+        })
     }
 
     fn gru_pointwise(
@@ -329,70 +287,32 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         h_proj: FloatTensor<Self>,
         h_prev: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        match GruBackward
-            .prepare::<C>([x_proj.node(), h_proj.node(), h_prev.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, h, p) = (
-                    x_proj.into_primitive(),
-                    h_proj.into_primitive(),
-                    h_prev.into_primitive(),
-                );
-                let out = B::gru_pointwise(x.clone(), h.clone(), p.clone());
-                prep.finish((x, h, p), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::gru_pointwise(
-                x_proj.into_primitive(),
-                h_proj.into_primitive(),
-                h_prev.into_primitive(),
-            )),
-        }
+        let nodes = [x_proj.node(), h_proj.node(), h_prev.node()];
+        let [x, h, p] = [x_proj, h_proj, h_prev].map(|t| t.into_primitive());
+        tracked::<B, C, _, 3>(GruBackward, nodes, || {
+            let out = B::gru_pointwise(x.clone(), h.clone(), p.clone());
+            ((x, h, p), out)
+        })
     }
 
     fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match TanhBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = B::tanh_pointwise(x.into_primitive());
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::tanh_pointwise(x.into_primitive())),
-        }
+        tracked::<B, C, _, 1>(TanhBackward, [x.node()], || {
+            let y = B::tanh_pointwise(x.into_primitive());
+            (y.clone(), y)
+        })
     }
 
     fn leading_slabs(t: FloatTensor<Self>, count: usize) -> FloatTensor<Self> {
         let full = t.shape();
-        match LeadingSlabsBackward
-            .prepare::<C>([t.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                prep.finish(full, B::leading_slabs(t.into_primitive(), count))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::leading_slabs(t.into_primitive(), count)),
-        }
+        tracked::<B, C, _, 1>(LeadingSlabsBackward, [t.node()], || {
+            (full, B::leading_slabs(t.into_primitive(), count))
+        })
     }
 
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        match CrossEntropyBackward
-            .prepare::<C>([logits.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (loss, probs, targets) =
-                    cross_entropy_host::<B>(logits.into_primitive(), targets);
-                prep.finish((probs, targets), loss)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::cross_entropy(logits.into_primitive(), targets))
-            }
-        }
+        tracked::<B, C, _, 1>(CrossEntropyBackward, [logits.node()], || {
+            let (loss, probs, targets) = cross_entropy_host::<B>(logits.into_primitive(), targets);
+            ((probs, targets), loss)
+        })
     }
 }

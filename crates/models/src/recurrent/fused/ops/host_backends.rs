@@ -1,16 +1,17 @@
 //! The fused ops on Flex and NdArray: the tensors' values on the host, the kernels of
-//! [`kernels`] and the sequence ops over them, the results back in tensors of the device.
+//! [`kernels`] and the sequence op over them (`sequence`), the results back in tensors of the
+//! device.
 
 use burn::backend::Backend;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::tensor::{Shape, Slice};
 
-use super::{FusedCellOps, GRU, RNN_TANH};
+use super::sequence::sequence_host;
+use super::{FusedCellOps, InitialState, SequenceInput, SequenceWeights};
 use crate::recurrent::fused::host::{device_tensor, host, host_indices};
 use crate::recurrent::fused::kernels;
-use crate::recurrent::fused::layer_ops::{OpInput, bidirectional_host, sequence_host};
-use crate::recurrent::fused::sequence::{Direction, FusedCell};
+use crate::recurrent::fused::sequence::FusedCell;
 
 fn lstm_host<B: Backend>(gates: FloatTensor<B>, c_prev: FloatTensor<B>) -> FloatTensor<B> {
     let (g, _) = host::<B>(gates);
@@ -96,159 +97,13 @@ macro_rules! host_backend {
                 <Self as FloatTensorOps<Self>>::float_slice(t, &[Slice::from(0..count)])
             }
 
-            fn lstm_sequence(
-                x: FloatTensor<Self>,
-                w_ih: FloatTensor<Self>,
-                b_ih: FloatTensor<Self>,
-                w_hh: FloatTensor<Self>,
-                b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-                c0: FloatTensor<Self>,
-                reverse: bool,
+            fn sequence(
+                cell: FusedCell,
+                input: SequenceInput<Self>,
+                weights: SequenceWeights<Self>,
+                state: InitialState<Self>,
             ) -> FloatTensor<Self> {
-                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                sequence_host::<Self>(
-                    FusedCell::Lstm,
-                    OpInput::Features(x),
-                    weights,
-                    (h0, Some(c0)),
-                    direction,
-                )
-                .1
-            }
-
-            fn gru_sequence(
-                x: FloatTensor<Self>,
-                w_ih: FloatTensor<Self>,
-                b_ih: FloatTensor<Self>,
-                w_hh: FloatTensor<Self>,
-                b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-                reverse: bool,
-            ) -> FloatTensor<Self> {
-                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                sequence_host::<Self>(GRU, OpInput::Features(x), weights, (h0, None), direction).1
-            }
-
-            fn rnn_tanh_sequence(
-                x: FloatTensor<Self>,
-                w_ih: FloatTensor<Self>,
-                b_ih: FloatTensor<Self>,
-                w_hh: FloatTensor<Self>,
-                b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-                reverse: bool,
-            ) -> FloatTensor<Self> {
-                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                sequence_host::<Self>(
-                    RNN_TANH,
-                    OpInput::Features(x),
-                    weights,
-                    (h0, None),
-                    direction,
-                )
-                .1
-            }
-
-            fn lstm_token_sequence(
-                tokens: IntTensor<Self>,
-                w_ih: FloatTensor<Self>,
-                b_ih: FloatTensor<Self>,
-                w_hh: FloatTensor<Self>,
-                b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-                c0: FloatTensor<Self>,
-                reverse: bool,
-            ) -> FloatTensor<Self> {
-                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                let (x, state) = (OpInput::Tokens(tokens), (h0, Some(c0)));
-                sequence_host::<Self>(FusedCell::Lstm, x, weights, state, direction).1
-            }
-
-            fn gru_token_sequence(
-                tokens: IntTensor<Self>,
-                w_ih: FloatTensor<Self>,
-                b_ih: FloatTensor<Self>,
-                w_hh: FloatTensor<Self>,
-                b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-                reverse: bool,
-            ) -> FloatTensor<Self> {
-                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                sequence_host::<Self>(GRU, OpInput::Tokens(tokens), weights, (h0, None), direction)
-                    .1
-            }
-
-            fn rnn_tanh_token_sequence(
-                tokens: IntTensor<Self>,
-                w_ih: FloatTensor<Self>,
-                b_ih: FloatTensor<Self>,
-                w_hh: FloatTensor<Self>,
-                b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-                reverse: bool,
-            ) -> FloatTensor<Self> {
-                let (weights, direction) = ([w_ih, b_ih, w_hh, b_hh], Direction::new(reverse));
-                let x = OpInput::Tokens(tokens);
-                sequence_host::<Self>(RNN_TANH, x, weights, (h0, None), direction).1
-            }
-
-            fn lstm_bidirectional(
-                x: FloatTensor<Self>,
-                f_w_ih: FloatTensor<Self>,
-                f_b_ih: FloatTensor<Self>,
-                f_w_hh: FloatTensor<Self>,
-                f_b_hh: FloatTensor<Self>,
-                r_w_ih: FloatTensor<Self>,
-                r_b_ih: FloatTensor<Self>,
-                r_w_hh: FloatTensor<Self>,
-                r_b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-                c0: FloatTensor<Self>,
-            ) -> FloatTensor<Self> {
-                let weights = [
-                    [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
-                    [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
-                ];
-                bidirectional_host::<Self>(FusedCell::Lstm, x, weights, (h0, Some(c0))).1
-            }
-
-            fn gru_bidirectional(
-                x: FloatTensor<Self>,
-                f_w_ih: FloatTensor<Self>,
-                f_b_ih: FloatTensor<Self>,
-                f_w_hh: FloatTensor<Self>,
-                f_b_hh: FloatTensor<Self>,
-                r_w_ih: FloatTensor<Self>,
-                r_b_ih: FloatTensor<Self>,
-                r_w_hh: FloatTensor<Self>,
-                r_b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-            ) -> FloatTensor<Self> {
-                let weights = [
-                    [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
-                    [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
-                ];
-                bidirectional_host::<Self>(GRU, x, weights, (h0, None)).1
-            }
-
-            fn rnn_tanh_bidirectional(
-                x: FloatTensor<Self>,
-                f_w_ih: FloatTensor<Self>,
-                f_b_ih: FloatTensor<Self>,
-                f_w_hh: FloatTensor<Self>,
-                f_b_hh: FloatTensor<Self>,
-                r_w_ih: FloatTensor<Self>,
-                r_b_ih: FloatTensor<Self>,
-                r_w_hh: FloatTensor<Self>,
-                r_b_hh: FloatTensor<Self>,
-                h0: FloatTensor<Self>,
-            ) -> FloatTensor<Self> {
-                let weights = [
-                    [f_w_ih, f_b_ih, f_w_hh, f_b_hh],
-                    [r_w_ih, r_b_ih, r_w_hh, r_b_hh],
-                ];
-                bidirectional_host::<Self>(RNN_TANH, x, weights, (h0, None)).1
+                sequence_host::<Self>(cell, input, weights, state).1
             }
         }
     };

@@ -1,27 +1,86 @@
-//! The fused pointwise ops as a Burn backend extension: implemented for Flex and NdArray (host
-//! kernels) and for their `Autodiff` wrappers (hand-written backward). Other backends never see
-//! these ops: [`super::available`] keeps them on the composed tensor-op path. The trait is
-//! here, its implementations for the host backends in `host_backends` and under autodiff in
-//! `autodiff`.
+//! The fused ops as a Burn backend extension: implemented for Flex and NdArray (host kernels) and
+//! for their `Autodiff` wrappers (hand-written backward). Other backends never see these ops:
+//! [`super::available`] keeps them on the composed tensor-op path. The trait and the arguments of
+//! its sequence op are here; the host implementations are in `host_backends` (the step ops) and
+//! `sequence` (the sequence op), the backward nodes in `autodiff`.
 
 // burn-ndarray is deprecated in Burn 0.22 but still a backend sequent supports.
 #![allow(deprecated)]
 
 mod autodiff;
 mod host_backends;
+mod sequence;
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub(super) use autodiff::tracked;
 
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Backend, backend_extension};
+use burn::backend::{Backend, ExtensionType, TensorMetadata, backend_extension};
 
-use super::sequence::{FusedCell, SequenceCell};
+use super::sequence::{Direction, FusedCell};
 
-/// The GRU (reset after) as a sequence op's cell.
-const GRU: FusedCell = FusedCell::Gated(SequenceCell::Gru);
-/// The tanh RNN as a sequence op's cell.
-const RNN_TANH: FusedCell = FusedCell::Gated(SequenceCell::RnnTanh);
+/// A layer's input as the sequence op takes it.
+#[derive(ExtensionType)]
+pub enum SequenceInput<B: Backend> {
+    /// Features `[T, B, I]` in time order (a parent of the op under autodiff).
+    Features(FloatTensor<B>),
+    /// Token ids `[T, B]` in time order, each the one-hot vector `e_v` of a vocabulary of `V`:
+    /// token `v`'s input projection is column `v` of `W_ih` `[G*H, V]` (for a first layer over
+    /// an embedding `E`, `W_ih E^T`). The tokens get no gradient.
+    Tokens(IntTensor<B>),
+}
 
-/// Fused pointwise parts of the recurrent cells, the whole-sequence ops, and the cross-entropy
-/// of a model's output.
+impl<B: Backend> SequenceInput<B> {
+    /// Steps `T` and batch rows `B`.
+    pub fn steps_and_batch(&self) -> (usize, usize) {
+        let shape = match self {
+            SequenceInput::Features(x) => x.shape(),
+            SequenceInput::Tokens(ids) => ids.shape(),
+        };
+        (shape[0], shape[1])
+    }
+}
+
+/// A layer direction's weights: `W_ih` `[G*H, I]`, `b_ih` `[G*H]`, `W_hh` `[G*H, H]`, `b_hh`
+/// `[G*H]` (zero biases for a layer without biases).
+#[derive(ExtensionType)]
+pub struct DirectionWeights<B: Backend> {
+    /// `W_ih`, `[G*H, I]` (`[G*H, V]` over tokens).
+    pub w_ih: FloatTensor<B>,
+    /// `b_ih`, `[G*H]`.
+    pub b_ih: FloatTensor<B>,
+    /// `W_hh`, `[G*H, H]`.
+    pub w_hh: FloatTensor<B>,
+    /// `b_hh`, `[G*H]`.
+    pub b_hh: FloatTensor<B>,
+}
+
+/// The directions of a layer that one sequence op runs, with their weights.
+#[derive(ExtensionType)]
+pub enum SequenceWeights<B: Backend> {
+    /// One direction, visiting time in its [`Direction`] (the reverse one from `t = T-1` down to
+    /// 0, over the input as it is).
+    One(#[extension_type] DirectionWeights<B>, Direction),
+    /// Both directions of a bidirectional layer at the same time: the forward direction's
+    /// weights, then the reverse one's.
+    Both(
+        #[extension_type] DirectionWeights<B>,
+        #[extension_type] DirectionWeights<B>,
+    ),
+}
+
+/// A layer's initial state: `h0` and, for the LSTM, `c0`, each `[B, H]` for one direction or
+/// `[2, B, H]` for both (the forward direction first).
+#[derive(ExtensionType)]
+pub enum InitialState<B: Backend> {
+    /// `h0` (GRU, tanh RNN).
+    Hidden(FloatTensor<B>),
+    /// `h0` and `c0` (LSTM).
+    HiddenCell(FloatTensor<B>, FloatTensor<B>),
+}
+
+/// Fused pointwise parts of the recurrent cells, the whole-sequence op, and the cross-entropy of
+/// a model's output.
 #[backend_extension(
     Autodiff,
     NdArray: cfg(feature = "ndarray"),
@@ -47,129 +106,16 @@ pub trait FusedCellOps: Backend {
     /// Mean cross-entropy of `logits` `[N, V]` against the classes `targets` `[N]` -> `[1]`:
     /// `(1/N) sum_n (ln sum_j e^{x_nj} - x_{n t_n})`.
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
-    /// A whole LSTM layer direction: `x` `[T, B, I]` (time order), `w_ih` `[4H, I]`, `b_ih`
-    /// `[4H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`, `h0`, `c0` `[B, H]` -> `[T + 1, B, H]`: the
-    /// outputs `h_t` in time order, then the final cell state. With `reverse` the recurrence runs
-    /// from `t = T-1` down to 0 (its final state is the one after `t = 0`).
-    #[allow(clippy::too_many_arguments)]
-    fn lstm_sequence(
-        x: FloatTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        c0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self>;
-    /// A whole GRU (reset-after) layer direction: `x` `[T, B, I]`, `w_ih` `[3H, I]`, `b_ih`
-    /// `[3H]`, `w_hh` `[3H, H]`, `b_hh` `[3H]`, `h0` `[B, H]` -> the outputs `h_t` `[T, B, H]`
-    /// in time order (`reverse` as for [`Self::lstm_sequence`]).
-    fn gru_sequence(
-        x: FloatTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self>;
-    /// A whole tanh-RNN layer direction: `x` `[T, B, I]`, `w_ih` `[H, I]`, `b_ih` `[H]`, `w_hh`
-    /// `[H, H]`, `b_hh` `[H]`, `h0` `[B, H]` -> the outputs `h_t` `[T, B, H]` in time order
-    /// (`reverse` as for [`Self::lstm_sequence`]).
-    fn rnn_tanh_sequence(
-        x: FloatTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self>;
-    /// [`Self::lstm_sequence`] over token ids `tokens` `[T, B]` (time order), each the one-hot
-    /// vector `e_v` of a vocabulary of `V`: `w_ih` is `[4H, V]` and token `v`'s input projection
-    /// is its column `v` (a first layer over an embedding `E` takes `W_ih E^T`). The tokens get
-    /// no gradient. Panics on a token outside `0..V`.
-    #[allow(clippy::too_many_arguments)]
-    fn lstm_token_sequence(
-        tokens: IntTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        c0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self>;
-    /// [`Self::gru_sequence`] over token ids, as [`Self::lstm_token_sequence`] (`w_ih` `[3H, V]`).
-    fn gru_token_sequence(
-        tokens: IntTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self>;
-    /// [`Self::rnn_tanh_sequence`] over token ids, as [`Self::lstm_token_sequence`] (`w_ih`
-    /// `[H, V]`).
-    fn rnn_tanh_token_sequence(
-        tokens: IntTensor<Self>,
-        w_ih: FloatTensor<Self>,
-        b_ih: FloatTensor<Self>,
-        w_hh: FloatTensor<Self>,
-        b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        reverse: bool,
-    ) -> FloatTensor<Self>;
-    /// Both directions of a bidirectional LSTM layer at once: `x` `[T, B, I]`, the forward
-    /// direction's weights (`f_*`) and the reverse direction's (`r_*`) as for
-    /// [`Self::lstm_sequence`], `h0`, `c0` `[2, B, H]` (forward direction first) ->
-    /// `[T + 1, B, 2H]`: per time, the forward direction's `h_t` and then the reverse one's (the
-    /// next layer's input), then the final cell states `[c_f | c_r]`.
-    #[allow(clippy::too_many_arguments)]
-    fn lstm_bidirectional(
-        x: FloatTensor<Self>,
-        f_w_ih: FloatTensor<Self>,
-        f_b_ih: FloatTensor<Self>,
-        f_w_hh: FloatTensor<Self>,
-        f_b_hh: FloatTensor<Self>,
-        r_w_ih: FloatTensor<Self>,
-        r_b_ih: FloatTensor<Self>,
-        r_w_hh: FloatTensor<Self>,
-        r_b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-        c0: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-    /// Both directions of a bidirectional GRU (reset-after) layer at once, as
-    /// [`Self::lstm_bidirectional`] without a cell state: -> `[T, B, 2H]`.
-    #[allow(clippy::too_many_arguments)]
-    fn gru_bidirectional(
-        x: FloatTensor<Self>,
-        f_w_ih: FloatTensor<Self>,
-        f_b_ih: FloatTensor<Self>,
-        f_w_hh: FloatTensor<Self>,
-        f_b_hh: FloatTensor<Self>,
-        r_w_ih: FloatTensor<Self>,
-        r_b_ih: FloatTensor<Self>,
-        r_w_hh: FloatTensor<Self>,
-        r_b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-    /// Both directions of a bidirectional tanh-RNN layer at once, as
-    /// [`Self::gru_bidirectional`].
-    #[allow(clippy::too_many_arguments)]
-    fn rnn_tanh_bidirectional(
-        x: FloatTensor<Self>,
-        f_w_ih: FloatTensor<Self>,
-        f_b_ih: FloatTensor<Self>,
-        f_w_hh: FloatTensor<Self>,
-        f_b_hh: FloatTensor<Self>,
-        r_w_ih: FloatTensor<Self>,
-        r_b_ih: FloatTensor<Self>,
-        r_w_hh: FloatTensor<Self>,
-        r_b_hh: FloatTensor<Self>,
-        h0: FloatTensor<Self>,
+    /// A whole layer of `cell`, one direction or both at once, over `input` from `state`, as one
+    /// op (its BPTT inside one backward node) -> `[T, B, D*H]`, `D` the number of directions: per
+    /// time, the forward direction's `h_t` and then the reverse one's (the next layer's input as
+    /// it is). With a cell state (LSTM) one more slab follows, `[T + 1, B, D*H]`: the final cell
+    /// states side by side.
+    fn sequence(
+        cell: FusedCell,
+        #[extension_type] input: SequenceInput<Self>,
+        #[extension_type] weights: SequenceWeights<Self>,
+        #[extension_type] state: InitialState<Self>,
     ) -> FloatTensor<Self>;
 }
 

@@ -19,18 +19,9 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// [`Direction::Reverse`] if `reverse`.
-    pub fn new(reverse: bool) -> Self {
-        if reverse {
-            Direction::Reverse
-        } else {
-            Direction::Forward
-        }
-    }
-
     /// The times `0..steps` in the order the forward pass visits them (BPTT visits them in the
-    /// opposite order).
-    pub(super) fn times(self, steps: usize) -> impl DoubleEndedIterator<Item = usize> {
+    /// opposite order): the one iterator over time of the fused and the composed paths.
+    pub fn times(self, steps: usize) -> impl DoubleEndedIterator<Item = usize> {
         (0..steps).map(move |i| match self {
             Direction::Forward => i,
             Direction::Reverse => steps - 1 - i,

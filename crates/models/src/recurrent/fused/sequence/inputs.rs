@@ -1,22 +1,35 @@
 //! A layer direction's inputs on the host (features or token ids, and the weights), with the
 //! input projection `x W_ih^T` and its gradients.
 
+use std::ops::Deref;
+
 use rayon::prelude::*;
 
 use super::buffers::{accumulate, transpose};
 use super::products::{DIRECT_MAX_ROWS, product, weight_grad};
 use crate::recurrent::fused::direct::DirectMatrix;
 
-/// A layer direction's input on the host.
+/// A layer direction's input on the host: features `F` or token ids `T`, owned (as the sequence op
+/// keeps them for its backward) or borrowed (as the time loops read them).
 #[derive(Clone, Copy, Debug)]
-pub enum LayerInput<'a> {
+pub enum LayerInput<F, T> {
     /// Features `x` `[T, B, I]` in time order: the input projection is `x W_ih^T`.
-    Features(&'a [f32]),
+    Features(F),
     /// Token ids `[T, B]` in time order, each the one-hot vector `e_v` of a vocabulary of `V`:
     /// the projection of token `v` is column `v` of `W_ih` `[G*H, V]`, and the input has no
     /// gradient. A first layer over an embedding `E` `[V, I]` is this with `W_ih E^T`
     /// (`x_t W_ih^T = E[v] W_ih^T`).
-    Tokens(&'a [usize]),
+    Tokens(T),
+}
+
+impl<F: Deref<Target = [f32]>, T: Deref<Target = [usize]>> LayerInput<F, T> {
+    /// The input borrowed as the time loops read it.
+    pub fn as_slices(&self) -> LayerInput<&[f32], &[usize]> {
+        match self {
+            LayerInput::Features(x) => LayerInput::Features(x),
+            LayerInput::Tokens(ids) => LayerInput::Tokens(ids),
+        }
+    }
 }
 
 /// The inputs of a layer direction on the host: the input `x`, `w_ih` `[G*H, I]` (`I = V` for
@@ -24,7 +37,7 @@ pub enum LayerInput<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct LayerInputs<'a> {
     /// The layer's input.
-    pub x: LayerInput<'a>,
+    pub x: LayerInput<&'a [f32], &'a [usize]>,
     /// `W_ih`, `[G*H, I]`.
     pub w_ih: &'a [f32],
     /// `b_ih`, `[G*H]`.

@@ -16,40 +16,43 @@
 //! `[G*H, V]` matrix, and the backward sums the gate gradients by token instead of the `dx` and
 //! `dW_ih` GEMMs.
 //!
-//! The files: `lstm` and `gated` hold the cells' time loops and BPTT, `inputs` a layer's inputs
+//! The files: `lstm` and `single_state` (GRU, tanh RNN) hold the cells' time loops and BPTT, `inputs` a layer's inputs
 //! and their projection, `grads` its gradients, `products` the GEMMs and the forms of the
 //! recurrent weights, `parts` how the work splits between threads, `direction` the order of the
 //! state buffers, `buffers` the host copies, joins and sums.
 
 mod buffers;
 mod direction;
-mod gated;
 mod grads;
 mod inputs;
 mod lstm;
 mod parts;
 mod products;
+mod single_state;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use buffers::{concat_padded, join_rows, split_rows};
 pub use direction::Direction;
-pub use gated::SequenceCell;
-use gated::{GatedTrace, gated_sequence_backward, gated_sequence_forward};
 pub use grads::LayerGrads;
 pub use inputs::{LayerInput, LayerInputs};
 use lstm::{LstmTrace, lstm_sequence_backward, lstm_sequence_forward};
 pub(crate) use parts::slabs;
 pub use parts::{both, forward_in_pool, in_pool};
 pub(crate) use products::DIRECT_MAX_ROWS;
+use single_state::{
+    SingleStateCell, SingleStateTrace, single_state_backward, single_state_forward,
+};
 
-/// A cell whose layer directions run as one op: the LSTM, or a GRU (reset after) / tanh RNN.
+/// A cell whose layer directions run as one op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FusedCell {
-    /// LSTM (its state has a cell vector).
+    /// LSTM: `G = 4` gates, a state with a cell vector.
     Lstm,
-    /// GRU or tanh RNN.
-    Gated(SequenceCell),
+    /// GRU, reset after the recurrent product (PyTorch's form): `G = 3`.
+    Gru,
+    /// Vanilla RNN with tanh: `G = 1`.
+    RnnTanh,
 }
 
 /// A layer direction's forward pass, kept for its backward.
@@ -58,10 +61,24 @@ pub enum Trace {
     /// Of an LSTM.
     Lstm(LstmTrace),
     /// Of a GRU or tanh RNN.
-    Gated(SequenceCell, GatedTrace),
+    SingleState(SingleStateCell, SingleStateTrace),
 }
 
 impl FusedCell {
+    /// The number of gates `G` (the rows of `W_ih` and `W_hh` are `G*H`).
+    pub fn gates(self) -> usize {
+        match self {
+            FusedCell::Lstm => 4,
+            FusedCell::Gru => 3,
+            FusedCell::RnnTanh => 1,
+        }
+    }
+
+    /// Whether the state has a cell vector besides the hidden one (the LSTM's).
+    pub fn has_cell_state(self) -> bool {
+        self == FusedCell::Lstm
+    }
+
     /// Runs a layer direction on `inputs` from `h0` and (LSTM; ignored otherwise) `c0` `[B, H]`.
     pub fn forward(
         self,
@@ -70,12 +87,14 @@ impl FusedCell {
         dims: (usize, usize, usize),
         direction: Direction,
     ) -> Trace {
+        let single = |cell| {
+            let trace = single_state_forward(cell, inputs, h0, dims, direction);
+            Trace::SingleState(cell, trace)
+        };
         match self {
             FusedCell::Lstm => Trace::Lstm(lstm_sequence_forward(inputs, h0, c0, dims, direction)),
-            FusedCell::Gated(cell) => Trace::Gated(
-                cell,
-                gated_sequence_forward(cell, inputs, h0, dims, direction),
-            ),
+            FusedCell::Gru => single(SingleStateCell::Gru),
+            FusedCell::RnnTanh => single(SingleStateCell::RnnTanh),
         }
     }
 }
@@ -86,7 +105,7 @@ impl Trace {
     pub fn output(&self, (steps, batch, h): (usize, usize, usize)) -> Vec<f32> {
         match self {
             Trace::Lstm(trace) => trace.output(steps, batch * h),
-            Trace::Gated(_, trace) => trace.output(batch * h),
+            Trace::SingleState(_, trace) => trace.output(batch * h),
         }
     }
 
@@ -101,8 +120,8 @@ impl Trace {
         let (d_hidden, d_cell) = grad.split_at(steps * batch * h);
         match self {
             Trace::Lstm(trace) => lstm_sequence_backward(trace, inputs, d_hidden, d_cell, dims),
-            Trace::Gated(cell, trace) => {
-                gated_sequence_backward(cell, trace, inputs, d_hidden, dims)
+            Trace::SingleState(cell, trace) => {
+                single_state_backward(cell, trace, inputs, d_hidden, dims)
             }
         }
     }

@@ -1,6 +1,7 @@
 use super::buffers::{COPY_BLOCK, transpose};
 use super::parts::row_parts;
 use super::products::product;
+use super::single_state::SingleStateCell;
 use super::*;
 use crate::recurrent::fused::gradcheck::check_gradients;
 
@@ -103,9 +104,9 @@ fn lstm_backward_matches_central_differences() {
 }
 
 #[test]
-fn gated_backward_matches_central_differences() {
+fn single_state_backward_matches_central_differences() {
     let (t, b, i, h) = (3, 2, 3, 2);
-    for (cell, dir) in [SequenceCell::Gru, SequenceCell::RnnTanh]
+    for (cell, dir) in [SingleStateCell::Gru, SingleStateCell::RnnTanh]
         .into_iter()
         .flat_map(|c| DIRECTIONS.map(|d| (c, d)))
     {
@@ -113,11 +114,11 @@ fn gated_backward_matches_central_differences() {
         args.push(values(b * h, 11));
         let wd = values(t * b * h, 9);
         let loss = |a: &[Vec<f32>]| {
-            let tr = gated_sequence_forward(cell, &inputs(a), &a[5], (t, b, h), dir);
+            let tr = single_state_forward(cell, &inputs(a), &a[5], (t, b, h), dir);
             dot(&tr.output(b * h), &wd)
         };
-        let trace = gated_sequence_forward(cell, &inputs(&args), &args[5], (t, b, h), dir);
-        let g = gated_sequence_backward(cell, trace, &inputs(&args), &wd, (t, b, h));
+        let trace = single_state_forward(cell, &inputs(&args), &args[5], (t, b, h), dir);
+        let g = single_state_backward(cell, trace, &inputs(&args), &wd, (t, b, h));
         let grads = [&g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0];
         check_gradients(&args, &grads, loss, 3e-3);
     }
@@ -133,7 +134,11 @@ fn flip(m: &[f32], steps: usize) -> Vec<f32> {
 fn reverse_direction_is_the_forward_one_over_the_flipped_input() {
     let (t, b, i, h) = (5, 3, 4, 3);
     let bh = b * h;
-    for cell in [None, Some(SequenceCell::Gru), Some(SequenceCell::RnnTanh)] {
+    for cell in [
+        None,
+        Some(SingleStateCell::Gru),
+        Some(SingleStateCell::RnnTanh),
+    ] {
         let gates = cell.map_or(4, |c| c.gates());
         let args = layer((t, b, i, h), gates);
         let mut flipped = args.clone();
@@ -150,7 +155,7 @@ fn reverse_direction_is_the_forward_one_over_the_flipped_input() {
                     (out, c)
                 }
                 Some(c) => {
-                    let tr = gated_sequence_forward(c, &inputs(a), &h0, (t, b, h), dir);
+                    let tr = single_state_forward(c, &inputs(a), &h0, (t, b, h), dir);
                     (tr.output(bh), Vec::new())
                 }
             };
@@ -179,17 +184,9 @@ fn token_inputs_are_one_hot_features() {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5)
     };
     for dir in DIRECTIONS {
-        for cell in [
-            FusedCell::Lstm,
-            FusedCell::Gated(SequenceCell::Gru),
-            FusedCell::Gated(SequenceCell::RnnTanh),
-        ] {
-            let gates = match cell {
-                FusedCell::Lstm => 4,
-                FusedCell::Gated(c) => c.gates(),
-            };
-            let args = layer((t, b, v, h), gates);
-            let run = |x: LayerInput<'_>| {
+        for cell in [FusedCell::Lstm, FusedCell::Gru, FusedCell::RnnTanh] {
+            let args = layer((t, b, v, h), cell.gates());
+            let run = |x: LayerInput<&[f32], &[usize]>| {
                 let inputs = LayerInputs { x, ..inputs(&args) };
                 let trace = cell.forward(&inputs, (&h0, &c0), (t, b, h), dir);
                 let out = trace.output((t, b, h));
@@ -281,12 +278,12 @@ fn splitting_the_batch_between_threads_changes_nothing() {
                 let d_hidden = values(t * b * h, 9);
                 let g = lstm_sequence_backward(trace, &inputs(&args), &d_hidden, &h0, (t, b, h));
                 all.extend([g.x, g.w_ih, g.b_ih, g.w_hh, g.b_hh, g.h0, g.c0]);
-                for cell in [SequenceCell::Gru, SequenceCell::RnnTanh] {
+                for cell in [SingleStateCell::Gru, SingleStateCell::RnnTanh] {
                     let args = layer((t, b, i, h), cell.gates());
-                    let trace = gated_sequence_forward(cell, &inputs(&args), &h0, (t, b, h), dir);
+                    let trace = single_state_forward(cell, &inputs(&args), &h0, (t, b, h), dir);
                     all.push(trace.hidden.clone());
                     let g =
-                        gated_sequence_backward(cell, trace, &inputs(&args), &d_hidden, (t, b, h));
+                        single_state_backward(cell, trace, &inputs(&args), &d_hidden, (t, b, h));
                     all.extend([g.x, g.w_ih, g.b_ih, g.w_hh, g.b_hh, g.h0]);
                 }
             }

@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use super::cell::CellKind;
-use super::fused::Pointwise;
+use super::cell_kind::CellKind;
+use super::fused::Kernels;
 use super::state::CellState;
 use super::weights::CellWeights;
 use crate::error::{Result, SequentError};
@@ -18,24 +18,19 @@ pub struct RecurrentCell<C: CellKind> {
     /// The cell maths.
     #[module(skip)]
     pub cell: C,
-    /// Fused or composed pointwise step (see [`Pointwise`]).
+    /// The fused kernels or the composed tensor ops (see [`Kernels`]).
     #[module(skip)]
-    pub pointwise: Pointwise,
+    pub kernels: Kernels,
     /// Width `H` of the hidden state.
     pub hidden_size: usize,
 }
 
 impl<C: CellKind> RecurrentCell<C> {
-    pub(crate) fn new(
-        weights: CellWeights,
-        cell: C,
-        pointwise: Pointwise,
-        hidden_size: usize,
-    ) -> Self {
+    pub(crate) fn new(weights: CellWeights, cell: C, kernels: Kernels, hidden_size: usize) -> Self {
         Self {
             weights,
             cell,
-            pointwise,
+            kernels,
             hidden_size,
         }
     }
@@ -102,7 +97,7 @@ impl<C: CellKind> RecurrentCell<C> {
             &self.cell.prepare(&self.weights),
             x_proj,
             state,
-            self.pointwise,
+            self.kernels,
         ))
     }
 }

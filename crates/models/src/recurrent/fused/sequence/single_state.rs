@@ -1,5 +1,5 @@
-//! A GRU (reset after) or tanh-RNN layer direction as one op: the time loop (`W_hh` packed once)
-//! and BPTT.
+//! A layer direction of a cell whose state is the hidden vector alone, a GRU (reset after) or a
+//! tanh RNN, as one op: the time loop (`W_hh` packed once) and BPTT.
 
 use super::buffers::{accumulate, add, add_rows, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
@@ -14,7 +14,7 @@ use crate::recurrent::fused::packed::PackedMatrix;
 
 /// What the forward pass of a GRU (reset-after) or tanh-RNN sequence keeps for the backward pass.
 #[derive(Clone, Debug)]
-pub struct GatedTrace {
+pub struct SingleStateTrace {
     /// Per step `h_t W_hh^T + b_hh`, `[T, B, G*H]` (GRU: `G = 3`; RNN: the pre-activation).
     pub projected: Vec<f32>,
     /// GRU: the activations `r, z, n` of every step, `[T, B, 3H]`; RNN: empty.
@@ -25,7 +25,7 @@ pub struct GatedTrace {
     pub direction: Direction,
 }
 
-impl GatedTrace {
+impl SingleStateTrace {
     /// The op's output: the outputs `h_t` in time order, `[T, B, H]`.
     pub fn output(&self, bh: usize) -> Vec<f32> {
         let outputs = self.direction.outputs(&self.hidden, bh);
@@ -33,44 +33,44 @@ impl GatedTrace {
     }
 }
 
-/// The cells whose whole sequence runs as one op besides the LSTM.
+/// The cells whose state is the hidden vector alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SequenceCell {
+pub enum SingleStateCell {
     /// GRU, reset after the recurrent product (PyTorch's form): `G = 3`.
     Gru,
     /// Vanilla RNN with tanh: `G = 1`.
     RnnTanh,
 }
 
-impl SequenceCell {
+impl SingleStateCell {
     pub(super) fn gates(self) -> usize {
         match self {
-            SequenceCell::Gru => 3,
-            SequenceCell::RnnTanh => 1,
+            SingleStateCell::Gru => 3,
+            SingleStateCell::RnnTanh => 1,
         }
     }
 }
 
 /// Runs a GRU or tanh-RNN layer direction on `inputs` from `h0` `[B, H]`.
-pub fn gated_sequence_forward(
-    cell: SequenceCell,
+pub fn single_state_forward(
+    cell: SingleStateCell,
     inputs: &LayerInputs<'_>,
     h0: &[f32],
     (steps, batch, h): (usize, usize, usize),
     direction: Direction,
-) -> GatedTrace {
+) -> SingleStateTrace {
     let (gh, bh) = (cell.gates() * h, batch * h);
     // P_t = h_t W_hh^T + b_hh: W_hh^T [H, G*H] packed once (or read in place for a tiny batch).
     let w = Weights::new(inputs.w_hh, (gh, h), batch);
     // The RNN's pre-activation x W_ih^T + b_ih + P_t builds up in place in the projection; the
     // GRU keeps x W_ih^T + b_ih and P_t apart (its reset gate multiplies P_t's last block only).
     let (mut projected, mut x_proj, mut acts, bias) = match cell {
-        SequenceCell::Gru => {
+        SingleStateCell::Gru => {
             let n = steps * batch * gh;
             let (p, a) = (vec![0f32; n], vec![0f32; n]);
             (p, inputs.project(), a, inputs.b_hh.to_vec())
         }
-        SequenceCell::RnnTanh => (
+        SingleStateCell::RnnTanh => (
             inputs.project(),
             Vec::new(),
             Vec::new(),
@@ -96,19 +96,19 @@ pub fn gated_sequence_forward(
             let p = &mut *ps[t];
             let (prev, next) = step_states(&mut hs, direction.slots(t));
             match cell {
-                SequenceCell::Gru => {
+                SingleStateCell::Gru => {
                     add_rows(xs[t], inputs.b_ih);
                     w.multiply_bias(prev, p, false, &bias);
                 }
-                SequenceCell::RnnTanh => w.multiply_bias(prev, p, true, &bias),
+                SingleStateCell::RnnTanh => w.multiply_bias(prev, p, true, &bias),
             }
             match cell {
-                SequenceCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
-                SequenceCell::RnnTanh => tanh_forward(p, next),
+                SingleStateCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
+                SingleStateCell::RnnTanh => tanh_forward(p, next),
             }
         }
     });
-    GatedTrace {
+    SingleStateTrace {
         projected,
         acts,
         hidden,
@@ -118,9 +118,9 @@ pub fn gated_sequence_forward(
 
 /// BPTT through a GRU or tanh-RNN trace, which it consumes (gradients overwrite the activations
 /// and projections); `d_hidden` `[T, B, H]` is `dL/dh_1..h_T`.
-pub fn gated_sequence_backward(
-    cell: SequenceCell,
-    trace: GatedTrace,
+pub fn single_state_backward(
+    cell: SingleStateCell,
+    trace: SingleStateTrace,
     inputs: &LayerInputs<'_>,
     d_hidden: &[f32],
     (steps, batch, h): (usize, usize, usize),
@@ -128,7 +128,7 @@ pub fn gated_sequence_backward(
     let (gh, bh) = (cell.gates() * h, batch * h);
     // dh_{t-1} = dP_t W_hh (+ the GRU's direct path): W_hh [G*H, H] packed once.
     let w = PackedMatrix::pack(inputs.w_hh, (gh, h), false);
-    let GatedTrace {
+    let SingleStateTrace {
         projected: mut d_proj,
         acts: mut d_x,
         hidden,
@@ -163,14 +163,14 @@ pub fn gated_sequence_backward(
                 let dp = &mut *dps[t];
                 let (from, to) = direction.slots(t);
                 match cell {
-                    SequenceCell::Gru => {
+                    SingleStateCell::Gru => {
                         let prev = rows_of(&hidden, from, &rows, h, batch);
                         gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
                         accumulate(x_sums[0], dxs[t]);
                         dh_next.copy_from_slice(&direct);
                         w.multiply(dp, dh_next, true);
                     }
-                    SequenceCell::RnnTanh => {
+                    SingleStateCell::RnnTanh => {
                         let y = rows_of(&hidden, to, &rows, h, batch);
                         tanh_backward(y, &g, dp);
                         w.multiply(dp, dh_next, false);
@@ -182,7 +182,7 @@ pub fn gated_sequence_backward(
     );
     let h_prev = direction.entering(&hidden, bh);
     match cell {
-        SequenceCell::Gru => LayerGrads::new(
+        SingleStateCell::Gru => LayerGrads::new(
             inputs,
             (&d_x, total(&x_sums, gh)),
             (&d_proj, total(&p_sums, gh)),
@@ -190,7 +190,7 @@ pub fn gated_sequence_backward(
             (dh_next, Vec::new()),
         ),
         // The RNN's pre-activation is x W_ih^T + b_ih + P_t: one gradient for both products.
-        SequenceCell::RnnTanh => LayerGrads::shared(
+        SingleStateCell::RnnTanh => LayerGrads::shared(
             inputs,
             (&d_proj, total(&p_sums, gh)),
             h_prev,

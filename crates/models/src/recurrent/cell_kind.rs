@@ -3,7 +3,7 @@
 use burn::module::{Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
-use super::fused::{FusedCell, Pointwise};
+use super::fused::{FusedCell, Kernels};
 use super::state::CellState;
 use super::weights::CellWeights;
 
@@ -35,13 +35,13 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
     fn prepare(&self, weights: &CellWeights) -> Self::Recurrent;
 
     /// One time step: `x_proj` is `x_t W_ih^T + b_ih` (`[B, G*H]`), `state` is `(h_{t-1}, c_{t-1})`;
-    /// `pointwise` picks fused or composed activations (the same maths).
+    /// `kernels` picks the fused or the composed activations (the same maths).
     fn step(
         &self,
         recurrent: &Self::Recurrent,
         x_proj: Tensor<2>,
         state: CellState,
-        pointwise: Pointwise,
+        kernels: Kernels,
     ) -> CellState;
 
     /// The whole-sequence op ([`FusedCell`]) that runs this cell's layers, input projection and

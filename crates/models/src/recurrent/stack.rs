@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::cell::CellKind;
-use super::fused::{self, Pointwise};
+use super::cell_kind::CellKind;
+use super::fused::{self, Direction, Kernels};
 use super::state::{CellState, RecurrentState};
 use super::weights::{CellWeights, WeightSpec};
 use crate::error::{Result, SequentError};
@@ -28,9 +28,9 @@ pub struct Recurrent<C: CellKind> {
     /// The cell maths.
     #[module(skip)]
     pub cell: C,
-    /// Fused or composed pointwise step (see [`Pointwise`]).
+    /// The fused kernels or the composed tensor ops (see [`Kernels`]).
     #[module(skip)]
-    pub pointwise: Pointwise,
+    pub kernels: Kernels,
     /// Width `I` of the input features.
     pub input_size: usize,
     /// Width `H` of the hidden state.
@@ -54,7 +54,7 @@ pub(crate) struct StackSpec {
     pub num_layers: usize,
     pub bidirectional: bool,
     pub dropout: f64,
-    pub pointwise: Pointwise,
+    pub kernels: Kernels,
     pub weights: WeightSpec,
 }
 
@@ -89,7 +89,7 @@ impl<C: CellKind> Recurrent<C> {
             layers,
             dropout: DropoutConfig::new(spec.dropout).init(),
             cell,
-            pointwise: spec.pointwise,
+            kernels: spec.kernels,
             input_size: spec.input_size,
             hidden_size: spec.hidden_size,
         }
@@ -220,11 +220,16 @@ impl<C: CellKind> Recurrent<C> {
             .weight_ih
             .val()
             .matmul(embedding.weight.val().transpose());
-        let ids = fused::SequenceInput::Tokens(&tokens.swap_dims(0, 1), &folded);
-        let (x, last) = fused::run_sequence(cell, weights, ids, &initial[0], false, self.pointwise)
+        let ids = fused::SequenceInput::Tokens(tokens.swap_dims(0, 1).into_dispatch());
+        let op_weights = || {
+            let mut weights = fused::op_weights(weights);
+            weights.w_ih = folded.into_dispatch();
+            fused::SequenceWeights::One(weights, Direction::Forward)
+        };
+        let (x, last) = fused::run_layer(cell, ids, op_weights, &[&initial[0]], self.kernels)
             .expect("folds_embedding checked that the op applies");
         let x = self.after_layer(0, x);
-        let (out, finals) = self.run_layers(x, 1, rest, vec![last], None);
+        let (out, finals) = self.run_layers(x, 1, rest, last, None);
         Ok((out.swap_dims(0, 1), Self::stack_states(finals)))
     }
 
@@ -241,7 +246,7 @@ impl<C: CellKind> Recurrent<C> {
     ) -> bool {
         self.num_directions() == 1
             && self.cell.fused_cell().is_some()
-            && fused::applies(steps, batch, device, self.pointwise)
+            && fused::applies(steps, batch, device, self.kernels)
             && 2 * vocab <= steps * batch
     }
 
@@ -288,17 +293,22 @@ impl<C: CellKind> Recurrent<C> {
     ) -> (Tensor<3>, Vec<CellState>) {
         if let (Some(reverse), None, Some(cell), [f, r]) =
             (&layer.reverse, masks, self.cell.fused_cell(), &starts[..])
-            && let Some((out, lasts)) =
-                fused::run_bidirectional(cell, [&layer.forward, reverse], x, [f, r], self.pointwise)
         {
-            return (out, lasts.into());
+            let weights = || {
+                let [f, r] = [&layer.forward, reverse].map(fused::op_weights);
+                fused::SequenceWeights::Both(f, r)
+            };
+            let x = fused::SequenceInput::Features(x.clone().into_dispatch());
+            if let Some(done) = fused::run_layer(cell, x, weights, &[f, r], self.kernels) {
+                return done;
+            }
         }
-        let directions =
-            std::iter::once((&layer.forward, false)).chain(layer.reverse.iter().map(|w| (w, true)));
+        let directions = std::iter::once((&layer.forward, Direction::Forward))
+            .chain(layer.reverse.iter().map(|w| (w, Direction::Reverse)));
         let (mut outputs, lasts): (Vec<_>, Vec<_>) = directions
             .zip(starts)
-            .map(|((weights, reverse), start)| {
-                self.run_direction(weights, x, start, reverse, masks)
+            .map(|((weights, direction), start)| {
+                self.run_direction(weights, x, start, direction, masks)
             })
             .unzip();
         let out = if outputs.len() == 1 {
@@ -315,22 +325,19 @@ impl<C: CellKind> Recurrent<C> {
         weights: &CellWeights,
         x: &Tensor<3>,
         mut state: CellState,
-        reverse: bool,
+        direction: Direction,
         masks: Option<&StepMasks>,
     ) -> (Tensor<3>, CellState) {
         if masks.is_none()
-            && let Some(done) = self.cell.fused_cell().and_then(|cell| {
-                fused::run_sequence(
-                    cell,
-                    weights,
-                    fused::SequenceInput::Features(x),
-                    &state,
-                    reverse,
-                    self.pointwise,
-                )
-            })
+            && let Some(cell) = self.cell.fused_cell()
         {
-            return done;
+            let op_weights = || fused::SequenceWeights::One(fused::op_weights(weights), direction);
+            let input = fused::SequenceInput::Features(x.clone().into_dispatch());
+            if let Some((out, mut lasts)) =
+                fused::run_layer(cell, input, op_weights, &[&state], self.kernels)
+            {
+                return (out, lasts.remove(0));
+            }
         }
         let [steps, batch, width] = x.dims();
         let gh = weights.gate_rows();
@@ -342,19 +349,12 @@ impl<C: CellKind> Recurrent<C> {
         let recurrent = self.cell.prepare(weights);
         let mut x_steps = split_steps(x_proj);
         let mut outputs: Vec<Option<Tensor<2>>> = vec![None; steps];
-        let order: Box<dyn Iterator<Item = usize>> = if reverse {
-            Box::new((0..steps).rev())
-        } else {
-            Box::new(0..steps)
-        };
-        for t in order {
+        for t in direction.times(steps) {
             let x_t = x_steps[t]
                 .take()
                 .expect("each step once")
                 .reshape([batch, gh]);
-            let next = self
-                .cell
-                .step(&recurrent, x_t, state.clone(), self.pointwise);
+            let next = self.cell.step(&recurrent, x_t, state.clone(), self.kernels);
             match masks.and_then(|m| m.at(t)) {
                 None => {
                     outputs[t] = Some(next.hidden.clone());

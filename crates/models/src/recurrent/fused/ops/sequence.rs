@@ -1,0 +1,223 @@
+//! The sequence op of [`super::FusedCellOps`] on the host: one layer direction, or both
+//! directions of a bidirectional layer at once, and the gradients of its backward.
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, TensorMetadata};
+use burn::tensor::Shape;
+
+use super::{DirectionWeights, InitialState, SequenceInput, SequenceWeights};
+use crate::recurrent::fused::host::{HostValues, device_tensor, host, host_indices};
+use crate::recurrent::fused::sequence::{
+    self, Direction, FusedCell, LayerInput, LayerInputs, Trace, join_rows, split_rows,
+};
+
+/// What the sequence op keeps for its backward: each direction's trace and inputs, the forward
+/// direction first.
+pub(super) type SequenceTrace<B> = Vec<(Trace, HostLayer<B>)>;
+
+/// A layer direction's inputs on the host, its dimensions `(T, B, H)` and a tensor of its device.
+#[derive(Clone, Debug)]
+pub(super) struct HostLayer<B: Backend> {
+    x: LayerInput<HostValues<B>, Vec<usize>>,
+    weights: [HostValues<B>; 4],
+    dims: (usize, usize, usize),
+    like: FloatTensor<B>,
+}
+
+impl<B: Backend> HostLayer<B> {
+    /// From the layer's input `x` on the host (`[T, B, ..]`) and the direction's weights.
+    fn new(
+        (x, shape): (LayerInput<HostValues<B>, Vec<usize>>, Shape),
+        weights: DirectionWeights<B>,
+    ) -> Self {
+        let h = weights.w_hh.shape()[1];
+        let like = weights.w_ih.clone();
+        let weights = [weights.w_ih, weights.b_ih, weights.w_hh, weights.b_hh];
+        Self {
+            x,
+            weights: weights.map(|w| host::<B>(w).0),
+            dims: (shape[0], shape[1], h),
+            like,
+        }
+    }
+
+    fn inputs(&self) -> LayerInputs<'_> {
+        let [w_ih, b_ih, w_hh, b_hh] = &self.weights;
+        LayerInputs {
+            x: self.x.as_slices(),
+            w_ih,
+            b_ih,
+            w_hh,
+            b_hh,
+        }
+    }
+
+    /// The direction's gradients with their shapes.
+    fn shaped(&self, d: sequence::LayerGrads) -> DirectionGrads {
+        let (t, b, h) = self.dims;
+        let gh = self.weights[1].len();
+        let width = self.weights[0].len() / gh;
+        let x = matches!(self.x, LayerInput::Features(_)).then(|| (d.x, Shape::new([t, b, width])));
+        let weights = [
+            (d.w_ih, Shape::new([gh, width])),
+            (d.b_ih, Shape::new([gh])),
+            (d.w_hh, Shape::new([gh, h])),
+            (d.b_hh, Shape::new([gh])),
+        ];
+        DirectionGrads {
+            x,
+            weights,
+            state: [d.h0, d.c0],
+        }
+    }
+}
+
+/// A gradient's values and shape.
+type Shaped = (Vec<f32>, Shape);
+
+/// A direction's gradients: `x` (none for token ids, which are no parent of the op), `W_ih, b_ih,
+/// W_hh, b_hh`, then `h0` and `c0` (`c0` empty but for the LSTM).
+struct DirectionGrads {
+    x: Option<Shaped>,
+    weights: [Shaped; 4],
+    state: [Vec<f32>; 2],
+}
+
+/// The input on the host, and its shape; token ids are checked against `vocab`, the columns of
+/// `W_ih`.
+///
+/// # Panics
+/// On a token outside `0..vocab`, naming it.
+fn host_input<B: Backend>(
+    input: SequenceInput<B>,
+    vocab: usize,
+) -> (LayerInput<HostValues<B>, Vec<usize>>, Shape) {
+    match input {
+        SequenceInput::Features(x) => {
+            let (x, shape) = host::<B>(x);
+            (LayerInput::Features(x), shape)
+        }
+        SequenceInput::Tokens(ids) => {
+            let (ids, shape) = host_indices::<B>(ids, vocab, "token");
+            (LayerInput::Tokens(ids), shape)
+        }
+    }
+}
+
+/// The initial state on the host: `h0`, and `c0` (empty without one).
+fn host_state<B: Backend>(state: InitialState<B>) -> (HostValues<B>, HostValues<B>) {
+    match state {
+        InitialState::Hidden(h0) => (host::<B>(h0).0, HostValues::Copied(Vec::new())),
+        InitialState::HiddenCell(h0, c0) => (host::<B>(h0).0, host::<B>(c0).0),
+    }
+}
+
+/// Direction `d`'s `[B, H]` part (`bh` values) of a stacked `[2, B, H]` state, or nothing from
+/// an empty one (the cell state of a cell without one).
+fn direction_part(v: &[f32], d: usize, bh: usize) -> &[f32] {
+    if v.is_empty() { v } else { &v[d * bh..][..bh] }
+}
+
+/// The sequence op on the host: `cell` over `input` with `weights` (one direction, or both at
+/// the same time) from `state`. Returns what the backward needs and the output (see
+/// [`super::FusedCellOps::sequence`]).
+pub(super) fn sequence_host<B: Backend>(
+    cell: FusedCell,
+    input: SequenceInput<B>,
+    weights: SequenceWeights<B>,
+    state: InitialState<B>,
+) -> (SequenceTrace<B>, FloatTensor<B>) {
+    let (h0, c0) = host_state::<B>(state);
+    let (directions, runs) = match weights {
+        SequenceWeights::One(w, direction) => {
+            let x = host_input(input, w.w_ih.shape()[1]);
+            (vec![HostLayer::new(x, w)], vec![direction])
+        }
+        SequenceWeights::Both(forward, reverse) => {
+            let x = host_input(input, forward.w_ih.shape()[1]);
+            let layers = vec![
+                HostLayer::new(x.clone(), forward),
+                HostLayer::new(x, reverse),
+            ];
+            (layers, vec![Direction::Forward, Direction::Reverse])
+        }
+    };
+    let dims @ (t, b, h) = directions[0].dims;
+    let run = |d: usize| {
+        let state = (direction_part(&h0, d, b * h), direction_part(&c0, d, b * h));
+        cell.forward(&directions[d].inputs(), state, dims, runs[d])
+    };
+    let (traces, out) = if directions.len() == 1 {
+        // The output is copied out of the trace on the pool too (its threads share the copy).
+        let (trace, out) = sequence::forward_in_pool(b, || {
+            let trace = run(0);
+            let out = trace.output(dims);
+            (trace, out)
+        });
+        (vec![trace], out)
+    } else {
+        let (fwd, rev) = sequence::both(b, || run(0), || run(1));
+        let out = join_rows(&fwd.output(dims), h, &rev.output(dims), h);
+        (vec![fwd, rev], out)
+    };
+    let slabs = t + usize::from(cell.has_cell_state());
+    let shape = Shape::new([slabs, b, directions.len() * h]);
+    let out = device_tensor::<B>(out, shape, &directions[0].like);
+    (traces.into_iter().zip(directions).collect(), out)
+}
+
+/// The backward of [`sequence_host`]: BPTT from `grad`, the gradient of its output, inside the op
+/// (both directions at the same time). Returns the gradients of the op's parents in order: `x`
+/// (features only), each direction's `W_ih, b_ih, W_hh, b_hh`, `h0` and (LSTM) `c0` (both
+/// directions' stacked), and a tensor of the device.
+pub(super) fn sequence_backward_host<B: Backend>(
+    trace: SequenceTrace<B>,
+    grad: &[f32],
+) -> (Vec<Shaped>, FloatTensor<B>) {
+    let (_, b, h) = trace[0].1.dims;
+    let like = trace[0].1.like.clone();
+    let backward = |(trace, layer): (Trace, HostLayer<B>), g: &[f32]| {
+        let d = trace.backward(&layer.inputs(), g, layer.dims);
+        layer.shaped(d)
+    };
+    let mut directions = trace.into_iter();
+    let (first, second) = (directions.next().expect("a direction"), directions.next());
+    let parts = sequence::in_pool(|| match second {
+        None => vec![backward(first, grad)],
+        Some(reverse) => {
+            let (gf, gr) = split_rows(grad, 2 * h, h);
+            let (df, dr) = rayon::join(|| backward(first, &gf), || backward(reverse, &gr));
+            vec![df, dr]
+        }
+    });
+    let directions = parts.len();
+    // Both directions read x (their gradients add up); the initial states are stacked.
+    let mut x: Option<Shaped> = None;
+    let (mut weights, mut h0, mut c0) = (Vec::new(), Vec::new(), Vec::new());
+    for DirectionGrads {
+        x: dx,
+        weights: w,
+        state: [dh0, dc0],
+    } in parts
+    {
+        x = match (x, dx) {
+            (Some((sum, shape)), Some((d, _))) => {
+                Some((sum.iter().zip(&d).map(|(a, b)| a + b).collect(), shape))
+            }
+            (_, dx) => dx,
+        };
+        weights.extend(w);
+        h0.extend(dh0);
+        c0.extend(dc0);
+    }
+    let state = |v: Vec<f32>| match directions {
+        1 => (v, Shape::new([b, h])),
+        _ => (v, Shape::new([directions, b, h])),
+    };
+    let grads = x
+        .into_iter()
+        .chain(weights)
+        .chain([state(h0), state(c0)])
+        .collect();
+    (grads, like)
+}
