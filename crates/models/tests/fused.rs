@@ -9,7 +9,7 @@ mod common;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use sequent_models::recurrent::{
-    CellKind, Engine, GruConfig, Kernels, LstmConfig, Recurrent, RecurrentState, RnnConfig, on_host,
+    CellKind, GruConfig, Kernels, LstmConfig, Recurrent, RecurrentState, RnnConfig, on_host,
 };
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -217,6 +217,7 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
 /// outputs, final states and gradients as the composed ops.
 #[cfg(feature = "wgpu")]
 fn step_kernels_equal_composed_on_wgpu(device: Device) {
+    use sequent_models::recurrent::Engine;
     let device = device.autodiff();
     assert_eq!(Kernels::Fused.engine(&device), Engine::Cube);
     assert_eq!(Kernels::Composed.engine(&device), Engine::Composed);

@@ -9,6 +9,7 @@
 use libtest_mimic::{Arguments, Trial};
 
 /// The variable under which a missing wgpu adapter fails the wgpu tests instead of skipping them.
+#[cfg(feature = "wgpu")]
 pub const REQUIRE_WGPU: &str = "SEQUENT_REQUIRE_WGPU";
 
 /// A test that runs on every machine.
