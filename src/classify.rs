@@ -14,7 +14,7 @@ use sequent_models::recurrent::CellKind;
 use sequent_models::rng::SplitMix64;
 use sequent_train::data::ts::{Case, TsData};
 use sequent_train::learner::classify::case_loader;
-use sequent_train::learner::{self, ClassifierLearner};
+use sequent_train::learner::{self, Classification, TaskLearner};
 
 use crate::catalog::{ClassifierFn, with_classifier};
 use crate::config::RunConfig;
@@ -127,7 +127,7 @@ impl ClassifierFn for TrainClassifier<'_> {
         let valid_cases = self.valid.clone();
         let valid = case_loader(self.valid, cfg.batch, None, start)?;
         let (fitted, _) = fit_and_report(
-            |control| ClassifierLearner::new(model, control),
+            |control| TaskLearner::new(model, Classification::default(), control),
             cfg.batch,
             train,
             valid,

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::{InferenceStep, TrainStep};
 use sequent_train::learner::{
-    self, FitOptions, LrSchedule, StepControl, TaskMetrics, fit::control_for,
+    self, FitOptions, LrSchedule, StepControl, Task, TaskLearner, fit::control_for,
 };
 
 use crate::config::{RunConfig, Schedule};
@@ -42,19 +41,16 @@ pub type EpochRows = Vec<(usize, f64, f64)>;
 /// naming why, with the checkpoints kept. `batch_items` is the number of loader items one
 /// optimiser step reads.
 #[allow(clippy::too_many_arguments)]
-pub fn fit_and_report<L>(
-    make: impl FnOnce(StepControl) -> L,
+pub fn fit_and_report<T: Task>(
+    make: impl FnOnce(StepControl) -> TaskLearner<T>,
     batch_items: usize,
-    train: Arc<dyn DataLoader<<L as TrainStep>::Input>>,
-    valid: Arc<dyn DataLoader<<L as InferenceStep>::Input>>,
+    train: Arc<dyn DataLoader<T::Batch>>,
+    valid: Arc<dyn DataLoader<T::Batch>>,
     cfg: &RunConfig,
     out: &Path,
     resume_after: Option<usize>,
     loss: &str,
-) -> Result<(L, EpochRows), String>
-where
-    L: TaskMetrics,
-{
+) -> Result<(TaskLearner<T>, EpochRows), String> {
     let options = cfg.fit_options(train.num_items().div_ceil(batch_items.max(1)));
     let control = control_for(&options);
     let fitted = learner::fit(

@@ -12,7 +12,7 @@ use sequent_models::classical::NgramConfig;
 use sequent_models::generate::Sampling;
 use sequent_train::data::text::{Partition, split_by_position, token_loader};
 use sequent_train::data::vocab::{UNK, Vocab};
-use sequent_train::learner::{self, LanguageLearner, Split, StepControl, TokenModel};
+use sequent_train::learner::{self, LanguageModeling, Split, StepControl, TaskLearner, TokenModel};
 
 use crate::catalog::{ModelName, TokenModelFn, with_token_model};
 use crate::config::RunConfig;
@@ -228,7 +228,7 @@ impl TokenModelFn for TrainLm<'_> {
             start,
         )?;
         let (fitted, rows) = fit_and_report(
-            |control| LanguageLearner::new(model, control),
+            |control| TaskLearner::new(model, LanguageModeling::default(), control),
             match cfg.partition {
                 Partition::Sequential => 1,
                 Partition::Random => cfg.batch,
@@ -272,7 +272,7 @@ fn mean_loss<M: TokenModel>(model: &M, tokens: &[u32], cfg: &RunConfig) -> Resul
     )?
     .to_device(&device);
     let control = StepControl::new(None, cfg.seed, burn::train::Interrupter::new());
-    let learner = LanguageLearner::new(model.clone(), control.clone());
+    let learner = TaskLearner::new(model.clone(), LanguageModeling::default(), control.clone());
     for batch in loader.iter() {
         let batch = batch.map_err(|e| e.to_string())?;
         InferenceStep::step(&learner, batch);

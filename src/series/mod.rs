@@ -14,7 +14,7 @@ use sequent_models::forecast::{free_running, k_step_mse, one_step};
 use sequent_train::data::synthetic::noisy_sine;
 use sequent_train::data::timeseries::{Normalizer, csv_header, read_csv, split};
 use sequent_train::learner::series::window_loader;
-use sequent_train::learner::{self, SeriesLearner, SeriesModel};
+use sequent_train::learner::{self, Forecasting, SeriesModel, TaskLearner};
 
 use crate::catalog::{SeriesModelFn, with_series_model};
 use crate::config::RunConfig;
@@ -206,7 +206,7 @@ impl SeriesModelFn for TrainSeries<'_> {
         // the training part, their targets never do).
         let valid = window_loader(&p.all[p.train_len - tau..], tau, cfg.batch, None, start)?;
         let (fitted, rows) = fit_and_report(
-            |control| SeriesLearner::new(model, control),
+            |control| TaskLearner::new(model, Forecasting::default(), control),
             cfg.batch,
             train,
             valid,

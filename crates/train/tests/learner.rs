@@ -10,7 +10,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::{InferenceStep, Interrupter, TrainStep};
 use sequent_train::data::epoch::Tagged;
 use sequent_train::data::text::{StateFlow, TokenBatch, TokenBatcher, stream_blocks};
-use sequent_train::learner::{self, LanguageLearner, Split, StepControl};
+use sequent_train::learner::{self, LanguageModeling, Split, StepControl, TaskLearner};
 
 use common::{device, lm};
 
@@ -48,7 +48,7 @@ fn carried_state_equals_one_long_sequence() {
     let model = lm(&device, 3);
     let tokens: Vec<u32> = (0..25).map(|i| (i * 7 % 5) as u32).collect();
     // Two streams of 12 tokens: rows 0..12 and 12..24; blocks of 4 steps.
-    let learner = LanguageLearner::new(model.clone(), control());
+    let learner = TaskLearner::new(model.clone(), LanguageModeling::default(), control());
     let pieces: Vec<Tensor<3>> = blocks(&tokens, 2, &device)
         .into_iter()
         .map(|b| InferenceStep::step(&learner, b).logits)
@@ -65,7 +65,7 @@ fn carried_state_equals_one_long_sequence() {
     );
 
     // Without the carry (every block from zero) the logits differ: the test can fail.
-    let fresh = LanguageLearner::new(model, control());
+    let fresh = TaskLearner::new(model, LanguageModeling::default(), control());
     let zero: Vec<Tensor<3>> = blocks(&tokens, 2, &device)
         .into_iter()
         .map(|mut b| {
@@ -83,7 +83,7 @@ fn no_gradient_crosses_the_detach() {
     // Block 1 only sees token 1, block 2 only token 2 (one stream, 4 steps each).
     let tokens = [1u32, 1, 1, 1, 2, 2, 2, 2, 2];
     let [first, second] = <[_; 2]>::try_from(blocks(&tokens, 1, &device)).unwrap();
-    let learner = LanguageLearner::new(model.clone(), control());
+    let learner = TaskLearner::new(model.clone(), LanguageModeling::default(), control());
     let row1_grad = |grads: &GradientsParams| -> f32 {
         let g = grads.get::<2>(model.embedding.weight.id).unwrap();
         g.narrow(0, 1, 1).abs().sum().into_scalar()

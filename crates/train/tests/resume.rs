@@ -5,7 +5,7 @@ mod common;
 
 use common::{device, lm};
 use sequent_train::data::text::{Partition, token_loader};
-use sequent_train::learner::{self, FitOptions, LanguageLearner};
+use sequent_train::learner::{self, FitOptions, LanguageModeling, TaskLearner};
 
 fn text() -> Vec<u32> {
     // A deterministic pseudo-text over 5 symbols with some structure.
@@ -32,7 +32,11 @@ fn train_run(dir: &std::path::Path, epochs: usize, resume: bool) -> Vec<(usize, 
     let train = token_loader(&tokens[..700], Partition::Random, 8, 10, 11, start).unwrap();
     let valid = token_loader(&tokens[700..], Partition::Sequential, 2, 10, 11, start).unwrap();
     let control = learner::fit::control_for(&options);
-    let model = LanguageLearner::new(lm(&device, 11), control.clone());
+    let model = TaskLearner::new(
+        lm(&device, 11),
+        LanguageModeling::default(),
+        control.clone(),
+    );
     let fitted = learner::fit(model, &control, train, valid, dir, &options, resume_after).unwrap();
     assert!(fitted.stopped.is_none());
     learner::fit::write_epoch_metrics(dir, &control, resume_after).unwrap()

@@ -1,10 +1,11 @@
 //! Training sequence classifiers on padded batches of variable-length series.
 
 use crate::error::TrainError;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
-use burn::module::Module;
+use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{ClassificationOutput, SupervisedTraining};
 use sequent_models::heads::SequenceModel;
@@ -13,8 +14,7 @@ use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::EpochDataset;
 use crate::data::ts::{Case, CaseBatch, CaseBatcher};
-use crate::learner::control::{Split, StepControl};
-use crate::learner::fit::TaskMetrics;
+use crate::learner::task::{Step, Task, TaskBatch, TaskLearner};
 
 /// A loader of padded [`CaseBatch`]es, reshuffled each epoch from `(seed, epoch)` when `shuffle`
 /// is set.
@@ -35,39 +35,45 @@ pub fn case_loader(
         .build(data.starting_at_epoch(start_epoch)))
 }
 
-/// A [`SequenceModel`] classifier as burn-train trains it: cross-entropy of the logits its readout
-/// gives for each case's valid steps (padding never reaches the state).
-#[derive(Module, Debug)]
-pub struct ClassifierLearner<C: CellKind> {
-    /// The model being trained.
-    pub model: SequenceModel<C>,
-    #[module(skip)]
-    control: StepControl,
+/// Sequence classification: the cross-entropy of the logits a [`SequenceModel`]'s readout gives
+/// for each case's valid steps (padding never reaches the state).
+#[derive(Clone, Debug)]
+pub struct Classification<C>(PhantomData<fn() -> C>);
+
+impl<C> Default for Classification<C> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
 }
 
-impl<C: CellKind> ClassifierLearner<C> {
-    /// Wraps `model` for training under `control`.
-    pub fn new(model: SequenceModel<C>, control: StepControl) -> Self {
-        Self { model, control }
+impl TaskBatch for CaseBatch {
+    fn epoch(&self) -> usize {
+        self.epoch
     }
 
-    fn run(&self, batch: CaseBatch, split: Split) -> ClassificationOutput {
-        if split == Split::Train {
-            self.control
-                .start_epoch(&batch.inputs.device(), batch.epoch);
-        }
-        let logits = self.model.forward(batch.inputs, Some(&batch.lengths));
+    fn device(&self) -> Device {
+        self.inputs.device()
+    }
+}
+
+impl<C: CellKind> Task for Classification<C> {
+    type Model = SequenceModel<C>;
+    type Batch = CaseBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, model: &SequenceModel<C>, batch: CaseBatch) -> Step<ClassificationOutput> {
+        let logits = model.forward(batch.inputs, Some(&batch.lengths));
         let loss = cross_entropy(logits.clone(), batch.labels.clone());
-        self.control
-            .record(&loss, batch.lengths.len(), batch.epoch, split);
-        ClassificationOutput::new(loss, logits, batch.labels)
+        Step {
+            loss: loss.clone(),
+            targets: batch.lengths.len(),
+            output: ClassificationOutput::new(loss, logits, batch.labels),
+        }
     }
-}
 
-steps_from_run!(ClassifierLearner<C: CellKind>, CaseBatch, ClassificationOutput);
-
-impl<C: CellKind> TaskMetrics for ClassifierLearner<C> {
-    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+    fn metrics(
+        training: SupervisedTraining<TaskLearner<Self>>,
+    ) -> SupervisedTraining<TaskLearner<Self>> {
         training.metrics((LossMetric::new(), AccuracyMetric::new()))
     }
 }

@@ -13,14 +13,14 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::train::metric::LossMetric;
 use burn::train::metric::store::{Aggregate, Direction, Split as StoreSplit};
 use burn::train::{
-    InferenceStep, Interrupter, Learner, LearnerModel, MetricEarlyStoppingStrategy,
-    StoppingCondition, SupervisedTraining, TrainStep,
+    Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::learner::checkpoint::{self, AtomicCheckpointer};
 use crate::learner::control::{Split, StepControl};
 use crate::learner::progress::ProgressBar;
+use crate::learner::task::{Task, TaskLearner};
 
 /// Optimisation settings of a run (Adam with PyTorch's defaults: betas 0.9, 0.999, eps 1e-8).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,13 +65,6 @@ pub struct Fitted<M> {
     pub stopped: Option<String>,
 }
 
-/// The metrics burn-train computes, shows and logs (`dir/{train,valid}/epoch-N/*.log`) for a
-/// learner.
-pub trait TaskMetrics: LearnerModel + Sized {
-    /// Registers them on `training`.
-    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self>;
-}
-
 /// A new [`StepControl`] for `options` (its interrupter is the one [`fit`] stops).
 pub fn control_for(options: &FitOptions) -> StepControl {
     StepControl::new(options.clip, options.seed, Interrupter::new())
@@ -92,23 +85,20 @@ pub fn resume_point(dir: &Path) -> Result<Option<usize>, TrainError> {
 /// `dir/{train,valid}/epoch-N/*.log`, a progress bar on standard error. With `resume_after =
 /// Some(k)` the model, optimiser and schedule are restored from epoch `k`'s checkpoint (see
 /// [`resume_point`]) and training continues at epoch `k + 1`.
-pub fn fit<M>(
-    model: M,
+pub fn fit<T: Task>(
+    model: TaskLearner<T>,
     control: &StepControl,
-    train: Arc<dyn DataLoader<<M as TrainStep>::Input>>,
-    valid: Arc<dyn DataLoader<<M as InferenceStep>::Input>>,
+    train: Arc<dyn DataLoader<T::Batch>>,
+    valid: Arc<dyn DataLoader<T::Batch>>,
     dir: &Path,
     options: &FitOptions,
     resume_after: Option<usize>,
-) -> Result<Fitted<M>, TrainError>
-where
-    M: TaskMetrics,
-{
+) -> Result<Fitted<TaskLearner<T>>, TrainError> {
     if options.epochs == 0 {
         return Err(TrainError::Invalid("epochs must be at least 1".into()));
     }
     let ckpt = dir.join("checkpoint");
-    let mut training = M::register(SupervisedTraining::new(dir, train, valid))
+    let mut training = T::metrics(SupervisedTraining::new(dir, train, valid))
         .with_custom_checkpointers(
             AtomicCheckpointer::new(&ckpt, "model"),
             AtomicCheckpointer::new(&ckpt, "optim"),

@@ -1,9 +1,10 @@
 //! Training a recurrent language model with truncated back-propagation through time.
 
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleDisplay};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use burn::train::metric::{LossMetric, PerplexityMetric};
 use burn::train::{SequenceOutput, SupervisedTraining};
 use sequent_models::classical::MarkovLm;
@@ -13,9 +14,8 @@ use sequent_models::loss::sequence_cross_entropy;
 use sequent_models::recurrent::{CellKind, RecurrentState};
 
 use crate::data::text::{StateFlow, TokenBatch};
-use crate::learner::control::{Split, StepControl};
-use crate::learner::fit::TaskMetrics;
 use crate::learner::metrics::BitsPerCharMetric;
+use crate::learner::task::{Step, Task, TaskBatch, TaskLearner};
 
 /// The state one batch hands to the next (sequential partition).
 #[derive(Clone, Debug, Default)]
@@ -102,51 +102,58 @@ impl TokenModel for MarkovLm {
     }
 }
 
-/// A [`TokenModel`] as burn-train trains it: next-token cross-entropy
+/// Next-token prediction with truncated BPTT: the cross-entropy
 /// `L = -(1 / BT) sum_{b,t} log softmax(logits_{b,t})[y_{b,t}]`, the state carried and detached
-/// between consecutive blocks of the sequential partition (truncated BPTT: gradients flow through
-/// the `T` steps of a block only), reset at each epoch's first block, zero for the random partition.
-#[derive(Module, Debug)]
-pub struct LanguageLearner<M: TokenModel> {
-    /// The model being trained.
-    pub model: M,
-    #[module(skip)]
+/// between consecutive blocks of the sequential partition (gradients flow through the `T` steps
+/// of a block only), reset at each epoch's first block, zero for the random partition.
+#[derive(Clone, Debug)]
+pub struct LanguageModeling<M> {
     carry: StateCarry,
-    #[module(skip)]
-    control: StepControl,
+    model: PhantomData<fn() -> M>,
 }
 
-impl<M: TokenModel> LanguageLearner<M> {
-    /// Wraps `model` for training under `control`.
-    pub fn new(model: M, control: StepControl) -> Self {
+impl<M> Default for LanguageModeling<M> {
+    fn default() -> Self {
         Self {
-            model,
             carry: StateCarry::default(),
-            control,
+            model: PhantomData,
         }
     }
+}
 
-    /// Loss and logits of a batch; records the loss under `split`.
-    fn run(&self, batch: TokenBatch, split: Split) -> SequenceOutput {
+impl TaskBatch for TokenBatch {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    fn device(&self) -> Device {
+        self.input.device()
+    }
+}
+
+impl<M: TokenModel> Task for LanguageModeling<M> {
+    type Model = M;
+    type Batch = TokenBatch;
+    type Output = SequenceOutput;
+
+    fn step(&self, model: &M, batch: TokenBatch) -> Step<SequenceOutput> {
         let [b, t] = batch.input.dims();
-        if split == Split::Train {
-            self.control.start_epoch(&batch.input.device(), batch.epoch);
-        }
         let state = self.carry.take(batch.flow);
-        let (logits, state) = self.model.next_token_logits(batch.input, state);
+        let (logits, state) = model.next_token_logits(batch.input, state);
         if let Some(state) = state {
             self.carry.keep(batch.flow, state);
         }
         let loss = sequence_cross_entropy(logits.clone(), batch.target.clone());
-        self.control.record(&loss, b * t, batch.epoch, split);
-        SequenceOutput::new(loss, logits, None, batch.target)
+        Step {
+            loss: loss.clone(),
+            targets: b * t,
+            output: SequenceOutput::new(loss, logits, None, batch.target),
+        }
     }
-}
 
-steps_from_run!(LanguageLearner<M: TokenModel>, TokenBatch, SequenceOutput);
-
-impl<M: TokenModel> TaskMetrics for LanguageLearner<M> {
-    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+    fn metrics(
+        training: SupervisedTraining<TaskLearner<Self>>,
+    ) -> SupervisedTraining<TaskLearner<Self>> {
         training.metrics((
             LossMetric::new(),
             PerplexityMetric::new(),

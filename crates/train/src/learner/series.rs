@@ -1,6 +1,7 @@
 //! Training forecasters on sliding windows of a series (mean squared error).
 
 use crate::error::TrainError;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -16,9 +17,8 @@ use sequent_models::heads::SequenceForecaster;
 use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::{EpochDataset, Tagged};
-use crate::learner::control::{Split, StepControl};
-use crate::learner::fit::TaskMetrics;
 use crate::learner::metrics::RegressionErrorMetric;
+use crate::learner::task::{Step, Task, TaskBatch, TaskLearner};
 
 /// A forecaster that can be trained on windows of `tau + 1` values.
 pub trait SeriesModel: Module + ModuleDisplay + Forecaster + 'static {
@@ -101,38 +101,44 @@ pub fn window_loader(
         .build(data.starting_at_epoch(start_epoch)))
 }
 
-/// A [`SeriesModel`] as burn-train trains it: `L = mean (x_hat - x)^2` over its training pairs.
-#[derive(Module, Debug)]
-pub struct SeriesLearner<M: SeriesModel> {
-    /// The model being trained.
-    pub model: M,
-    #[module(skip)]
-    control: StepControl,
+/// Forecasting: `L = mean (x_hat - x)^2` over the model's training pairs.
+#[derive(Clone, Debug)]
+pub struct Forecasting<M>(PhantomData<fn() -> M>);
+
+impl<M> Default for Forecasting<M> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
 }
 
-impl<M: SeriesModel> SeriesLearner<M> {
-    /// Wraps `model` for training under `control`.
-    pub fn new(model: M, control: StepControl) -> Self {
-        Self { model, control }
+impl TaskBatch for WindowBatch {
+    fn epoch(&self) -> usize {
+        self.epoch
     }
 
-    fn run(&self, batch: WindowBatch, split: Split) -> RegressionOutput {
-        if split == Split::Train {
-            self.control
-                .start_epoch(&batch.windows.device(), batch.epoch);
-        }
-        let (output, targets) = self.model.training_pairs(batch.windows);
+    fn device(&self) -> Device {
+        self.windows.device()
+    }
+}
+
+impl<M: SeriesModel> Task for Forecasting<M> {
+    type Model = M;
+    type Batch = WindowBatch;
+    type Output = RegressionOutput;
+
+    fn step(&self, model: &M, batch: WindowBatch) -> Step<RegressionOutput> {
+        let (output, targets) = model.training_pairs(batch.windows);
         let loss = MseLoss::new().forward(output.clone(), targets.clone(), Reduction::Mean);
-        let n = targets.dims()[0];
-        self.control.record(&loss, n, batch.epoch, split);
-        RegressionOutput::new(loss, output, targets)
+        Step {
+            loss: loss.clone(),
+            targets: targets.dims()[0],
+            output: RegressionOutput::new(loss, output, targets),
+        }
     }
-}
 
-steps_from_run!(SeriesLearner<M: SeriesModel>, WindowBatch, RegressionOutput);
-
-impl<M: SeriesModel> TaskMetrics for SeriesLearner<M> {
-    fn register(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+    fn metrics(
+        training: SupervisedTraining<TaskLearner<Self>>,
+    ) -> SupervisedTraining<TaskLearner<Self>> {
         training.metrics((
             LossMetric::new(),
             RegressionErrorMetric::mse(),
