@@ -1,6 +1,50 @@
 //! The one error type of `sequent-models`.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The error a reader, writer or file system gave, kept as the [`std::error::Error::source`] of a
+/// [`SequentError`]. Shared, so that the error stays `Clone`; two sources are equal when they say
+/// the same. [`ErrorSource::get`] gives the original error (to downcast it).
+#[derive(Clone)]
+pub struct ErrorSource(Arc<dyn std::error::Error + Send + Sync>);
+
+impl ErrorSource {
+    /// Keeps `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// The original error.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ErrorSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for ErrorSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
 
 /// Everything that can go wrong when a sequent model is given input, state or weights.
 ///
@@ -35,8 +79,20 @@ pub enum SequentError {
         got: Vec<usize>,
     },
     /// The state's kind does not match the cell (an LSTM needs `c`, RNN and GRU have none).
-    #[error("{0}")]
-    StateKind(String),
+    #[error(
+        "{}",
+        if *needs_cell {
+            format!("an {cell} state needs a cell tensor c")
+        } else {
+            format!("a {cell} state has no cell tensor c, but one was given")
+        }
+    )]
+    StateKind {
+        /// The cell's name (`LSTM`, `GRU`, `RNN`).
+        cell: &'static str,
+        /// Whether the cell needs `c` (and it was missing) or has none (and one was given).
+        needs_cell: bool,
+    },
     /// `lengths` does not have one entry per sequence of the batch.
     #[error("lengths has {got} entries for a batch of {batch} sequences")]
     LengthsCount {
@@ -58,15 +114,17 @@ pub enum SequentError {
         steps: usize,
     },
     /// A weight file could not be read or written.
-    #[error("weight file {path}: {message}")]
+    #[error("weight file {}: {source}{}", path.display(), hint.map(|h| format!(" ({h})")).unwrap_or_default())]
     WeightIo {
         /// The file.
         path: PathBuf,
-        /// What the reader or writer said.
-        message: String,
+        /// What the reader, writer or file system said.
+        source: ErrorSource,
+        /// What to do about it, where sequent knows.
+        hint: Option<&'static str>,
     },
     /// A weight file was read but does not fit the layer: missing, extra or mis-shaped tensors.
-    #[error("weight file {path} does not fit the layer:{}", problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    #[error("weight file {} does not fit the layer:{}", path.display(), problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
     WeightMismatch {
         /// The file.
         path: PathBuf,

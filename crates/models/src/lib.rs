@@ -29,5 +29,5 @@ pub mod recurrent;
 pub mod rng;
 pub mod time_major;
 
-pub use error::{Result, SequentError};
+pub use error::{ErrorSource, Result, SequentError};
 pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig, RecurrentState, Rnn, RnnConfig};

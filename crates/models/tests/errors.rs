@@ -86,7 +86,13 @@ fn state_of_wrong_kind() {
         )
         .unwrap_err();
     assert!(
-        matches!(err, SequentError::StateKind(ref m) if m.contains("needs a cell")),
+        matches!(
+            err,
+            SequentError::StateKind {
+                cell: "LSTM",
+                needs_cell: true
+            }
+        ),
         "{err}"
     );
     let rnn = RnnConfig::new(4, 6).init(&d);
@@ -95,7 +101,7 @@ fn state_of_wrong_kind() {
     let err = rnn
         .try_forward(randn([2, 3, 4], &d), Some(with_cell), None)
         .unwrap_err();
-    assert!(matches!(err, SequentError::StateKind(_)), "{err}");
+    assert!(matches!(err, SequentError::StateKind { .. }), "{err}");
 }
 
 #[test]
@@ -142,7 +148,7 @@ fn cell_step_errors() {
     let err = cell
         .try_step(Tensor::zeros([2, 4], &d), Some(state))
         .unwrap_err();
-    assert!(matches!(err, SequentError::StateKind(_)), "{err}");
+    assert!(matches!(err, SequentError::StateKind { .. }), "{err}");
 }
 
 /// Writes `tensors` (name -> (shape, values)) as a safetensors file in `dir`.
@@ -241,7 +247,15 @@ fn weight_file_missing_or_corrupt() {
     let err = layer
         .load_pytorch("/nonexistent/weights.safetensors")
         .unwrap_err();
-    assert!(matches!(err, SequentError::WeightIo { .. }), "{err}");
+    // The file system's error is kept as the source.
+    match &err {
+        SequentError::WeightIo { source, .. } => {
+            let io = source.get().downcast_ref::<std::io::Error>();
+            assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+        }
+        other => panic!("expected WeightIo, got {other}"),
+    }
+    assert!(std::error::Error::source(&err).is_some());
     let dir = scratch();
     let path = dir.path().join("bad.safetensors");
     std::fs::write(&path, b"this is not a safetensors file").unwrap();

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use sequent_models::ErrorSource;
+
 /// What can go wrong when sequent-train splits data, builds a loader, trains, or reads and writes
 /// the files of a run. Reading a data file has its own errors ([`crate::data::timeseries`]'s and
 /// [`crate::data::ts`]'s).
@@ -21,7 +23,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     /// A model's weights could not be saved, read or fitted to the model.
-    #[error("{} {problem}: {message}", path.display())]
+    #[error("{} {problem}: {source}", path.display())]
     Weights {
         /// The weight file.
         path: PathBuf,
@@ -29,18 +31,18 @@ pub enum TrainError {
         /// fit this model`).
         problem: &'static str,
         /// What Burn's recorder said.
-        message: String,
+        source: ErrorSource,
     },
     /// A checkpoint to resume from cannot be read back.
     #[error(
-        "checkpoint {} is damaged or incomplete ({message}); delete it to resume from an earlier epoch",
+        "checkpoint {} is damaged or incomplete ({source}); delete it to resume from an earlier epoch",
         path.display()
     )]
     Checkpoint {
         /// The checkpoint file.
         path: PathBuf,
         /// What Burn's checkpointer said.
-        message: String,
+        source: ErrorSource,
     },
 }
 

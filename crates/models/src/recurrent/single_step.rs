@@ -83,11 +83,10 @@ impl<C: CellKind> RecurrentCell<C> {
                     }
                 }
                 if s.cell.is_some() != C::HAS_CELL {
-                    return Err(SequentError::StateKind(format!(
-                        "a {} cell state {} a cell tensor c",
-                        C::NAME,
-                        if C::HAS_CELL { "needs" } else { "has no" }
-                    )));
+                    return Err(SequentError::StateKind {
+                        cell: C::NAME,
+                        needs_cell: C::HAS_CELL,
+                    });
                 }
                 s
             }

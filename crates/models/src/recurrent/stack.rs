@@ -406,19 +406,13 @@ impl<C: CellKind> Recurrent<C> {
         check("hidden", &state.hidden)?;
         match (&state.cell, C::HAS_CELL) {
             (Some(c), true) => check("cell", c)?,
-            (None, true) => {
-                return Err(SequentError::StateKind(format!(
-                    "an {} state needs a cell tensor c",
-                    C::NAME
-                )));
-            }
-            (Some(_), false) => {
-                return Err(SequentError::StateKind(format!(
-                    "a {} state has no cell tensor, but one was given",
-                    C::NAME
-                )));
-            }
             (None, false) => {}
+            _ => {
+                return Err(SequentError::StateKind {
+                    cell: C::NAME,
+                    needs_cell: C::HAS_CELL,
+                });
+            }
         }
         let split = |t: Tensor<3>| {
             t.chunk(n, 0)

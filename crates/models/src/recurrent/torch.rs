@@ -14,7 +14,7 @@ use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PytorchStore, Safete
 use super::cell_kind::CellKind;
 use super::single_step::RecurrentCell;
 use super::stack::Recurrent;
-use crate::error::{Result, SequentError};
+use crate::error::{ErrorSource, Result, SequentError};
 
 /// Regex renames from PyTorch's names to sequent's module paths, and back.
 struct Names {
@@ -64,12 +64,9 @@ impl Names {
 
     /// Loads `path` into a copy of `module`; the copy replaces it only if every tensor fits.
     fn load<M: Module>(&self, module: &mut M, path: &Path) -> Result<()> {
-        let io = |e: &dyn std::fmt::Display| SequentError::WeightIo {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
         if !path.is_file() {
-            return Err(io(&"no such file"));
+            let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+            return Err(weight_io(path, missing, None));
         }
         let mut copy = module.clone();
         let is_pt = matches!(
@@ -84,7 +81,14 @@ impl Names {
                     s.with_key_remapping(*f, *t)
                 });
             apply(&mut copy, store.allow_partial(true).validate(false)).map_err(|e| {
-                io(&format!("{e} (if torch.save wrote it with its zip container, save it with `_use_new_zipfile_serialization=False` or as safetensors)"))
+                weight_io(
+                    path,
+                    e,
+                    Some(
+                        "if torch.save wrote it with its zip container, save it with \
+                         `_use_new_zipfile_serialization=False` or as safetensors",
+                    ),
+                )
             })?
         } else {
             let store = self
@@ -93,7 +97,8 @@ impl Names {
                 .fold(SafetensorsStore::from_file(path), |s, (f, t)| {
                     s.with_key_remapping(*f, *t)
                 });
-            apply(&mut copy, store.allow_partial(true).validate(false)).map_err(|e| io(&e))?
+            apply(&mut copy, store.allow_partial(true).validate(false))
+                .map_err(|e| weight_io(path, e, None))?
         };
         let mut problems: Vec<String> = Vec::new();
         problems.extend(
@@ -135,10 +140,6 @@ impl Names {
 
     /// Writes `module` as a safetensors file with PyTorch's names, atomically (temp file + rename).
     fn save<M: Module>(&self, module: &M, path: &Path) -> Result<()> {
-        let io = |e: &dyn std::fmt::Display| SequentError::WeightIo {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
         let tmp = path.with_extension("safetensors.partial");
         let mut store = self
             .export
@@ -147,8 +148,23 @@ impl Names {
                 s.with_key_remapping(*f, *t)
             })
             .overwrite(true);
-        module.save_into(&mut store).map_err(|e| io(&e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io(&e))
+        module
+            .save_into(&mut store)
+            .map_err(|e| weight_io(path, e, None))?;
+        std::fs::rename(&tmp, path).map_err(|e| weight_io(path, e, None))
+    }
+}
+
+/// [`SequentError::WeightIo`] for `path`, keeping `source`.
+fn weight_io(
+    path: &Path,
+    source: impl std::error::Error + Send + Sync + 'static,
+    hint: Option<&'static str>,
+) -> SequentError {
+    SequentError::WeightIo {
+        path: path.to_path_buf(),
+        source: ErrorSource::new(source),
+        hint,
     }
 }
 

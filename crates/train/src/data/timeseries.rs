@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SeriesError {
     /// The file could not be read.
-    #[error("cannot read {path}: {message}")]
+    #[error("cannot read {path}: {source}")]
     Io {
         /// The file.
         path: String,
-        /// The reason.
-        message: String,
+        /// What the file system said.
+        source: sequent_models::ErrorSource,
     },
     /// The file has a header but no data rows.
     #[error("{0} has no data rows")]
@@ -49,7 +49,7 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesEr
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Io {
         path: name.clone(),
-        message: e.to_string(),
+        source: sequent_models::ErrorSource::new(e),
     })?;
     let mut lines = text
         .lines()
@@ -113,7 +113,7 @@ pub fn csv_header(path: &Path) -> Result<Vec<String>, SeriesError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Io {
         path: name.clone(),
-        message: e.to_string(),
+        source: sequent_models::ErrorSource::new(e),
     })?;
     let header = text
         .lines()

@@ -16,12 +16,12 @@ use crate::data::epoch::Tagged;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TsError {
     /// The file could not be read.
-    #[error("cannot read {path}: {message}")]
+    #[error("cannot read {path}: {source}")]
     Io {
         /// The file.
         path: String,
-        /// The reason.
-        message: String,
+        /// What the file system said.
+        source: sequent_models::ErrorSource,
     },
     /// A line does not follow the format.
     #[error("{path}, line {line}: {message}")]
@@ -64,7 +64,7 @@ impl TsData {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| TsError::Io {
             path: name.clone(),
-            message: e.to_string(),
+            source: sequent_models::ErrorSource::new(e),
         })?;
         Self::parse(&text, &name)
     }

@@ -85,7 +85,7 @@ pub fn verify(directory: &Path, epoch: usize) -> Result<(), TrainError> {
     let check = |name: &str, result: Result<(), CheckpointerError>| {
         result.map_err(|e| TrainError::Checkpoint {
             path: record_path(directory, name, epoch),
-            message: e.to_string(),
+            source: sequent_models::ErrorSource::new(e),
         })
     };
     let path = |name| record_path(directory, name, epoch);

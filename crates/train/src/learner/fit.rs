@@ -15,6 +15,7 @@ use burn::train::metric::store::{Aggregate, Direction, Split as StoreSplit};
 use burn::train::{
     Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
 };
+use sequent_models::ErrorSource;
 use serde::{Deserialize, Serialize};
 
 use crate::learner::checkpoint::{self, AtomicCheckpointer};
@@ -184,21 +185,21 @@ pub fn save_model<M: Module>(model: M, path: &Path) -> Result<(), TrainError> {
         .map_err(|e| TrainError::Weights {
             path: tmp.clone(),
             problem: "cannot be written",
-            message: e.to_string(),
+            source: ErrorSource::new(e),
         })?;
     crate::io::commit(&tmp, path)
 }
 
 /// Loads weights saved by [`save_model`] into `model`.
 pub fn load_model<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
-    let weights = |problem, message: String| TrainError::Weights {
+    let weights = |problem, source| TrainError::Weights {
         path: path.to_path_buf(),
         problem,
-        message,
+        source,
     };
     let record = burn::store::ModuleRecord::load(path)
-        .map_err(|e| weights("cannot be read (missing or damaged)", e.to_string()))?;
+        .map_err(|e| weights("cannot be read (missing or damaged)", ErrorSource::new(e)))?;
     model
         .try_load_record(record)
-        .map_err(|e| weights("does not fit this model", e.to_string()))
+        .map_err(|e| weights("does not fit this model", ErrorSource::new(e)))
 }
