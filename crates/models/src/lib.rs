@@ -24,6 +24,7 @@ pub mod error;
 pub mod forecast;
 pub mod generate;
 pub mod heads;
+mod host;
 pub mod loss;
 pub mod recurrent;
 pub mod rng;

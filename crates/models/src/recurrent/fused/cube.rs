@@ -19,7 +19,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::ops::tracked;
+use crate::host::autodiff::tracked;
 
 /// The LSTM and GRU steps on the GPU backends.
 #[backend_extension(Cube, Fusion, Autodiff)]

@@ -11,9 +11,9 @@
 
 use std::ops::Range;
 
-use super::math::multiversion;
 use super::sequence::slabs;
 use super::team;
+use crate::host::math::multiversion;
 
 /// Values a dot product takes at a time: one AVX-512 register of f32.
 const LANES: usize = 16;

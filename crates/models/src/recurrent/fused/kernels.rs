@@ -1,12 +1,9 @@
 //! The pointwise part of a time step, forward and backward, on host slices (row-major `[B, k H]`),
-//! with the fast activations of [`super::math`]. Each kernel is a [`multiversion`] function whose
+//! with the fast activations of [`crate::host::math`]. Each kernel is a [`multiversion`] function whose
 //! maths runs on [`LANES`]-wide local arrays (`lanes!`), so it vectorises whatever the slices
 //! alias (the in-place kernels read and write the same gate blocks).
 
-use super::math::{exp, multiversion, sigmoid, tanh};
-
-/// Columns handled together: one AVX-512 register of f32, two AVX2 ones.
-const LANES: usize = 16;
+use crate::host::math::{LANES, multiversion, sigmoid, tanh};
 
 /// [`LANES`] consecutive values of one stream.
 type Lanes = [f32; LANES];
@@ -253,53 +250,10 @@ multiversion! {
     }
 }
 
-multiversion! {
-    /// Softmax of each row of `logits` `[N, V]` into `probs`, and each row's cross-entropy
-    /// `-ln p[target] = ln sum_j e^{x_j} - x_target` into `losses` `[N]` (computed as
-    /// `m + ln sum_j e^{x_j - m}` with `m` the row's maximum, so large logits do not overflow).
-    pub fn softmax_cross_entropy(
-        logits: &[f32],
-        targets: &[usize],
-        probs: &mut [f32],
-        losses: &mut [f32],
-    ) {
-        let v = logits.len() / losses.len().max(1);
-        for (((x, p), &target), loss) in logits
-            .chunks(v)
-            .zip(probs.chunks_mut(v))
-            .zip(targets)
-            .zip(losses.iter_mut())
-        {
-            // Maximum and sum in `LANES` partial results (a sequential float reduction does not
-            // vectorise).
-            let mut max = [f32::NEG_INFINITY; LANES];
-            for j0 in (0..v).step_by(LANES) {
-                let w = LANES.min(v - j0);
-                for (m, &x) in max.iter_mut().zip(&x[j0..j0 + w]) {
-                    *m = m.max(x);
-                }
-            }
-            let m = max.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let mut sums = [0f32; LANES];
-            for j0 in (0..v).step_by(LANES) {
-                let w = LANES.min(v - j0);
-                for ((s, p), &x) in sums.iter_mut().zip(&mut p[j0..j0 + w]).zip(&x[j0..j0 + w]) {
-                    *p = exp(x - m);
-                    *s += *p;
-                }
-            }
-            let sum: f32 = sums.iter().sum();
-            let inv = 1.0 / sum;
-            p.iter_mut().for_each(|p| *p *= inv);
-            *loss = m + sum.ln() - x[target];
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::gradcheck::check_gradients;
     use super::*;
+    use crate::host::gradcheck::check_gradients;
 
     fn sig(x: f64) -> f64 {
         1.0 / (1.0 + (-x).exp())

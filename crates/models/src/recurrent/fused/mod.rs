@@ -18,11 +18,7 @@
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cube;
 mod direct;
-#[cfg(test)]
-mod gradcheck;
-mod host;
 mod kernels;
-mod math;
 mod ops;
 mod packed;
 mod sequence;
@@ -30,7 +26,7 @@ mod team;
 
 use burn::backend::Dispatch;
 use burn::module::Param;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::state::CellState;
@@ -121,15 +117,6 @@ pub(crate) fn gru(x_proj: Tensor<2>, h_proj: Tensor<2>, h_prev: Tensor<2>) -> Te
 pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as FusedCellOps>::tanh_pointwise(
         x.into_dispatch(),
-    ))
-}
-
-/// Mean cross-entropy of `logits` `[N, V]` against `targets` `[N]` with the fused op (a device
-/// [`on_host`]).
-pub(crate) fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    Tensor::from_dispatch(<Dispatch as FusedCellOps>::cross_entropy(
-        logits.into_dispatch(),
-        targets.into_dispatch(),
     ))
 }
 

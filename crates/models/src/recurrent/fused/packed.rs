@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::math::Simd;
+use crate::host::math::Simd;
 
 /// Columns per packed panel.
 pub const PANEL: usize = 32;

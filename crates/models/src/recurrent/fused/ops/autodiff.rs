@@ -1,55 +1,20 @@
-//! The fused ops under `Autodiff`: each forward runs the inner backend's op and, through
+//! The fused recurrent ops under `Autodiff`: each forward runs the inner backend's op and, through
 //! [`tracked`], registers its hand-written backward node (all of them are here).
 
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
-use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops};
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::host_backends::cross_entropy_host;
 use super::sequence::{SequenceTrace, sequence_backward_host, sequence_host};
 use super::{DirectionWeights, FusedCellOps, InitialState, SequenceInput, SequenceWeights};
-use crate::recurrent::fused::host::{device_tensor, host};
+use crate::host::autodiff::{one_parent_backward, register, tracked};
+use crate::host::{device_tensor, host};
 use crate::recurrent::fused::kernels;
 use crate::recurrent::fused::sequence::{FusedCell, concat_padded};
-
-/// Runs `op` under autodiff: with `backward` recorded over `nodes` (the op's parents) when one of
-/// them needs a gradient.
-pub(in crate::recurrent::fused) fn tracked<
-    B: Backend,
-    C: CheckpointStrategy,
-    T: Backward<B, N>,
-    const N: usize,
->(
-    backward: T,
-    nodes: [NodeGuard; N],
-    op: impl FnOnce() -> (T::State, FloatTensor<B>),
-) -> FloatTensor<Autodiff<B, C>> {
-    match backward.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let (state, out) = op();
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(op().1),
-    }
-}
-
-/// Registers `values` as the gradients of the op's `parents`, in order.
-fn register<B: Backend>(
-    parents: impl IntoIterator<Item = Option<NodeId>>,
-    values: impl IntoIterator<Item = (Vec<f32>, Shape)>,
-    like: &FloatTensor<B>,
-    grads: &mut Gradients,
-) {
-    for (id, (values, shape)) in parents.into_iter().zip(values) {
-        if let Some(id) = id {
-            grads.register::<B>(id, device_tensor::<B>(values, shape, like));
-        }
-    }
-}
 
 #[derive(Debug)]
 struct LstmBackward;
@@ -118,24 +83,6 @@ impl<B: Backend> Backward<B, 3> for GruBackward {
     }
 }
 
-/// The backward of a one-parent op: `dx(state, g)` maps the output's gradient `g` (on the host)
-/// to the parent's values and shape, which are registered as its gradient. The output's gradient
-/// is consumed either way; `dx` runs only when the parent needs a gradient.
-fn one_parent_backward<B: Backend, S>(
-    ops: Ops<S, 1>,
-    grads: &mut Gradients,
-    dx: impl FnOnce(S, &[f32]) -> (Vec<f32>, Shape),
-) {
-    let [node] = ops.parents;
-    let grad = grads.consume::<B>(&ops.node);
-    if let Some(node) = node {
-        let like = grad.clone();
-        let (g, _) = host::<B>(grad);
-        let (values, shape) = dx(ops.state, &g);
-        grads.register::<B>(node.id, device_tensor::<B>(values, shape, &like));
-    }
-}
-
 #[derive(Debug)]
 struct TanhBackward;
 
@@ -148,28 +95,6 @@ impl<B: Backend> Backward<B, 1> for TanhBackward {
             let mut dx = vec![0f32; y.len()];
             kernels::tanh_backward(&y, g, &mut dx);
             (dx, shape)
-        });
-    }
-}
-
-#[derive(Debug)]
-struct CrossEntropyBackward;
-
-impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
-    /// The softmax of the logits and the targets.
-    type State = (Vec<f32>, Vec<usize>);
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        one_parent_backward::<B, _>(ops, grads, |(mut d, targets), g| {
-            let n = targets.len();
-            let v = d.len() / n.max(1);
-            // dL/dx_nj = g (p_nj - [j = t_n]) / N
-            let scale = g[0] / n as f32;
-            for (row, t) in d.chunks_mut(v).zip(targets) {
-                row[t] -= 1.0;
-                row.iter_mut().for_each(|x| *x *= scale);
-            }
-            (d, Shape::new([n, v]))
         });
     }
 }
@@ -306,13 +231,6 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         let full = t.shape();
         tracked::<B, C, _, 1>(LeadingSlabsBackward, [t.node()], || {
             (full, B::leading_slabs(t.into_primitive(), count))
-        })
-    }
-
-    fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        tracked::<B, C, _, 1>(CrossEntropyBackward, [logits.node()], || {
-            let (loss, probs, targets) = cross_entropy_host::<B>(logits.into_primitive(), targets);
-            ((probs, targets), loss)
         })
     }
 }

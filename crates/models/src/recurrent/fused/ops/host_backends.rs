@@ -4,12 +4,12 @@
 
 use burn::backend::Backend;
 use burn::backend::ops::FloatTensorOps;
-use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Shape, Slice};
 
 use super::sequence::sequence_host;
 use super::{FusedCellOps, InitialState, SequenceInput, SequenceWeights};
-use crate::recurrent::fused::host::{device_tensor, host, host_indices};
+use crate::host::{device_tensor, host};
 use crate::recurrent::fused::kernels;
 use crate::recurrent::fused::sequence::FusedCell;
 
@@ -46,24 +46,6 @@ fn tanh_host<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     device_tensor::<B>(out, shape, &like)
 }
 
-/// The softmax of `logits` `[N, V]` (row-major, on the host) and the mean cross-entropy against
-/// `targets` `[N]`, as a `[1]` tensor like `logits`.
-pub(super) fn cross_entropy_host<B: Backend>(
-    logits: FloatTensor<B>,
-    targets: IntTensor<B>,
-) -> (FloatTensor<B>, Vec<f32>, Vec<usize>) {
-    let like = logits.clone();
-    let (x, shape) = host::<B>(logits);
-    let (n, v) = (shape[0], shape[1]);
-    let (targets, _) = host_indices::<B>(targets, v, "cross-entropy target");
-    assert_eq!(targets.len(), n, "one target a row of logits");
-    let (mut probs, mut losses) = (vec![0f32; n * v], vec![0f32; n]);
-    kernels::softmax_cross_entropy(&x, &targets, &mut probs, &mut losses);
-    let mean = losses.iter().map(|l| *l as f64).sum::<f64>() / n.max(1) as f64;
-    let loss = device_tensor::<B>(vec![mean as f32], Shape::new([1]), &like);
-    (loss, probs, targets)
-}
-
 macro_rules! host_backend {
     ($backend:ty) => {
         impl FusedCellOps for $backend {
@@ -84,13 +66,6 @@ macro_rules! host_backend {
 
             fn tanh_pointwise(x: FloatTensor<Self>) -> FloatTensor<Self> {
                 tanh_host::<Self>(x)
-            }
-
-            fn cross_entropy(
-                logits: FloatTensor<Self>,
-                targets: IntTensor<Self>,
-            ) -> FloatTensor<Self> {
-                cross_entropy_host::<Self>(logits, targets).0
             }
 
             fn leading_slabs(t: FloatTensor<Self>, count: usize) -> FloatTensor<Self> {

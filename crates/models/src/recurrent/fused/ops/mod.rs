@@ -11,9 +11,6 @@ mod autodiff;
 mod host_backends;
 mod sequence;
 
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-pub(super) use autodiff::tracked;
-
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, ExtensionType, TensorMetadata, backend_extension};
 
@@ -79,8 +76,7 @@ pub enum InitialState<B: Backend> {
     HiddenCell(FloatTensor<B>, FloatTensor<B>),
 }
 
-/// Fused pointwise parts of the recurrent cells, the whole-sequence op, and the cross-entropy of
-/// a model's output.
+/// Fused pointwise parts of the recurrent cells and the whole-sequence op.
 #[backend_extension(
     Autodiff,
     NdArray: cfg(feature = "ndarray"),
@@ -103,9 +99,6 @@ pub trait FusedCellOps: Backend {
     /// gradient into it (for an LSTM op's outputs, three passes over `[T + 1, B, H]` a layer on the
     /// calling thread).
     fn leading_slabs(t: FloatTensor<Self>, count: usize) -> FloatTensor<Self>;
-    /// Mean cross-entropy of `logits` `[N, V]` against the classes `targets` `[N]` -> `[1]`:
-    /// `(1/N) sum_n (ln sum_j e^{x_nj} - x_{n t_n})`.
-    fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
     /// A whole layer of `cell`, one direction or both at once, over `input` from `state`, as one
     /// op (its BPTT inside one backward node) -> `[T, B, D*H]`, `D` the number of directions: per
     /// time, the forward direction's `h_t` and then the reverse one's (the next layer's input as

@@ -6,7 +6,7 @@ use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
 use super::{DirectionWeights, InitialState, SequenceInput, SequenceWeights};
-use crate::recurrent::fused::host::{HostValues, device_tensor, host, host_indices};
+use crate::host::{HostValues, device_tensor, host, host_indices};
 use crate::recurrent::fused::sequence::{
     self, Direction, FusedCell, LayerInput, LayerInputs, Trace, join_rows, split_rows,
 };

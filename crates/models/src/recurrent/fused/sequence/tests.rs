@@ -3,7 +3,7 @@ use super::parts::row_parts;
 use super::products::product;
 use super::single_state::SingleStateCell;
 use super::*;
-use crate::recurrent::fused::gradcheck::check_gradients;
+use crate::host::gradcheck::check_gradients;
 
 #[test]
 fn product_handles_the_transpositions() {

@@ -1,9 +1,13 @@
 //! Losses of a model's output, with a fused CPU kernel.
 
+mod op;
+
+use burn::backend::Dispatch;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor};
 
-use crate::recurrent::fused;
+use crate::recurrent::on_host;
+use op::LossOps;
 
 /// Mean cross-entropy of `logits` `[N, V]` against the classes `targets` `[N]`:
 /// `(1/N) sum_n (ln sum_j e^{x_nj} - x_{n t_n})`, what Burn's `CrossEntropyLoss` (no smoothing,
@@ -20,8 +24,11 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [n, v] = logits.dims();
     assert!(n > 0 && v > 0, "cross-entropy of {n} rows of {v} classes");
     assert_eq!(targets.dims()[0], n, "one target a row of logits");
-    if fused::on_host(&logits.device()) {
-        fused::cross_entropy(logits, targets)
+    if on_host(&logits.device()) {
+        Tensor::from_dispatch(<Dispatch as LossOps>::cross_entropy(
+            logits.into_dispatch(),
+            targets.into_dispatch(),
+        ))
     } else {
         CrossEntropyLossConfig::new()
             .init(&logits.device())

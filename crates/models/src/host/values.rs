@@ -8,7 +8,7 @@ use burn::tensor::{Shape, TensorData};
 /// NdArray array in standard layout (no copy: the sequence ops read megabytes per call), copied
 /// out of any other.
 #[derive(Clone, Debug)]
-pub(super) enum HostValues<B: Backend> {
+pub(crate) enum HostValues<B: Backend> {
     InPlace(FloatTensor<B>),
     Copied(Vec<f32>),
 }
@@ -121,7 +121,7 @@ fn strided_runs(t: &burn::backend::flex::FlexTensor) -> Option<Vec<f32>> {
 }
 
 /// A tensor's values on the host (f32) and its shape.
-pub(super) fn host<B: Backend>(t: FloatTensor<B>) -> (HostValues<B>, Shape) {
+pub(crate) fn host<B: Backend>(t: FloatTensor<B>) -> (HostValues<B>, Shape) {
     let shape = t.shape();
     if in_place::<B>(&t).is_some() {
         return (HostValues::InPlace(t), shape);
@@ -145,7 +145,7 @@ pub(super) fn host<B: Backend>(t: FloatTensor<B>) -> (HostValues<B>, Shape) {
 }
 
 /// `values` as a tensor of `shape` on the device of `like`.
-pub(super) fn device_tensor<B: Backend>(
+pub(crate) fn device_tensor<B: Backend>(
     values: Vec<f32>,
     shape: Shape,
     like: &FloatTensor<B>,
@@ -157,7 +157,7 @@ pub(super) fn device_tensor<B: Backend>(
 ///
 /// # Panics
 /// On a value outside `0..count`, naming it and `what` it is.
-pub(super) fn host_indices<B: Backend>(
+pub(crate) fn host_indices<B: Backend>(
     t: IntTensor<B>,
     count: usize,
     what: &str,

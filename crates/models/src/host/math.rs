@@ -15,6 +15,9 @@
 //! against 0.54-0.68 ns an element and the LSTM's training step kernel 2.8 against 3.8-4.2 ns a
 //! unit. A CPU without FMA runs the baseline copy, where `mul_add` is libm's (exact, slower).
 
+/// Columns a host kernel handles together: one AVX-512 register of f32, two AVX2 ones.
+pub(crate) const LANES: usize = 16;
+
 /// `e^x` by the range reduction and polynomial of the module docs.
 #[inline(always)]
 #[allow(clippy::manual_clamp)] // `clamp` stops the loop from vectorising; NaN is handled below.
@@ -73,12 +76,12 @@ macro_rules! multiversion {
                 unsafe fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                match $crate::recurrent::fused::math::Simd::detect() {
+                match $crate::host::math::Simd::detect() {
                     // SAFETY: the CPU has every feature `wide` is compiled for.
-                    $crate::recurrent::fused::math::Simd::Avx512 => return unsafe { wide($($arg),*) },
+                    $crate::host::math::Simd::Avx512 => return unsafe { wide($($arg),*) },
                     // SAFETY: the CPU has every feature `avx2` is compiled for.
-                    $crate::recurrent::fused::math::Simd::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::recurrent::fused::math::Simd::Baseline => {}
+                    $crate::host::math::Simd::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::host::math::Simd::Baseline => {}
                 }
             }
             body($($arg),*)
