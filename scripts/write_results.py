@@ -19,11 +19,11 @@ RUNS = os.path.join(ROOT, "runs/examples")
 DOCS = os.path.join(ROOT, "docs")
 
 EXAMPLES = [
-    ("sine_forecast", "d2l's sine: one-step and k-step-ahead MSE (noise floor 0.04)", ["k_step.svg", "ar/forecast.svg", "lstm/forecast.svg"]),
-    ("char_lm", "Character-level language models on Shakespeare (90/10 split by position)", ["valid_loss.svg", "lstm/steps.svg"]),
+    ("sine_forecast", "d2l's sine: one-step and k-step-ahead MSE (noise floor 0.04)", ["k_step.svg"]),
+    ("char_lm", "Character-level language models on Shakespeare (90/10 split by position)", ["valid_loss.svg"]),
     ("long_dependencies", "Adding and copy-memory tasks against the memoryless baseline", ["input_gradients.svg"]),
     ("births_forecast", "US daily births 1969-1988, last 730 days held out", ["forecast.svg"]),
-    ("japanese_vowels", "Speaker classification, Japanese Vowels (test set of 370)", ["lstm/loss.svg"]),
+    ("japanese_vowels", "Speaker classification, Japanese Vowels (test set of 370)", ["loss.svg"]),
 ]
 
 

@@ -1,11 +1,38 @@
 //! The `--quick` run of every example: its table has the expected rows and finite numbers.
 
-use sequent::experiments::{ExampleOptions, Table, births, char_lm, long_deps, sine, vowels};
+use sequent::experiments::Table;
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sequent-example-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// Runs the example program `name` (built by `cargo test` beside the test binaries) with
+/// `--quick --out out` and reads back the table it wrote (`out/name.csv`).
+fn run_example(name: &str, out: &std::path::Path) -> Table {
+    let deps = std::env::current_exe().unwrap();
+    let program = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    let status = std::process::Command::new(&program)
+        .args(["--quick", "--out"])
+        .arg(out)
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    assert!(status.success(), "{name} exited with {status}");
+    let csv = std::fs::read_to_string(out.join(format!("{name}.csv"))).unwrap();
+    let mut lines = csv
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let columns = lines.next().unwrap();
+    let mut table = Table::new(&columns.iter().map(String::as_str).collect::<Vec<_>>());
+    lines.for_each(|row| table.push(row));
+    table
 }
 
 fn check(table: &Table, rows: &[&str], numeric: &[&str]) {
@@ -22,7 +49,7 @@ fn check(table: &Table, rows: &[&str], numeric: &[&str]) {
 #[test]
 fn sine_forecast_quick() {
     let out = scratch("sine");
-    let t = sine::run(&ExampleOptions::quick(&out)).unwrap();
+    let t = run_example("sine_forecast", &out);
     check(
         &t,
         &["ar", "markov", "latent", "rnn", "lstm", "gru"],
@@ -35,7 +62,7 @@ fn sine_forecast_quick() {
 #[test]
 fn births_forecast_quick() {
     let out = scratch("births");
-    let t = births::run(&ExampleOptions::quick(&out)).unwrap();
+    let t = run_example("births_forecast", &out);
     check(
         &t,
         &["seasonal naive (t - 7)", "ar", "lstm", "gru"],
@@ -54,7 +81,7 @@ fn births_forecast_quick() {
 #[test]
 fn japanese_vowels_quick() {
     let out = scratch("vowels");
-    let t = vowels::run(&ExampleOptions::quick(&out)).unwrap();
+    let t = run_example("japanese_vowels", &out);
     check(&t, &["lstm", "gru"], &["test accuracy"]);
     let _ = std::fs::remove_dir_all(out);
 }
@@ -62,7 +89,7 @@ fn japanese_vowels_quick() {
 #[test]
 fn char_lm_quick() {
     let out = scratch("charlm");
-    let t = char_lm::run(&ExampleOptions::quick(&out)).unwrap();
+    let t = run_example("char_lm", &out);
     check(
         &t,
         &[
@@ -82,7 +109,7 @@ fn char_lm_quick() {
 #[test]
 fn long_dependencies_quick() {
     let out = scratch("longdeps");
-    let t = long_deps::run(&ExampleOptions::quick(&out)).unwrap();
+    let t = run_example("long_dependencies", &out);
     let cells: Vec<&str> = t.rows.iter().map(|r| r[2].as_str()).collect();
     assert_eq!(cells, ["rnn", "lstm", "gru", "rnn", "lstm", "gru"]);
     for i in 0..t.rows.len() {

@@ -1,12 +1,8 @@
-//! The example training scripts (`cargo run --release --example NAME`): each reproduces a claim
-//! of the lecture and returns its table. `--quick` runs a small version (under a minute) that the
+//! What the example programs (`cargo run --release --example NAME`) share: their flags
+//! ([`ExampleOptions`]), their results table ([`Table`]) and their `main`. Each example holds its
+//! whole program on one page (`examples/NAME.rs`: data, model, learner and evaluation) and
+//! reproduces a claim of the lecture; `--quick` runs a small version (under a minute) that the
 //! test suite executes; the full run's tables are in `docs/results.md`.
-
-pub mod births;
-pub mod char_lm;
-pub mod long_deps;
-pub mod sine;
-pub mod vowels;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,16 +27,6 @@ pub struct ExampleOptions {
 }
 
 impl ExampleOptions {
-    /// Options for a quick run into `out` (tests).
-    pub fn quick(out: &Path) -> Self {
-        Self {
-            device: crate::device::default_name().to_string(),
-            seed: 42,
-            quick: true,
-            out: Some(out.to_path_buf()),
-        }
-    }
-
     /// The output directory of example `name`.
     pub fn out_dir(&self, name: &str) -> PathBuf {
         self.out

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use sequent_models::forecast::{free_running, k_step_mse, one_step};
 use sequent_train::data::synthetic::noisy_sine;
 use sequent_train::data::timeseries::{Normalizer, csv_header, read_csv, split};
-use sequent_train::learner::series::window_loader;
+use sequent_train::learner::series::forecast_loaders;
 use sequent_train::learner::{self, Forecasting, SeriesModel, TaskLearner};
 
 use crate::catalog::{SeriesModelFn, with_series_model};
@@ -24,7 +24,7 @@ use crate::run::{fit_and_report, model_device};
 
 mod run;
 
-pub use run::{HorizonError, HorizonForecasts, SeriesRun, horizon_error};
+pub use run::SeriesRun;
 
 /// The horizons of the k-step-ahead evaluation.
 pub const HORIZONS: [usize; 4] = [1, 4, 16, 64];
@@ -201,10 +201,8 @@ impl SeriesModelFn for TrainSeries<'_> {
         let (cfg, p) = (self.cfg, self.prepared);
         let start = self.resume_after.unwrap_or(0);
         let tau = model.window();
-        let train = window_loader(&p.all[..p.train_len], tau, cfg.batch, Some(cfg.seed), start)?;
-        // Validation windows predict held-out values only (their inputs may reach back into
-        // the training part, their targets never do).
-        let valid = window_loader(&p.all[p.train_len - tau..], tau, cfg.batch, None, start)?;
+        let (train, valid) =
+            forecast_loaders(&p.all, p.train_len, tau, cfg.batch, cfg.seed, start)?;
         let (fitted, rows) = fit_and_report(
             |control| TaskLearner::new(model, Forecasting::default(), control),
             cfg.batch,

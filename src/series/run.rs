@@ -1,10 +1,9 @@
-//! A trained series run read back from its directory: its scores, k-step-ahead forecasts and
-//! free-running forecast.
+//! A trained series run read back from its directory: its scores and free-running forecast.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use sequent_models::forecast::{free_running, k_step_predictions};
+use sequent_models::forecast::free_running;
 use sequent_train::learner::{self, SeriesModel};
 
 use super::{Prepared, SeriesScores, evaluate_model, load, prepare, rows_of, tensor};
@@ -22,60 +21,6 @@ pub struct SeriesRun {
     pub dir: PathBuf,
     /// Its data.
     pub source: DataSource,
-}
-
-/// Errors of the k-step-ahead forecasts at one horizon on the held-out part, in the data's units.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HorizonError {
-    /// Horizon `k` (1 = one step ahead).
-    pub k: usize,
-    /// Mean squared error.
-    pub mse: f64,
-    /// Mean absolute error.
-    pub mae: f64,
-    /// Mean absolute percentage error `100 mean |e / y|` (targets equal to 0 are skipped).
-    pub mape: f64,
-}
-
-/// k-step-ahead forecasts over the held-out part: every origin `o` with `o + k_max - 1` inside
-/// the series, so every horizon is scored on the same origins.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HorizonForecasts {
-    /// The errors, one per requested horizon.
-    pub errors: Vec<HorizonError>,
-    /// Index of the first origin.
-    pub first: usize,
-    /// Per requested horizon, the predictions (data units); row `i` predicts
-    /// `series[first + i + k - 1]`.
-    pub predictions: Vec<Vec<Vec<f32>>>,
-}
-
-/// Errors of `predictions` (row `i` predicting `truth[first + i + k - 1]`).
-pub fn horizon_error(
-    k: usize,
-    first: usize,
-    predictions: &[Vec<f32>],
-    truth: &[Vec<f32>],
-) -> HorizonError {
-    let (mut se, mut ae, mut ape, mut n, mut n_pct) = (0.0, 0.0, 0.0, 0usize, 0usize);
-    for (i, row) in predictions.iter().enumerate() {
-        for (p, y) in row.iter().zip(&truth[first + i + k - 1]) {
-            let e = (*p - *y) as f64;
-            se += e * e;
-            ae += e.abs();
-            n += 1;
-            if *y != 0.0 {
-                ape += (e / *y as f64).abs();
-                n_pct += 1;
-            }
-        }
-    }
-    HorizonError {
-        k,
-        mse: se / n.max(1) as f64,
-        mae: ae / n.max(1) as f64,
-        mape: 100.0 * ape / n_pct.max(1) as f64,
-    }
 }
 
 impl SeriesRun {
@@ -108,41 +53,6 @@ impl SeriesRun {
         Ok(scores)
     }
 
-    /// k-step-ahead forecasts and their errors at `horizons` over the held-out part.
-    pub fn horizons(
-        &self,
-        horizons: &[usize],
-        device: &Device,
-    ) -> Result<HorizonForecasts, String> {
-        let k_max = horizons.iter().copied().max().unwrap_or(0);
-        if k_max == 0 {
-            return Err("horizons must be at least 1".into());
-        }
-        let series = load(&self.cfg, &self.source)?;
-        let prepared = prepare(&self.cfg, &series)?;
-        let job = Job::Horizons {
-            prepared: &prepared,
-            k_max,
-        };
-        let Produced::Rolled(first, rolled) = self.reload(job, device, series.names.len())? else {
-            unreachable!("a horizon job produces predictions")
-        };
-        let predictions: Vec<Vec<Vec<f32>>> = horizons
-            .iter()
-            .map(|&k| prepared.normalizer.invert(&rolled[k - 1]))
-            .collect();
-        let errors = horizons
-            .iter()
-            .zip(&predictions)
-            .map(|(&k, p)| horizon_error(k, first, p, &series.rows))
-            .collect();
-        Ok(HorizonForecasts {
-            errors,
-            first,
-            predictions,
-        })
-    }
-
     /// Free-running forecast of `steps` values past the end of the series, in the data's units;
     /// writes `future.csv` and `future.svg`.
     pub fn forecast(&self, steps: usize, device: &Device) -> Result<Vec<Vec<f32>>, String> {
@@ -155,10 +65,10 @@ impl SeriesRun {
             prepared: &prepared,
             steps,
         };
-        let Produced::Rolled(_, mut rolled) = self.reload(job, device, series.names.len())? else {
+        let Produced::Forecast(ahead) = self.reload(job, device, series.names.len())? else {
             unreachable!("a forecast job produces predictions")
         };
-        let ahead = prepared.normalizer.invert(&rolled.remove(0));
+        let ahead = prepared.normalizer.invert(&ahead);
         let n = series.rows.len();
         let mut csv = format!("t,{}\n", series.names.join(","));
         for (i, r) in ahead.iter().enumerate() {
@@ -204,17 +114,12 @@ enum Job<'a> {
         prepared: &'a Prepared,
         steps: usize,
     },
-    Horizons {
-        prepared: &'a Prepared,
-        k_max: usize,
-    },
 }
 
-/// What a reloaded model produced: scores, or standardised predictions (a first index and rows
-/// per step or horizon).
+/// What a reloaded model produced: scores, or a standardised free-running forecast.
 enum Produced {
     Scores(SeriesScores),
-    Rolled(usize, Vec<Vec<Vec<f32>>>),
+    Forecast(Vec<Vec<f32>>),
 }
 
 /// A reloaded model's weights file and its job, run by [`with_series_model`].
@@ -245,17 +150,7 @@ impl SeriesModelFn for Reload<'_> {
             Job::Forecast { prepared, steps } => {
                 let all = tensor(&prepared.all, &device);
                 let ahead = free_running(&model, &all, steps).map_err(|e| e.to_string())?;
-                Ok(Produced::Rolled(0, vec![rows_of(ahead)]))
-            }
-            Job::Horizons { prepared, k_max } => {
-                let all = tensor(&prepared.all, &device);
-                let (first, preds) =
-                    k_step_predictions(&model, &all, prepared.train_len..prepared.all.len(), k_max)
-                        .map_err(|e| e.to_string())?;
-                Ok(Produced::Rolled(
-                    first,
-                    preds.into_iter().map(rows_of).collect(),
-                ))
+                Ok(Produced::Forecast(rows_of(ahead)))
             }
         }
     }

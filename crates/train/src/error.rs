@@ -33,6 +33,15 @@ pub enum TrainError {
         /// What Burn's recorder said.
         source: ErrorSource,
     },
+    /// Training stopped before its last epoch (a non-finite loss, an I/O error); the checkpoints
+    /// written so far are kept.
+    #[error("{reason}; checkpoints in {}", checkpoints.display())]
+    Stopped {
+        /// Why it stopped.
+        reason: String,
+        /// The run's checkpoint directory.
+        checkpoints: PathBuf,
+    },
     /// A checkpoint to resume from cannot be read back.
     #[error(
         "checkpoint {} is damaged or incomplete ({source}); delete it to resume from an earlier epoch",

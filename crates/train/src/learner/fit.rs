@@ -141,6 +141,29 @@ pub fn fit<T: Task>(
     })
 }
 
+/// A fresh training run of `model` for `task` in `dir`, in one call: [`fit`] with a new
+/// [`StepControl`], and the trained model (validation mode) with that control, whose records hold
+/// every batch's and every epoch's loss. A run that stops early is [`TrainError::Stopped`].
+pub fn train<T: Task>(
+    model: T::Model,
+    task: T,
+    train: Arc<dyn DataLoader<T::Batch>>,
+    valid: Arc<dyn DataLoader<T::Batch>>,
+    dir: &Path,
+    options: &FitOptions,
+) -> Result<(T::Model, StepControl), TrainError> {
+    let control = control_for(options);
+    let learner = TaskLearner::new(model, task, control.clone());
+    let fitted = fit(learner, &control, train, valid, dir, options, None)?;
+    match fitted.stopped {
+        Some(reason) => Err(TrainError::Stopped {
+            reason,
+            checkpoints: dir.join("checkpoint"),
+        }),
+        None => Ok((fitted.model.model, control)),
+    }
+}
+
 /// Writes `dir/metrics.csv` (`epoch,train_loss,valid_loss`, epochs from 1) from `control`'s
 /// records, keeping the rows of epochs up to `resumed_after` from an earlier run's file.
 pub fn write_epoch_metrics(

@@ -14,7 +14,7 @@ pub mod task;
 
 pub use classify::Classification;
 pub use control::{Split, StepControl};
-pub use fit::{FitOptions, Fitted, LrSchedule, fit};
+pub use fit::{FitOptions, Fitted, LrSchedule, fit, train};
 pub use language::{LanguageModeling, TokenModel};
 pub use series::{Forecasting, SeriesModel};
 pub use task::{Step, Task, TaskBatch, TaskLearner};

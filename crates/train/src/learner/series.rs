@@ -101,6 +101,32 @@ pub fn window_loader(
         .build(data.starting_at_epoch(start_epoch)))
 }
 
+/// The loaders of a series split by time at `train_len`: every window of `tau + 1` rows of
+/// `series[..train_len]` for training (reshuffled each epoch from `(seed, epoch)`), and for
+/// validation the windows whose targets are the held-out rows `series[train_len..]` (their inputs
+/// may reach back into the training part, their targets never do).
+pub fn forecast_loaders(
+    series: &[Vec<f32>],
+    train_len: usize,
+    tau: usize,
+    batch: usize,
+    seed: u64,
+    start_epoch: usize,
+) -> Result<(WindowLoader, WindowLoader), TrainError> {
+    if train_len < tau || train_len >= series.len() {
+        return Err(TrainError::Invalid(format!(
+            "a split at {train_len} of {} steps leaves no windows of tau {tau} on one side",
+            series.len()
+        )));
+    }
+    let train = window_loader(&series[..train_len], tau, batch, Some(seed), start_epoch)?;
+    let valid = window_loader(&series[train_len - tau..], tau, batch, None, start_epoch)?;
+    Ok((train, valid))
+}
+
+/// A loader of [`WindowBatch`]es.
+pub type WindowLoader = Arc<dyn DataLoader<WindowBatch>>;
+
 /// Forecasting: `L = mean (x_hat - x)^2` over the model's training pairs.
 #[derive(Clone, Debug)]
 pub struct Forecasting<M>(PhantomData<fn() -> M>);
