@@ -140,9 +140,8 @@ impl Births {
         rnn: Recurrent<C>,
         device: &Device,
     ) -> Result<Forecasts, String> {
-        let head = SequenceModelConfig::new(1).init(rnn, device);
         let model = SequenceForecaster {
-            model: head.map_err(|e| e.to_string())?,
+            model: SequenceModelConfig::new(1).init(rnn, device),
             window: WINDOW,
         };
         self.forecasts(name, model)

@@ -78,8 +78,7 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
     for order in 1..=5 {
         let mut ngram = NgramConfig::new(order, lm.vocab.len())
             .with_smoothing(0.1)
-            .init()
-            .map_err(|e| e.to_string())?;
+            .init();
         ngram.fit(&lm.train).map_err(|e| e.to_string())?;
         let loss = ngram.perplexity(&lm.valid).map_err(|e| e.to_string())?.ln();
         table.push(row(format!("{order}-gram"), "-".into(), "-".into(), loss));
@@ -169,9 +168,7 @@ impl CharLm {
 
     /// Embedding (32 wide), one recurrent layer, a linear head over the vocabulary.
     fn model<C: CellKind>(&self, rnn: Recurrent<C>) -> LanguageModel<C> {
-        LanguageModelConfig::new(self.vocab.len())
-            .init(rnn, &self.device)
-            .expect("a vocabulary of at least one token")
+        LanguageModelConfig::new(self.vocab.len()).init(rnn, &self.device)
     }
 
     /// Trains `model` with truncated BPTT (the text as 32 streams read in blocks of 64 steps, the

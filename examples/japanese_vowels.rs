@@ -104,9 +104,7 @@ impl Setup {
         rnn: Recurrent<C>,
         out: &Path,
     ) -> Result<(f64, Line), String> {
-        let model = SequenceModelConfig::new(self.classes)
-            .init(rnn, &self.device)
-            .map_err(|e| e.to_string())?;
+        let model = SequenceModelConfig::new(self.classes).init(rnn, &self.device);
         let train = case_loader(self.train.clone(), 16, Some(self.options.seed), 0)?;
         let valid = case_loader(self.valid.clone(), 16, None, 0)?;
         let (dir, task) = (out.join(name), Classification::default());

@@ -137,15 +137,13 @@ struct Train {
 impl Train {
     /// Trains a model over `rnn` (a linear head on its last state for adding, on every step for
     /// copy) with Adam and global-norm clipping, then measures it on held-out examples.
-    fn run<C: CellKind>(self, rnn: Recurrent<C>, device: &Device) -> Result<Outcome, String> {
+    fn run<C: CellKind>(self, rnn: Recurrent<C>, device: &Device) -> Outcome {
         let (outputs, readout) = match self.task {
             Task::Adding => (1, Readout::Last),
             Task::Copy => (COPY_VOCAB, Readout::EveryStep),
         };
-        let model = SequenceModelConfig::new(outputs)
-            .with_readout(readout)
-            .init(rnn, device);
-        Ok(self.train(model.map_err(|e| e.to_string())?))
+        let model = SequenceModelConfig::new(outputs).with_readout(readout);
+        self.train(model.init(rnn, device))
     }
 
     fn train<C: CellKind>(self, mut model: SequenceModel<C>) -> Outcome {
@@ -244,9 +242,9 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
                 };
                 let d = &device;
                 let outcome = match cell {
-                    "rnn" => train.run(RnnConfig::new(features, hidden).init(d), d)?,
-                    "lstm" => train.run(LstmConfig::new(features, hidden).init(d), d)?,
-                    _ => train.run(GruConfig::new(features, hidden).init(d), d)?,
+                    "rnn" => train.run(RnnConfig::new(features, hidden).init(d), d),
+                    "lstm" => train.run(LstmConfig::new(features, hidden).init(d), d),
+                    _ => train.run(GruConfig::new(features, hidden).init(d), d),
                 };
                 let baseline = task.baseline(steps);
                 eprintln!(

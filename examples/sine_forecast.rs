@@ -82,7 +82,6 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
     table.push(sine.row("markov", &sine.fit("markov", markov)?)?);
     seed();
     let latent = LatentAutoregressiveConfig::new(16).init(GruConfig::new(1, 16).init(d), d);
-    let latent = latent.map_err(|e| e.to_string())?;
     table.push(sine.row("latent", &sine.fit("latent", latent)?)?);
     seed();
     table.push(sine.recurrent("rnn", RnnConfig::new(1, 16).init(d), d)?);
@@ -121,9 +120,8 @@ impl Sine {
         rnn: Recurrent<C>,
         device: &Device,
     ) -> Result<Vec<String>, String> {
-        let head = SequenceModelConfig::new(1).init(rnn, device);
         let model = SequenceForecaster {
-            model: head.map_err(|e| e.to_string())?,
+            model: SequenceModelConfig::new(1).init(rnn, device),
             window: 16,
         };
         self.row(name, &self.fit(name, model)?)

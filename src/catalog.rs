@@ -120,21 +120,24 @@ macro_rules! with_stack {
                 let $rnn = RnnConfig::new($input, $cfg.hidden)
                     .with_num_layers($cfg.layers)
                     .with_dropout($cfg.dropout)
-                    .init($device);
+                    .try_init($device)
+                    .map_err(|e| e.to_string())?;
                 $body
             }
             ModelName::Lstm => {
                 let $rnn = LstmConfig::new($input, $cfg.hidden)
                     .with_num_layers($cfg.layers)
                     .with_dropout($cfg.dropout)
-                    .init($device);
+                    .try_init($device)
+                    .map_err(|e| e.to_string())?;
                 $body
             }
             _ => {
                 let $rnn = GruConfig::new($input, $cfg.hidden)
                     .with_num_layers($cfg.layers)
                     .with_dropout($cfg.dropout)
-                    .init($device);
+                    .try_init($device)
+                    .map_err(|e| e.to_string())?;
                 $body
             }
         }
@@ -154,7 +157,8 @@ pub fn with_token_model<F: TokenModelFn>(
         ModelName::Markov => Ok(f.call(
             MarkovLmConfig::new(vocab)
                 .with_embedding_size(cfg.embedding)
-                .init(device),
+                .try_init(device)
+                .map_err(|e| e.to_string())?,
         )),
         ModelName::Rnn | ModelName::Lstm | ModelName::Gru => {
             with_stack!(name, cfg, cfg.embedding, device, |rnn| {
@@ -173,7 +177,7 @@ fn language_model<C: CellKind>(
     device: &Device,
 ) -> Result<sequent_models::heads::LanguageModel<C>, String> {
     LanguageModelConfig::new(vocab)
-        .init(rnn, device)
+        .try_init(rnn, device)
         .map_err(|e| e.to_string())
 }
 
@@ -192,23 +196,27 @@ pub fn with_series_model<F: SeriesModelFn>(
             AutoregressiveMlpConfig::new(cfg.steps)
                 .with_features(features)
                 .with_hidden(hidden)
-                .init(device),
+                .try_init(device)
+                .map_err(|e| e.to_string())?,
         )),
         ModelName::Markov => Ok(f.call(
             AutoregressiveMlpConfig::markov(features)
                 .with_hidden(hidden)
-                .init(device),
+                .try_init(device)
+                .map_err(|e| e.to_string())?,
         )),
         ModelName::Latent => {
-            let g = GruConfig::new(features, cfg.hidden).init(device);
-            let model = LatentAutoregressiveConfig::new(cfg.steps).init(g, device);
+            let g = GruConfig::new(features, cfg.hidden)
+                .try_init(device)
+                .map_err(|e| e.to_string())?;
+            let model = LatentAutoregressiveConfig::new(cfg.steps).try_init(g, device);
             Ok(f.call(model.map_err(|e| e.to_string())?))
         }
         ModelName::Rnn | ModelName::Lstm | ModelName::Gru => {
             with_stack!(name, cfg, features, device, |rnn| Ok(f.call(
                 SequenceForecaster {
                     model: SequenceModelConfig::new(features)
-                        .init(rnn, device)
+                        .try_init(rnn, device)
                         .map_err(|e| e.to_string())?,
                     window: cfg.steps,
                 }
@@ -248,7 +256,7 @@ pub fn with_sequence_model<F: ClassifierFn>(
     Ok(with_stack!(name, cfg, features, device, |rnn| f.call(
         SequenceModelConfig::new(outputs)
             .with_readout(readout)
-            .init(rnn, device)
+            .try_init(rnn, device)
             .map_err(|e| e.to_string())?
     )))
 }

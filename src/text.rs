@@ -168,7 +168,7 @@ fn fit_ngram(
 ) -> Result<sequent_models::classical::NgramModel, String> {
     let mut model = NgramConfig::new(cfg.order, corpus.vocab.len())
         .with_smoothing(cfg.smoothing)
-        .init()
+        .try_init()
         .map_err(|e| e.to_string())?;
     model.fit(&corpus.train).map_err(|e| e.to_string())?;
     Ok(model)

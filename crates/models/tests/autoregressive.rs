@@ -148,9 +148,8 @@ fn latent_model_carries_state_and_forecasts() {
     let device = common::backends()[0].1.clone();
     let series = sine(&device);
     // Train a GRU latent model (h = 16) on the first 600 steps: predict x_{t+1} from h_t.
-    let mut model = LatentAutoregressiveConfig::new(16)
-        .init(GruConfig::new(1, 16).init(&device), &device)
-        .unwrap();
+    let mut model =
+        LatentAutoregressiveConfig::new(16).init(GruConfig::new(1, 16).init(&device), &device);
     let mut optim = AdamConfig::new().init();
     let mut rng = SplitMix64::new(5);
     for _ in 0..150 {

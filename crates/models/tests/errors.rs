@@ -262,3 +262,30 @@ fn weight_file_missing_or_corrupt() {
     let err = layer.load_pytorch(&path).unwrap_err();
     assert!(matches!(err, SequentError::WeightIo { .. }), "{err}");
 }
+
+#[test]
+fn configs_out_of_range_are_typed_errors_from_try_init() {
+    use sequent_models::classical::{AutoregressiveMlpConfig, MarkovLmConfig};
+    let d = device();
+    let invalid = |r: Result<(), SequentError>, needle: &str| match r {
+        Err(SequentError::InvalidConfig(m)) => assert!(m.contains(needle), "{m}"),
+        other => panic!("expected InvalidConfig naming {needle}, got {other:?}"),
+    };
+    invalid(LstmConfig::new(0, 4).try_init(&d).map(drop), "input_size");
+    invalid(GruConfig::new(4, 0).try_init(&d).map(drop), "hidden_size");
+    let layers = RnnConfig::new(4, 4).with_num_layers(0);
+    invalid(layers.try_init(&d).map(drop), "num_layers");
+    let dropout = LstmConfig::new(4, 4).with_dropout(1.0);
+    invalid(dropout.try_init(&d).map(drop), "dropout");
+    invalid(MarkovLmConfig::new(0).try_init(&d).map(drop), "vocab_size");
+    let ar = AutoregressiveMlpConfig::new(4).with_hidden(vec![8, 0]);
+    invalid(ar.try_init(&d).map(drop), "hidden widths");
+    // Valid configs build through both.
+    assert!(LstmConfig::new(4, 4).try_init(&d).is_ok());
+}
+
+#[test]
+#[should_panic(expected = "dropout must be in [0, 1), got 1.5")]
+fn init_panics_with_the_message_of_try_init() {
+    let _ = GruConfig::new(4, 4).with_dropout(1.5).init(&device());
+}

@@ -19,12 +19,10 @@ fn language_model(device: &Device) {
         TensorData::new(vec![1i64, 4, 2, 0, 3, 3, 1, 2, 4, 0], [2, 5]),
         device,
     );
-    let lm = LanguageModelConfig::new(5)
-        .init(
-            LstmConfig::new(8, 6).with_num_layers(2).init(device),
-            device,
-        )
-        .unwrap();
+    let lm = LanguageModelConfig::new(5).init(
+        LstmConfig::new(8, 6).with_num_layers(2).init(device),
+        device,
+    );
     let (logits, state) = lm.forward(tokens.clone(), None);
     assert_eq!(logits.dims(), [2, 5, 5]);
     assert_eq!(state.hidden.dims(), [2, 2, 6]);
@@ -40,8 +38,7 @@ fn language_model(device: &Device) {
     // Tied weights: logits = h E^T + b.
     let tied = LanguageModelConfig::new(5)
         .with_tie_weights(true)
-        .init(GruConfig::new(6, 6).init(device), device)
-        .unwrap();
+        .init(GruConfig::new(6, 6).init(device), device);
     let (logits, _) = tied.forward(tokens.clone(), None);
     let (h, _) = tied
         .rnn
@@ -55,7 +52,7 @@ fn language_model(device: &Device) {
     // Typed errors.
     let err = LanguageModelConfig::new(5)
         .with_tie_weights(true)
-        .init(GruConfig::new(6, 4).init(device), device)
+        .try_init(GruConfig::new(6, 4).init(device), device)
         .unwrap_err();
     assert!(matches!(err, SequentError::InvalidConfig(_)), "{err}");
     let bad = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 7], [1, 2]), device);
@@ -121,8 +118,7 @@ fn sequence_heads(device: &Device) {
             .init(device);
         let model = SequenceModelConfig::new(3)
             .with_readout(readout)
-            .init(rnn, device)
-            .unwrap();
+            .init(rnn, device);
         let batched = model.forward(x.clone(), Some(&lengths));
         assert_eq!(batched.dims(), [3, 3]);
         for (i, &len) in lengths.iter().enumerate() {
@@ -135,8 +131,7 @@ fn sequence_heads(device: &Device) {
     }
     let every = SequenceModelConfig::new(2)
         .with_readout(Readout::EveryStep)
-        .init(LstmConfig::new(4, 5).init(device), device)
-        .unwrap();
+        .init(LstmConfig::new(4, 5).init(device), device);
     assert_eq!(every.forward(x.clone(), None).dims(), [18, 2]);
     let err = every.try_forward(x, Some(&[6, 0, 1])).unwrap_err();
     assert!(

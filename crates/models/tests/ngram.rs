@@ -16,7 +16,7 @@ fn abracadabra() -> Vec<u32> {
 
 #[test]
 fn bigram_counts_and_probabilities_by_hand() {
-    let mut m = NgramConfig::new(2, 5).init().unwrap();
+    let mut m = NgramConfig::new(2, 5).init();
     m.fit(&abracadabra()).unwrap();
     // Bigrams of a-b-r-a-c-a-d-a-b-r-a: ab x2, br x2, ra x2, ac, ca, ad, da.
     assert_eq!(m.count(&[0], 1), 2);
@@ -29,14 +29,14 @@ fn bigram_counts_and_probabilities_by_hand() {
     // The first token has the empty context: seen once (a).
     assert!((m.prob(&[], 0) - 2.0 / 6.0).abs() < 1e-12);
     // Add-epsilon: P(r | b) = (2 + 0.5) / (2 + 2.5).
-    let mut e = NgramConfig::new(2, 5).with_smoothing(0.5).init().unwrap();
+    let mut e = NgramConfig::new(2, 5).with_smoothing(0.5).init();
     e.fit(&abracadabra()).unwrap();
     assert!((e.prob(&[1], 4) - 2.5 / 4.5).abs() < 1e-12);
 }
 
 #[test]
 fn smoothing_gives_every_token_positive_probability_summing_to_one() {
-    let mut m = NgramConfig::new(3, 5).with_smoothing(0.01).init().unwrap();
+    let mut m = NgramConfig::new(3, 5).with_smoothing(0.01).init();
     m.fit(&abracadabra()).unwrap();
     for ctx in [vec![], vec![0], vec![0, 1], vec![3, 3]] {
         let d = m.distribution(&ctx);
@@ -47,7 +47,7 @@ fn smoothing_gives_every_token_positive_probability_summing_to_one() {
 
 #[test]
 fn exact_log_likelihood_and_perplexity() {
-    let mut m = NgramConfig::new(2, 5).init().unwrap();
+    let mut m = NgramConfig::new(2, 5).init();
     let train = abracadabra();
     m.fit(&train).unwrap();
     // "abr": P(a | ) * P(b | a) * P(r | b) = 2/6 * 3/9 * 3/7.
@@ -57,14 +57,14 @@ fn exact_log_likelihood_and_perplexity() {
     let ppl = m.perplexity(&[0, 1, 4, 0, 2, 0, 1, 4, 0]).unwrap();
     assert!(ppl.is_finite() && ppl < 5.0, "{ppl}");
     // The uniform model (unigram with huge smoothing) has perplexity ~V.
-    let mut u = NgramConfig::new(1, 5).with_smoothing(1e9).init().unwrap();
+    let mut u = NgramConfig::new(1, 5).with_smoothing(1e9).init();
     u.fit(&train).unwrap();
     assert!((u.perplexity(&train).unwrap() - 5.0).abs() < 1e-6);
 }
 
 #[test]
 fn generation_is_seeded_and_temperature_zero_is_greedy() {
-    let mut m = NgramConfig::new(3, 5).with_smoothing(0.1).init().unwrap();
+    let mut m = NgramConfig::new(3, 5).with_smoothing(0.1).init();
     m.fit(&abracadabra()).unwrap();
     let a = m
         .generate(&[0, 1], 30, &Sampling::temperature(1.0, 7))
@@ -93,14 +93,14 @@ fn generation_is_seeded_and_temperature_zero_is_greedy() {
 #[test]
 fn bad_input_gives_typed_errors() {
     assert!(matches!(
-        NgramConfig::new(0, 5).init(),
+        NgramConfig::new(0, 5).try_init(),
         Err(SequentError::InvalidConfig(_))
     ));
     assert!(matches!(
-        NgramConfig::new(2, 5).with_smoothing(0.0).init(),
+        NgramConfig::new(2, 5).with_smoothing(0.0).try_init(),
         Err(SequentError::InvalidConfig(_))
     ));
-    let mut m = NgramConfig::new(2, 5).init().unwrap();
+    let mut m = NgramConfig::new(2, 5).init();
     assert_eq!(
         m.fit(&[0, 7]).unwrap_err(),
         SequentError::UnknownToken {

@@ -50,21 +50,24 @@ impl AutoregressiveMlpConfig {
     /// Builds the model on `device`.
     ///
     /// # Panics
-    /// If `tau`, `features` or a hidden width is 0.
+    /// With the message of the error [`Self::try_init`] would return.
     pub fn init(&self, device: &Device) -> AutoregressiveMlp {
-        assert!(
-            self.tau > 0 && self.features > 0,
-            "tau and features must be at least 1"
-        );
-        assert!(
-            self.hidden.iter().all(|&h| h > 0),
-            "hidden widths must be at least 1"
-        );
+        self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::init`], or a typed error if `tau`, `features` or a hidden width is 0.
+    pub fn try_init(&self, device: &Device) -> crate::Result<AutoregressiveMlp> {
+        if self.tau == 0 || self.features == 0 || self.hidden.contains(&0) {
+            return Err(SequentError::InvalidConfig(format!(
+                "tau, features and hidden widths must be at least 1, got tau {}, features {}, hidden {:?}",
+                self.tau, self.features, self.hidden
+            )));
+        }
         let widths: Vec<usize> = std::iter::once(self.tau * self.features)
             .chain(self.hidden.iter().copied())
             .chain(std::iter::once(self.features))
             .collect();
-        AutoregressiveMlp {
+        Ok(AutoregressiveMlp {
             layers: widths
                 .windows(2)
                 .map(|w| LinearConfig::new(w[0], w[1]).init(device))
@@ -72,7 +75,7 @@ impl AutoregressiveMlpConfig {
             activation: self.activation.init(device),
             tau: self.tau,
             features: self.features,
-        }
+        })
     }
 }
 

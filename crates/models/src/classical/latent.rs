@@ -18,9 +18,21 @@ pub struct LatentAutoregressiveConfig {
 }
 
 impl LatentAutoregressiveConfig {
-    /// Wraps a recurrent transition `g` (its `input_size` is `F`) with a fresh readout, or a typed
-    /// error for a zero warm-up.
+    /// Wraps a recurrent transition `g` (its `input_size` is `F`) with a fresh readout.
+    ///
+    /// # Panics
+    /// With the message of the error [`Self::try_init`] would return.
     pub fn init<C: CellKind>(
+        &self,
+        transition: Recurrent<C>,
+        device: &Device,
+    ) -> LatentAutoregressive<C> {
+        self.try_init(transition, device)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::init`], or a typed error for a zero warm-up.
+    pub fn try_init<C: CellKind>(
         &self,
         transition: Recurrent<C>,
         device: &Device,

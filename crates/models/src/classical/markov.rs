@@ -33,16 +33,23 @@ impl MarkovLmConfig {
     /// Builds the model on `device`.
     ///
     /// # Panics
-    /// If a size is 0.
+    /// With the message of the error [`Self::try_init`] would return.
     pub fn init(&self, device: &Device) -> MarkovLm {
-        assert!(
-            self.vocab_size > 0 && self.embedding_size > 0,
-            "sizes must be at least 1"
-        );
-        MarkovLm {
+        self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::init`], or a typed error if a size is 0.
+    pub fn try_init(&self, device: &Device) -> crate::Result<MarkovLm> {
+        if self.vocab_size == 0 || self.embedding_size == 0 {
+            return Err(SequentError::InvalidConfig(format!(
+                "vocab_size and embedding_size must be at least 1, got {} and {}",
+                self.vocab_size, self.embedding_size
+            )));
+        }
+        Ok(MarkovLm {
             embedding: EmbeddingConfig::new(self.vocab_size, self.embedding_size).init(device),
             output: LinearConfig::new(self.embedding_size, self.vocab_size).init(device),
-        }
+        })
     }
 }
 

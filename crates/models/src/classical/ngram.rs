@@ -37,9 +37,17 @@ impl NgramConfig {
         self
     }
 
-    /// An empty model, or an error for `order = 0`, `vocab_size = 0` or a smoothing that is not
+    /// An empty model.
+    ///
+    /// # Panics
+    /// With the message of the error [`Self::try_init`] would return.
+    pub fn init(&self) -> NgramModel {
+        self.try_init().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::init`], or an error for `order = 0`, `vocab_size = 0` or a smoothing that is not
     /// positive and finite.
-    pub fn init(&self) -> Result<NgramModel> {
+    pub fn try_init(&self) -> Result<NgramModel> {
         if self.order == 0 || self.vocab_size == 0 {
             return Err(SequentError::InvalidConfig(format!(
                 "n-gram order and vocabulary size must be at least 1, got order {} and vocabulary {}",

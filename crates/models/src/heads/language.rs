@@ -35,9 +35,17 @@ pub struct LanguageModel<C: CellKind> {
 }
 
 impl LanguageModelConfig {
-    /// Builds the model around `rnn` (its `input_size` is the embedding width), or a typed error for
-    /// a zero vocabulary or tied weights with mismatched widths.
-    pub fn init<C: CellKind>(
+    /// Builds the model around `rnn` (its `input_size` is the embedding width).
+    ///
+    /// # Panics
+    /// With the message of the error [`Self::try_init`] would return.
+    pub fn init<C: CellKind>(&self, rnn: Recurrent<C>, device: &Device) -> LanguageModel<C> {
+        self.try_init(rnn, device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::init`], or a typed error for a zero vocabulary or tied weights with mismatched
+    /// widths.
+    pub fn try_init<C: CellKind>(
         &self,
         rnn: Recurrent<C>,
         device: &Device,

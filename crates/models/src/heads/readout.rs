@@ -35,8 +35,16 @@ pub struct SequenceModelConfig {
 }
 
 impl SequenceModelConfig {
-    /// Builds the model around `rnn` with a fresh head, or a typed error for zero outputs.
-    pub fn init<C: CellKind>(
+    /// Builds the model around `rnn` with a fresh head.
+    ///
+    /// # Panics
+    /// With the message of the error [`Self::try_init`] would return.
+    pub fn init<C: CellKind>(&self, rnn: Recurrent<C>, device: &Device) -> SequenceModel<C> {
+        self.try_init(rnn, device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::init`], or a typed error for zero outputs.
+    pub fn try_init<C: CellKind>(
         &self,
         rnn: Recurrent<C>,
         device: &Device,

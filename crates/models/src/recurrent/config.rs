@@ -106,8 +106,13 @@ macro_rules! impl_init {
             /// Builds the layer stack on `device`.
             ///
             /// # Panics
-            /// If a size is 0 or `dropout` is outside `[0, 1)`.
+            /// With the message of the error [`Self::try_init`] would return.
             pub fn init(&self, device: &Device) -> Recurrent<$cell> {
+                self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+            }
+
+            /// [`Self::init`], or a typed error if a size is 0 or `dropout` is outside `[0, 1)`.
+            pub fn try_init(&self, device: &Device) -> crate::Result<Recurrent<$cell>> {
                 Recurrent::from_spec(self.spec(), self.kind(), device)
             }
 

@@ -59,15 +59,17 @@ pub(crate) struct StackSpec {
 }
 
 impl<C: CellKind> Recurrent<C> {
-    pub(crate) fn from_spec(spec: StackSpec, cell: C, device: &Device) -> Self {
-        assert!(spec.input_size > 0, "input_size must be at least 1");
-        assert!(spec.hidden_size > 0, "hidden_size must be at least 1");
-        assert!(spec.num_layers > 0, "num_layers must be at least 1");
-        assert!(
-            (0.0..1.0).contains(&spec.dropout),
-            "dropout must be in [0, 1), got {}",
-            spec.dropout
-        );
+    pub(crate) fn from_spec(spec: StackSpec, cell: C, device: &Device) -> Result<Self> {
+        let invalid = |m: String| Err(SequentError::InvalidConfig(m));
+        if spec.input_size == 0 || spec.hidden_size == 0 || spec.num_layers == 0 {
+            return invalid(format!(
+                "input_size, hidden_size and num_layers must be at least 1, got {}, {} and {}",
+                spec.input_size, spec.hidden_size, spec.num_layers
+            ));
+        }
+        if !(0.0..1.0).contains(&spec.dropout) {
+            return invalid(format!("dropout must be in [0, 1), got {}", spec.dropout));
+        }
         let dirs = if spec.bidirectional { 2 } else { 1 };
         let layers = (0..spec.num_layers)
             .map(|l| {
@@ -85,14 +87,14 @@ impl<C: CellKind> Recurrent<C> {
                 }
             })
             .collect();
-        Self {
+        Ok(Self {
             layers,
             dropout: DropoutConfig::new(spec.dropout).init(),
             cell,
             kernels: spec.kernels,
             input_size: spec.input_size,
             hidden_size: spec.hidden_size,
-        }
+        })
     }
 
     /// Number of directions `D` (2 if bidirectional).

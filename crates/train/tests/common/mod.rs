@@ -18,5 +18,5 @@ pub fn device() -> Device {
 pub fn lm(device: &Device, seed: u64) -> LanguageModel<LstmKind> {
     device.seed(seed);
     let rnn: Lstm = LstmConfig::new(6, 8).with_num_layers(2).init(device);
-    LanguageModelConfig::new(5).init(rnn, device).unwrap()
+    LanguageModelConfig::new(5).init(rnn, device)
 }
