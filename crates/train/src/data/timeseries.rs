@@ -29,7 +29,7 @@ pub enum SeriesError {
         /// The header's columns, comma-separated.
         available: String,
     },
-    /// A cell is not a number, or a row is short.
+    /// A cell is not a finite number (NaN and infinite values are refused), or a row is short.
     #[error("{path}, line {line}: {message}")]
     Malformed {
         /// The file.
@@ -45,6 +45,8 @@ pub enum SeriesError {
 }
 
 /// A multivariate series `[T][F]` read from the named columns of a CSV file with a header row.
+/// Every value must be a finite number: a cell that is not, NaN and infinities included, is an
+/// error naming its line and column.
 pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Io {
@@ -88,11 +90,22 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesEr
                         j + 1
                     ),
                 })?;
-                cell.parse::<f32>().map_err(|_| SeriesError::Malformed {
-                    path: name.clone(),
-                    line: i + 1,
-                    message: format!("`{cell}` in column `{}` is not a number", header[j]),
-                })
+                match cell.parse::<f32>() {
+                    Ok(v) if v.is_finite() => Ok(v),
+                    Ok(_) => Err(SeriesError::Malformed {
+                        path: name.clone(),
+                        line: i + 1,
+                        message: format!(
+                            "`{cell}` in column `{}` is not a finite number (a series must not hold NaN or infinite values)",
+                            header[j]
+                        ),
+                    }),
+                    Err(_) => Err(SeriesError::Malformed {
+                        path: name.clone(),
+                        line: i + 1,
+                        message: format!("`{cell}` in column `{}` is not a number", header[j]),
+                    }),
+                }
             })
             .collect::<Result<Vec<f32>, _>>()?;
         rows.push(row);
@@ -281,6 +294,15 @@ mod tests {
             read_csv(&bad, &["b"]).unwrap_err(),
             SeriesError::Malformed { line: 3, .. }
         ));
+        for (file, value) in [("nan.csv", "NaN"), ("inf.csv", "-inf"), ("big.csv", "1e39")] {
+            let path = write(&dir, file, &format!("a,b\n1,2\n3,{value}\n"));
+            let err = read_csv(&path, &["b"]).unwrap_err();
+            assert!(
+                matches!(err, SeriesError::Malformed { line: 3, ref message, .. }
+                    if message.contains("not a finite number") && message.contains("`b`")),
+                "{err}"
+            );
+        }
         let short = write(&dir, "short.csv", "a,b\n1,2\n3\n");
         assert!(matches!(
             read_csv(&short, &["b"]).unwrap_err(),
