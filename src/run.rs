@@ -8,6 +8,7 @@ use std::sync::Arc;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
+use sequent_train::error::TrainError;
 use sequent_train::learner::{
     self, FitOptions, LrSchedule, StepControl, Task, TaskLearner, fit::control_for,
 };
@@ -65,10 +66,11 @@ pub fn fit_and_report<T: Task>(
     let rows = learner::fit::write_epoch_metrics(out, &control, resume_after)?;
     write_curves(out, &control, &rows, loss)?;
     match fitted.stopped {
-        Some(why) => Err(format!(
-            "{why}; checkpoints in {}",
-            out.join("checkpoint").display()
-        )),
+        Some(reason) => Err(TrainError::Stopped {
+            reason,
+            checkpoints: out.join("checkpoint"),
+        }
+        .into()),
         None => Ok((fitted.model, rows)),
     }
 }
