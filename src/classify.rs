@@ -19,6 +19,7 @@ use sequent_train::learner::{self, Classification, TaskLearner};
 use crate::catalog::{ClassifierFn, with_classifier};
 use crate::config::RunConfig;
 use crate::run::{fit_and_report, model_device};
+use crate::run_dir::Start;
 
 /// Accuracy and confusion matrix on a set of cases.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,7 +59,7 @@ pub fn train(
     test: Option<&Path>,
     device: &Device,
     out: &Path,
-    resume: bool,
+    start: Start,
 ) -> Result<ClassScores, String> {
     let data = read(train)?;
     let test_cases = test.map(read).transpose()?;
@@ -68,7 +69,7 @@ pub fn train(
         return Err("the test file's classes or dimensions differ from the training file's".into());
     }
     let (train_cases, valid_cases) = split_cases(&data, cfg.valid_fraction, cfg.seed)?;
-    cfg.start_run(out)?;
+    let _run = cfg.start_run(out, start)?;
     let json = serde_json::to_string(&data.classes).expect("serialises");
     sequent_train::io::write_atomic(&out.join("classes.json"), json.as_bytes())?;
     eprintln!(
@@ -81,7 +82,7 @@ pub fn train(
         data.features(),
         data.classes.len()
     );
-    let resume_after = if resume {
+    let resume_after = if start.is_resume() {
         learner::fit::resume_point(out)?
     } else {
         None

@@ -8,6 +8,8 @@ use sequent_train::data::text::Partition;
 use sequent_train::data::vocab::Tokenizer;
 use serde::{Deserialize, Serialize};
 
+use crate::run_dir::{CONFIG_FILE, RunDir, Start};
+
 /// Every setting of a training run. Fields missing from a config file keep their defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -110,26 +112,47 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
-    /// Reads a config file: TOML for `.toml`, JSON otherwise. Unknown keys are errors.
+    /// Reads a config file: TOML for `.toml`, JSON otherwise. It must be a table (object) of
+    /// settings; unknown keys are errors.
     pub fn load(path: &Path) -> Result<Self, String> {
+        Self::load_with_keys(path).map(|(c, _)| c)
+    }
+
+    /// [`RunConfig::load`], and the names of the settings the file gives.
+    pub fn load_with_keys(path: &Path) -> Result<(Self, Vec<String>), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        let parsed = if path.extension().is_some_and(|e| e == "toml") {
+        let toml = path.extension().is_some_and(|e| e == "toml");
+        let fail = |e: String| format!("config {}: {}", path.display(), one_line(&e));
+        let value: serde_json::Value = if toml {
+            toml::from_str(&text).map_err(|e| fail(e.to_string()))?
+        } else {
+            serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?
+        };
+        let Some(keys) = value.as_object().map(|o| o.keys().cloned().collect()) else {
+            return Err(fail(format!(
+                "must be a {} of settings, not {}",
+                if toml { "table" } else { "JSON object" },
+                kind(&value)
+            )));
+        };
+        // Parsed from the text again so that a type error names its line and column.
+        let parsed = if toml {
             toml::from_str(&text).map_err(|e| e.to_string())
         } else {
             serde_json::from_str(&text).map_err(|e| e.to_string())
         };
-        parsed.map_err(|e| format!("config {}: {}", path.display(), one_line(&e)))
+        parsed.map(|c| (c, keys)).map_err(fail)
     }
 
-    /// Creates the run directory `out` and saves the settings there as `config.json`; called
-    /// once the data has loaded, so a run that fails on its input leaves no run directory behind.
-    pub fn start_run(&self, out: &Path) -> Result<(), String> {
-        std::fs::create_dir_all(out)
-            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    /// Takes the run directory `out` for this run (see [`RunDir::train`]) and saves the settings
+    /// there as `config.json`; called once the data has loaded, so a run that fails on its input
+    /// leaves no run directory behind.
+    pub fn start_run(&self, out: &Path, start: Start) -> Result<RunDir, String> {
+        let dir = RunDir::train(out, start)?;
         let json = serde_json::to_string_pretty(self).expect("config serialises");
-        sequent_train::io::write_atomic(&out.join("config.json"), json.as_bytes())
-            .map_err(String::from)
+        sequent_train::io::write_atomic(&out.join(CONFIG_FILE), json.as_bytes())?;
+        Ok(dir)
     }
 
     /// Checks the numbers a run needs, one message for the first bad one.
@@ -164,6 +187,18 @@ impl RunConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// What a JSON value is, for messages.
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 

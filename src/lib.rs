@@ -16,6 +16,7 @@ pub mod experiments;
 pub mod memory;
 pub mod plot;
 pub mod run;
+pub mod run_dir;
 pub mod series;
 pub mod text;
 

@@ -8,6 +8,7 @@ use sequent::bench::{Kind, Mode};
 use sequent::classify::ClassRun;
 use sequent::config::{RunConfig, Schedule};
 use sequent::data_source::DataSource;
+use sequent::run_dir::{CONFIG_FILE, RunDir, Start, lock_for_reading};
 use sequent::series::SeriesRun;
 use sequent::text::TextRun;
 use sequent_models::generate::Sampling;
@@ -212,9 +213,13 @@ struct TrainArgs {
     /// Run directory (default runs/MODEL-DATA).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue from the newest checkpoint in the run directory.
+    /// Continue the run in the run directory from its newest checkpoint (with its settings;
+    /// only --epochs may grow).
     #[arg(long)]
     resume: bool,
+    /// Replace the run the run directory holds (its files are removed first).
+    #[arg(long)]
+    overwrite: bool,
     #[command(flatten)]
     device: Option<DeviceArg>,
 }
@@ -232,14 +237,18 @@ fn parse_partition(s: &str) -> Result<Partition, String> {
 }
 
 impl TrainArgs {
-    /// Defaults, then the config file, then the flags given.
-    fn resolve(&self) -> Result<RunConfig, String> {
-        let mut c = match &self.config {
-            Some(path) => RunConfig::load(path)?,
-            None => RunConfig::default(),
+    /// Defaults, then the config file, then the flags given; with the names of the settings the
+    /// file or the flags gave.
+    fn resolve(&self) -> Result<(RunConfig, Vec<String>), String> {
+        let (mut c, mut given) = match &self.config {
+            Some(path) => RunConfig::load_with_keys(path)?,
+            None => (RunConfig::default(), Vec::new()),
         };
         macro_rules! take {
-            ($($f:ident),*) => { $(if let Some(v) = self.$f.clone() { c.$f = v; })* };
+            ($($f:ident),*) => { $(if let Some(v) = self.$f.clone() {
+                c.$f = v;
+                given.push(stringify!($f).to_string());
+            })* };
         }
         take!(
             model,
@@ -265,10 +274,20 @@ impl TrainArgs {
         );
         if !self.columns.is_empty() {
             c.columns = self.columns.clone();
+            given.push("columns".into());
         }
         c.model.parse::<sequent::catalog::ModelName>()?;
         c.validate()?;
-        Ok(c)
+        Ok((c, given))
+    }
+
+    fn start(&self) -> Result<Start, String> {
+        match (self.resume, self.overwrite) {
+            (true, true) => Err("--resume and --overwrite exclude each other".into()),
+            (true, false) => Ok(Start::Resume),
+            (false, true) => Ok(Start::Overwrite),
+            (false, false) => Ok(Start::Fresh),
+        }
     }
 }
 
@@ -278,8 +297,46 @@ fn device_name(arg: &Option<DeviceArg>) -> String {
         .unwrap_or_else(|| sequent::device::default_name().to_string())
 }
 
+/// The settings a resumed run trains with: the run's own, with only the number of epochs
+/// changed; any other setting given that differs from the run's is an error naming it.
+fn resumed_config(out: &Path, resolved: &RunConfig, given: &[String]) -> Result<RunConfig, String> {
+    let mut saved = load_config(out)?;
+    let (old, new) = (
+        serde_json::to_value(&saved).expect("config serialises"),
+        serde_json::to_value(resolved).expect("config serialises"),
+    );
+    for key in given.iter().filter(|k| *k != "epochs") {
+        if old[key] != new[key] {
+            let flag = if key == "columns" { "column" } else { key };
+            return Err(format!(
+                "--resume: --{} {} differs from the run's {}; a resumed run keeps its settings \
+                 (only --epochs may grow)",
+                flag.replace('_', "-"),
+                new[key],
+                old[key]
+            ));
+        }
+    }
+    let trained = sequent_train::learner::fit::resume_point(out)?.unwrap_or(0);
+    let epochs = if given.iter().any(|k| k == "epochs") {
+        resolved.epochs
+    } else {
+        saved.epochs
+    };
+    if epochs <= trained {
+        return Err(format!(
+            "--resume: {} has finished epoch {trained}; pass --epochs above {trained} to \
+             continue it",
+            out.display()
+        ));
+    }
+    saved.epochs = epochs;
+    Ok(saved)
+}
+
 fn train(args: &TrainArgs) -> Result<(), String> {
-    let mut cfg = args.resolve()?;
+    let (mut cfg, given) = args.resolve()?;
+    let start = args.start()?;
     let device = sequent::device::parse(&device_name(&args.device))?;
     let out = args.out.clone().unwrap_or_else(|| {
         let data = Path::new(&cfg.data)
@@ -288,13 +345,9 @@ fn train(args: &TrainArgs) -> Result<(), String> {
             .unwrap_or_else(|| cfg.data.clone());
         PathBuf::from("runs").join(format!("{}-{data}", cfg.model))
     });
-    if args.resume {
-        // A resumed run keeps its own settings; only the number of epochs may grow.
-        let epochs = cfg.epochs;
-        cfg = load_config(&out)?;
-        if args.epochs.is_some() {
-            cfg.epochs = epochs;
-        }
+    RunDir::check(&out, start)?;
+    if start.is_resume() {
+        cfg = resumed_config(&out, &cfg, &given)?;
     }
     let source = DataSource::resolve(&cfg.data)?;
     let model: sequent::catalog::ModelName = cfg.model.parse()?;
@@ -304,13 +357,13 @@ fn train(args: &TrainArgs) -> Result<(), String> {
     )?;
     match &source {
         DataSource::Text(path) => {
-            sequent::text::train(&cfg, path, &device, &out, args.resume)?;
+            sequent::text::train(&cfg, path, &device, &out, start)?;
         }
         DataSource::Cases { train, test } => {
-            sequent::classify::train(&cfg, train, test.as_deref(), &device, &out, args.resume)?;
+            sequent::classify::train(&cfg, train, test.as_deref(), &device, &out, start)?;
         }
         _ => {
-            sequent::series::train(&cfg, &source, &device, &out, args.resume)?;
+            sequent::series::train(&cfg, &source, &device, &out, start)?;
         }
     }
     let plots: Vec<String> = ["loss.svg", "steps.svg", "forecast.svg", "confusion.csv"]
@@ -325,15 +378,21 @@ fn train(args: &TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// A run's settings read back from its `config.json`, checked as the flags are.
 fn load_config(run: &Path) -> Result<RunConfig, String> {
-    let path = run.join("config.json");
+    let path = run.join(CONFIG_FILE);
     if !path.is_file() {
         return Err(format!(
-            "{} is not a sequent run directory (no config.json)",
+            "{} is not a sequent run directory (no {CONFIG_FILE})",
             run.display()
         ));
     }
-    RunConfig::load(&path)
+    let cfg = RunConfig::load(&path)?;
+    cfg.model
+        .parse::<sequent::catalog::ModelName>()
+        .and_then(|_| cfg.validate())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(cfg)
 }
 
 enum Run {
@@ -342,9 +401,37 @@ enum Run {
     Classes(ClassRun),
 }
 
-fn open_run(dir: &Path) -> Result<Run, String> {
+impl Run {
+    /// What the run is and the commands that fit it, for a command that does not.
+    fn misfit(&self, dir: &Path, command: &str) -> String {
+        let (what, fits) = match self {
+            Run::Text(_) => (
+                "a language-model run",
+                "`sequent generate` or `sequent evaluate`",
+            ),
+            Run::Series(_) => (
+                "a forecasting run",
+                "`sequent forecast` or `sequent evaluate`",
+            ),
+            Run::Classes(_) => ("a classification run", "`sequent evaluate`"),
+        };
+        format!(
+            "{} is {what}; `sequent {command}` does not apply to it, {fits} does",
+            dir.display()
+        )
+    }
+}
+
+/// A run read back from its directory, held under a shared lock (see [`lock_for_reading`]).
+struct Opened {
+    run: Run,
+    _lock: Option<std::fs::File>,
+}
+
+fn open_run(dir: &Path) -> Result<Opened, String> {
+    let lock = lock_for_reading(dir)?;
     let cfg = load_config(dir)?;
-    Ok(match DataSource::resolve(&cfg.data)? {
+    let run = match DataSource::resolve(&cfg.data)? {
         DataSource::Text(path) => Run::Text(TextRun::new(cfg, dir, path)),
         DataSource::Cases { train, test } => Run::Classes(ClassRun {
             cfg,
@@ -357,7 +444,8 @@ fn open_run(dir: &Path) -> Result<Run, String> {
             dir: dir.to_path_buf(),
             source,
         }),
-    })
+    };
+    Ok(Opened { run, _lock: lock })
 }
 
 fn run(command: Command) -> Result<(), String> {
@@ -373,11 +461,9 @@ fn run(command: Command) -> Result<(), String> {
             device,
         } => {
             let device = sequent::device::parse(&device.device)?;
-            let Run::Text(text) = open_run(&run)? else {
-                return Err(format!(
-                    "{} is a series run; use `sequent forecast`",
-                    run.display()
-                ));
+            let opened = open_run(&run)?;
+            let Run::Text(text) = &opened.run else {
+                return Err(opened.run.misfit(&run, "generate"));
             };
             let mut sampling = if temperature == 0.0 {
                 Sampling::greedy()
@@ -393,7 +479,8 @@ fn run(command: Command) -> Result<(), String> {
         }
         Command::Evaluate { run, device } => {
             let device = sequent::device::parse(&device.device)?;
-            match open_run(&run)? {
+            let opened = open_run(&run)?;
+            match opened.run {
                 Run::Text(t) => t.evaluate(&device).map(drop),
                 Run::Series(s) => s.evaluate(&device).map(drop),
                 Run::Classes(c) => c.evaluate(&device).map(drop),
@@ -401,11 +488,9 @@ fn run(command: Command) -> Result<(), String> {
         }
         Command::Forecast { run, steps, device } => {
             let device = sequent::device::parse(&device.device)?;
-            let Run::Series(s) = open_run(&run)? else {
-                return Err(format!(
-                    "{} is not a series run; `sequent forecast` needs one",
-                    run.display()
-                ));
+            let opened = open_run(&run)?;
+            let Run::Series(s) = &opened.run else {
+                return Err(opened.run.misfit(&run, "forecast"));
             };
             let ahead = s.forecast(steps, &device)?;
             for (i, r) in ahead.iter().enumerate() {
@@ -552,7 +637,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli
         .command
-        .unwrap_or_else(|| Command::Train(Box::default()));
+        // The demo job replaces its own earlier run (`runs/lstm-shakespeare`) each time.
+        .unwrap_or_else(|| {
+            Command::Train(Box::new(TrainArgs {
+                overwrite: true,
+                ..TrainArgs::default()
+            }))
+        });
     match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -63,7 +63,7 @@ pub fn fit_and_report<T: Task>(
         &options,
         resume_after,
     )?;
-    let rows = learner::fit::write_epoch_metrics(out, &control, resume_after)?;
+    let rows = learner::fit::write_epoch_metrics(out, &control)?;
     write_curves(out, &control, &rows, loss)?;
     match fitted.stopped {
         Some(reason) => Err(TrainError::Stopped {

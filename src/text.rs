@@ -17,6 +17,7 @@ use sequent_train::learner::{self, LanguageModeling, Split, StepControl, TaskLea
 use crate::catalog::{ModelName, TokenModelFn, with_token_model};
 use crate::config::RunConfig;
 use crate::run::{fit_and_report, model_device};
+use crate::run_dir::Start;
 
 /// What training or evaluation measured.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,22 +90,22 @@ fn token_word(cfg: &RunConfig) -> &'static str {
 }
 
 /// Trains `cfg.model` on the text at `path` into `out`, resuming from the newest checkpoint when
-/// `resume` is set; prints the scores and a sample.
+/// `start` says so; prints the scores and a sample.
 pub fn train(
     cfg: &RunConfig,
     path: &Path,
     device: &Device,
     out: &Path,
-    resume: bool,
+    start: Start,
 ) -> Result<TextScores, String> {
     let vocab_path = out.join("vocab.json");
-    let saved_vocab = if resume && vocab_path.is_file() {
+    let saved_vocab = if start.is_resume() && vocab_path.is_file() {
         Some(load_vocab(out)?)
     } else {
         None
     };
     let corpus = corpus(cfg, path, saved_vocab)?;
-    cfg.start_run(out)?;
+    let _run = cfg.start_run(out, start)?;
     sequent_train::io::write_atomic(&vocab_path, corpus.vocab.to_json().as_bytes())?;
     eprintln!(
         "{} on {}: {} train / {} validation / {} test tokens, vocabulary {}",
@@ -133,7 +134,7 @@ pub fn train(
         write_sample(out, &corpus.vocab.decode(&sample))?;
         scores
     } else {
-        let resume_after = if resume {
+        let resume_after = if start.is_resume() {
             learner::fit::resume_point(out)?
         } else {
             None

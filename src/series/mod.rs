@@ -21,6 +21,7 @@ use crate::config::RunConfig;
 use crate::data_source::DataSource;
 use crate::plot::{Line, line_chart};
 use crate::run::{fit_and_report, model_device};
+use crate::run_dir::Start;
 
 mod run;
 
@@ -147,11 +148,11 @@ pub fn train(
     source: &DataSource,
     device: &Device,
     out: &Path,
-    resume: bool,
+    start: Start,
 ) -> Result<SeriesScores, String> {
     let series = load(cfg, source)?;
     let prepared = prepare(cfg, &series)?;
-    cfg.start_run(out)?;
+    let _run = cfg.start_run(out, start)?;
     let json = serde_json::to_string_pretty(&prepared.normalizer).expect("serialises");
     sequent_train::io::write_atomic(&out.join("normalizer.json"), json.as_bytes())?;
     eprintln!(
@@ -163,7 +164,7 @@ pub fn train(
         prepared.all.len() - prepared.train_len,
         cfg.steps
     );
-    let resume_after = if resume {
+    let resume_after = if start.is_resume() {
         learner::fit::resume_point(out)?
     } else {
         None

@@ -12,7 +12,10 @@ fn text() -> Vec<u32> {
     (0..900u32).map(|i| (i * i / 7 + i / 3) % 5).collect()
 }
 
-fn train_run(dir: &std::path::Path, epochs: usize, resume: bool) -> Vec<(usize, f64, f64)> {
+/// The per-epoch rows `metrics.csv` holds and every batch's loss.
+type Losses = (Vec<(usize, f64, f64)>, Vec<f64>);
+
+fn train_run(dir: &std::path::Path, epochs: usize, resume: bool) -> Losses {
     let device = device().autodiff();
     let options = FitOptions {
         epochs,
@@ -39,7 +42,8 @@ fn train_run(dir: &std::path::Path, epochs: usize, resume: bool) -> Vec<(usize, 
     );
     let fitted = learner::fit(model, &control, train, valid, dir, &options, resume_after).unwrap();
     assert!(fitted.stopped.is_none());
-    learner::fit::write_epoch_metrics(dir, &control, resume_after).unwrap()
+    let rows = learner::fit::write_epoch_metrics(dir, &control).unwrap();
+    (rows, control.step_losses())
 }
 
 #[test]
@@ -47,12 +51,19 @@ fn resumed_run_equals_uninterrupted_run() {
     let base = std::env::temp_dir().join(format!("sequent-resume-{}", std::process::id()));
     let (full, part) = (base.join("full"), base.join("part"));
     let _ = std::fs::remove_dir_all(&base);
-    let uninterrupted = train_run(&full, 3, false);
+    let (uninterrupted, all_steps) = train_run(&full, 3, false);
     assert_eq!(uninterrupted.len(), 3);
-    let first = train_run(&part, 1, false);
+    let (first, first_steps) = train_run(&part, 1, false);
     assert_eq!(first.len(), 1);
-    let resumed = train_run(&part, 3, true);
+    // As if killed before anything but the checkpoint was written: the history comes from it.
+    std::fs::remove_file(part.join("metrics.csv")).unwrap();
+    let (resumed, resumed_steps) = train_run(&part, 3, true);
     assert_eq!(resumed.len(), 3);
+    assert_eq!(resumed_steps.len(), all_steps.len());
+    assert_eq!(resumed_steps[..first_steps.len()], first_steps[..]);
+    for (a, b) in all_steps.iter().zip(&resumed_steps) {
+        assert!((a - b).abs() < 1e-6, "step losses {a} vs {b}");
+    }
     for (a, b) in uninterrupted.iter().zip(&resumed) {
         assert_eq!(a.0, b.0);
         assert!(

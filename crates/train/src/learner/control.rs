@@ -1,7 +1,6 @@
 //! What every sequent training step shares with the loop around it: global-norm clipping, the
 //! NaN/Inf guard, per-epoch reseeding and the loss history.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -11,10 +10,12 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use burn::train::Interrupter;
 
+use serde::{Deserialize, Serialize};
+
 use crate::clip::clip_grad_norm;
 
 /// Which pass a loss belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Split {
     /// Training batches (before the update).
     Train,
@@ -23,7 +24,7 @@ pub enum Split {
 }
 
 /// Sum of losses and the weight (targets) they were averaged over, for one epoch and split.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LossSum {
     /// `sum_b loss_b * n_b`.
     pub total: f64,
@@ -40,10 +41,54 @@ impl LossSum {
 
 #[derive(Default)]
 struct Shared {
-    epochs: BTreeMap<(usize, Split), LossSum>,
-    steps: Vec<f64>,
+    history: History,
     failure: Option<String>,
     seeded_epoch: Option<usize>,
+}
+
+/// The losses a run has recorded: what a checkpoint keeps so that a resumed run's `metrics.csv`
+/// and `steps.csv` cover the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Loss sums per epoch (from 0) and split.
+    pub epochs: Vec<(usize, Split, LossSum)>,
+    /// Every training batch's epoch (from 0) and loss, in order.
+    pub steps: Vec<(usize, f64)>,
+}
+
+impl History {
+    /// The losses of the first `epochs` epochs.
+    pub fn until(&self, epochs: usize) -> History {
+        History {
+            epochs: self
+                .epochs
+                .iter()
+                .filter(|(e, _, _)| *e < epochs)
+                .copied()
+                .collect(),
+            steps: self
+                .steps
+                .iter()
+                .filter(|(e, _)| *e < epochs)
+                .copied()
+                .collect(),
+        }
+    }
+
+    fn sum(&mut self, epoch: usize, split: Split) -> &mut LossSum {
+        let at = match self
+            .epochs
+            .iter()
+            .position(|(e, s, _)| (*e, *s) == (epoch, split))
+        {
+            Some(at) => at,
+            None => {
+                self.epochs.push((epoch, split, LossSum::default()));
+                self.epochs.len() - 1
+            }
+        };
+        &mut self.epochs[at].2
+    }
 }
 
 /// Shared between the model wrapper (inside burn-train's loop) and the caller: clips gradients by
@@ -111,43 +156,68 @@ impl StepControl {
                     "the training loss became {value} in epoch {} (step {}); training stopped, \
                      the weights from before that step are kept",
                     epoch + 1,
-                    shared.steps.len() + 1
+                    shared.history.steps.len() + 1
                 ));
                 self.interrupter.stop(Some("non-finite loss"));
             }
             return;
         }
         if split == Split::Train {
-            shared.steps.push(value);
+            shared.history.steps.push((epoch, value));
         }
-        let sum = shared.epochs.entry((epoch, split)).or_default();
+        let sum = shared.history.sum(epoch, split);
         sum.total += value * count as f64;
         sum.count += count;
     }
 
-    /// Why training stopped early, if the loss went non-finite.
+    /// Why training stopped early, if it did (a non-finite loss, a checkpoint that could not be
+    /// written).
     pub fn failure(&self) -> Option<String> {
         self.lock().failure.clone()
     }
 
-    /// Mean loss per epoch (from 0) for `split`.
+    /// Stops training with `reason` (the first reason given is kept).
+    pub fn fail(&self, reason: String) {
+        let mut shared = self.lock();
+        if shared.failure.is_none() {
+            shared.failure = Some(reason);
+            self.interrupter.stop(Some("training failed"));
+        }
+    }
+
+    /// Mean loss per epoch (from 0) for `split`, in epoch order.
     pub fn epoch_losses(&self, split: Split) -> Vec<(usize, f64)> {
-        self.lock()
+        let mut losses: Vec<(usize, f64)> = self
+            .lock()
+            .history
             .epochs
             .iter()
-            .filter(|((_, s), _)| *s == split)
-            .map(|((e, _), sum)| (*e, sum.mean()))
-            .collect()
+            .filter(|(_, s, _)| *s == split)
+            .map(|(e, _, sum)| (*e, sum.mean()))
+            .collect();
+        losses.sort_by_key(|(e, _)| *e);
+        losses
     }
 
     /// The last training batch's loss, if any.
     pub fn last_step_loss(&self) -> Option<f64> {
-        self.lock().steps.last().copied()
+        self.lock().history.steps.last().map(|s| s.1)
     }
 
     /// Every training batch's loss, in order.
     pub fn step_losses(&self) -> Vec<f64> {
-        self.lock().steps.clone()
+        self.lock().history.steps.iter().map(|s| s.1).collect()
+    }
+
+    /// The losses recorded in the first `epochs` epochs (a checkpoint, written while the next
+    /// epoch may have begun, keeps only those of its epochs).
+    pub fn history(&self, epochs: usize) -> History {
+        self.lock().history.until(epochs)
+    }
+
+    /// Continues from the losses `history` of an earlier run (resuming from its checkpoint).
+    pub fn restore(&self, history: History) {
+        self.lock().history = history;
     }
 
     /// The optimiser step of every sequent model: skipped after a non-finite loss, otherwise

@@ -101,14 +101,15 @@ pub fn fit<T: Task>(
     let ckpt = dir.join("checkpoint");
     let mut training = T::metrics(SupervisedTraining::new(dir, train, valid))
         .with_custom_checkpointers(
-            AtomicCheckpointer::new(&ckpt, "model"),
-            AtomicCheckpointer::new(&ckpt, "optim"),
-            AtomicCheckpointer::new(&ckpt, "scheduler"),
+            AtomicCheckpointer::new(&ckpt, "model", control.clone()),
+            AtomicCheckpointer::new(&ckpt, "optim", control.clone()),
+            AtomicCheckpointer::new(&ckpt, "scheduler", control.clone()),
         )
         .renderer(Box::new(ProgressBar::new(control.clone())))
         .with_interrupter(control.interrupter())
         .num_epochs(options.epochs);
     if let Some(epoch) = resume_after {
+        control.restore(checkpoint::load_history(&ckpt, epoch)?);
         training = training.checkpoint(epoch);
     }
     if let Some(n_epochs) = options.patience {
@@ -165,37 +166,23 @@ pub fn train<T: Task>(
 }
 
 /// Writes `dir/metrics.csv` (`epoch,train_loss,valid_loss`, epochs from 1) from `control`'s
-/// records, keeping the rows of epochs up to `resumed_after` from an earlier run's file.
+/// records, which a resumed run restored from its checkpoint: one row per epoch of the whole run.
 pub fn write_epoch_metrics(
     dir: &Path,
     control: &StepControl,
-    resumed_after: Option<usize>,
 ) -> Result<Vec<(usize, f64, f64)>, TrainError> {
-    let path = dir.join("metrics.csv");
-    let mut rows: Vec<(usize, f64, f64)> = Vec::new();
-    if let Some(k) = resumed_after
-        && let Ok(old) = std::fs::read_to_string(&path)
-    {
-        for line in old.lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            if let [e, t, v] = f[..]
-                && let (Ok(e), Ok(t), Ok(v)) = (e.parse(), t.parse(), v.parse())
-                && e <= k
-            {
-                rows.push((e, t, v));
-            }
-        }
-    }
     let valid: std::collections::BTreeMap<usize, f64> =
         control.epoch_losses(Split::Valid).into_iter().collect();
-    for (e, t) in control.epoch_losses(Split::Train) {
-        rows.push((e + 1, t, valid.get(&e).copied().unwrap_or(f64::NAN)));
-    }
+    let rows: Vec<(usize, f64, f64)> = control
+        .epoch_losses(Split::Train)
+        .into_iter()
+        .map(|(e, t)| (e + 1, t, valid.get(&e).copied().unwrap_or(f64::NAN)))
+        .collect();
     let mut csv = String::from("epoch,train_loss,valid_loss\n");
     for (e, t, v) in &rows {
         csv.push_str(&format!("{e},{t},{v}\n"));
     }
-    crate::io::write_atomic(&path, csv.as_bytes())?;
+    crate::io::write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
     Ok(rows)
 }
 
