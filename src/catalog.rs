@@ -88,6 +88,47 @@ impl ModelName {
     }
 }
 
+impl ModelName {
+    /// Checks that every setting `given` (by a flag or a settings file) is one this model uses
+    /// on this data (`text`: language modelling, `classes`: `.ts` cases, neither: a series): a
+    /// flag that would be silently ignored is an error naming it.
+    pub fn check_settings(self, given: &[String], text: bool, classes: bool) -> Result<(), String> {
+        let data_uses = |key: &str| match key {
+            "columns" => !text && !classes,
+            "tokenizer" | "partition" | "test_fraction" | "embedding" => text,
+            _ => true,
+        };
+        let model_uses = |key: &str| match (self, key) {
+            (Self::Ngram, "order" | "smoothing") => true,
+            (_, "order" | "smoothing") => false,
+            (
+                Self::Ngram,
+                "hidden" | "layers" | "embedding" | "dropout" | "epochs" | "batch" | "steps" | "lr"
+                | "clip" | "patience" | "schedule" | "partition",
+            ) => false,
+            _ => true,
+        };
+        let flag = |key: &str| {
+            let name = if key == "columns" { "column" } else { key };
+            format!("--{}", name.replace('_', "-"))
+        };
+        if let Some(key) = given.iter().find(|k| !data_uses(k)) {
+            let data = if text {
+                "text"
+            } else if classes {
+                "labelled cases (.ts)"
+            } else {
+                "a series"
+            };
+            return Err(format!("{} does not apply to {data}", flag(key)));
+        }
+        if let Some(key) = given.iter().find(|k| !model_uses(k)) {
+            return Err(format!("{} does not apply to model `{self}`", flag(key)));
+        }
+        Ok(())
+    }
+}
+
 /// Receives a token model, whatever its concrete type.
 pub trait TokenModelFn {
     /// What the call returns.

@@ -18,6 +18,7 @@ use sequent_train::learner::{self, Classification, TaskLearner};
 
 use crate::catalog::{ClassifierFn, with_classifier};
 use crate::config::RunConfig;
+use crate::footprint::Footprint;
 use crate::run::{fit_and_report, model_device};
 use crate::run_dir::Start;
 
@@ -69,6 +70,7 @@ pub fn train(
         return Err("the test file's classes or dimensions differ from the training file's".into());
     }
     let (train_cases, valid_cases) = split_cases(&data, cfg.valid_fraction, cfg.seed)?;
+    Footprint::of_run(cfg, cfg.model.parse()?, data.features(), false).check("this model")?;
     let _run = cfg.start_run(out, start)?;
     let json = serde_json::to_string(&data.classes).expect("serialises");
     sequent_train::io::write_atomic(&out.join("classes.json"), json.as_bytes())?;

@@ -8,6 +8,7 @@ use sequent_train::data::text::Partition;
 use sequent_train::data::vocab::Tokenizer;
 use serde::{Deserialize, Serialize};
 
+use crate::data_source::{DataSource, write_fingerprints};
 use crate::run_dir::{CONFIG_FILE, RunDir, Start};
 
 /// Every setting of a training run. Fields missing from a config file keep their defaults.
@@ -146,12 +147,13 @@ impl RunConfig {
     }
 
     /// Takes the run directory `out` for this run (see [`RunDir::train`]) and saves the settings
-    /// there as `config.json`; called once the data has loaded, so a run that fails on its input
+    /// there as `config.json` and the data files' fingerprints as `data.json`; called once the data has loaded, so a run that fails on its input
     /// leaves no run directory behind.
     pub fn start_run(&self, out: &Path, start: Start) -> Result<RunDir, String> {
         let dir = RunDir::train(out, start)?;
         let json = serde_json::to_string_pretty(self).expect("config serialises");
         sequent_train::io::write_atomic(&out.join(CONFIG_FILE), json.as_bytes())?;
+        write_fingerprints(out, &DataSource::resolve(&self.data)?)?;
         Ok(dir)
     }
 
@@ -168,6 +170,10 @@ impl RunConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("--{name} must be at least 1"));
+        }
+        let mut columns = self.columns.iter().enumerate();
+        if let Some((_, c)) = columns.find(|(i, c)| self.columns[..*i].contains(c)) {
+            return Err(format!("--column `{c}` is given twice"));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("--lr must be positive, got {}", self.lr));

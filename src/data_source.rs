@@ -1,6 +1,14 @@
-//! `--data`: a shipped data set's short name, or a path whose extension says what it holds.
+//! `--data`: a shipped data set's short name, or a path whose extension says what it holds; and
+//! the fingerprint (length and SHA-256) a run keeps of its data files, so that a run never
+//! silently scores data that changed since it trained.
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The file in a run directory that holds its data files' fingerprints.
+pub const FINGERPRINT_FILE: &str = "data.json";
 
 /// The folder of shipped data sets (`datasets/` in the source tree).
 pub fn shipped_dir() -> PathBuf {
@@ -87,9 +95,109 @@ impl DataSource {
             | DataSource::Cases { train: p, .. }
                 if !p.is_file() =>
             {
-                Err(format!("data file {} does not exist", p.display()))
+                Err(if p.exists() {
+                    format!("data {} is not a regular file", p.display())
+                } else {
+                    format!("data file {} does not exist", p.display())
+                })
             }
             _ => Ok(source),
         }
     }
+}
+
+impl DataSource {
+    /// The files this source reads (none for generated data).
+    pub fn files(&self) -> Vec<&Path> {
+        match self {
+            DataSource::Text(p) | DataSource::Series { path: p, .. } => vec![p],
+            DataSource::Cases { train, test } => std::iter::once(train.as_path())
+                .chain(test.as_deref())
+                .collect(),
+            DataSource::Sine => Vec::new(),
+        }
+    }
+}
+
+/// `--data` as a run stores it: a shipped name as it is, a path made absolute, so that the run
+/// directory works from any working directory.
+pub fn absolute(data: &str) -> String {
+    if SHIPPED.contains(&data) {
+        return data.to_string();
+    }
+    std::fs::canonicalize(data)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| data.to_string())
+}
+
+/// A data file's length and SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// The file.
+    pub path: PathBuf,
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// Its SHA-256, in hexadecimal.
+    pub sha256: String,
+}
+
+impl Fingerprint {
+    /// Reads `path` and fingerprints it.
+    pub fn of(path: &Path) -> Result<Self, String> {
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut hasher = Sha256::new();
+        let bytes = std::io::copy(&mut file, &mut hasher)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let sha256 = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+            sha256,
+        })
+    }
+}
+
+/// Writes the fingerprints of `source`'s files to `dir/data.json`.
+pub fn write_fingerprints(dir: &Path, source: &DataSource) -> Result<(), String> {
+    let prints = source
+        .files()
+        .into_iter()
+        .map(Fingerprint::of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let json = serde_json::to_string_pretty(&prints).expect("serialises");
+    sequent_train::io::write_atomic(&dir.join(FINGERPRINT_FILE), json.as_bytes())
+        .map_err(String::from)
+}
+
+/// Checks that the data files of the run in `dir` are the ones it trained on: an error naming
+/// the file that changed. Runs without `data.json` are not checked.
+pub fn check_fingerprints(dir: &Path) -> Result<(), String> {
+    let path = dir.join(FINGERPRINT_FILE);
+    let Ok(json) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let saved: Vec<Fingerprint> =
+        serde_json::from_str(&json).map_err(|e| format!("{}: {e}", path.display()))?;
+    for print in saved {
+        let now = Fingerprint::of(&print.path)
+            .map_err(|e| format!("{e}; the run in {} trained on that file", dir.display()))?;
+        if now != print {
+            return Err(format!(
+                "{} changed since the run in {} trained on it ({} bytes then, {} now; SHA-256 \
+                 {} then, {} now); restore it, or train a new run on it",
+                print.path.display(),
+                dir.display(),
+                print.bytes,
+                now.bytes,
+                &print.sha256[..12],
+                &now.sha256[..12]
+            ));
+        }
+    }
+    Ok(())
 }

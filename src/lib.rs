@@ -13,6 +13,7 @@ pub mod config;
 pub mod data_source;
 pub mod device;
 pub mod experiments;
+pub mod footprint;
 pub mod memory;
 pub mod plot;
 pub mod run;

@@ -1,5 +1,6 @@
 //! The `sequent` command line.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use sequent::bench::{Kind, Mode};
 use sequent::classify::ClassRun;
 use sequent::config::{RunConfig, Schedule};
-use sequent::data_source::DataSource;
+use sequent::data_source::{DataSource, check_fingerprints};
 use sequent::run_dir::{CONFIG_FILE, RunDir, Start, lock_for_reading};
 use sequent::series::SeriesRun;
 use sequent::text::TextRun;
@@ -46,7 +47,7 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         len: usize,
         /// Sampling temperature (0 = greedy).
-        #[arg(long, default_value_t = 0.8)]
+        #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
         temperature: f64,
         /// Sample among the k most likely tokens only (0 = all).
         #[arg(long, default_value_t = 0)]
@@ -160,52 +161,52 @@ struct TrainArgs {
     #[arg(long, value_parser = parse_tokenizer)]
     tokenizer: Option<Tokenizer>,
     /// Hidden width.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     hidden: Option<usize>,
     /// Recurrent layers (MLP hidden layers for ar/markov on series).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     layers: Option<usize>,
     /// Token embedding width.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     embedding: Option<usize>,
     /// Dropout between recurrent layers.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
     /// Epochs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Batch size (streams, for the sequential partition).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     batch: Option<usize>,
     /// Window: tokens per step of truncated BPTT (text) or tau (series).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     steps: Option<usize>,
     /// Adam learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Global gradient-norm clip (0: off).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip: Option<f64>,
     /// Text partition: sequential (state carried) or random.
     #[arg(long, value_parser = parse_partition)]
     partition: Option<Partition>,
     /// Fraction held out at the end for validation.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     valid_fraction: Option<f64>,
     /// Fraction held out at the very end for testing (text).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     test_fraction: Option<f64>,
     /// n-gram order.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     order: Option<usize>,
     /// n-gram add-epsilon smoothing.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     smoothing: Option<f64>,
     /// Random seed.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Early stopping: stop after this many epochs without a better validation loss (0: off).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     patience: Option<usize>,
     /// Learning-rate schedule: constant or cosine (annealed to 0 over all epochs).
     #[arg(long)]
@@ -276,6 +277,7 @@ impl TrainArgs {
             c.columns = self.columns.clone();
             given.push("columns".into());
         }
+        c.data = sequent::data_source::absolute(&c.data);
         c.model.parse::<sequent::catalog::ModelName>()?;
         c.validate()?;
         Ok((c, given))
@@ -301,6 +303,7 @@ fn device_name(arg: &Option<DeviceArg>) -> String {
 /// changed; any other setting given that differs from the run's is an error naming it.
 fn resumed_config(out: &Path, resolved: &RunConfig, given: &[String]) -> Result<RunConfig, String> {
     let mut saved = load_config(out)?;
+    check_fingerprints(out)?;
     let (old, new) = (
         serde_json::to_value(&saved).expect("config serialises"),
         serde_json::to_value(resolved).expect("config serialises"),
@@ -351,10 +354,19 @@ fn train(args: &TrainArgs) -> Result<(), String> {
     }
     let source = DataSource::resolve(&cfg.data)?;
     let model: sequent::catalog::ModelName = cfg.model.parse()?;
-    model.check_fits(
-        matches!(source, DataSource::Text(_)),
-        matches!(source, DataSource::Cases { .. }),
-    )?;
+    let text = matches!(source, DataSource::Text(_));
+    let classes = matches!(source, DataSource::Cases { .. });
+    model.check_fits(text, classes)?;
+    // Settings at their default values (a shared settings file's) are let through.
+    let (defaults, values) = (
+        serde_json::to_value(RunConfig::default()).expect("config serialises"),
+        serde_json::to_value(&cfg).expect("config serialises"),
+    );
+    let changed: Vec<String> = given
+        .into_iter()
+        .filter(|k| values[k] != defaults[k])
+        .collect();
+    model.check_settings(&changed, text, classes)?;
     match &source {
         DataSource::Text(path) => {
             sequent::text::train(&cfg, path, &device, &out, start)?;
@@ -473,13 +485,26 @@ fn run(command: Command) -> Result<(), String> {
             if top_k > 0 {
                 sampling = sampling.with_top_k(top_k);
             }
-            let out = text.generate(&prefix, len, &sampling, &device)?;
-            println!("{out}");
+            // Streamed: each piece of text is written as it is generated.
+            let mut stdout = std::io::stdout().lock();
+            let mut write = |piece: &str| {
+                if let Err(e) = stdout.write_all(piece.as_bytes()) {
+                    // A reader that stopped reading (`| head`) ends the generation quietly.
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        std::process::exit(0);
+                    }
+                    eprintln!("error: cannot write the generated text: {e}");
+                    std::process::exit(1);
+                }
+            };
+            text.generate(&prefix, len, &sampling, &device, &mut write)?;
+            write("\n");
             Ok(())
         }
         Command::Evaluate { run, device } => {
             let device = sequent::device::parse(&device.device)?;
             let opened = open_run(&run)?;
+            check_fingerprints(&run)?;
             match opened.run {
                 Run::Text(t) => t.evaluate(&device).map(drop),
                 Run::Series(s) => s.evaluate(&device).map(drop),
@@ -492,6 +517,7 @@ fn run(command: Command) -> Result<(), String> {
             let Run::Series(s) = &opened.run else {
                 return Err(opened.run.misfit(&run, "forecast"));
             };
+            check_fingerprints(&run)?;
             let ahead = s.forecast(steps, &device)?;
             for (i, r) in ahead.iter().enumerate() {
                 let vals: Vec<String> = r.iter().map(|v| format!("{v:.4}")).collect();
@@ -526,6 +552,23 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
     let mut all = bench::workloads(&b.mode, &b.kind, &b.hidden, &b.seq, layers, b.batch);
     for w in &mut all {
         w.fold_embedding = !b.no_fold;
+        sequent::footprint::Footprint::recurrent(
+            w.kind.gates(),
+            w.layers,
+            w.hidden,
+            if w.bidirectional { 2 } else { 1 },
+            w.hidden,
+            0,
+            w.vocab,
+            w.batch.saturating_mul(w.seq),
+        )
+        .check(&format!(
+            "the {} workload with --hidden {} --batch {} --seq {}",
+            w.kind_name(),
+            w.hidden,
+            w.batch,
+            w.seq
+        ))?;
     }
     if !b.json {
         println!(

@@ -11,13 +11,18 @@ use burn::tensor::Device;
 use sequent_models::classical::NgramConfig;
 use sequent_models::generate::Sampling;
 use sequent_train::data::text::{Partition, split_by_position, token_loader};
-use sequent_train::data::vocab::{UNK, Vocab};
+use sequent_train::data::vocab::{Tokenizer, UNK, Vocab};
 use sequent_train::learner::{self, LanguageModeling, Split, StepControl, TaskLearner, TokenModel};
 
 use crate::catalog::{ModelName, TokenModelFn, with_token_model};
 use crate::config::RunConfig;
+use crate::footprint::Footprint;
 use crate::run::{fit_and_report, model_device};
 use crate::run_dir::Start;
+
+/// Vocabularies larger than this get a warning before training (a word vocabulary of a large
+/// text: its embedding and output layers dominate the model).
+const LARGE_VOCABULARY: usize = 50_000;
 
 /// What training or evaluation measured.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,8 +61,14 @@ struct Corpus {
 fn read_text(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if text.trim().is_empty() {
+    if text.is_empty() {
         return Err(format!("{} is empty", path.display()));
+    }
+    if text.trim().is_empty() {
+        return Err(format!(
+            "{} holds only whitespace: nothing to model",
+            path.display()
+        ));
     }
     Ok(text)
 }
@@ -105,6 +116,18 @@ pub fn train(
         None
     };
     let corpus = corpus(cfg, path, saved_vocab)?;
+    let model: ModelName = cfg.model.parse()?;
+    if model != ModelName::Ngram {
+        Footprint::of_run(cfg, model, corpus.vocab.len(), true).check("this model")?;
+    }
+    if corpus.vocab.len() > LARGE_VOCABULARY {
+        eprintln!(
+            "warning: a vocabulary of {} types: the embedding and output layers alone hold {:.3e} \
+             parameters; --tokenizer char keeps it small",
+            corpus.vocab.len(),
+            (corpus.vocab.len() * (cfg.embedding + cfg.hidden + 1)) as f64
+        );
+    }
     let _run = cfg.start_run(out, start)?;
     sequent_train::io::write_atomic(&vocab_path, corpus.vocab.to_json().as_bytes())?;
     eprintln!(
@@ -116,7 +139,7 @@ pub fn train(
         corpus.test.len(),
         corpus.vocab.len()
     );
-    let scores = if cfg.model.parse::<ModelName>()? == ModelName::Ngram {
+    let scores = if model == ModelName::Ngram {
         let model = fit_ngram(cfg, &corpus)?;
         let scores = TextScores {
             valid_loss: model
@@ -304,14 +327,17 @@ impl TextRun {
         }
     }
 
-    /// Generates `len` tokens after `prefix` (text in the run's tokenization).
+    /// Generates `len` tokens after `prefix` (text in the run's tokenization), handing the text
+    /// to `write` as it is produced: the prefix (as the vocabulary reads it), then each token.
     pub fn generate(
         &self,
         prefix: &str,
         len: usize,
         sampling: &Sampling,
         device: &Device,
-    ) -> Result<String, String> {
+        write: &mut dyn FnMut(&str),
+    ) -> Result<(), String> {
+        sampling.validate().map_err(|e| e.to_string())?;
         let vocab = load_vocab(&self.dir)?;
         let ids = vocab.encode(prefix);
         if ids.is_empty() {
@@ -326,24 +352,49 @@ impl TextRun {
                 ids.len()
             );
         }
-        let out = if self.cfg.model.parse::<ModelName>()? == ModelName::Ngram {
-            let corpus = corpus(&self.cfg, &self.data, Some(vocab.clone()))?;
-            fit_ngram(&self.cfg, &corpus)?.generate(&ids, len, sampling)
-        } else {
-            let weights = self.dir.join("model.bpk");
-            with_token_model(
-                &self.cfg,
-                vocab.len(),
-                device,
-                Generate {
-                    weights: &weights,
-                    prefix: &ids,
-                    len,
-                    sampling,
-                },
-            )??
+        let separator = match self.cfg.tokenizer {
+            Tokenizer::Char => "",
+            Tokenizer::Word => " ",
         };
-        Ok(vocab.decode(&out.map_err(|e| e.to_string())?))
+        let ngram = if self.cfg.model.parse::<ModelName>()? == ModelName::Ngram {
+            let corpus = corpus(&self.cfg, &self.data, Some(vocab.clone()))?;
+            Some(fit_ngram(&self.cfg, &corpus)?)
+        } else {
+            None
+        };
+        // The prefix is written with the first token, so a run whose weights fail to load writes
+        // nothing but its error.
+        let mut pending = Some(vocab.decode(&ids));
+        let mut each = |token: u32| {
+            if let Some(prefix) = pending.take() {
+                write(&prefix);
+            }
+            write(separator);
+            write(&vocab.decode(&[token]));
+        };
+        let generated = match ngram {
+            Some(model) => model.generate_each(&ids, len, sampling, &mut each),
+            None => {
+                let weights = self.dir.join("model.bpk");
+                with_token_model(
+                    &self.cfg,
+                    vocab.len(),
+                    device,
+                    Generate {
+                        weights: &weights,
+                        prefix: &ids,
+                        len,
+                        sampling,
+                        each: &mut each,
+                    },
+                )??
+            }
+        };
+        generated.map_err(|e| e.to_string())?;
+        if let Some(prefix) = pending {
+            write(&prefix);
+        }
+        Ok(())
     }
 
     /// Scores the trained model on the validation and test parts of its data.
@@ -382,14 +433,15 @@ struct Generate<'a> {
     prefix: &'a [u32],
     len: usize,
     sampling: &'a Sampling,
+    each: &'a mut dyn FnMut(u32),
 }
 
 impl TokenModelFn for Generate<'_> {
-    type Out = Result<sequent_models::Result<Vec<u32>>, String>;
+    type Out = Result<sequent_models::Result<()>, String>;
 
     fn call<M: TokenModel>(self, model: M) -> Self::Out {
         let model = learner::fit::load_model(model, self.weights)?;
-        Ok(model.generate(self.prefix, self.len, self.sampling))
+        Ok(model.generate_each(self.prefix, self.len, self.sampling, self.each))
     }
 }
 

@@ -32,6 +32,11 @@ fn small<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// Owned arguments, for tables that mix them with built ones.
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| p.to_string()).collect()
+}
+
 /// Trains a small GRU language model on `data` into `run` (`extra` flags added).
 fn train_text(data: &str, run: &str, extra: &[&str]) -> String {
     let mut args = vec!["train", "--model", "gru", "--data", data, "--out", run];
@@ -57,9 +62,8 @@ fn a_run_directory_holds_one_run() {
     s.file("mine/notes.txt", "keep me");
     let file = s.file("plain.txt", "not a directory");
     let nowhere = s.path("nowhere");
-    let owned = |parts: &[&str]| -> Vec<String> { parts.iter().map(|p| p.to_string()).collect() };
     let with = |extra: &[&str], out: &str| {
-        owned(
+        argv(
             &[
                 &["train", "--model", "gru", "--data", &data, "--out", out],
                 extra,
@@ -67,7 +71,7 @@ fn a_run_directory_holds_one_run() {
             .concat(),
         )
     };
-    let resume = |extra: &[&str]| owned(&[&["train", "--out", &run, "--resume"], extra].concat());
+    let resume = |extra: &[&str]| argv(&[&["train", "--out", &run, "--resume"], extra].concat());
     refused(&[
         (with(&[], &run), "already holds a run"),
         (with(&[], &mine), "holds no sequent run"),
@@ -200,7 +204,7 @@ fn each_command_names_the_run_it_needs() {
         "--out",
         &forecaster,
     ];
-    args.extend_from_slice(SMALL);
+    args.extend_from_slice(SMALL_SERIES);
     ok(&args);
     let mut args = vec![
         "train",
@@ -211,7 +215,7 @@ fn each_command_names_the_run_it_needs() {
         "--out",
         &classifier,
     ];
-    args.extend_from_slice(SMALL);
+    args.extend_from_slice(SMALL_SERIES);
     ok(&args);
     refused(&[
         (
@@ -311,4 +315,245 @@ fn one_process_trains_a_directory_and_a_killed_run_resumes_its_history() {
         read(Path::new(&run).join("metrics.csv")).lines().count(),
         trained + 3
     );
+}
+
+#[test]
+fn data_is_read_exactly_or_refused() {
+    let s = Scratch::new("data");
+    let text = s.file("tiny.txt", &tiny_text());
+    let series = s.file("tiny.csv", &tiny_series());
+    let cases = s.file("toy_TRAIN.ts", &tiny_cases(30));
+    let rows = |row: &str| format!("t,value\n{}{row}\n", "1,2\n".repeat(60));
+    let quoted = s.file("quoted.csv", &rows("2,\"1,000\""));
+    let ragged = s.file("ragged.csv", &rows("2,3,4"));
+    let short = s.file("short.csv", &rows("2"));
+    let nan = s.file("nan.csv", &rows("2,NaN"));
+    let inf = s.file("inf.csv", &rows("2,-inf"));
+    let twice = s.file("twice.csv", "t,value,value\n1,2,3\n");
+    let header_only = s.file("header.csv", "t,value\n");
+    let latin1 = s.0.join("latin1.csv");
+    std::fs::write(&latin1, b"t,value\n1,2\n2,\xe9\n").unwrap();
+    let latin1 = latin1.display().to_string();
+    let blank = s.file("blank.txt", " \n\t\n  ");
+    let folder = s.path("folder.txt");
+    std::fs::create_dir(&folder).unwrap();
+    let fifo = s.path("fifo.txt");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let unlabelled = s.file("bare_TRAIN.ts", "@classLabel true a b\n@data\n1,2,3\n");
+    let cut = s.file(
+        "cut_TRAIN.ts",
+        "@classLabel true a b\n@data\n1,2:3,4:a\n1,2:3,4\n",
+    );
+    let ts_nan = s.file("nan_TRAIN.ts", "@classLabel true a b\n@data\n1,NaN:a\n");
+    let never = s.path("never");
+    let train = |data: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["train", "--model", "gru", "--data", data, "--out", &never];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect()
+    };
+    let value = ["--column", "value"];
+    refused(&[
+        (
+            train(&quoted, &value),
+            "`1,000` in column `value` is not a number",
+        ),
+        (
+            train(&ragged, &value),
+            "line 62: 3 cells where the header has 2",
+        ),
+        (
+            train(&short, &value),
+            "line 62: 1 cells where the header has 2",
+        ),
+        (
+            train(&nan, &value),
+            "line 62: `NaN` in column `value` is not a finite number",
+        ),
+        (train(&inf, &value), "line 62: `-inf`"),
+        (
+            train(&twice, &value),
+            "names column `value` 2 times (columns 2 and 3)",
+        ),
+        (train(&header_only, &value), "has no data rows"),
+        (train(&latin1, &value), "line 3: not valid UTF-8"),
+        (
+            train(&series, &["--column", "value", "--column", "value"]),
+            "--column `value` is given twice",
+        ),
+        (train(&series, &["--column", "nope"]), "no column `nope`"),
+        (
+            train(&text, &["--column", "value"]),
+            "--column does not apply to text",
+        ),
+        (
+            train(&series, &["--tokenizer", "word"]),
+            "--tokenizer does not apply to a series",
+        ),
+        (
+            train(&series, &["--test-fraction", "0.2"]),
+            "--test-fraction does not apply to a series",
+        ),
+        (
+            train(&cases, &["--embedding", "8"]),
+            "--embedding does not apply to labelled cases",
+        ),
+        (
+            train(&text, &["--order", "4"]),
+            "--order does not apply to model `gru`",
+        ),
+        (
+            argv(&[
+                "train", "--model", "ngram", "--data", &text, "--hidden", "8", "--out", &never,
+            ]),
+            "--hidden does not apply to model `ngram`",
+        ),
+        (train(&blank, &[]), "holds only whitespace"),
+        (train(&folder, &[]), "is not a regular file"),
+        (train(&fifo, &[]), "is not a regular file"),
+        (
+            train(&unlabelled, &[]),
+            "line 3: `1,2,3` ends without a class label",
+        ),
+        (
+            train(&cut, &[]),
+            "line 4: `1,2:3,4` ends without a class label",
+        ),
+        (
+            train(&ts_nan, &[]),
+            "`NaN` in dimension 1 is not a finite number",
+        ),
+        (
+            train(&text, &["--lr", "-1"]),
+            "--lr must be positive, got -1",
+        ),
+        (
+            train(&text, &["--dropout", "-0.5"]),
+            "--dropout must be in [0, 1)",
+        ),
+        (
+            train(&text, &["--valid-fraction", "1.5"]),
+            "--valid-fraction",
+        ),
+        (train(&text, &["--hidden", "100000000"]), "GiB"),
+        (train(&text, &["--embedding", "100000000"]), "GiB"),
+        (argv(&["bench", "--batch", "100000000"]), "GiB"),
+    ]);
+    // None of them left a run directory behind.
+    assert!(!Path::new(&never).exists());
+    // The valid neighbours: a byte-order mark, CRLF and quoted numbers are read as written.
+    let mut clean = String::from("\u{feff}t,\"value\"\r\n");
+    for line in tiny_series().lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        clean.push_str(&format!("{},\"{}\"\r\n", cells[0], cells[1]));
+    }
+    let clean = s.file("clean.csv", &clean);
+    let run = s.path("clean");
+    let mut args = vec![
+        "train", "--model", "gru", "--data", &clean, "--column", "value", "--out", &run,
+    ];
+    args.extend_from_slice(SMALL_SERIES);
+    ok(&args);
+}
+
+#[test]
+fn a_run_works_from_anywhere_and_notices_changed_data() {
+    let s = Scratch::new("moved");
+    let data = s.file("tiny.txt", &tiny_text());
+    let run = s.path("run");
+    // Trained with a relative data path from the scratch directory...
+    let status = Command::new(env!("CARGO_BIN_EXE_sequent"))
+        .current_dir(&s.0)
+        .args([
+            "train", "--model", "gru", "--data", "tiny.txt", "--out", "run",
+        ])
+        .args(SMALL)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    // ...and read back from elsewhere.
+    ok(&["evaluate", "--run", &run]);
+    ok(&["generate", "--run", &run, "--len", "5"]);
+    std::fs::write(&data, tiny_text().replace("question", "answer")).unwrap();
+    refused(&[
+        (vec!["evaluate", "--run", &run], "changed since the run"),
+        (
+            vec!["train", "--out", &run, "--resume", "--epochs", "3"],
+            "changed since the run",
+        ),
+        (
+            vec!["generate", "--run", &run, "--temperature", "-1"],
+            "temperature",
+        ),
+    ]);
+    // Generation does not read the data, so it still works; restoring the data restores the rest.
+    ok(&["generate", "--run", &run, "--len", "5"]);
+    std::fs::write(&data, tiny_text()).unwrap();
+    ok(&["evaluate", "--run", &run]);
+}
+
+/// A small tmpfs mounted over a directory, unmounted when dropped (root only).
+struct Tmpfs(String);
+
+impl Tmpfs {
+    fn mount(dir: &str, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", dir])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Self(dir.to_string()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_training_with_the_last_checkpoint_kept() {
+    let s = Scratch::new("full");
+    let data = s.file("tiny.txt", &tiny_text());
+    let disk = s.path("disk");
+    let Some(_tmpfs) = Tmpfs::mount(&disk, "700k") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let run = format!("{disk}/run");
+    // About 250 kB of checkpoints an epoch; the disk fills in the third or fourth epoch.
+    let mut args = vec!["train", "--model", "lstm", "--data", &data, "--out", &run];
+    args.extend_from_slice(&[
+        "--hidden",
+        "64",
+        "--embedding",
+        "8",
+        "--steps",
+        "8",
+        "--batch",
+        "4",
+    ]);
+    args.extend_from_slice(&["--epochs", "50"]);
+    let line = fails(&args);
+    assert!(
+        line.contains("No space left on device") && line.contains(&run),
+        "{line}"
+    );
+    // The newest complete checkpoint reads back, and the run resumes from it once there is room.
+    let ckpt = Path::new(&run).join("checkpoint");
+    let epoch = latest_epoch(&ckpt).expect("a checkpoint was kept");
+    sequent::train::learner::fit::resume_point(Path::new(&run))
+        .expect("the kept checkpoint is complete");
+    assert!(epoch >= 1);
 }

@@ -19,6 +19,7 @@ use sequent_train::learner::{self, Forecasting, SeriesModel, TaskLearner};
 use crate::catalog::{SeriesModelFn, with_series_model};
 use crate::config::RunConfig;
 use crate::data_source::DataSource;
+use crate::footprint::Footprint;
 use crate::plot::{Line, line_chart};
 use crate::run::{fit_and_report, model_device};
 use crate::run_dir::Start;
@@ -152,6 +153,7 @@ pub fn train(
 ) -> Result<SeriesScores, String> {
     let series = load(cfg, source)?;
     let prepared = prepare(cfg, &series)?;
+    Footprint::of_run(cfg, cfg.model.parse()?, series.names.len(), false).check("this model")?;
     let _run = cfg.start_run(out, start)?;
     let json = serde_json::to_string_pretty(&prepared.normalizer).expect("serialises");
     sequent_train::io::write_atomic(&out.join("normalizer.json"), json.as_bytes())?;

@@ -90,6 +90,7 @@ pub fn tiny_series() -> String {
     csv
 }
 
+/// Small settings for a language model.
 pub const SMALL: &[&str] = &[
     "--hidden",
     "8",
@@ -101,6 +102,11 @@ pub const SMALL: &[&str] = &[
     "8",
     "--batch",
     "4",
+];
+
+/// [`SMALL`] without what only text uses: for series and `.ts` cases.
+pub const SMALL_SERIES: &[&str] = &[
+    "--hidden", "8", "--epochs", "2", "--steps", "8", "--batch", "4",
 ];
 
 pub fn exists(run: &str, files: &[&str]) {

@@ -97,13 +97,26 @@ impl<C: CellKind> LanguageModel<C> {
     /// Continues `prefix` by `len` tokens: the model first reads the whole prefix (warm-up), then
     /// feeds each chosen token back with the state carried. Returns prefix + continuation.
     pub fn generate(&self, prefix: &[u32], len: usize, sampling: &Sampling) -> Result<Vec<u32>> {
+        let mut out = prefix.to_vec();
+        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
+        Ok(out)
+    }
+
+    /// [`LanguageModel::generate`] that hands each new token to `each` as soon as it is chosen
+    /// (to stream long generations) instead of collecting them.
+    pub fn generate_each(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        sampling: &Sampling,
+        each: &mut dyn FnMut(u32),
+    ) -> Result<()> {
         if prefix.is_empty() {
             return Err(SequentError::EmptySequence("generation prefix"));
         }
         sampling.validate()?;
         let device = self.embedding.weight.device();
         let mut rng = SplitMix64::new(sampling.seed);
-        let mut out = prefix.to_vec();
         let mut next: Vec<i64> = prefix.iter().map(|&t| t as i64).collect();
         let mut state = None;
         for _ in 0..len {
@@ -114,9 +127,9 @@ impl<C: CellKind> LanguageModel<C> {
             let last = logits.narrow(1, n - 1, 1).into_data().convert::<f64>();
             let token =
                 sampling.pick(&last.try_to_vec::<f64>().unwrap_or_default(), &mut rng) as u32;
-            out.push(token);
+            each(token);
             next = vec![token as i64];
         }
-        Ok(out)
+        Ok(())
     }
 }

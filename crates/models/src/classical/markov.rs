@@ -60,12 +60,27 @@ impl MarkovLm {
     }
 
     /// Continues `prefix` by `len` tokens chosen by `sampling`; only the last token matters.
+    /// Returns prefix + continuation.
     pub fn generate(
         &self,
         prefix: &[u32],
         len: usize,
         sampling: &Sampling,
     ) -> crate::Result<Vec<u32>> {
+        let mut out = prefix.to_vec();
+        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
+        Ok(out)
+    }
+
+    /// [`MarkovLm::generate`] that hands each new token to `each` as soon as it is chosen (to
+    /// stream long generations) instead of collecting them.
+    pub fn generate_each(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        sampling: &Sampling,
+        each: &mut dyn FnMut(u32),
+    ) -> crate::Result<()> {
         let vocab = self.embedding.weight.dims()[0];
         let Some(&last) = prefix.last() else {
             return Err(SequentError::EmptySequence("generation prefix"));
@@ -85,12 +100,11 @@ impl MarkovLm {
             .try_to_vec::<f64>()
             .unwrap_or_default();
         let mut rng = SplitMix64::new(sampling.seed);
-        let mut out = prefix.to_vec();
         let mut current = last as usize;
         for _ in 0..len {
             current = sampling.pick(&table[current * vocab..(current + 1) * vocab], &mut rng);
-            out.push(current as u32);
+            each(current as u32);
         }
-        Ok(out)
+        Ok(())
     }
 }

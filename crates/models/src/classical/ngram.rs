@@ -165,18 +165,38 @@ impl NgramModel {
     /// Continues `prefix` by `len` tokens chosen by `sampling` (greedy, temperature, top-k);
     /// seeded and reproducible. Returns prefix + continuation.
     pub fn generate(&self, prefix: &[u32], len: usize, sampling: &Sampling) -> Result<Vec<u32>> {
+        let mut out = prefix.to_vec();
+        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
+        Ok(out)
+    }
+
+    /// [`NgramModel::generate`] that hands each new token to `each` as soon as it is chosen (to
+    /// stream long generations) instead of collecting them.
+    pub fn generate_each(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        sampling: &Sampling,
+        each: &mut dyn FnMut(u32),
+    ) -> Result<()> {
         if prefix.is_empty() {
             return Err(SequentError::EmptySequence("generation prefix"));
         }
         sampling.validate()?;
         self.check(prefix)?;
         let mut rng = SplitMix64::new(sampling.seed);
-        let mut out = prefix.to_vec();
+        // The context: the last `order - 1` tokens are all the model reads.
+        let mut recent = prefix.to_vec();
         for _ in 0..len {
-            let ctx = self.context(&out, out.len());
+            let ctx = self.context(&recent, recent.len());
             let log_probs: Vec<f64> = self.distribution(ctx).iter().map(|p| p.ln()).collect();
-            out.push(sampling.pick(&log_probs, &mut rng) as u32);
+            let token = sampling.pick(&log_probs, &mut rng) as u32;
+            each(token);
+            recent.push(token);
+            if recent.len() > 2 * self.config.order {
+                recent.drain(..recent.len() - self.config.order);
+            }
         }
-        Ok(out)
+        Ok(())
     }
 }

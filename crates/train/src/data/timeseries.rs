@@ -44,67 +44,38 @@ pub enum SeriesError {
     TooShort(String),
 }
 
-/// A multivariate series `[T][F]` read from the named columns of a CSV file with a header row.
-/// Every value must be a finite number: a cell that is not, NaN and infinities included, is an
-/// error naming its line and column.
+/// A multivariate series `[T][F]` read from the named columns of a CSV file with a header row
+/// (RFC 4180 through the `csv` crate: quoted fields, CRLF line ends and a UTF-8 byte-order mark
+/// are read as such; blank lines are skipped). Every value must be a finite number: a cell that
+/// is not (NaN, infinities, `"1,000"`), a row with a different number of cells than the header,
+/// and a column named twice in the header are errors naming the line or column.
 pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Io {
-        path: name.clone(),
-        source: sequent_models::ErrorSource::new(e),
-    })?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
-        return Err(SeriesError::Empty(name));
-    };
-    let header: Vec<&str> = header.split(',').map(cell).collect();
+    let mut reader = reader(path)?;
+    let header = header_of(&mut reader, &name)?;
     let idx: Vec<usize> = columns
         .iter()
-        .map(|c| {
-            header
-                .iter()
-                .position(|h| h == c)
-                .ok_or_else(|| SeriesError::UnknownColumn {
-                    path: name.clone(),
-                    column: c.to_string(),
-                    available: header.join(", "),
-                })
-        })
+        .map(|c| column_index(&header, c, &name))
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
-    for (i, line) in lines {
-        let cells: Vec<&str> = line.split(',').map(cell).collect();
+    for record in reader.records() {
+        let record = record.map_err(|e| malformed(&name, &e))?;
+        let line = record.position().map_or(0, csv::Position::line) as usize;
         let row = idx
             .iter()
             .map(|&j| {
-                let cell = cells.get(j).ok_or_else(|| SeriesError::Malformed {
+                let cell = &record[j];
+                let bad = |what: &str| SeriesError::Malformed {
                     path: name.clone(),
-                    line: i + 1,
-                    message: format!(
-                        "{} cells, column `{}` is number {}",
-                        cells.len(),
-                        header[j],
-                        j + 1
-                    ),
-                })?;
+                    line,
+                    message: format!("`{cell}` in column `{}` is {what}", header[j]),
+                };
                 match cell.parse::<f32>() {
                     Ok(v) if v.is_finite() => Ok(v),
-                    Ok(_) => Err(SeriesError::Malformed {
-                        path: name.clone(),
-                        line: i + 1,
-                        message: format!(
-                            "`{cell}` in column `{}` is not a finite number (a series must not hold NaN or infinite values)",
-                            header[j]
-                        ),
-                    }),
-                    Err(_) => Err(SeriesError::Malformed {
-                        path: name.clone(),
-                        line: i + 1,
-                        message: format!("`{cell}` in column `{}` is not a number", header[j]),
-                    }),
+                    Ok(_) => Err(bad(
+                        "not a finite number (a series must not hold NaN or infinite values)",
+                    )),
+                    Err(_) => Err(bad("not a number")),
                 }
             })
             .collect::<Result<Vec<f32>, _>>()?;
@@ -116,23 +87,88 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesEr
     Ok(rows)
 }
 
-/// A CSV cell without surrounding spaces and double quotes.
-fn cell(raw: &str) -> &str {
-    raw.trim().trim_matches('"')
-}
-
 /// The column names of a CSV file's header row.
 pub fn csv_header(path: &Path) -> Result<Vec<String>, SeriesError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Io {
-        path: name.clone(),
+    header_of(&mut reader(path)?, &name)
+}
+
+fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>, SeriesError> {
+    let file = std::fs::File::open(path).map_err(|e| SeriesError::Io {
+        path: path.display().to_string(),
         source: sequent_models::ErrorSource::new(e),
     })?;
-    let header = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .ok_or(SeriesError::Empty(name))?;
-    Ok(header.split(',').map(|c| cell(c).to_string()).collect())
+    Ok(csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(file))
+}
+
+fn header_of(
+    reader: &mut csv::Reader<std::fs::File>,
+    name: &str,
+) -> Result<Vec<String>, SeriesError> {
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| malformed(name, &e))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(SeriesError::Empty(name.to_string()));
+    }
+    Ok(header)
+}
+
+/// Where `column` is in `header`: an error if it is missing or named twice.
+fn column_index(header: &[String], column: &str, name: &str) -> Result<usize, SeriesError> {
+    let found: Vec<usize> = (0..header.len()).filter(|&j| header[j] == column).collect();
+    match found[..] {
+        [j] => Ok(j),
+        [] => Err(SeriesError::UnknownColumn {
+            path: name.to_string(),
+            column: column.to_string(),
+            available: header.join(", "),
+        }),
+        _ => Err(SeriesError::Malformed {
+            path: name.to_string(),
+            line: 1,
+            message: format!(
+                "the header names column `{column}` {} times (columns {}); rename them apart",
+                found.len(),
+                found
+                    .iter()
+                    .map(|j| (j + 1).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }),
+    }
+}
+
+/// A `csv` reader's error as a line-numbered [`SeriesError`].
+fn malformed(name: &str, e: &csv::Error) -> SeriesError {
+    let line = e.position().map_or(0, csv::Position::line) as usize;
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} cells where the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
+        csv::ErrorKind::Io(io) => {
+            return SeriesError::Io {
+                path: name.to_string(),
+                source: sequent_models::ErrorSource::new(std::io::Error::new(
+                    io.kind(),
+                    io.to_string(),
+                )),
+            };
+        }
+        _ => e.to_string(),
+    };
+    SeriesError::Malformed {
+        path: name.to_string(),
+        line,
+        message,
+    }
 }
 
 /// Per-feature standardisation `z = (x - mean) / std`, fitted on the training part only and stored
@@ -303,6 +339,32 @@ mod tests {
                 "{err}"
             );
         }
+        // RFC 4180: a byte-order mark, CRLF and quoted cells are read as written.
+        let crlf = write(
+            &dir,
+            "crlf.csv",
+            "\u{feff}\"a\",b\r\n\"1\",2\r\n\r\n3,4.5\r\n",
+        );
+        assert_eq!(
+            read_csv(&crlf, &["a", "b"]).unwrap(),
+            vec![vec![1.0, 2.0], vec![3.0, 4.5]]
+        );
+        let quoted = write(&dir, "quoted.csv", "a,b\n1,\"1,000\"\n");
+        assert!(matches!(
+            read_csv(&quoted, &["b"]).unwrap_err(),
+            SeriesError::Malformed { line: 2, ref message, .. } if message.contains("`1,000`")
+        ));
+        let long = write(&dir, "long.csv", "a,b\n1,2\n3,4,5\n");
+        assert!(matches!(
+            read_csv(&long, &["a"]).unwrap_err(),
+            SeriesError::Malformed { line: 3, ref message, .. } if message.contains("3 cells where the header has 2")
+        ));
+        let twice = write(&dir, "twice.csv", "a,b,a\n1,2,3\n");
+        assert_eq!(read_csv(&twice, &["b"]).unwrap(), vec![vec![2.0]]);
+        assert!(matches!(
+            read_csv(&twice, &["a"]).unwrap_err(),
+            SeriesError::Malformed { line: 1, ref message, .. } if message.contains("columns 1 and 3")
+        ));
         let short = write(&dir, "short.csv", "a,b\n1,2\n3\n");
         assert!(matches!(
             read_csv(&short, &["b"]).unwrap_err(),

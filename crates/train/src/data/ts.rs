@@ -116,6 +116,16 @@ impl TsData {
                 .ok_or_else(|| bad(n, "no @classLabel line before @data".into()))?;
             let mut fields: Vec<&str> = line.split(':').collect();
             let label = fields.pop().unwrap_or_default().trim();
+            if fields.is_empty() || label.contains(',') {
+                return Err(bad(
+                    n,
+                    format!(
+                        "`{}` ends without a class label (a case is `dimension:...:dimension:label`; \
+                         is the line cut short?)",
+                        short(line)
+                    ),
+                ));
+            }
             let label = classes.iter().position(|c| c == label).ok_or_else(|| {
                 bad(
                     n,
@@ -139,16 +149,15 @@ impl TsData {
                 .map(|(j, f)| {
                     f.split(',')
                         .map(|v| {
-                            v.trim().parse::<f32>().map_err(|_| {
-                                bad(
-                                    n,
-                                    format!(
-                                        "`{}` in dimension {} is not a number",
-                                        v.trim(),
-                                        j + 1
-                                    ),
-                                )
-                            })
+                            let what = match v.trim().parse::<f32>() {
+                                Ok(x) if x.is_finite() => return Ok(x),
+                                Ok(_) => "not a finite number",
+                                Err(_) => "not a number",
+                            };
+                            Err(bad(
+                                n,
+                                format!("`{}` in dimension {} is {what}", v.trim(), j + 1),
+                            ))
                         })
                         .collect::<Result<Vec<f32>, _>>()
                 })
@@ -295,6 +304,21 @@ mod tests {
                 "@dimensions 3\n@classLabel true a\n@data\n1:2:a\n",
                 4,
                 "@dimensions says 3",
+            ),
+            (
+                "@classLabel true a\n@data\n1,2,3\n",
+                3,
+                "ends without a class label",
+            ),
+            (
+                "@classLabel true a\n@data\n1,2:3,4\n",
+                3,
+                "ends without a class label",
+            ),
+            (
+                "@classLabel true a\n@data\n1,NaN:a\n",
+                3,
+                "`NaN` in dimension 1 is not a finite number",
             ),
             ("@data\n1:2:a\n", 2, "no @classLabel"),
             ("hello\n", 1, "before @data"),

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::learner::checkpoint::{self, AtomicCheckpointer};
 use crate::learner::control::{Split, StepControl};
+use crate::learner::logs::MetricLogs;
 use crate::learner::progress::ProgressBar;
 use crate::learner::task::{Task, TaskLearner};
 
@@ -83,7 +84,8 @@ pub fn resume_point(dir: &Path) -> Result<Option<usize>, TrainError> {
 
 /// Trains `model` with Adam under burn-train in `dir`: checkpoints `dir/checkpoint/*-N.bpk`
 /// (written atomically, the last two kept plus the best validation loss), metric logs
-/// `dir/{train,valid}/epoch-N/*.log`, a progress bar on standard error. With `resume_after =
+/// `dir/{train,valid}/epoch-N/*.log` ([`MetricLogs`]), a progress bar on standard error. A file
+/// that cannot be written stops training with a message naming it ([`Fitted::stopped`]). With `resume_after =
 /// Some(k)` the model, optimiser and schedule are restored from epoch `k`'s checkpoint (see
 /// [`resume_point`]) and training continues at epoch `k + 1`.
 pub fn fit<T: Task>(
@@ -105,6 +107,7 @@ pub fn fit<T: Task>(
             AtomicCheckpointer::new(&ckpt, "optim", control.clone()),
             AtomicCheckpointer::new(&ckpt, "scheduler", control.clone()),
         )
+        .with_metric_logger(MetricLogs::new(dir, control.clone()))
         .renderer(Box::new(ProgressBar::new(control.clone())))
         .with_interrupter(control.interrupter())
         .num_epochs(options.epochs);

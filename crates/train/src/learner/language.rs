@@ -53,13 +53,28 @@ pub trait TokenModel: Module + ModuleDisplay + 'static {
         state: Option<RecurrentState>,
     ) -> (Tensor<3>, Option<RecurrentState>);
 
-    /// Continues `prefix` by `len` tokens chosen by `sampling` (seeded, reproducible).
+    /// Continues `prefix` by `len` tokens chosen by `sampling` (seeded, reproducible), handing
+    /// each to `each` as soon as it is chosen.
+    fn generate_each(
+        &self,
+        prefix: &[u32],
+        len: usize,
+        sampling: &Sampling,
+        each: &mut dyn FnMut(u32),
+    ) -> sequent_models::Result<()>;
+
+    /// Continues `prefix` by `len` tokens chosen by `sampling` (seeded, reproducible); returns
+    /// prefix + continuation.
     fn generate(
         &self,
         prefix: &[u32],
         len: usize,
         sampling: &Sampling,
-    ) -> sequent_models::Result<Vec<u32>>;
+    ) -> sequent_models::Result<Vec<u32>> {
+        let mut out = prefix.to_vec();
+        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
+        Ok(out)
+    }
 }
 
 impl<C: CellKind> TokenModel for LanguageModel<C> {
@@ -72,13 +87,14 @@ impl<C: CellKind> TokenModel for LanguageModel<C> {
         (logits, Some(state))
     }
 
-    fn generate(
+    fn generate_each(
         &self,
         prefix: &[u32],
         len: usize,
         sampling: &Sampling,
-    ) -> sequent_models::Result<Vec<u32>> {
-        LanguageModel::generate(self, prefix, len, sampling)
+        each: &mut dyn FnMut(u32),
+    ) -> sequent_models::Result<()> {
+        LanguageModel::generate_each(self, prefix, len, sampling, each)
     }
 }
 
@@ -92,13 +108,14 @@ impl TokenModel for MarkovLm {
         (self.forward(tokens), None)
     }
 
-    fn generate(
+    fn generate_each(
         &self,
         prefix: &[u32],
         len: usize,
         sampling: &Sampling,
-    ) -> sequent_models::Result<Vec<u32>> {
-        MarkovLm::generate(self, prefix, len, sampling)
+        each: &mut dyn FnMut(u32),
+    ) -> sequent_models::Result<()> {
+        MarkovLm::generate_each(self, prefix, len, sampling, each)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod control;
 pub mod fit;
 pub mod language;
+pub mod logs;
 pub mod metrics;
 pub mod progress;
 pub mod series;
