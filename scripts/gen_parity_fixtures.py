@@ -3,7 +3,9 @@
 
 For each configuration this writes, under crates/models/tests/fixtures/:
   <name>.weights.safetensors  the layer's state_dict exactly as PyTorch names and lays it out
-  <name>.weights.pt           the same, written by torch.save (a few cases, PT_CASES)
+  <name>.weights.pt           the same, written by torch.save with its default (zip) container,
+                              one case per cell kind (PT_CASES)
+  <name>.weights.legacy.pt    the same in torch.save's older pickle container (LEGACY_PT_CASES)
   <name>.data.safetensors     input x, optional h0/c0 and lengths, probes (R, S, U), the expected
                               output/h_n/c_n, and gradients of
                               loss = sum(out * R) + sum(h_n * S) [+ sum(c_n * U)]
@@ -24,7 +26,9 @@ from safetensors.torch import save_file
 OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "models", "tests", "fixtures")
 B, T, I, H = 3, 5, 4, 6
 LENGTHS = [5, 2, 4]
-PT_CASES = {"lstm_l2_bi_h0", "gru_l1_uni"}
+# lstm_l2_bi_h0.weights.pt has the 21-character stem that zip 9.8.2 misreads (torch_zip.rs).
+PT_CASES = {"lstm_l2_bi_h0", "gru_l1_uni", "rnn_tanh_l1_uni", "rnn_relu_l1_uni"}
+LEGACY_PT_CASES = {"lstm_l2_bi_h0"}
 
 
 def gru_v3(x, h0, params, layers, bidir, lengths):
@@ -125,9 +129,10 @@ def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
     weights = {k: v.detach().float().contiguous() for k, v in params.items()}
     save_file(weights, os.path.join(OUT, name + ".weights.safetensors"))
     if name in PT_CASES:  # the same weights as torch.save writes them, for the .pt reader
-        # burn-store 0.22.1's zip reader rejects the zip container of torch 2.15 ("Invalid Central
-        # Directory header"); the pickle container, which it reads, is the one written here.
-        torch.save(weights, os.path.join(OUT, name + ".weights.pt"), _use_new_zipfile_serialization=False)
+        torch.save(weights, os.path.join(OUT, name + ".weights.pt"))
+    if name in LEGACY_PT_CASES:
+        torch.save(weights, os.path.join(OUT, name + ".weights.legacy.pt"),
+                   _use_new_zipfile_serialization=False)
     return {"name": name, "mode": mode, "input_size": I, "hidden_size": H, "num_layers": layers,
             "bidirectional": bidir, "bias": bias, "initial_state": with_h0,
             "lengths": lengths is not None}

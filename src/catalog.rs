@@ -94,7 +94,7 @@ impl ModelName {
     /// flag that would be silently ignored is an error naming it.
     pub fn check_settings(self, given: &[String], text: bool, classes: bool) -> Result<(), String> {
         let data_uses = |key: &str| match key {
-            "columns" => !text && !classes,
+            "columns" | "missing" => !text && !classes,
             "tokenizer" | "partition" | "test_fraction" | "embedding" => text,
             _ => true,
         };

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use sequent_train::data::text::Partition;
+use sequent_train::data::timeseries::Missing;
 use sequent_train::data::vocab::Tokenizer;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,9 @@ pub struct RunConfig {
     pub data: String,
     /// CSV column(s) to model (series); empty means the last column.
     pub columns: Vec<String>,
+    /// What a missing value (empty, NaN, infinite) in a series does: `error`, `drop` the row,
+    /// or repeat the `previous` value.
+    pub missing: Missing,
     /// Text tokenizer: characters or whitespace-separated words.
     pub tokenizer: Tokenizer,
     /// Hidden width `H` of recurrent layers and MLP hidden layers.
@@ -90,6 +94,7 @@ impl Default for RunConfig {
             model: "lstm".into(),
             data: "shakespeare".into(),
             columns: Vec::new(),
+            missing: Missing::Error,
             tokenizer: Tokenizer::Char,
             hidden: 256,
             layers: 1,

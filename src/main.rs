@@ -14,6 +14,7 @@ use sequent::series::SeriesRun;
 use sequent::text::TextRun;
 use sequent_models::generate::Sampling;
 use sequent_train::data::text::Partition;
+use sequent_train::data::timeseries::Missing;
 use sequent_train::data::vocab::Tokenizer;
 
 #[derive(Parser)]
@@ -157,6 +158,10 @@ struct TrainArgs {
     /// CSV column to model (repeat for several); default: the data set's own, or the last.
     #[arg(long = "column")]
     columns: Vec<String>,
+    /// Missing values (empty, NaN, infinite) in a series: error, drop (the row) or previous
+    /// (repeat the last value) [default: error].
+    #[arg(long)]
+    missing: Option<Missing>,
     /// Text tokenizer: char or word.
     #[arg(long, value_parser = parse_tokenizer)]
     tokenizer: Option<Tokenizer>,
@@ -254,6 +259,7 @@ impl TrainArgs {
         take!(
             model,
             data,
+            missing,
             tokenizer,
             hidden,
             layers,

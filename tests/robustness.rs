@@ -373,7 +373,7 @@ fn data_is_read_exactly_or_refused() {
         ),
         (
             train(&nan, &value),
-            "line 62: `NaN` in column `value` is not a finite number",
+            "line 62: `NaN` in column `value` is a missing value",
         ),
         (train(&inf, &value), "line 62: `-inf`"),
         (
@@ -394,6 +394,10 @@ fn data_is_read_exactly_or_refused() {
         (
             train(&series, &["--tokenizer", "word"]),
             "--tokenizer does not apply to a series",
+        ),
+        (
+            train(&text, &["--missing", "drop"]),
+            "--missing does not apply to text",
         ),
         (
             train(&series, &["--test-fraction", "0.2"]),
@@ -446,7 +450,17 @@ fn data_is_read_exactly_or_refused() {
     ]);
     // None of them left a run directory behind.
     assert!(!Path::new(&never).exists());
-    // The valid neighbours: a byte-order mark, CRLF and quoted numbers are read as written.
+    // The valid neighbours: missing values dropped or carried forward when asked...
+    for policy in ["drop", "previous"] {
+        let run = s.path(policy);
+        let mut args = vec![
+            "train", "--model", "gru", "--data", &nan, "--column", "value",
+        ];
+        args.extend_from_slice(&["--missing", policy, "--out", &run]);
+        args.extend_from_slice(SMALL_SERIES);
+        ok(&args);
+    }
+    // ...and a byte-order mark, CRLF and quoted numbers read as written.
     let mut clean = String::from("\u{feff}t,\"value\"\r\n");
     for line in tiny_series().lines().skip(1) {
         let cells: Vec<&str> = line.split(',').collect();

@@ -12,7 +12,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 use sequent_models::forecast::{free_running, k_step_mse, one_step};
 use sequent_train::data::synthetic::noisy_sine;
-use sequent_train::data::timeseries::{Normalizer, csv_header, read_csv, split};
+use sequent_train::data::timeseries::{Normalizer, csv_header, read_csv_with, split};
 use sequent_train::learner::series::forecast_loaders;
 use sequent_train::learner::{self, Forecasting, SeriesModel, TaskLearner};
 
@@ -59,7 +59,7 @@ pub fn load(cfg: &RunConfig, source: &DataSource) -> Result<Series, String> {
                 vec![header.last().cloned().unwrap_or_default()]
             };
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let rows = read_csv(path, &refs).map_err(|e| e.to_string())?;
+            let rows = read_csv_with(path, &refs, cfg.missing).map_err(|e| e.to_string())?;
             Ok(Series { rows, names })
         }
         DataSource::Text(p) | DataSource::Cases { train: p, .. } => Err(format!(

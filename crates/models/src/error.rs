@@ -114,14 +114,12 @@ pub enum SequentError {
         steps: usize,
     },
     /// A weight file could not be read or written.
-    #[error("weight file {}: {source}{}", path.display(), hint.map(|h| format!(" ({h})")).unwrap_or_default())]
+    #[error("weight file {}: {source}", path.display())]
     WeightIo {
         /// The file.
         path: PathBuf,
         /// What the reader, writer or file system said.
         source: ErrorSource,
-        /// What to do about it, where sequent knows.
-        hint: Option<&'static str>,
     },
     /// A weight file was read but does not fit the layer: missing, extra or mis-shaped tensors.
     #[error("weight file {} does not fit the layer:{}", path.display(), problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]

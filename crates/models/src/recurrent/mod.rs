@@ -11,6 +11,7 @@ mod single_step;
 mod stack;
 mod state;
 mod torch;
+mod torch_zip;
 mod weights;
 
 pub use cell_kind::CellKind;

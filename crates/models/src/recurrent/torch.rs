@@ -7,6 +7,7 @@
 //! `bias_hh` alike); a cell's `weight_ih` <-> `weights.weight_ih`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::module::Module;
 use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PytorchStore, SafetensorsStore};
@@ -14,6 +15,7 @@ use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PytorchStore, Safete
 use super::cell_kind::CellKind;
 use super::single_step::RecurrentCell;
 use super::stack::Recurrent;
+use super::torch_zip::without_redundant_zip64;
 use crate::error::{ErrorSource, Result, SequentError};
 
 /// Regex renames from PyTorch's names to sequent's module paths, and back.
@@ -66,7 +68,7 @@ impl Names {
     fn load<M: Module>(&self, module: &mut M, path: &Path) -> Result<()> {
         if !path.is_file() {
             let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-            return Err(weight_io(path, missing, None));
+            return Err(weight_io(path, missing));
         }
         let mut copy = module.clone();
         let is_pt = matches!(
@@ -74,22 +76,18 @@ impl Names {
             Some("pt" | "pth" | "bin")
         );
         let result = if is_pt {
-            let store = self
-                .import
-                .iter()
-                .fold(PytorchStore::from_file(path), |s, (f, t)| {
-                    s.with_key_remapping(*f, *t)
-                });
-            apply(&mut copy, store.allow_partial(true).validate(false)).map_err(|e| {
-                weight_io(
-                    path,
-                    e,
-                    Some(
-                        "if torch.save wrote it with its zip container, save it with \
-                         `_use_new_zipfile_serialization=False` or as safetensors",
-                    ),
-                )
-            })?
+            match self.load_pt(&mut copy, path) {
+                Ok(result) => result,
+                // A zip container the reader misreads is read again without the records it
+                // trips on (see `torch_zip`).
+                Err(e) => match self.load_repaired_pt(module, path) {
+                    Some(Ok((repaired, result))) => {
+                        copy = repaired;
+                        result
+                    }
+                    _ => return Err(weight_io(path, e)),
+                },
+            }
         } else {
             let store = self
                 .import
@@ -98,7 +96,7 @@ impl Names {
                     s.with_key_remapping(*f, *t)
                 });
             apply(&mut copy, store.allow_partial(true).validate(false))
-                .map_err(|e| weight_io(path, e, None))?
+                .map_err(|e| weight_io(path, e))?
         };
         let mut problems: Vec<String> = Vec::new();
         problems.extend(
@@ -138,6 +136,42 @@ impl Names {
         Ok(())
     }
 
+    /// Loads the `.pt` file `file` into `module`.
+    fn load_pt<M: Module>(
+        &self,
+        module: &mut M,
+        file: &Path,
+    ) -> std::result::Result<ApplyResult, <PytorchStore as ModuleStore>::Error> {
+        let store = self
+            .import
+            .iter()
+            .fold(PytorchStore::from_file(file), |s, (f, t)| {
+                s.with_key_remapping(*f, *t)
+            });
+        apply(module, store.allow_partial(true).validate(false))
+    }
+
+    /// Loads `path` into a copy of `module` from a temporary copy of the file without its
+    /// redundant ZIP64 records; `None` if the file has none to drop or cannot be copied.
+    fn load_repaired_pt<M: Module>(
+        &self,
+        module: &M,
+        path: &Path,
+    ) -> Option<std::result::Result<(M, ApplyResult), <PytorchStore as ModuleStore>::Error>> {
+        static COPIES: AtomicUsize = AtomicUsize::new(0);
+        let fixed = without_redundant_zip64(&std::fs::read(path).ok()?)?;
+        let copy = std::env::temp_dir().join(format!(
+            "sequent-{}-{}.pt",
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&copy, fixed).ok()?;
+        let mut repaired = module.clone();
+        let result = self.load_pt(&mut repaired, &copy);
+        std::fs::remove_file(&copy).ok();
+        Some(result.map(|r| (repaired, r)))
+    }
+
     /// Writes `module` as a safetensors file with PyTorch's names, atomically (temp file + rename).
     fn save<M: Module>(&self, module: &M, path: &Path) -> Result<()> {
         let tmp = path.with_extension("safetensors.partial");
@@ -150,21 +184,16 @@ impl Names {
             .overwrite(true);
         module
             .save_into(&mut store)
-            .map_err(|e| weight_io(path, e, None))?;
-        std::fs::rename(&tmp, path).map_err(|e| weight_io(path, e, None))
+            .map_err(|e| weight_io(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| weight_io(path, e))
     }
 }
 
 /// [`SequentError::WeightIo`] for `path`, keeping `source`.
-fn weight_io(
-    path: &Path,
-    source: impl std::error::Error + Send + Sync + 'static,
-    hint: Option<&'static str>,
-) -> SequentError {
+fn weight_io(path: &Path, source: impl std::error::Error + Send + Sync + 'static) -> SequentError {
     SequentError::WeightIo {
         path: path.to_path_buf(),
         source: ErrorSource::new(source),
-        hint,
     }
 }
 

@@ -50,6 +50,46 @@ pub enum SeriesError {
 /// is not (NaN, infinities, `"1,000"`), a row with a different number of cells than the header,
 /// and a column named twice in the header are errors naming the line or column.
 pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesError> {
+    read_csv_with(path, columns, Missing::Error)
+}
+
+/// What to do with a missing value in a series: an empty cell, `NaN` or an infinity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Missing {
+    /// Refuse the file, naming the line and column (the default).
+    #[default]
+    Error,
+    /// Leave out every row with a missing value in a selected column.
+    Drop,
+    /// Repeat the column's previous value (pandas' `ffill`); a missing value before the first
+    /// present one is still an error.
+    Previous,
+}
+
+impl std::str::FromStr for Missing {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Self::Error),
+            "drop" => Ok(Self::Drop),
+            "previous" => Ok(Self::Previous),
+            _ => Err(format!(
+                "unknown missing-value policy `{s}`; expected error, drop or previous"
+            )),
+        }
+    }
+}
+
+/// [`read_csv`] with a policy for missing values (empty cells, `NaN`, infinities): with
+/// [`Missing::Error`] exactly `read_csv`. A cell that is not a number is an error under every
+/// policy.
+pub fn read_csv_with(
+    path: &Path,
+    columns: &[&str],
+    missing: Missing,
+) -> Result<Vec<Vec<f32>>, SeriesError> {
     let name = path.display().to_string();
     let mut reader = reader(path)?;
     let header = header_of(&mut reader, &name)?;
@@ -57,29 +97,48 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f32>>, SeriesEr
         .iter()
         .map(|c| column_index(&header, c, &name))
         .collect::<Result<_, _>>()?;
-    let mut rows = Vec::new();
+    let mut rows: Vec<Vec<f32>> = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| malformed(&name, &e))?;
         let line = record.position().map_or(0, csv::Position::line) as usize;
-        let row = idx
-            .iter()
-            .map(|&j| {
-                let cell = &record[j];
-                let bad = |what: &str| SeriesError::Malformed {
-                    path: name.clone(),
-                    line,
-                    message: format!("`{cell}` in column `{}` is {what}", header[j]),
-                };
-                match cell.parse::<f32>() {
-                    Ok(v) if v.is_finite() => Ok(v),
-                    Ok(_) => Err(bad(
-                        "not a finite number (a series must not hold NaN or infinite values)",
-                    )),
-                    Err(_) => Err(bad("not a number")),
+        let mut dropped = false;
+        let mut row = Vec::with_capacity(idx.len());
+        for (k, &j) in idx.iter().enumerate() {
+            let cell = &record[j];
+            let bad = |what: &str| SeriesError::Malformed {
+                path: name.clone(),
+                line,
+                message: format!("`{cell}` in column `{}` is {what}", header[j]),
+            };
+            let parsed = cell.parse::<f32>();
+            let absent = cell.is_empty() || parsed.as_ref().is_ok_and(|v| !v.is_finite());
+            let value = match parsed {
+                Ok(v) if v.is_finite() => v,
+                _ if absent && missing == Missing::Error => {
+                    return Err(bad(
+                        "a missing value (a series must not hold empty, NaN or infinite \
+                         values; --missing drop or previous handles them)",
+                    ));
                 }
-            })
-            .collect::<Result<Vec<f32>, _>>()?;
-        rows.push(row);
+                _ if absent => match (missing, rows.last()) {
+                    (Missing::Previous, Some(previous)) => previous[k],
+                    (Missing::Previous, None) => {
+                        return Err(bad(
+                            "missing before any value to repeat (--missing previous)",
+                        ));
+                    }
+                    _ => {
+                        dropped = true;
+                        f32::NAN
+                    }
+                },
+                _ => return Err(bad("not a number")),
+            };
+            row.push(value);
+        }
+        if !dropped {
+            rows.push(row);
+        }
     }
     if rows.is_empty() {
         return Err(SeriesError::Empty(name));
@@ -335,7 +394,7 @@ mod tests {
             let err = read_csv(&path, &["b"]).unwrap_err();
             assert!(
                 matches!(err, SeriesError::Malformed { line: 3, ref message, .. }
-                    if message.contains("not a finite number") && message.contains("`b`")),
+                    if message.contains("a missing value") && message.contains("`b`")),
                 "{err}"
             );
         }
@@ -364,6 +423,33 @@ mod tests {
         assert!(matches!(
             read_csv(&twice, &["a"]).unwrap_err(),
             SeriesError::Malformed { line: 1, ref message, .. } if message.contains("columns 1 and 3")
+        ));
+        // Missing values (empty, NaN, infinite) dropped or carried forward when asked.
+        let gaps = write(&dir, "gaps.csv", "a,b\n1,2\n2,\n3,NaN\n4,inf\n5,6\n");
+        assert_eq!(
+            read_csv_with(&gaps, &["a", "b"], Missing::Drop).unwrap(),
+            vec![vec![1.0, 2.0], vec![5.0, 6.0]]
+        );
+        let filled = read_csv_with(&gaps, &["b"], Missing::Previous).unwrap();
+        assert_eq!(
+            filled,
+            vec![vec![2.0]; 4]
+                .into_iter()
+                .chain([vec![6.0]])
+                .collect::<Vec<_>>()
+        );
+        assert!(matches!(
+            read_csv(&gaps, &["b"]).unwrap_err(),
+            SeriesError::Malformed { line: 3, .. }
+        ));
+        let leading = write(&dir, "leading.csv", "a\nNaN\n1\n");
+        assert!(matches!(
+            read_csv_with(&leading, &["a"], Missing::Previous).unwrap_err(),
+            SeriesError::Malformed { line: 2, ref message, .. } if message.contains("before any value")
+        ));
+        assert!(matches!(
+            read_csv_with(&bad, &["b"], Missing::Drop).unwrap_err(),
+            SeriesError::Malformed { line: 3, ref message, .. } if message.contains("not a number")
         ));
         let short = write(&dir, "short.csv", "a,b\n1,2\n3\n");
         assert!(matches!(
