@@ -571,3 +571,39 @@ fn a_full_disk_stops_training_with_the_last_checkpoint_kept() {
         .expect("the kept checkpoint is complete");
     assert!(epoch >= 1);
 }
+
+#[test]
+fn an_unwritable_file_in_the_run_stops_training_with_its_name() {
+    let s = Scratch::new("unwritable");
+    let data = s.file("tiny.txt", &tiny_text());
+    let run = s.path("run");
+    train_text(&data, &run, &[]);
+    // A directory where the next checkpoint's temporary file goes: that write fails.
+    let blocked = Path::new(&run).join("checkpoint/model-3.bpk.tmp");
+    std::fs::create_dir(&blocked).unwrap();
+    // Restoring a checkpoint opens the wgpu runtime in a build with the wgpu feature (Vulkan is
+    // loaded right after the optimiser's record is read), and Mesa's driver writes an error line
+    // where there is no runtime directory.
+    let runtime = s.path("xdg");
+    std::fs::create_dir(&runtime).unwrap();
+    let env = [("XDG_RUNTIME_DIR", runtime.as_str())];
+    let fails = |args: &[&str]| fails_with(&env, args);
+    let line = fails(&["train", "--out", &run, "--resume", "--epochs", "4"]);
+    assert!(line.contains("model-3.bpk.tmp"), "{line}");
+    let ckpt = Path::new(&run).join("checkpoint");
+    assert_eq!(
+        latest_epoch(&ckpt),
+        Some(2),
+        "the checkpoints of epoch 2 are kept"
+    );
+    // A directory where metrics.csv goes: the run ends with an error naming it.
+    std::fs::remove_dir(&blocked).unwrap();
+    std::fs::remove_file(Path::new(&run).join("metrics.csv")).unwrap();
+    std::fs::create_dir(Path::new(&run).join("metrics.csv")).unwrap();
+    let line = fails(&["train", "--out", &run, "--resume", "--epochs", "3"]);
+    assert!(line.contains("metrics.csv"), "{line}");
+    // Once the path is free again the run continues from its last checkpoint.
+    std::fs::remove_dir(Path::new(&run).join("metrics.csv")).unwrap();
+    ok(&["train", "--out", &run, "--resume", "--epochs", "4"]);
+    assert_eq!(read(Path::new(&run).join("metrics.csv")).lines().count(), 5);
+}
