@@ -607,3 +607,32 @@ fn an_unwritable_file_in_the_run_stops_training_with_its_name() {
     ok(&["train", "--out", &run, "--resume", "--epochs", "4"]);
     assert_eq!(read(Path::new(&run).join("metrics.csv")).lines().count(), 5);
 }
+
+#[test]
+fn a_vocabulary_of_many_types_warns_before_training() {
+    let s = Scratch::new("vocabulary");
+    let words: String = (0..60_000).map(|i| format!("w{i} ")).collect();
+    let data = s.file("words.txt", &words);
+    let run = s.path("run");
+    let out = sequent(&[
+        "train",
+        "--model",
+        "ngram",
+        "--order",
+        "2",
+        "--tokenizer",
+        "word",
+        "--data",
+        &data,
+        "--out",
+        &run,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr.find("warning: a vocabulary of 60001 types");
+    let training = stderr.find("ngram on");
+    assert!(
+        warning.is_some() && warning < training,
+        "no warning before training:\n{stderr}"
+    );
+}
