@@ -87,7 +87,8 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
         if let Err(e) = self.write(epoch, record) {
             self.control.fail(format!(
-                "{e}; training stopped after epoch {epoch}, the checkpoints of earlier epochs are kept"
+                "{e}; training stopped, epoch {epoch} has no checkpoint and the complete checkpoints \
+                 of other epochs are kept"
             ));
         }
         Ok(())
