@@ -337,7 +337,6 @@ impl TextRun {
         device: &Device,
         write: &mut dyn FnMut(&str),
     ) -> Result<(), String> {
-        sampling.validate().map_err(|e| e.to_string())?;
         let vocab = load_vocab(&self.dir)?;
         let ids = vocab.encode(prefix);
         if ids.is_empty() {

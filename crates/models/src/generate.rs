@@ -8,6 +8,17 @@ use crate::heads::LanguageModel;
 use crate::recurrent::CellKind;
 use crate::rng::SplitMix64;
 
+/// `prefix` followed by every token `generate_each` hands to its callback: how each model's
+/// `generate` collects what its `generate_each` streams.
+pub fn collect_after(
+    prefix: &[u32],
+    generate_each: impl FnOnce(&mut dyn FnMut(u32)) -> Result<()>,
+) -> Result<Vec<u32>> {
+    let mut out = prefix.to_vec();
+    generate_each(&mut |token| out.push(token))?;
+    Ok(out)
+}
+
 /// How the next token is chosen.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sampling {
@@ -97,9 +108,9 @@ impl<C: CellKind> LanguageModel<C> {
     /// Continues `prefix` by `len` tokens: the model first reads the whole prefix (warm-up), then
     /// feeds each chosen token back with the state carried. Returns prefix + continuation.
     pub fn generate(&self, prefix: &[u32], len: usize, sampling: &Sampling) -> Result<Vec<u32>> {
-        let mut out = prefix.to_vec();
-        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
-        Ok(out)
+        collect_after(prefix, |each| {
+            self.generate_each(prefix, len, sampling, each)
+        })
     }
 
     /// [`LanguageModel::generate`] that hands each new token to `each` as soon as it is chosen

@@ -67,9 +67,9 @@ impl MarkovLm {
         len: usize,
         sampling: &Sampling,
     ) -> crate::Result<Vec<u32>> {
-        let mut out = prefix.to_vec();
-        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
-        Ok(out)
+        crate::generate::collect_after(prefix, |each| {
+            self.generate_each(prefix, len, sampling, each)
+        })
     }
 
     /// [`MarkovLm::generate`] that hands each new token to `each` as soon as it is chosen (to

@@ -165,9 +165,9 @@ impl NgramModel {
     /// Continues `prefix` by `len` tokens chosen by `sampling` (greedy, temperature, top-k);
     /// seeded and reproducible. Returns prefix + continuation.
     pub fn generate(&self, prefix: &[u32], len: usize, sampling: &Sampling) -> Result<Vec<u32>> {
-        let mut out = prefix.to_vec();
-        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
-        Ok(out)
+        crate::generate::collect_after(prefix, |each| {
+            self.generate_each(prefix, len, sampling, each)
+        })
     }
 
     /// [`NgramModel::generate`] that hands each new token to `each` as soon as it is chosen (to

@@ -71,9 +71,9 @@ pub trait TokenModel: Module + ModuleDisplay + 'static {
         len: usize,
         sampling: &Sampling,
     ) -> sequent_models::Result<Vec<u32>> {
-        let mut out = prefix.to_vec();
-        self.generate_each(prefix, len, sampling, &mut |token| out.push(token))?;
-        Ok(out)
+        sequent_models::generate::collect_after(prefix, |each| {
+            self.generate_each(prefix, len, sampling, each)
+        })
     }
 }
 
