@@ -108,10 +108,6 @@ impl ModelName {
             ) => false,
             _ => true,
         };
-        let flag = |key: &str| {
-            let name = if key == "columns" { "column" } else { key };
-            format!("--{}", name.replace('_', "-"))
-        };
         if let Some(key) = given.iter().find(|k| !data_uses(k)) {
             let data = if text {
                 "text"
@@ -120,10 +116,16 @@ impl ModelName {
             } else {
                 "a series"
             };
-            return Err(format!("{} does not apply to {data}", flag(key)));
+            return Err(format!(
+                "{} does not apply to {data}",
+                crate::config::flag(key)
+            ));
         }
         if let Some(key) = given.iter().find(|k| !model_uses(k)) {
-            return Err(format!("{} does not apply to model `{self}`", flag(key)));
+            return Err(format!(
+                "{} does not apply to model `{self}`",
+                crate::config::flag(key)
+            ));
         }
         Ok(())
     }

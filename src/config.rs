@@ -201,6 +201,13 @@ impl RunConfig {
     }
 }
 
+/// The command-line flag of a setting (`valid_fraction` -> `--valid-fraction`; the `columns`
+/// list is given by repeating `--column`).
+pub fn flag(key: &str) -> String {
+    let name = if key == "columns" { "column" } else { key };
+    format!("--{}", name.replace('_', "-"))
+}
+
 /// What a JSON value is, for messages.
 fn kind(value: &serde_json::Value) -> &'static str {
     match value {

@@ -316,11 +316,10 @@ fn resumed_config(out: &Path, resolved: &RunConfig, given: &[String]) -> Result<
     );
     for key in given.iter().filter(|k| *k != "epochs") {
         if old[key] != new[key] {
-            let flag = if key == "columns" { "column" } else { key };
             return Err(format!(
-                "--resume: --{} {} differs from the run's {}; a resumed run keeps its settings \
+                "--resume: {} {} differs from the run's {}; a resumed run keeps its settings \
                  (only --epochs may grow)",
-                flag.replace('_', "-"),
+                sequent::config::flag(key),
                 new[key],
                 old[key]
             ));
