@@ -1,7 +1,7 @@
-//! The fused path (Flex, NdArray) against the composed tensor ops: same outputs, final states and
-//! gradients (input, initial state, recurrent weights), for the three cells, stacked and
-//! bidirectional, with variable lengths (fused pointwise steps) and without (for the LSTM, the
-//! fused whole-sequence op). PyTorch parity of the default (fused) path is
+//! The fused paths (Flex, NdArray; wgpu) against the composed tensor ops: same outputs, final
+//! states and gradients (input, initial state, weights), for every cell, stacked and
+//! bidirectional, with variable lengths (on the host the fused pointwise steps, on wgpu the
+//! whole-sequence kernels) and without (the whole-sequence ops). PyTorch parity of the default (fused) path is
 //! `parity.rs`; this test pins the switch itself.
 
 mod common;
@@ -9,7 +9,8 @@ mod common;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use sequent_models::recurrent::{
-    CellKind, GruConfig, Kernels, LstmConfig, Recurrent, RecurrentState, RnnConfig, on_host,
+    CellKind, GruConfig, Kernels, LstmConfig, Nonlinearity, Recurrent, RecurrentState, RnnConfig,
+    on_host,
 };
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -142,6 +143,14 @@ fn fused_equals_composed_on_the_cpu_backends() {
             RnnConfig::new(4, 6).with_bidirectional(true).init(&device),
             &device,
         );
+        compare(
+            &format!("{backend} relu rnn"),
+            RnnConfig::new(4, 6)
+                .with_nonlinearity(Nonlinearity::Relu)
+                .with_num_layers(2)
+                .init(&device),
+            &device,
+        );
         // Without biases the sequence ops get zeros for `b_ih` and `b_hh`.
         compare(
             &format!("{backend} lstm without biases"),
@@ -213,10 +222,13 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
     }
 }
 
-/// wgpu (and cuda) run the LSTM and GRU steps as CubeCL kernels (forward and backward): the same
-/// outputs, final states and gradients as the composed ops.
+/// wgpu (and cuda) run every cell's layers as the whole-sequence CubeCL kernels, and the LSTM and
+/// GRU steps (with lengths) as the step kernels, forward and backward: the same outputs, final
+/// states and gradients as the composed ops. The hidden sizes put 42 rows of 6 units in a cube
+/// (batch 3 in one), 2 rows of 100 (batch 3 in two cubes, the second half full), and one row of
+/// 300 units (more than a cube's 256 units: each unit takes two) or of 37.
 #[cfg(feature = "wgpu")]
-fn step_kernels_equal_composed_on_wgpu(device: Device) {
+fn kernels_equal_composed_on_wgpu(device: Device) {
     use sequent_models::recurrent::Engine;
     let device = device.autodiff();
     assert_eq!(Kernels::Fused.engine(&device), Engine::Cube);
@@ -232,12 +244,38 @@ fn step_kernels_equal_composed_on_wgpu(device: Device) {
     );
     compare(
         "wgpu gru",
-        GruConfig::new(4, 6).with_num_layers(2).init(&device),
+        GruConfig::new(4, 100).with_num_layers(2).init(&device),
+        &device,
+    );
+    compare(
+        "wgpu bidirectional gru",
+        GruConfig::new(4, 37).with_bidirectional(true).init(&device),
+        &device,
+    );
+    compare(
+        "wgpu bidirectional rnn",
+        RnnConfig::new(4, 300)
+            .with_bidirectional(true)
+            .init(&device),
+        &device,
+    );
+    compare(
+        "wgpu relu rnn without biases",
+        RnnConfig::new(4, 37)
+            .with_nonlinearity(Nonlinearity::Relu)
+            .with_bias(false)
+            .init(&device),
         &device,
     );
     let plain = device.clone().without_autodiff();
-    inference_matches("wgpu", "lstm", LstmConfig::new(4, 6).init(&plain), &plain);
-    inference_matches("wgpu", "gru", GruConfig::new(4, 6).init(&plain), &plain);
+    inference_matches("wgpu", "lstm", LstmConfig::new(4, 100).init(&plain), &plain);
+    inference_matches(
+        "wgpu",
+        "bidirectional gru",
+        GruConfig::new(4, 6).with_bidirectional(true).init(&plain),
+        &plain,
+    );
+    inference_matches("wgpu", "rnn", RnnConfig::new(4, 37).init(&plain), &plain);
 }
 
 fn the_config_switch_selects_the_composed_path() {
@@ -263,7 +301,7 @@ fn the_wgpu_gate_skips_or_fails_without_an_adapter() {
         command
             .args([
                 "--exact",
-                "step_kernels_equal_composed_on_wgpu",
+                "kernels_equal_composed_on_wgpu",
                 "--test-threads",
                 "1",
             ])
@@ -283,7 +321,7 @@ fn the_wgpu_gate_skips_or_fails_without_an_adapter() {
     assert!(text.contains("0 passed; 0 failed; 1 ignored"), "{text}");
     assert!(
         text.lines().any(|l| l.contains(
-            "step_kernels_equal_composed_on_wgpu ... ignored (device `wgpu`: no adapter answered"
+            "kernels_equal_composed_on_wgpu ... ignored (device `wgpu`: no adapter answered"
         ) && l.contains("mesa-vulkan-drivers")),
         "{text}"
     );
@@ -311,8 +349,8 @@ fn main() {
     #[cfg(feature = "wgpu")]
     trials.extend([
         common::trials::wgpu_test(
-            "step_kernels_equal_composed_on_wgpu",
-            step_kernels_equal_composed_on_wgpu,
+            "kernels_equal_composed_on_wgpu",
+            kernels_equal_composed_on_wgpu,
         ),
         common::trials::test(
             "the_wgpu_gate_skips_or_fails_without_an_adapter",

@@ -34,9 +34,10 @@ pub use weights::{Affine, CellWeights};
 /// ```
 ///
 /// `x_t` is the layer's input (the previous layer's output, after dropout), `W_ih` `[H, I]`,
-/// `W_hh` `[H, H]` as PyTorch's `weight_ih_l{k}`, `weight_hh_l{k}`. With tanh on the CPU
-/// backends, a layer direction runs as one op (`FusedCell::RnnTanh`, `recurrent/fused/sequence/
-/// single_state.rs`, its step in `fused/kernels.rs`); `docs/architecture.md` follows the call.
+/// `W_hh` `[H, H]` as PyTorch's `weight_ih_l{k}`, `weight_hh_l{k}`. A layer direction runs as
+/// one op (`FusedCell::RnnTanh`, `FusedCell::RnnRelu`): on the CPU backends in
+/// `recurrent/fused/sequence/single_state.rs`, its step in `fused/kernels.rs`, on the GPU
+/// backends in `recurrent/fused/cube/recurrence.rs`; `docs/architecture.md` follows the call.
 pub type Rnn = Recurrent<RnnKind>;
 /// LSTM stack, PyTorch's `nn.LSTM` (Hochreiter & Schmidhuber 1997, with the forget gate of Gers
 /// et al. 2000). Each layer and direction computes, in PyTorch's gate order (i, f, g, o):

@@ -29,7 +29,10 @@ pub struct RnnKind {
 
 impl CellKind for RnnKind {
     fn fused_cell(&self) -> Option<FusedCell> {
-        (self.nonlinearity == Nonlinearity::Tanh).then_some(FusedCell::RnnTanh)
+        Some(match self.nonlinearity {
+            Nonlinearity::Tanh => FusedCell::RnnTanh,
+            Nonlinearity::Relu => FusedCell::RnnRelu,
+        })
     }
 
     const GATES: usize = 1;

@@ -1,5 +1,7 @@
 //! The recurrence engine: layers x directions, dropout, lengths, hoisted input GEMM, time loop.
 
+use std::cell::OnceCell;
+
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -228,7 +230,7 @@ impl<C: CellKind> Recurrent<C> {
             weights.w_ih = folded.into_dispatch();
             fused::SequenceWeights::One(weights, Direction::Forward)
         };
-        let (x, last) = fused::run_layer(cell, ids, op_weights, &[&initial[0]], self.kernels)
+        let (x, last) = fused::run_layer(cell, ids, op_weights, &[&initial[0]], None, self.kernels)
             .expect("folds_embedding checked that the op applies");
         let x = self.after_layer(0, x);
         let (out, finals) = self.run_layers(x, 1, rest, last, None);
@@ -248,7 +250,7 @@ impl<C: CellKind> Recurrent<C> {
     ) -> bool {
         self.num_directions() == 1
             && self.cell.fused_cell().is_some()
-            && fused::applies(steps, batch, device, self.kernels)
+            && fused::applies(steps, batch, false, device, self.kernels)
             && 2 * vocab <= steps * batch
     }
 
@@ -293,15 +295,16 @@ impl<C: CellKind> Recurrent<C> {
         starts: Vec<CellState>,
         masks: Option<&StepMasks>,
     ) -> (Tensor<3>, Vec<CellState>) {
-        if let (Some(reverse), None, Some(cell), [f, r]) =
-            (&layer.reverse, masks, self.cell.fused_cell(), &starts[..])
+        if let (Some(reverse), Some(cell), [f, r]) =
+            (&layer.reverse, self.cell.fused_cell(), &starts[..])
         {
             let weights = || {
                 let [f, r] = [&layer.forward, reverse].map(fused::op_weights);
                 fused::SequenceWeights::Both(f, r)
             };
             let x = fused::SequenceInput::Features(x.clone().into_dispatch());
-            if let Some(done) = fused::run_layer(cell, x, weights, &[f, r], self.kernels) {
+            let lengths = masks.map(StepMasks::lengths);
+            if let Some(done) = fused::run_layer(cell, x, weights, &[f, r], lengths, self.kernels) {
                 return done;
             }
         }
@@ -330,13 +333,12 @@ impl<C: CellKind> Recurrent<C> {
         direction: Direction,
         masks: Option<&StepMasks>,
     ) -> (Tensor<3>, CellState) {
-        if masks.is_none()
-            && let Some(cell) = self.cell.fused_cell()
-        {
+        if let Some(cell) = self.cell.fused_cell() {
             let op_weights = || fused::SequenceWeights::One(fused::op_weights(weights), direction);
             let input = fused::SequenceInput::Features(x.clone().into_dispatch());
+            let lengths = masks.map(StepMasks::lengths);
             if let Some((out, mut lasts)) =
-                fused::run_layer(cell, input, op_weights, &[&state], self.kernels)
+                fused::run_layer(cell, input, op_weights, &[&state], lengths, self.kernels)
             {
                 return (out, lasts.remove(0));
             }
@@ -456,9 +458,13 @@ fn split_steps(x: Tensor<3>) -> Vec<Option<Tensor<3>>> {
         .collect()
 }
 
-/// Per-step 0/1 masks `[B, 1]` for padded batches; `None` at steps where every sequence is valid.
+/// A padded batch's lengths, and its per-step 0/1 masks `[B, 1]` for the steps of the composed
+/// path (made when it first asks; `None` at steps where every sequence is valid).
 struct StepMasks {
-    steps: Vec<Option<(Tensor<2>, Tensor<2>)>>,
+    lengths: Vec<usize>,
+    total: usize,
+    device: Device,
+    steps: OnceCell<Vec<Option<(Tensor<2>, Tensor<2>)>>>,
 }
 
 impl StepMasks {
@@ -480,25 +486,38 @@ impl StepMasks {
                 steps,
             });
         }
-        let steps = (0..steps)
-            .map(|t| {
-                if lengths.iter().all(|&l| t < l) {
-                    return None;
-                }
-                let keep: Vec<f32> = lengths
-                    .iter()
-                    .map(|&l| if t < l { 1.0 } else { 0.0 })
-                    .collect();
-                let skip: Vec<f32> = keep.iter().map(|k| 1.0 - k).collect();
-                let tensor =
-                    |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [batch, 1]), device);
-                Some((tensor(keep), tensor(skip)))
-            })
-            .collect();
-        Ok(Self { steps })
+        Ok(Self {
+            lengths: lengths.to_vec(),
+            total: steps,
+            device: device.clone(),
+            steps: OnceCell::new(),
+        })
+    }
+
+    fn lengths(&self) -> &[usize] {
+        &self.lengths
     }
 
     fn at(&self, t: usize) -> Option<(&Tensor<2>, &Tensor<2>)> {
-        self.steps[t].as_ref().map(|(k, s)| (k, s))
+        let steps = self.steps.get_or_init(|| {
+            let (lengths, batch) = (&self.lengths, self.lengths.len());
+            (0..self.total)
+                .map(|t| {
+                    if lengths.iter().all(|&l| t < l) {
+                        return None;
+                    }
+                    let keep: Vec<f32> = lengths
+                        .iter()
+                        .map(|&l| if t < l { 1.0 } else { 0.0 })
+                        .collect();
+                    let skip: Vec<f32> = keep.iter().map(|k| 1.0 - k).collect();
+                    let tensor = |v: Vec<f32>| {
+                        Tensor::<2>::from_data(TensorData::new(v, [batch, 1]), &self.device)
+                    };
+                    Some((tensor(keep), tensor(skip)))
+                })
+                .collect()
+        });
+        steps.get(t).and_then(|m| m.as_ref().map(|(k, s)| (k, s)))
     }
 }

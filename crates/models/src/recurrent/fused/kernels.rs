@@ -250,6 +250,24 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// `max(x, 0)` of every element of `x`, written to `out`.
+    pub fn relu_forward(x: &[f32], out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v.max(0.0);
+        }
+    }
+}
+
+multiversion! {
+    /// ReLU backward from the forward output `y`: `dL/dx = dL/dy` where `y > 0`, else 0.
+    pub fn relu_backward(y: &[f32], grad: &[f32], out: &mut [f32]) {
+        for ((o, &y), &g) in out.iter_mut().zip(y).zip(grad) {
+            *o = if y > 0.0 { g } else { 0.0 };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

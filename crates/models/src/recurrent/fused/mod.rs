@@ -1,19 +1,20 @@
-//! Fused cell ops for the CPU backends.
+//! Fused recurrent ops: a layer direction (or both directions of a bidirectional layer) as one op,
+//! forward and backward, on the CPU and the GPU backends.
 //!
-//! A composed LSTM step runs each gate activation as its own tensor op with its own backward node,
-//! and Burn's CPU backends compute `sigmoid` and `tanh` with scalar libm calls (5-14 ns an element).
-//! The fused step ops take the gate pre-activations and the previous state and return the new state
-//! in one pass over vectorised activations ([`math`]), with one hand-written backward node
-//! (`Autodiff<Flex | NdArray>`). The whole-sequence ops run a layer direction's time loop (and its
-//! BPTT) inside one op, with `W_hh` packed once for a small GEMM kernel of their own and the batch
-//! split between the cores (or, for batches of one or two, the weights read in place by a
-//! dot-product kernel whose weight rows are split between the cores); the bidirectional ones run
-//! both directions of a layer at the same time and write their outputs side by side. They apply
-//! on Flex and NdArray devices. On wgpu and cuda the LSTM and GRU steps run as CubeCL kernels
-//! (`cube`);
-//! everything else there keeps the composed tensor ops, which are also the reference the fused
-//! paths are tested against ([`Kernels::Composed`]). [`Kernels::engine`] decides which runs;
-//! `docs/architecture.md` follows one forward and one backward call through these files.
+//! A composed LSTM step runs each gate activation as its own tensor op with its own backward node;
+//! a composed layer is a handful of ops per time step. The whole-sequence op runs a layer's time
+//! loop (and its BPTT) inside one op. On Flex and NdArray (the host engine) its time loop runs
+//! on the host with `W_hh` packed once for a small GEMM kernel of its own and the batch split
+//! between the cores (or, for batches of one or two, the weights read in place by a dot-product
+//! kernel whose weight rows are split between the cores), with vectorised activations ([`math`]);
+//! the bidirectional op runs both directions at the same time and writes their outputs side by
+//! side. On wgpu and cuda (the cube engine) it is the input projection as one GEMM and one CubeCL
+//! recurrence kernel for all steps and directions, and its backward one BPTT kernel and one GEMM
+//! for `dW_hh` (`cube`). The single-step ops (padded batches, `RecurrentCell::step`) are fused
+//! too: on the host, and as CubeCL kernels for the LSTM and GRU steps. The composed tensor ops
+//! are the reference the fused paths are tested against ([`Kernels::Composed`]).
+//! [`Kernels::engine`] decides which runs; `docs/architecture.md` follows one forward and one
+//! backward call through these files.
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cube;
@@ -53,7 +54,8 @@ pub enum Engine {
     /// Flex and NdArray: every fused op on the host (the whole-sequence op, the step ops, the
     /// cross-entropy, the fused Adam step), with hand-written backward passes.
     Host,
-    /// wgpu and cuda: the LSTM and GRU steps as CubeCL kernels; the rest composed.
+    /// wgpu and cuda: the whole-sequence op and the LSTM and GRU steps as CubeCL kernels
+    /// (the backward of the sequence op's weight products through the backend's GEMM).
     Cube,
     /// The composed tensor ops.
     Composed,
@@ -136,11 +138,21 @@ pub(crate) fn op_weights(weights: &CellWeights) -> DirectionWeights<Dispatch> {
 }
 
 /// Whether the whole-sequence op applies to a layer input of `steps` steps of `batch` rows on
-/// `device`: on the host engine, for more than one step or for a batch small enough for the op's
-/// products to read the weights in place (one step of a larger batch would pack `W_hh` for a
-/// single product).
-pub(crate) fn applies(steps: usize, batch: usize, device: &Device, kernels: Kernels) -> bool {
-    (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS) && kernels.engine(device) == Engine::Host
+/// `device`, padded (with lengths) or not: on the cube engine always; on the host engine for
+/// unpadded input of more than one step or of a batch small enough for the op's products to
+/// read the weights in place (one step of a larger batch would pack `W_hh` for a single product).
+pub(crate) fn applies(
+    steps: usize,
+    batch: usize,
+    padded: bool,
+    device: &Device,
+    kernels: Kernels,
+) -> bool {
+    match kernels.engine(device) {
+        Engine::Host => !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS),
+        Engine::Cube => true,
+        Engine::Composed => false,
+    }
 }
 
 /// `[B, H]` slab `t`, columns `d*H .. (d+1)*H`, of an op's output `[S, B, D*H]`.
@@ -157,21 +169,24 @@ fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
 }
 
 /// Runs a layer of `cell` (one direction, or both at once) as one op over `input` from `states`
-/// (one a direction, the forward direction first) with the `weights` it makes, if the op
-/// applies ([`applies`]). Returns the
-/// outputs `[T, B, D*H]` (time order; for both directions each row the forward direction's
-/// values and then the reverse one's: the next layer's input as it is, and in the backward no
-/// split of its gradient) and each direction's final state. The reverse direction runs
-/// backwards in time over the input as it is (no flipped copies).
+/// (one a direction, the forward direction first) with the `weights` it makes, the rows `lengths`
+/// steps long if given (PyTorch's packed sequences), if the op applies ([`applies`]): the host's
+/// op or the cube engine's (`cube::sequence`). Returns the outputs `[T, B, D*H]` (time order;
+/// for both directions each row the forward direction's values and then the reverse one's: the
+/// next layer's input as it is, and in the backward no split of its gradient) and each
+/// direction's final state. The reverse direction runs backwards in time over the input as it
+/// is (no flipped copies).
 pub(crate) fn run_layer(
     cell: FusedCell,
     input: SequenceInput<Dispatch>,
     weights: impl FnOnce() -> SequenceWeights<Dispatch>,
     states: &[&CellState],
+    lengths: Option<&[usize]>,
     kernels: Kernels,
 ) -> Option<(Tensor<3>, Vec<CellState>)> {
     let (steps, batch) = input.steps_and_batch();
-    if !applies(steps, batch, &states[0].hidden.device(), kernels) {
+    let device = states[0].hidden.device();
+    if !applies(steps, batch, lengths.is_some(), &device, kernels) {
         return None;
     }
     let weights = weights();
@@ -189,6 +204,21 @@ pub(crate) fn run_layer(
     } else {
         InitialState::Hidden(h0)
     };
+    let final_state = |out: &Tensor<3>, (d, t): (usize, usize), c: usize| CellState {
+        hidden: state_at(out, t, d, h),
+        cell: cell.has_cell_state().then(|| state_at(out, c, d, h)),
+    };
+    if !on_host(&device) {
+        // The cube op's output ends with each row's final `h` and `c`.
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        {
+            let out = cube::sequence(cell, input, weights, state, lengths);
+            let finals = (0..states.len())
+                .map(|d| final_state(&out, (d, steps), steps + 1))
+                .collect();
+            return Some((out.narrow(0, 0, steps), finals));
+        }
+    }
     // The time each direction's final state leaves.
     let lasts = match &weights {
         SequenceWeights::One(_, Direction::Forward) => vec![steps - 1],
@@ -201,10 +231,7 @@ pub(crate) fn run_layer(
     let finals = lasts
         .into_iter()
         .enumerate()
-        .map(|(d, t)| CellState {
-            hidden: state_at(&out, t, d, h),
-            cell: cell.has_cell_state().then(|| state_at(&out, steps, d, h)),
-        })
+        .map(|dt| final_state(&out, dt, steps))
         .collect();
     // The outputs: all of the op's output, or (LSTM) all but its last slab, the final cell states,
     // through [`FusedCellOps::leading_slabs`], whose backward pads the gradient in one pass.

@@ -53,6 +53,8 @@ pub enum FusedCell {
     Gru,
     /// Vanilla RNN with tanh: `G = 1`.
     RnnTanh,
+    /// Vanilla RNN with ReLU: `G = 1`.
+    RnnRelu,
 }
 
 /// A layer direction's forward pass, kept for its backward.
@@ -70,7 +72,7 @@ impl FusedCell {
         match self {
             FusedCell::Lstm => 4,
             FusedCell::Gru => 3,
-            FusedCell::RnnTanh => 1,
+            FusedCell::RnnTanh | FusedCell::RnnRelu => 1,
         }
     }
 
@@ -95,6 +97,7 @@ impl FusedCell {
             FusedCell::Lstm => Trace::Lstm(lstm_sequence_forward(inputs, h0, c0, dims, direction)),
             FusedCell::Gru => single(SingleStateCell::Gru),
             FusedCell::RnnTanh => single(SingleStateCell::RnnTanh),
+            FusedCell::RnnRelu => single(SingleStateCell::RnnRelu),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! A layer direction of a cell whose state is the hidden vector alone, a GRU (reset after) or a
-//! tanh RNN, as one op: the time loop (`W_hh` packed once) and BPTT.
+//! vanilla RNN (tanh or ReLU), as one op: the time loop (`W_hh` packed once) and BPTT.
 
 use super::buffers::{accumulate, add, add_rows, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
@@ -8,11 +8,12 @@ use super::inputs::LayerInputs;
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{
-    gru_backward_in_place, gru_forward_keep, tanh_backward, tanh_forward,
+    gru_backward_in_place, gru_forward_keep, relu_backward, relu_forward, tanh_backward,
+    tanh_forward,
 };
 use crate::recurrent::fused::packed::PackedMatrix;
 
-/// What the forward pass of a GRU (reset-after) or tanh-RNN sequence keeps for the backward pass.
+/// What the forward pass of a GRU (reset-after) or vanilla-RNN sequence keeps for the backward pass.
 #[derive(Clone, Debug)]
 pub struct SingleStateTrace {
     /// Per step `h_t W_hh^T + b_hh`, `[T, B, G*H]` (GRU: `G = 3`; RNN: the pre-activation).
@@ -40,18 +41,20 @@ pub enum SingleStateCell {
     Gru,
     /// Vanilla RNN with tanh: `G = 1`.
     RnnTanh,
+    /// Vanilla RNN with ReLU: `G = 1`.
+    RnnRelu,
 }
 
 impl SingleStateCell {
     pub(super) fn gates(self) -> usize {
         match self {
             SingleStateCell::Gru => 3,
-            SingleStateCell::RnnTanh => 1,
+            SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => 1,
         }
     }
 }
 
-/// Runs a GRU or tanh-RNN layer direction on `inputs` from `h0` `[B, H]`.
+/// Runs a GRU or vanilla-RNN layer direction on `inputs` from `h0` `[B, H]`.
 pub fn single_state_forward(
     cell: SingleStateCell,
     inputs: &LayerInputs<'_>,
@@ -70,7 +73,7 @@ pub fn single_state_forward(
             let (p, a) = (vec![0f32; n], vec![0f32; n]);
             (p, inputs.project(), a, inputs.b_hh.to_vec())
         }
-        SingleStateCell::RnnTanh => (
+        SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => (
             inputs.project(),
             Vec::new(),
             Vec::new(),
@@ -100,11 +103,14 @@ pub fn single_state_forward(
                     add_rows(xs[t], inputs.b_ih);
                     w.multiply_bias(prev, p, false, &bias);
                 }
-                SingleStateCell::RnnTanh => w.multiply_bias(prev, p, true, &bias),
+                SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
+                    w.multiply_bias(prev, p, true, &bias)
+                }
             }
             match cell {
                 SingleStateCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
                 SingleStateCell::RnnTanh => tanh_forward(p, next),
+                SingleStateCell::RnnRelu => relu_forward(p, next),
             }
         }
     });
@@ -116,7 +122,7 @@ pub fn single_state_forward(
     }
 }
 
-/// BPTT through a GRU or tanh-RNN trace, which it consumes (gradients overwrite the activations
+/// BPTT through a GRU or vanilla-RNN trace, which it consumes (gradients overwrite the activations
 /// and projections); `d_hidden` `[T, B, H]` is `dL/dh_1..h_T`.
 pub fn single_state_backward(
     cell: SingleStateCell,
@@ -170,9 +176,13 @@ pub fn single_state_backward(
                         dh_next.copy_from_slice(&direct);
                         w.multiply(dp, dh_next, true);
                     }
-                    SingleStateCell::RnnTanh => {
+                    SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
                         let y = rows_of(&hidden, to, &rows, h, batch);
-                        tanh_backward(y, &g, dp);
+                        if cell == SingleStateCell::RnnTanh {
+                            tanh_backward(y, &g, dp);
+                        } else {
+                            relu_backward(y, &g, dp);
+                        }
                         w.multiply(dp, dh_next, false);
                     }
                 }
@@ -190,7 +200,7 @@ pub fn single_state_backward(
             (dh_next, Vec::new()),
         ),
         // The RNN's pre-activation is x W_ih^T + b_ih + P_t: one gradient for both products.
-        SingleStateCell::RnnTanh => LayerGrads::shared(
+        SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => LayerGrads::shared(
             inputs,
             (&d_proj, total(&p_sums, gh)),
             h_prev,

@@ -184,7 +184,12 @@ fn token_inputs_are_one_hot_features() {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5)
     };
     for dir in DIRECTIONS {
-        for cell in [FusedCell::Lstm, FusedCell::Gru, FusedCell::RnnTanh] {
+        for cell in [
+            FusedCell::Lstm,
+            FusedCell::Gru,
+            FusedCell::RnnTanh,
+            FusedCell::RnnRelu,
+        ] {
             let args = layer((t, b, v, h), cell.gates());
             let run = |x: LayerInput<&[f32], &[usize]>| {
                 let inputs = LayerInputs { x, ..inputs(&args) };

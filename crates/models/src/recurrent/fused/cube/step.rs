@@ -1,8 +1,8 @@
-//! The fused LSTM and GRU steps as CubeCL kernels, for the GPU backends (wgpu, cuda): the gate
-//! activations and the state update in one kernel, and its backward in another, where the
-//! composed path runs about a dozen elementwise ops (each its own kernel launch, unless Burn's
-//! fusion merges them) with a backward node each. (The tanh RNN's step is one `tanh`, a single
-//! kernel already.)
+//! The fused LSTM and GRU steps as CubeCL kernels (the single-step path: `RecurrentCell::step`
+//! and padded batches): the gate activations and the state update in one kernel, and its
+//! backward in another, where the composed path runs about a dozen elementwise ops (each its own
+//! kernel launch, unless Burn's fusion merges them) with a backward node each. (The tanh RNN's
+//! step is one `tanh`, a single kernel already.)
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -19,6 +19,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::tensor::CubeTensor;
 
+use super::sigmoid;
 use crate::host::autodiff::tracked;
 
 /// The LSTM and GRU steps on the GPU backends.
@@ -53,11 +54,6 @@ pub trait CubeCellOps: Backend {
         h_prev: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-}
-
-#[cube]
-fn sigmoid<F: Float>(x: F) -> F {
-    F::new(1.0) / (F::new(1.0) + F::exp(-x))
 }
 
 /// The activated LSTM gates `s(i), s(f), tanh(g), s(o)` of the unit at `g` of a `[B, 4H]` row.

@@ -1,0 +1,399 @@
+//! The whole-sequence recurrence kernels: a layer's time loop, forward and backward, in one
+//! launch each.
+//!
+//! The rows of a batch are independent sequences, so no synchronisation between cubes is needed
+//! (WebGPU cannot promise one): each cube owns `rows` rows of one direction (`CUBE_POS_Y`) and
+//! runs every step for them. Its units take the `(row, unit)` items of its rows in turn, and the
+//! same unit takes the same items at every step, so the state a unit carries (the LSTM's `c`, the
+//! backward's `dh` and `dc`) stays in the unit's own places of the outputs. What one unit writes
+//! and the others read (`h_t`, the gate gradients) goes to global memory before a
+//! `sync_storage`, which makes a cube's storage writes visible to the whole cube on every CubeCL
+//! target. `W_hh` is read from global memory at every step (it stays in the caches).
+//!
+//! Layouts (`D` directions, `G` gates, `K` trace blocks: LSTM 5, GRU 4, RNN 1):
+//! - `x_proj` `[D, T, B, G*H]`: `x_t W_ih^T + b_ih` of every step;
+//! - `lengths` `[B]`: each row's steps (PyTorch's packed sequences: the steps from a row's
+//!   length on output zeros and leave its state alone; the reverse direction starts at the
+//!   row's last step);
+//! - `out` `[T + 1 (+1), B, D*H]`: `h_t` of each direction side by side, then the final `h`
+//!   and (LSTM) the final `c` of each row;
+//! - `trace` `[D, T, B, K*H]`: the activated gates (LSTM `i, f, g, o, c_t`; GRU `r, z, n` and
+//!   `W_hn h + b_hn`; RNN `h_t`), and `h_prev` `[D, T, B, H]`: `h_{t-1}`, for the backward.
+
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::prelude::*;
+
+use super::sigmoid;
+
+/// The cells' codes in the kernels' comptime arguments.
+pub(super) const LSTM: u32 = 0;
+/// GRU, reset after the recurrent product.
+pub(super) const GRU: u32 = 1;
+/// Vanilla RNN with tanh.
+pub(super) const RNN_TANH: u32 = 2;
+/// Vanilla RNN with ReLU.
+pub(super) const RNN_RELU: u32 = 3;
+
+/// The number of gates of cell `cell`.
+pub(super) const fn gates(cell: u32) -> usize {
+    match cell {
+        LSTM => 4,
+        GRU => 3,
+        _ => 1,
+    }
+}
+
+/// The number of `H`-wide blocks a step keeps in the trace.
+pub(super) const fn trace_blocks(cell: u32) -> usize {
+    match cell {
+        LSTM => 5,
+        GRU => 4,
+        _ => 1,
+    }
+}
+
+/// The forward time loop of every layer direction (see the module docs for the layouts); with
+/// `keep`, also the `trace` and `h_prev` of the backward.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn recurrence_kernel<F: Float>(
+    x_proj: &Tensor<F>,
+    w_t: &Tensor<F>,
+    b_hh: &Tensor<F>,
+    h0: &Tensor<F>,
+    c0: &Tensor<F>,
+    lengths: &Tensor<F>,
+    out: &mut Tensor<F>,
+    trace: &mut Tensor<F>,
+    h_prev: &mut Tensor<F>,
+    reverse_first: u32,
+    #[comptime] cell: u32,
+    #[comptime] rows: usize,
+    #[comptime] keep: bool,
+) {
+    let d = CUBE_POS_Y as usize;
+    let dirs = x_proj.shape(0);
+    let steps = x_proj.shape(1);
+    let batch = x_proj.shape(2);
+    let h = h0.shape(2);
+    let gh = comptime![gates(cell)] * h;
+    let kh = comptime![trace_blocks(cell)] * h;
+    let width = dirs * h;
+    let reverse = d == 1 || reverse_first == 1;
+    let row0 = CUBE_POS_X as usize * rows;
+    let items = rows * h;
+    let stride = CUBE_DIM_X as usize;
+    let one = F::new(1.0);
+
+    // The LSTM carries `c` in its final slab of `out` (each unit its own places).
+    if comptime![cell == LSTM] {
+        let mut i = UNIT_POS_X as usize;
+        while i < items {
+            let row = row0 + i / h;
+            if row < batch {
+                let u = i % h;
+                let c_at = ((steps + 1) * batch + row) * width + d * h + u;
+                out[c_at] = c0[(d * batch + row) * h + u];
+            }
+            i += stride;
+        }
+    }
+
+    for s in 0..steps {
+        let t = if reverse { steps - 1 - s } else { s };
+        let mut i = UNIT_POS_X as usize;
+        while i < items {
+            let row = row0 + i / h;
+            let len = u32::cast_from(lengths[row % batch]) as usize;
+            let step = (d * steps + t) * batch + row;
+            let o = (t * batch + row) * width + d * h + i % h;
+            if row < batch && t >= len {
+                out[o] = F::new(0.0);
+                if comptime![keep] {
+                    h_prev[step * h + i % h] = F::new(0.0);
+                }
+            } else if row < batch {
+                let u = i % h;
+                // The row's first step in this direction's order reads `h0`, the others the
+                // previous step's output.
+                let first = if reverse { t + 1 == len } else { t == 0 };
+                let tp = if first {
+                    t
+                } else if reverse {
+                    t + 1
+                } else {
+                    t - 1
+                };
+                let state0 = (d * batch + row) * h;
+                let prev_base = (tp * batch + row) * width + d * h;
+                // `b_hh + W_hh h_{t-1}` for the rows `g*H + u` of each gate, `W_hh` transposed
+                // (`[H, G*H]`) so that the units read a gate's row together.
+                let w_base = d * h * gh + u;
+                let b_base = d * gh + u;
+                let mut p0 = b_hh[b_base];
+                let mut p1 = F::new(0.0);
+                let mut p2 = F::new(0.0);
+                let mut p3 = F::new(0.0);
+                if comptime![gates(cell) > 1] {
+                    p1 = b_hh[b_base + h];
+                    p2 = b_hh[b_base + 2 * h];
+                }
+                if comptime![gates(cell) > 3] {
+                    p3 = b_hh[b_base + 3 * h];
+                }
+                for k in 0..h {
+                    let hv = if first {
+                        h0[state0 + k]
+                    } else {
+                        out[prev_base + k]
+                    };
+                    let w = w_base + k * gh;
+                    p0 += hv * w_t[w];
+                    if comptime![gates(cell) > 1] {
+                        p1 += hv * w_t[w + h];
+                        p2 += hv * w_t[w + 2 * h];
+                    }
+                    if comptime![gates(cell) > 3] {
+                        p3 += hv * w_t[w + 3 * h];
+                    }
+                }
+                let hp = if first {
+                    h0[state0 + u]
+                } else {
+                    out[prev_base + u]
+                };
+                let x = step * gh + u;
+                let k = step * kh + u;
+                if comptime![cell == LSTM] {
+                    let c_at = ((steps + 1) * batch + row) * width + d * h + u;
+                    let ig = sigmoid::<F>(x_proj[x] + p0);
+                    let fg = sigmoid::<F>(x_proj[x + h] + p1);
+                    let gg = F::tanh(x_proj[x + 2 * h] + p2);
+                    let og = sigmoid::<F>(x_proj[x + 3 * h] + p3);
+                    let c = fg * out[c_at] + ig * gg;
+                    out[c_at] = c;
+                    out[o] = og * F::tanh(c);
+                    if comptime![keep] {
+                        trace[k] = ig;
+                        trace[k + h] = fg;
+                        trace[k + 2 * h] = gg;
+                        trace[k + 3 * h] = og;
+                        trace[k + 4 * h] = c;
+                    }
+                } else if comptime![cell == GRU] {
+                    let r = sigmoid::<F>(x_proj[x] + p0);
+                    let z = sigmoid::<F>(x_proj[x + h] + p1);
+                    let n = F::tanh(x_proj[x + 2 * h] + r * p2);
+                    out[o] = (one - z) * n + z * hp;
+                    if comptime![keep] {
+                        trace[k] = r;
+                        trace[k + h] = z;
+                        trace[k + 2 * h] = n;
+                        trace[k + 3 * h] = p2;
+                    }
+                } else {
+                    let pre = x_proj[x] + p0;
+                    let y = if comptime![cell == RNN_TANH] {
+                        F::tanh(pre)
+                    } else {
+                        F::max(pre, F::new(0.0))
+                    };
+                    out[o] = y;
+                    if comptime![keep] {
+                        trace[k] = y;
+                    }
+                }
+                if comptime![keep] {
+                    h_prev[step * h + u] = hp;
+                }
+            }
+            i += stride;
+        }
+        sync_storage();
+    }
+
+    // Each row's final `h`: its output at its last step in this direction's order.
+    let mut i = UNIT_POS_X as usize;
+    while i < items {
+        let row = row0 + i / h;
+        if row < batch {
+            let u = i % h;
+            let len = u32::cast_from(lengths[row]) as usize;
+            let last = if reverse { 0usize } else { len - 1 };
+            let from = (last * batch + row) * width + d * h + u;
+            out[(steps * batch + row) * width + d * h + u] = out[from];
+        }
+        i += stride;
+    }
+}
+
+/// `dh_prev = dG_h W_hh` for unit `k` of a row: `dg` at `src[base .. base + G*H]`, `W_hh`
+/// `[G*H, H]` at `w_hh[w_base ..]`.
+#[cube]
+fn back_product<F: Float>(
+    src: &mut Tensor<F>,
+    base: usize,
+    w_hh: &Tensor<F>,
+    w_base: usize,
+    gh: usize,
+    h: usize,
+    k: usize,
+) -> F {
+    let mut acc = F::new(0.0);
+    for j in 0..gh {
+        acc += src[base + j] * w_hh[w_base + j * h + k];
+    }
+    acc
+}
+
+/// BPTT of every layer direction: from `grad` (of `out`), the gradients of the gate
+/// pre-activations on the input side (`d_x`, `[D, T, B, G*H]`) and, for the GRU, on the recurrent
+/// side (`d_h`; its `n` block is `r` times `d_x`'s), and of `h0` and `c0` (`[D, B, H]`), which
+/// carry `dh` and `dc` through the loop.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn recurrence_backward_kernel<F: Float>(
+    trace: &Tensor<F>,
+    h_prev: &Tensor<F>,
+    w_hh: &Tensor<F>,
+    c0: &Tensor<F>,
+    lengths: &Tensor<F>,
+    grad: &Tensor<F>,
+    d_x: &mut Tensor<F>,
+    d_h: &mut Tensor<F>,
+    d_h0: &mut Tensor<F>,
+    d_c0: &mut Tensor<F>,
+    reverse_first: u32,
+    #[comptime] cell: u32,
+    #[comptime] rows: usize,
+) {
+    let d = CUBE_POS_Y as usize;
+    let dirs = trace.shape(0);
+    let steps = trace.shape(1);
+    let batch = trace.shape(2);
+    let h = h_prev.shape(3);
+    let gh = comptime![gates(cell)] * h;
+    let kh = comptime![trace_blocks(cell)] * h;
+    let width = dirs * h;
+    let reverse = d == 1 || reverse_first == 1;
+    let row0 = CUBE_POS_X as usize * rows;
+    let items = rows * h;
+    let stride = CUBE_DIM_X as usize;
+    let one = F::new(1.0);
+
+    // dh and dc start from the final states' gradients.
+    let mut i = UNIT_POS_X as usize;
+    while i < items {
+        let row = row0 + i / h;
+        if row < batch {
+            let u = i % h;
+            let at = (d * batch + row) * h + u;
+            d_h0[at] = grad[(steps * batch + row) * width + d * h + u];
+            if comptime![cell == LSTM] {
+                d_c0[at] = grad[((steps + 1) * batch + row) * width + d * h + u];
+            }
+        }
+        i += stride;
+    }
+
+    for s in 0..steps {
+        // Backwards through this direction's order of time.
+        let t = if reverse { s } else { steps - 1 - s };
+        let mut i = UNIT_POS_X as usize;
+        while i < items {
+            let row = row0 + i / h;
+            let len = u32::cast_from(lengths[row % batch]) as usize;
+            let step = (d * steps + t) * batch + row;
+            let g = step * gh + i % h;
+            if row < batch && t >= len {
+                // A step past the row's length: no gradient (and `dh`, `dc` pass unchanged).
+                for j in 0..comptime![gates(cell)] {
+                    d_x[g + j * h] = F::new(0.0);
+                    if comptime![cell == GRU] {
+                        d_h[g + j * h] = F::new(0.0);
+                    }
+                }
+            } else if row < batch {
+                let u = i % h;
+                let first = if reverse { t + 1 == len } else { t == 0 };
+                let tp = if first {
+                    t
+                } else if reverse {
+                    t + 1
+                } else {
+                    t - 1
+                };
+                let at = (d * batch + row) * h + u;
+                let k = step * kh + u;
+                let dh = grad[(t * batch + row) * width + d * h + u] + d_h0[at];
+                if comptime![cell == LSTM] {
+                    let ig = trace[k];
+                    let fg = trace[k + h];
+                    let gg = trace[k + 2 * h];
+                    let og = trace[k + 3 * h];
+                    let tc = F::tanh(trace[k + 4 * h]);
+                    let c_prev = if first {
+                        c0[at]
+                    } else {
+                        trace[((d * steps + tp) * batch + row) * kh + 4 * h + u]
+                    };
+                    let dc = d_c0[at] + dh * og * (one - tc * tc);
+                    d_x[g] = dc * gg * ig * (one - ig);
+                    d_x[g + h] = dc * c_prev * fg * (one - fg);
+                    d_x[g + 2 * h] = dc * ig * (one - gg * gg);
+                    d_x[g + 3 * h] = dh * tc * og * (one - og);
+                    d_c0[at] = dc * fg;
+                    d_h0[at] = F::new(0.0);
+                } else if comptime![cell == GRU] {
+                    let r = trace[k];
+                    let z = trace[k + h];
+                    let n = trace[k + 2 * h];
+                    let hn = trace[k + 3 * h];
+                    let dn = dh * (one - z) * (one - n * n);
+                    let dz = dh * (h_prev[step * h + u] - n) * z * (one - z);
+                    let dr = dn * hn * r * (one - r);
+                    d_x[g] = dr;
+                    d_x[g + h] = dz;
+                    d_x[g + 2 * h] = dn;
+                    d_h[g] = dr;
+                    d_h[g + h] = dz;
+                    d_h[g + 2 * h] = dn * r;
+                    d_h0[at] = dh * z;
+                } else {
+                    let y = trace[k];
+                    let dp = if comptime![cell == RNN_TANH] {
+                        dh * (one - y * y)
+                    } else if y > F::new(0.0) {
+                        dh
+                    } else {
+                        F::new(0.0)
+                    };
+                    d_x[g] = dp;
+                    d_h0[at] = F::new(0.0);
+                }
+            }
+            i += stride;
+        }
+        sync_storage();
+        // dh_{t-1} += dG_h W_hh, every unit of the row reading the row's gate gradients.
+        let mut i = UNIT_POS_X as usize;
+        while i < items {
+            let row = row0 + i / h;
+            if row < batch {
+                let k = i % h;
+                let at = (d * batch + row) * h + k;
+                let base = ((d * steps + t) * batch + row) * gh;
+                let w_base = d * gh * h;
+                let acc = if comptime![cell == GRU] {
+                    back_product::<F>(d_h, base, w_hh, w_base, gh, h, k)
+                } else {
+                    back_product::<F>(d_x, base, w_hh, w_base, gh, h, k)
+                };
+                d_h0[at] += acc;
+            }
+            i += stride;
+        }
+        // (No barrier here: the next step writes other steps' gate gradients, and `dh`, `dc` are
+        // each unit's own.)
+    }
+}

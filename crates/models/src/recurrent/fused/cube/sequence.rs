@@ -1,0 +1,494 @@
+//! The whole-sequence op on the GPU backends: a layer (one direction, or both at once) as one
+//! input-projection GEMM and one recurrence kernel ([`super::recurrence`]); under autodiff its
+//! backward is one BPTT kernel, then `dW_hh` and `db_hh` over all steps as one batched GEMM and
+//! one sum, while `dx`, `dW_ih` and `db_ih` come from the projection's own backward.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::fusion::custom::TensorSpec;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::tensor::{Shape, Tensor, TensorData};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device;
+use burn_cubecl::ops::permute;
+use burn_cubecl::tensor::CubeTensor;
+
+use super::recurrence::{
+    GRU, LSTM, RNN_RELU, RNN_TANH, gates, recurrence_backward_kernel, recurrence_kernel,
+    trace_blocks,
+};
+use crate::recurrent::fused::ops::{InitialState, SequenceInput, SequenceWeights};
+use crate::recurrent::fused::sequence::{Direction, FusedCell};
+
+/// The units of a cube: up to this many `(row, unit)` items of the cube's rows.
+const CUBE_UNITS: usize = 256;
+
+/// A layer's recurrence on the GPU backends, over its input projection.
+///
+/// Arguments: `x_proj` `[D, T, B, G*H]` (`x_t W_ih^T + b_ih`), `w_hh` `[D, G*H, H]`, `b_hh`
+/// `[D, G*H]`, `h0` and `c0` `[D, B, H]` (`c0` is read by the LSTM only), the forward direction
+/// first, and `lengths` `[B]` (each row's steps, as floats); [`Recurrence`] says which cell
+/// runs, and in which order of time a single direction runs.
+#[backend_extension(Cube, Fusion, Autodiff)]
+pub trait CubeSequenceOps: Backend {
+    /// The layer's output `[T + 1 (+1), B, D*H]`: `h_t`, then each row's final `h` and (LSTM)
+    /// `c`.
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, run| output_spec(x, h0, run.cell))]
+    fn recurrence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> FloatTensor<Self>;
+    /// The output, the trace `[D, T, B, K*H]` and `h_{t-1}` `[D, T, B, H]` (see
+    /// [`super::recurrence`]) for [`Self::recurrence_backward`].
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, run| traced_specs(x, h0, run.cell))]
+    fn recurrence_traced(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// BPTT from `grad` (of the output): the gradients of `x_proj`, of the recurrent
+    /// pre-activations `h W_hh^T + b_hh` (the GRU's; `[1]` for the other cells, whose two are
+    /// `x_proj`'s), of `h0` and of `c0` (`[1]` but for the LSTM).
+    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _grad, run| backward_specs(trace, h_prev, run.cell))]
+    fn recurrence_backward(
+        trace: FloatTensor<Self>,
+        h_prev: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    );
+}
+
+/// What a recurrence op runs: the cell, and whether the only direction runs backwards in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recurrence {
+    /// The cell.
+    pub cell: FusedCell,
+    /// With one direction (`D = 1`): whether it is the reverse one.
+    pub reverse_first: bool,
+}
+
+/// The kernels' code of `cell`.
+fn code(cell: FusedCell) -> u32 {
+    match cell {
+        FusedCell::Lstm => LSTM,
+        FusedCell::Gru => GRU,
+        FusedCell::RnnTanh => RNN_TANH,
+        FusedCell::RnnRelu => RNN_RELU,
+    }
+}
+
+/// `[D, T, B, ..]` and `H` of `x_proj` and `h0`.
+fn dims(x_proj: &Shape, h0: &Shape) -> ([usize; 3], usize) {
+    ([x_proj[0], x_proj[1], x_proj[2]], h0[2])
+}
+
+/// The output's shape: `[T + 1 (+1), B, D*H]`.
+fn output_shape(x_proj: &Shape, h0: &Shape, cell: FusedCell) -> Shape {
+    let ([d, t, b], h) = dims(x_proj, h0);
+    Shape::new([t + 1 + usize::from(cell.has_cell_state()), b, d * h])
+}
+
+/// The trace's and `h_prev`'s shapes.
+fn trace_shapes(x_proj: &Shape, h0: &Shape, cell: FusedCell) -> [Shape; 2] {
+    let ([d, t, b], h) = dims(x_proj, h0);
+    [
+        Shape::new([d, t, b, trace_blocks(code(cell)) * h]),
+        Shape::new([d, t, b, h]),
+    ]
+}
+
+/// The gradients' shapes: `x_proj`'s, the recurrent pre-activations', `h0`'s, `c0`'s.
+fn grad_shapes(trace: &Shape, h_prev: &Shape, cell: FusedCell) -> [Shape; 4] {
+    let [d, t, b, h] = [trace[0], trace[1], trace[2], h_prev[3]];
+    let gates = Shape::new([d, t, b, gates(code(cell)) * h]);
+    let state = Shape::new([d, b, h]);
+    let none = Shape::new([1]);
+    [
+        gates.clone(),
+        if cell == FusedCell::Gru {
+            gates
+        } else {
+            none.clone()
+        },
+        state.clone(),
+        if cell.has_cell_state() { state } else { none },
+    ]
+}
+
+fn output_spec(x_proj: &TensorSpec, h0: &TensorSpec, cell: FusedCell) -> TensorSpec {
+    TensorSpec::new(output_shape(&x_proj.shape, &h0.shape, cell), x_proj.dtype)
+}
+
+fn traced_specs(
+    x_proj: &TensorSpec,
+    h0: &TensorSpec,
+    cell: FusedCell,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    let [trace, h_prev] = trace_shapes(&x_proj.shape, &h0.shape, cell);
+    let spec = |shape| TensorSpec::new(shape, x_proj.dtype);
+    (output_spec(x_proj, h0, cell), spec(trace), spec(h_prev))
+}
+
+fn backward_specs(
+    trace: &TensorSpec,
+    h_prev: &TensorSpec,
+    cell: FusedCell,
+) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
+    let [a, b, c, d] = grad_shapes(&trace.shape, &h_prev.shape, cell)
+        .map(|shape| TensorSpec::new(shape, trace.dtype));
+    (a, b, c, d)
+}
+
+/// The launch grid of `batch` rows of `dirs` directions of `h` units: rows per cube, the cube
+/// count and its dimension.
+fn grid(batch: usize, dirs: usize, h: usize) -> (usize, CubeCount, CubeDim) {
+    let rows = (CUBE_UNITS / h).clamp(1, batch);
+    let units = (rows * h).min(CUBE_UNITS).next_multiple_of(32) as u32;
+    let count = CubeCount::Static(batch.div_ceil(rows) as u32, dirs as u32, 1);
+    (rows, count, CubeDim::new_1d(units))
+}
+
+/// A fresh `f32` tensor of `shape` on `like`'s device.
+fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    empty_device::<f32>(like.client.clone(), like.device.clone(), shape)
+}
+
+/// The forward kernel, with the trace (`keep`) or without.
+fn forward(
+    [x_proj, w_hh, b_hh, h0, c0, lengths]: [CubeTensor; 6],
+    Recurrence {
+        cell,
+        reverse_first,
+    }: Recurrence,
+    keep: bool,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let x_proj = into_contiguous(x_proj);
+    // `W_hh` transposed to `[D, H, G*H]`: the units of a cube read a gate's row of it together.
+    let w_t = into_contiguous(permute(w_hh, &[0, 2, 1]));
+    let [b_hh, h0, c0, lengths] = [b_hh, h0, c0, lengths].map(into_contiguous);
+    let (xs, hs) = (x_proj.meta.shape().clone(), h0.meta.shape().clone());
+    let out = empty(&x_proj, output_shape(&xs, &hs, cell));
+    let [trace, h_prev] = if keep {
+        trace_shapes(&xs, &hs, cell).map(|s| empty(&x_proj, s))
+    } else {
+        [(); 2].map(|_| empty(&x_proj, Shape::new([1])))
+    };
+    let ([dirs, _, batch], h) = dims(&xs, &hs);
+    let (rows, count, dim) = grid(batch, dirs, h);
+    recurrence_kernel::launch::<f32>(
+        &out.client,
+        count,
+        dim,
+        x_proj.into_tensor_arg(),
+        w_t.into_tensor_arg(),
+        b_hh.into_tensor_arg(),
+        h0.into_tensor_arg(),
+        c0.into_tensor_arg(),
+        lengths.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        trace.clone().into_tensor_arg(),
+        h_prev.clone().into_tensor_arg(),
+        u32::from(reverse_first),
+        code(cell),
+        rows,
+        keep,
+    );
+    (out, trace, h_prev)
+}
+
+impl CubeSequenceOps for CubeBackend {
+    fn recurrence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> FloatTensor<Self> {
+        forward([x_proj, w_hh, b_hh, h0, c0, lengths], run, false).0
+    }
+
+    fn recurrence_traced(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        forward([x_proj, w_hh, b_hh, h0, c0, lengths], run, true)
+    }
+
+    fn recurrence_backward(
+        trace: FloatTensor<Self>,
+        h_prev: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let [trace, h_prev, w_hh, c0, lengths, grad] =
+            [trace, h_prev, w_hh, c0, lengths, grad].map(into_contiguous);
+        let shapes = grad_shapes(trace.meta.shape(), h_prev.meta.shape(), run.cell);
+        let [d_x, d_h, d_h0, d_c0] = shapes.map(|s| empty(&trace, s));
+        let ts = trace.meta.shape().clone();
+        let (rows, count, dim) = grid(ts[2], ts[0], h_prev.meta.shape()[3]);
+        let client = trace.client.clone();
+        recurrence_backward_kernel::launch::<f32>(
+            &client,
+            count,
+            dim,
+            trace.into_tensor_arg(),
+            h_prev.into_tensor_arg(),
+            w_hh.into_tensor_arg(),
+            c0.into_tensor_arg(),
+            lengths.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            d_x.clone().into_tensor_arg(),
+            d_h.clone().into_tensor_arg(),
+            d_h0.clone().into_tensor_arg(),
+            d_c0.clone().into_tensor_arg(),
+            u32::from(run.reverse_first),
+            code(run.cell),
+            rows,
+        );
+        (d_x, d_h, d_h0, d_c0)
+    }
+}
+
+/// The backward of [`CubeSequenceOps::recurrence`] under autodiff. Parents: `x_proj`, `w_hh`,
+/// `b_hh`, `h0`, `c0` (the LSTM's only).
+#[derive(Debug)]
+struct RecurrenceBackward(Recurrence);
+
+impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
+    /// The trace, `h_prev`, `W_hh`, `c0` and the lengths.
+    type State = [FloatTensor<B>; 5];
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [n_x, n_w, n_b, n_h0, n_c0] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let [trace, h_prev, w_hh, c0, lengths] = ops.state;
+        let (run, cell) = (self.0, self.0.cell);
+        let (d_x, d_h, d_h0, d_c0) =
+            B::recurrence_backward(trace, h_prev.clone(), w_hh, c0, lengths, grad, run);
+        let shape = d_x.shape();
+        let (d, rows, gh, h) = (shape[0], shape[1] * shape[2], shape[3], h_prev.shape()[3]);
+        // The recurrent pre-activations' gradients, `[D, T*B, G*H]`.
+        let d_rec = if cell == FusedCell::Gru {
+            d_h
+        } else {
+            d_x.clone()
+        };
+        let d_rec = B::float_reshape(d_rec, Shape::new([d, rows, gh]));
+        if let Some(node) = n_w {
+            let h_prev = B::float_reshape(h_prev, Shape::new([d, rows, h]));
+            let d_rec_t = B::float_swap_dims(d_rec.clone(), 1, 2);
+            grads.register::<B>(node.id, B::float_matmul(d_rec_t, h_prev));
+        }
+        if let Some(node) = n_b {
+            let sum = B::float_sum_dim(d_rec, 1);
+            grads.register::<B>(node.id, B::float_reshape(sum, Shape::new([d, gh])));
+        }
+        if let Some(node) = n_x {
+            grads.register::<B>(node.id, d_x);
+        }
+        if let Some(node) = n_h0 {
+            grads.register::<B>(node.id, d_h0);
+        }
+        if let (Some(node), true) = (n_c0, cell.has_cell_state()) {
+            grads.register::<B>(node.id, d_c0);
+        }
+    }
+}
+
+impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Autodiff<B, C> {
+    fn recurrence(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> FloatTensor<Self> {
+        let nodes = [&x_proj, &w_hh, &b_hh, &h0, &c0].map(|t| t.node());
+        let [x, w, b, h0, c0, len] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths].map(|t| t.into_primitive());
+        match RecurrenceBackward(run)
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (out, trace, h_prev) =
+                    B::recurrence_traced(x, w.clone(), b, h0, c0.clone(), len.clone(), run);
+                prep.finish([trace, h_prev, w, c0, len], out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, h0, c0, len, run)),
+        }
+    }
+
+    /// The inner backend's traced forward (not differentiated).
+    fn recurrence_traced(
+        x_proj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [x, w, b, h0, c0, len] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths].map(|t| t.into_primitive());
+        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, run);
+        (
+            Self::from_inner(out),
+            Self::from_inner(trace),
+            Self::from_inner(h_prev),
+        )
+    }
+
+    /// The backward kernel on the inner backend (its results are not differentiated again).
+    fn recurrence_backward(
+        trace: FloatTensor<Self>,
+        h_prev: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        lengths: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        run: Recurrence,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let [t, p, w, c, len, g] =
+            [trace, h_prev, w_hh, c0, lengths, grad].map(|t| t.into_primitive());
+        let (a, b, c, d) = B::recurrence_backward(t, p, w, c, len, g, run);
+        (
+            Self::from_inner(a),
+            Self::from_inner(b),
+            Self::from_inner(c),
+            Self::from_inner(d),
+        )
+    }
+}
+
+/// `[D, ..]`: the directions' tensors stacked (one direction: a new leading axis).
+fn stacked<const D: usize, const E: usize>(parts: Vec<Tensor<D>>) -> Tensor<E> {
+    Tensor::stack(parts, 0)
+}
+
+/// A layer from the sequence op's arguments
+/// ([`crate::recurrent::fused::FusedCellOps::sequence`]) and the rows' `lengths` (all `T` if
+/// none), on the GPU backends: the input projection of both directions as one batched GEMM (or,
+/// over token ids, a gather of `W_ih`'s columns), then [`CubeSequenceOps::recurrence`], whose
+/// output it returns.
+pub(crate) fn sequence(
+    cell: FusedCell,
+    input: SequenceInput<Dispatch>,
+    weights: SequenceWeights<Dispatch>,
+    state: InitialState<Dispatch>,
+    lengths: Option<&[usize]>,
+) -> Tensor<3> {
+    let (directions, reverse_first) = match weights {
+        SequenceWeights::One(w, direction) => (vec![w], direction == Direction::Reverse),
+        SequenceWeights::Both(f, r) => (vec![f, r], false),
+    };
+    let dirs = directions.len();
+    let mut parts: [Vec<Tensor<1>>; 2] = [Vec::new(), Vec::new()];
+    let mut matrices: [Vec<Tensor<2>>; 2] = [Vec::new(), Vec::new()];
+    for w in directions {
+        matrices[0].push(Tensor::from_dispatch(w.w_ih));
+        matrices[1].push(Tensor::from_dispatch(w.w_hh));
+        parts[0].push(Tensor::from_dispatch(w.b_ih));
+        parts[1].push(Tensor::from_dispatch(w.b_hh));
+    }
+    let [w_ih, w_hh]: [Tensor<3>; 2] = matrices.map(stacked);
+    let [b_ih, b_hh]: [Tensor<2>; 2] = parts.map(stacked);
+    let gh = w_ih.dims()[1];
+    // `[D, T*B, G*H]`: the input projection (without `b_ih`) of every step.
+    let (steps, batch, x_proj) = match input {
+        SequenceInput::Features(x) => {
+            let x = Tensor::<3>::from_dispatch(x);
+            let [steps, batch, width] = x.dims();
+            let x = x.reshape([1, steps * batch, width]);
+            (steps, batch, x.matmul(w_ih.swap_dims(1, 2)))
+        }
+        SequenceInput::Tokens(ids) => {
+            let ids = Tensor::<2, burn::tensor::Int>::from_dispatch(ids);
+            let [steps, batch] = ids.dims();
+            let columns = w_ih.swap_dims(1, 2).select(1, ids.reshape([steps * batch]));
+            (steps, batch, columns)
+        }
+    };
+    let x_proj = (x_proj + b_ih.unsqueeze_dim::<3>(1)).reshape([dirs, steps, batch, gh]);
+    let (h0, c0) = match state {
+        InitialState::Hidden(h0) => (h0, None),
+        InitialState::HiddenCell(h0, c0) => (h0, Some(c0)),
+    };
+    // `[B, H]` (one direction) or `[D, B, H]`, as `[D, B, H]`.
+    let as_dirs = |t: FloatTensor<Dispatch>| match t.shape().num_dims() {
+        2 => Tensor::<2>::from_dispatch(t).unsqueeze_dim::<3>(0),
+        _ => Tensor::<3>::from_dispatch(t),
+    };
+    let h0 = as_dirs(h0);
+    let c0 = c0.map(as_dirs).unwrap_or_else(|| h0.clone());
+    let lengths: Vec<f32> = match lengths {
+        Some(lengths) => lengths.iter().map(|&l| l as f32).collect(),
+        None => vec![steps as f32; batch],
+    };
+    let lengths = Tensor::<1>::from_data(TensorData::new(lengths, [batch]), &h0.device());
+    let [x_proj, w_hh, b_hh, h0, c0, lengths] = [
+        x_proj.into_dispatch(),
+        w_hh.into_dispatch(),
+        b_hh.into_dispatch(),
+        h0.into_dispatch(),
+        c0.into_dispatch(),
+        lengths.into_dispatch(),
+    ];
+    Tensor::from_dispatch(<Dispatch as CubeSequenceOps>::recurrence(
+        x_proj,
+        w_hh,
+        b_hh,
+        h0,
+        c0,
+        lengths,
+        Recurrence {
+            cell,
+            reverse_first,
+        },
+    ))
+}
