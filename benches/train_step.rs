@@ -4,7 +4,8 @@
 //! its embedding into the first layer, as `LanguageModel` does). `sequent bench` covers the other
 //! workloads (inference, streaming, other widths and lengths, PyTorch, `--no-fold`).
 
-use sequent::bench::{Kind, Mode, markdown_header, markdown_row, run, workloads};
+use sequent::bench::{Columns, Kind, Mode, markdown_header, markdown_row, run, workloads};
+use sequent_models::recurrent::{Engine, Kernels};
 
 fn main() {
     sequent::memory::retain_freed_memory();
@@ -26,10 +27,10 @@ fn main() {
     };
     println!(
         "device {name}; {steps} timed steps\n{}",
-        markdown_header(false)
+        markdown_header(false, false, Kernels::Fused.engine(&device) == Engine::Cube)
     );
     let all = workloads(&[Mode::Train], &Kind::ALL, &[256], &[35], (2, false), 32);
-    if let Err(e) = run(&all, &device, (steps, 1), false, |w, m| {
+    if let Err(e) = run(&all, &device, (steps, 1), Columns::default(), |w, m| {
         println!("{}", markdown_row(w, m))
     }) {
         eprintln!("error: {e}");

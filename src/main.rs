@@ -13,6 +13,7 @@ use sequent::run_dir::{CONFIG_FILE, RunDir, Start, lock_for_reading};
 use sequent::series::SeriesRun;
 use sequent::text::TextRun;
 use sequent_models::generate::Sampling;
+use sequent_models::recurrent::{Engine, Kernels};
 use sequent_train::data::text::Partition;
 use sequent_train::data::timeseries::Missing;
 use sequent_train::data::vocab::Tokenizer;
@@ -118,6 +119,10 @@ struct BenchArgs {
     /// Also run benches/torch_reference.py on each workload (needs `python3 -c "import torch"`).
     #[arg(long)]
     with_torch: bool,
+    /// Also time sequent's layers on the composed tensor ops, step by step (the path the fused
+    /// kernels replace).
+    #[arg(long)]
+    per_step: bool,
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
@@ -575,6 +580,7 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
             w.seq
         ))?;
     }
+    let counts_launches = Kernels::Fused.engine(&device) == Engine::Cube;
     if !b.json {
         println!(
             "device {}; {} {}layers, batch {}, vocabulary 64; {} timed steps{}; {}\n{}",
@@ -598,11 +604,15 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
                 "sequent folds the embedding into its first layer where that saves work \
                  (unidirectional, 2 V <= T B; --no-fold: not)"
             },
-            bench::markdown_header(b.with_torch)
+            bench::markdown_header(b.per_step, b.with_torch, counts_launches)
         );
     }
     let mut trained = Vec::new();
-    bench::run(&all, &device, (b.steps, b.repeat), b.with_torch, |w, m| {
+    let columns = bench::Columns {
+        per_step: b.per_step,
+        torch: b.with_torch,
+    };
+    bench::run(&all, &device, (b.steps, b.repeat), columns, |w, m| {
         if b.json {
             for x in m {
                 println!("{}", serde_json::to_string(x).expect("serialises"));

@@ -7,7 +7,7 @@ use super::workload::{Mode, Workload};
 /// One measurement, shaped like a line of `benches/torch_reference.py`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Measurement {
-    /// `sequent`, `burn-nn` or `torch-VERSION`.
+    /// `sequent`, `burn-nn`, `sequent-per-step` or `torch-VERSION`.
     #[serde(rename = "impl")]
     pub implementation: String,
     /// `train`, `infer` or `stream`.
@@ -32,6 +32,10 @@ pub struct Measurement {
     /// Whether the model folded its embedding into the first layer
     /// ([`Workload::fold_embedding`]).
     pub embedding_folded: bool,
+    /// On wgpu and cuda: the kernels launched a training step, a forward pass or (streaming) a
+    /// generated token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launches: Option<f64>,
 }
 
 /// Whether `runs` holds a single round (then left out of the JSON, which has the figure already).
@@ -76,6 +80,7 @@ impl Measurement {
             tokens_per_s: (tokens_per_s * 10.0).round() / 10.0,
             runs: Vec::new(),
             embedding_folded: false,
+            launches: None,
         }
     }
 }
@@ -94,33 +99,48 @@ fn ratio_cell(a: &Measurement, b: &Measurement) -> String {
     }
 }
 
-/// A Markdown row for one workload's measurements (sequent first, then burn::nn, then torch):
-/// throughputs (medians over the rounds) and ratios (`ratio_cell`).
+/// A Markdown row for one workload's measurements (sequent first, then burn::nn, then the
+/// per-step path and torch if measured): throughputs (medians over the rounds), ratios
+/// (`ratio_cell`), and the kernel launches where they were counted.
 pub fn markdown_row(w: &Workload, m: &[Measurement]) -> String {
     let mut cells = vec![
         w.mode.name().to_string(),
         w.kind_name(),
         w.hidden.to_string(),
         w.seq.to_string(),
-        format!("{:.0}", m[0].tokens_per_s),
-        format!("{:.0}", m[1].tokens_per_s),
-        ratio_cell(&m[0], &m[1]),
     ];
-    if let Some(t) = m.get(2) {
-        cells.push(format!("{:.0}", t.tokens_per_s));
-        cells.push(ratio_cell(&m[0], t));
+    for other in &m[1..] {
+        cells.push(format!("{:.0}", other.tokens_per_s));
+        cells.push(ratio_cell(&m[0], other));
+    }
+    cells.insert(4, format!("{:.0}", m[0].tokens_per_s));
+    if m[0].launches.is_some() {
+        let counted = m.iter().filter_map(|x| x.launches);
+        let counts: Vec<String> = counted.map(|n| format!("{n:.0}")).collect();
+        cells.push(counts.join(" / "));
     }
     format!("| {} |", cells.join(" | "))
 }
 
-/// The Markdown header matching [`markdown_row`].
-pub fn markdown_header(with_torch: bool) -> String {
+/// The Markdown header matching [`markdown_row`]: `columns` as [`super::Columns`] has them, and a
+/// launches column where they are counted.
+pub fn markdown_header(per_step: bool, torch: bool, launches: bool) -> String {
     let mut h =
         "| mode | kind | H | T | sequent tok/s | burn::nn tok/s | sequent / burn::nn |".to_string();
     let mut sep = "|---|---|---|---|---|---|---|".to_string();
-    if with_torch {
+    let mut counted = vec!["sequent", "burn::nn"];
+    if per_step {
+        h.push_str(" per-step tok/s | sequent / per-step |");
+        sep.push_str("---|---|");
+        counted.push("per-step");
+    }
+    if torch {
         h.push_str(" PyTorch tok/s | sequent / PyTorch |");
         sep.push_str("---|---|");
+    }
+    if launches {
+        h.push_str(&format!(" launches ({}) |", counted.join(" / ")));
+        sep.push_str("---|");
     }
     format!("{h}\n{sep}")
 }
@@ -149,6 +169,24 @@ mod tests {
         // One round: the plain ratio, no `runs` in the JSON.
         let one = combine(vec![round(30.0, 10.0)]);
         assert!(markdown_row(&w, &one).ends_with("| 30 | 10 | 3.00x |"));
+        // A third implementation and counted launches (of those that count them: not torch).
+        let mut three = combine(vec![round(30.0, 10.0)]);
+        three.push(Measurement::new("torch-2", &w, 60.0));
+        three[0].launches = Some(12.0);
+        three[1].launches = Some(480.0);
+        assert!(markdown_row(&w, &three).ends_with("| 30 | 10 | 3.00x | 60 | 0.50x | 12 / 480 |"));
+        let header = markdown_header(false, true, true);
+        assert!(
+            header
+                .contains("| PyTorch tok/s | sequent / PyTorch | launches (sequent / burn::nn) |")
+        );
+        assert_eq!(
+            header
+                .lines()
+                .map(|l| l.matches('|').count())
+                .collect::<Vec<_>>(),
+            [11, 11]
+        );
         assert!(serde_json::to_value(&one[0]).unwrap().get("runs").is_none());
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
     }

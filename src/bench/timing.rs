@@ -1,10 +1,11 @@
-//! Timing a workload: steps of training, inference or streaming generation.
+//! Timing a workload: steps of training, inference or streaming generation, and on the CubeCL
+//! devices (wgpu, cuda) the kernel launches of a step.
 
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor};
-use sequent_models::recurrent::{GruConfig, LstmConfig, RnnConfig};
+use sequent_models::recurrent::{Engine, GruConfig, Kernels, LstmConfig, RnnConfig};
 use sequent_train::optim::FusedAdamConfig;
 
 use super::models::{
@@ -13,15 +14,27 @@ use super::models::{
 };
 use super::workload::{Implementation, Kind, Mode, Workload};
 
-/// Times `steps` steps of the workload (after 2 warm-up steps) and returns tokens per second,
-/// and whether the model folded its embedding into the first layer. Training needs an autodiff
-/// device; the other modes run without gradients.
+/// What [`tokens_per_s`] measures of a workload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timed {
+    /// Tokens per second.
+    pub rate: f64,
+    /// Whether the model folded its embedding into the first layer.
+    pub folded: bool,
+    /// On a CubeCL device (wgpu, cuda): the kernels launched a training step, a forward pass or
+    /// (streaming) a generated token, counted over the step after the warm-up.
+    pub launches: Option<f64>,
+}
+
+/// Times `steps` steps of the workload (after 2 warm-up steps; on a CubeCL device the first step
+/// after them is counted in launches, untimed). Training needs an autodiff device; the other
+/// modes run without gradients.
 fn time_workload<R: SeqLayer>(
     model: CharLm<R>,
     w: &Workload,
     device: &Device,
     steps: usize,
-) -> (f64, bool) {
+) -> Timed {
     let batch = if w.mode == Mode::Stream { 1 } else { w.batch };
     // Streaming runs the model one step at a time.
     let call_steps = if w.mode == Mode::Stream { 1 } else { w.seq };
@@ -61,23 +74,41 @@ fn time_workload<R: SeqLayer>(
     for _ in 0..2 {
         step();
     }
+    let launches = launches(device, &mut step).map(|n| match w.mode {
+        Mode::Stream => n as f64 / w.seq as f64,
+        _ => n as f64,
+    });
     let start = Instant::now();
     for _ in 0..steps {
         step();
     }
     let rate = (steps * batch * w.seq) as f64 / start.elapsed().as_secs_f64();
-    (rate, folded)
+    Timed {
+        rate,
+        folded,
+        launches,
+    }
+}
+
+/// The kernel launches of one `step` on a CubeCL device; `None` elsewhere.
+fn launches(device: &Device, step: &mut impl FnMut()) -> Option<usize> {
+    if Kernels::Fused.engine(device) != Engine::Cube {
+        return None;
+    }
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    return Some(sequent_models::device::count_launches(step));
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = step;
+        None
+    }
 }
 
 /// Tokens per second of workload `w` with implementation `imp` on `device` (autodiff is turned
-/// on for training and off otherwise), and whether the model folded its embedding into the
-/// first layer (sequent's, per [`Workload::fold_embedding`]).
-pub fn tokens_per_s(
-    imp: Implementation,
-    w: &Workload,
-    device: &Device,
-    steps: usize,
-) -> (f64, bool) {
+/// on for training and off otherwise), whether the model folded its embedding into the first
+/// layer (sequent's, per [`Workload::fold_embedding`]), and the kernel launches of a step on a
+/// CubeCL device.
+pub fn tokens_per_s(imp: Implementation, w: &Workload, device: &Device, steps: usize) -> Timed {
     let device = if w.mode == Mode::Train {
         device.clone().autodiff()
     } else {
@@ -101,23 +132,31 @@ pub fn tokens_per_s(
             })
         };
     }
+    // sequent's own layers run its fused kernels; the per-step path, the composed tensor ops.
+    let kernels = match imp {
+        Implementation::PerStep => Kernels::Composed,
+        _ => Kernels::Fused,
+    };
     match (imp, w.kind, bi) {
-        (Implementation::Sequent, Kind::Lstm, _) => time!(
+        (Implementation::Sequent | Implementation::PerStep, Kind::Lstm, _) => time!(
             LstmConfig::new(h, h)
                 .with_num_layers(l)
                 .with_bidirectional(bi)
+                .with_kernels(kernels)
                 .init(device)
         ),
-        (Implementation::Sequent, Kind::Gru, _) => time!(
+        (Implementation::Sequent | Implementation::PerStep, Kind::Gru, _) => time!(
             GruConfig::new(h, h)
                 .with_num_layers(l)
                 .with_bidirectional(bi)
+                .with_kernels(kernels)
                 .init(device)
         ),
-        (Implementation::Sequent, Kind::Rnn, _) => time!(
+        (Implementation::Sequent | Implementation::PerStep, Kind::Rnn, _) => time!(
             RnnConfig::new(h, h)
                 .with_num_layers(l)
                 .with_bidirectional(bi)
+                .with_kernels(kernels)
                 .init(device)
         ),
         (Implementation::BurnNn, Kind::Lstm, false) => burn_stack!(BurnLstmStack, LstmConfig),

@@ -41,6 +41,9 @@ pub enum Implementation {
     Sequent,
     /// `burn::nn::{Rnn, Lstm, Gru}`, stacked by hand (burn::nn has no `num_layers`).
     BurnNn,
+    /// `sequent_models::recurrent` on the composed tensor ops, step by step
+    /// ([`Kernels::Composed`](sequent_models::recurrent::Kernels::Composed)).
+    PerStep,
 }
 
 impl Implementation {
@@ -49,6 +52,7 @@ impl Implementation {
         match self {
             Implementation::Sequent => "sequent",
             Implementation::BurnNn => "burn-nn",
+            Implementation::PerStep => "sequent-per-step",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Burn's GPU device as sequent runs on it, checked before the first tensor.
+//! Burn's GPU device as sequent runs on it, checked before the first tensor, and the kernel launches
+//! of the CubeCL backends counted.
 
 #[cfg(feature = "wgpu")]
 use burn::tensor::Device;
@@ -36,4 +37,31 @@ pub fn wgpu() -> Result<Device, SequentError> {
             Ok(device)
         })
         .clone()
+}
+
+/// The CubeCL kernels (wgpu, cuda) that `f` launches, counted by a CubeCL launch observer
+/// (`cubecl::logging::LaunchObserver`, told of every launch the process issues, on the thread
+/// that issues it). Lazily executed work (Burn's fusion) launches when it is read back, so `f`
+/// should end by reading a result.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub fn count_launches(f: impl FnOnce()) -> usize {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use burn_cubecl::cubecl::logging::{LaunchObservation, LaunchObserver};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl LaunchObserver for Count {
+        fn launched(&self, _kernel: &'static str) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let count = Arc::new(Count::default());
+    let watching = LaunchObservation::new(count.clone());
+    f();
+    drop(watching);
+    count.0.load(Ordering::Relaxed)
 }

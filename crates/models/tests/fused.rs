@@ -267,6 +267,8 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
             .init(&device),
         &device,
     );
+    folded_embedding_matches(&device);
+    bad_shapes_are_typed_errors(&device);
     let plain = device.clone().without_autodiff();
     inference_matches("wgpu", "lstm", LstmConfig::new(4, 100).init(&plain), &plain);
     inference_matches(
@@ -276,6 +278,93 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
         &plain,
     );
     inference_matches("wgpu", "rnn", RnnConfig::new(4, 37).init(&plain), &plain);
+}
+
+/// The folded embedding on wgpu (token ids into the first layer's sequence op: a gather of
+/// `W_ih E^T`'s columns) against the stack over the embedded sequence: outputs, final states and
+/// the embedding's gradient.
+#[cfg(feature = "wgpu")]
+fn folded_embedding_matches(device: &Device) {
+    use burn::module::Module;
+    use burn::nn::{Embedding, EmbeddingConfig};
+    use burn::tensor::Int;
+
+    #[derive(Module, Debug)]
+    struct Model {
+        embedding: Embedding,
+        lstm: Recurrent<sequent_models::recurrent::LstmKind>,
+    }
+    let model = Model {
+        embedding: EmbeddingConfig::new(7, 5).init(device),
+        lstm: LstmConfig::new(5, 6).with_num_layers(2).init(device),
+    };
+    assert!(model.lstm.folds_embedding(7, 5, 3, device));
+    let tokens = Tensor::<2, Int>::random([3, 5], Distribution::Uniform(0.0, 7.0), device);
+    let run = |folded: bool| {
+        let (out, state) = if folded {
+            model
+                .lstm
+                .try_forward_embedded(&model.embedding, tokens.clone(), None)
+        } else {
+            let x = model.embedding.forward(tokens.clone());
+            model.lstm.try_forward(x, None, None)
+        }
+        .unwrap();
+        let loss = out.clone().powi_scalar(2).sum() + state.hidden.clone().sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let d_embedding = grads.get::<2>(model.embedding.weight.id).unwrap();
+        (out, state.hidden, d_embedding)
+    };
+    let (o1, h1, e1) = run(true);
+    let (o2, h2, e2) = run(false);
+    assert!(
+        max_diff(o1, o2) < 1e-5,
+        "wgpu folded embedding: outputs differ"
+    );
+    assert!(
+        max_diff(h1, h2) < 1e-5,
+        "wgpu folded embedding: h_n differs"
+    );
+    assert!(
+        max_diff(e1, e2) < 1e-4,
+        "wgpu folded embedding: embedding gradients differ"
+    );
+}
+
+/// Bad shapes on the GPU path are the CPU's typed errors.
+#[cfg(feature = "wgpu")]
+fn bad_shapes_are_typed_errors(device: &Device) {
+    use sequent_models::SequentError;
+    let gru = GruConfig::new(4, 6).init(device);
+    let x = |width| Tensor::<3>::zeros([2, 3, width], device);
+    let err = gru.try_forward(x(5), None, None).unwrap_err();
+    assert!(
+        matches!(err, SequentError::InputWidth { expected: 4, .. }),
+        "{err}"
+    );
+    let err = gru.try_forward(x(4), None, Some(&[3])).unwrap_err();
+    assert!(
+        matches!(err, SequentError::LengthsCount { batch: 2, got: 1 }),
+        "{err}"
+    );
+    let err = gru.try_forward(x(4), None, Some(&[3, 4])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SequentError::Length {
+                index: 1,
+                length: 4,
+                steps: 3
+            }
+        ),
+        "{err}"
+    );
+    let state = RecurrentState {
+        hidden: Tensor::zeros([2, 2, 6], device),
+        cell: None,
+    };
+    let err = gru.try_forward(x(4), Some(state), None).unwrap_err();
+    assert!(matches!(err, SequentError::StateShape { .. }), "{err}");
 }
 
 fn the_config_switch_selects_the_composed_path() {
