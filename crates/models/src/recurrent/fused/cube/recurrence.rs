@@ -85,19 +85,23 @@ pub(super) fn recurrence_kernel<F: Float>(
     let stride = CUBE_DIM_X as usize;
     let one = F::new(1.0);
 
-    // The LSTM carries `c` in its final slab of `out` (each unit its own places).
-    if comptime![cell == LSTM] {
-        let mut i = UNIT_POS_X as usize;
-        while i < items {
-            let row = row0 + i / h;
-            if row < batch {
-                let u = i % h;
-                let c_at = ((steps + 1) * batch + row) * width + d * h + u;
-                out[c_at] = c0[(d * batch + row) * h + u];
+    // `h0` waits in the final-`h` slab of `out` until the end (every row's first step reads it
+    // there, the others the previous step's output), and the LSTM carries `c` in its final-`c`
+    // slab (each unit its own places).
+    let mut i = UNIT_POS_X as usize;
+    while i < items {
+        let row = row0 + i / h;
+        if row < batch {
+            let u = i % h;
+            let at = (d * batch + row) * h + u;
+            out[(steps * batch + row) * width + d * h + u] = h0[at];
+            if comptime![cell == LSTM] {
+                out[((steps + 1) * batch + row) * width + d * h + u] = c0[at];
             }
-            i += stride;
         }
+        i += stride;
     }
+    sync_storage();
 
     for s in 0..steps {
         let t = if reverse { steps - 1 - s } else { s };
@@ -114,17 +118,16 @@ pub(super) fn recurrence_kernel<F: Float>(
                 }
             } else if row < batch {
                 let u = i % h;
-                // The row's first step in this direction's order reads `h0`, the others the
-                // previous step's output.
+                // The row's first step in this direction's order reads `h0` (in the final-`h`
+                // slab), the others the previous step's output.
                 let first = if reverse { t + 1 == len } else { t == 0 };
                 let tp = if first {
-                    t
+                    steps
                 } else if reverse {
                     t + 1
                 } else {
                     t - 1
                 };
-                let state0 = (d * batch + row) * h;
                 let prev_base = (tp * batch + row) * width + d * h;
                 // `b_hh + W_hh h_{t-1}` for the rows `g*H + u` of each gate, `W_hh` transposed
                 // (`[H, G*H]`) so that the units read a gate's row together.
@@ -142,11 +145,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                     p3 = b_hh[b_base + 3 * h];
                 }
                 for k in 0..h {
-                    let hv = if first {
-                        h0[state0 + k]
-                    } else {
-                        out[prev_base + k]
-                    };
+                    let hv = out[prev_base + k];
                     let w = w_base + k * gh;
                     p0 += hv * w_t[w];
                     if comptime![gates(cell) > 1] {
@@ -157,11 +156,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                         p3 += hv * w_t[w + 3 * h];
                     }
                 }
-                let hp = if first {
-                    h0[state0 + u]
-                } else {
-                    out[prev_base + u]
-                };
+                let hp = out[prev_base + u];
                 let x = step * gh + u;
                 let k = step * kh + u;
                 if comptime![cell == LSTM] {
