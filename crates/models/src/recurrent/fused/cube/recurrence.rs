@@ -23,7 +23,7 @@
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
-use super::sigmoid;
+use super::{gru_backward, lstm_backward, sigmoid};
 
 /// The cells' codes in the kernels' comptime arguments.
 pub(super) const LSTM: u32 = 0;
@@ -332,21 +332,20 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     } else {
                         trace[((d * steps + tp) * batch + row) * kh + 4 * h + u]
                     };
-                    let dc = d_c0[at] + dh * og * (one - tc * tc);
-                    d_x[g] = dc * gg * ig * (one - ig);
-                    d_x[g + h] = dc * c_prev * fg * (one - fg);
-                    d_x[g + 2 * h] = dc * ig * (one - gg * gg);
-                    d_x[g + 3 * h] = dh * tc * og * (one - og);
+                    let (di, df, dg, d_o, dc) =
+                        lstm_backward::<F>(dh, d_c0[at], ig, fg, gg, og, tc, c_prev);
+                    d_x[g] = di;
+                    d_x[g + h] = df;
+                    d_x[g + 2 * h] = dg;
+                    d_x[g + 3 * h] = d_o;
                     d_c0[at] = dc * fg;
                     d_h0[at] = F::new(0.0);
                 } else if comptime![cell == GRU] {
                     let r = trace[k];
                     let z = trace[k + h];
                     let n = trace[k + 2 * h];
-                    let hn = trace[k + 3 * h];
-                    let dn = dh * (one - z) * (one - n * n);
-                    let dz = dh * (h_prev[step * h + u] - n) * z * (one - z);
-                    let dr = dn * hn * r * (one - r);
+                    let hp = h_prev[step * h + u];
+                    let (dr, dz, dn) = gru_backward::<F>(dh, r, z, n, trace[k + 3 * h], hp);
                     d_x[g] = dr;
                     d_x[g + h] = dz;
                     d_x[g + 2 * h] = dn;

@@ -19,7 +19,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::sigmoid;
+use super::{gru_backward, lstm_backward, sigmoid};
 use crate::host::autodiff::tracked;
 
 /// The LSTM and GRU steps on the GPU backends.
@@ -112,13 +112,12 @@ fn lstm_step_backward_kernel<F: Float>(
     let (i, f, gg, o) = lstm_gates::<F>(gates, g, h);
     let cp = c_prev[ABSOLUTE_POS];
     let tc = F::tanh(f * cp + i * gg);
-    let dh = grad[ABSOLUTE_POS];
-    let one = F::new(1.0);
-    let dc = grad[bh + ABSOLUTE_POS] + dh * o * (one - tc * tc);
-    d_gates[g] = dc * gg * i * (one - i);
-    d_gates[g + h] = dc * cp * f * (one - f);
-    d_gates[g + 2 * h] = dc * i * (one - gg * gg);
-    d_gates[g + 3 * h] = dh * tc * o * (one - o);
+    let (dh, dc_next) = (grad[ABSOLUTE_POS], grad[bh + ABSOLUTE_POS]);
+    let (di, df, dg, d_o, dc) = lstm_backward::<F>(dh, dc_next, i, f, gg, o, tc, cp);
+    d_gates[g] = di;
+    d_gates[g + h] = df;
+    d_gates[g + 2 * h] = dg;
+    d_gates[g + 3 * h] = d_o;
     d_c_prev[ABSOLUTE_POS] = dc * f;
 }
 
@@ -141,9 +140,9 @@ fn gru_step_kernel<F: Float>(
     out[ABSOLUTE_POS] = (F::new(1.0) - z) * n + z * h_prev[ABSOLUTE_POS];
 }
 
-/// One thread per `(row, unit)`: the activations again, then with `a = dL/dh'`:
-/// `dn = a (1 - z) (1 - n^2)`, `dz = a (h_prev - n) z (1 - z)`, `dr = dn h_n r (1 - r)`; the
-/// gradient of `x_proj` is `[dr, dz, dn]`, of `h_proj` `[dr, dz, dn r]`, of `h_prev` `a z`.
+/// One thread per `(row, unit)`: the activations again, then with `a = dL/dh'` the gradients
+/// of [`gru_backward`]: of `x_proj` `[dr, dz, dn]`, of `h_proj` `[dr, dz, dn r]`, of `h_prev`
+/// `a z`.
 #[cube(launch)]
 fn gru_step_backward_kernel<F: Float>(
     x_proj: &Tensor<F>,
@@ -160,13 +159,9 @@ fn gru_step_backward_kernel<F: Float>(
     let h = h_prev.shape(1);
     let (row, unit) = (ABSOLUTE_POS / h, ABSOLUTE_POS % h);
     let g = row * 3 * h + unit;
-    let one = F::new(1.0);
     let (r, z, n) = gru_gates::<F>(x_proj, h_proj, g, h);
-    let hn = h_proj[g + 2 * h];
     let a = grad[ABSOLUTE_POS];
-    let dn = a * (one - z) * (one - n * n);
-    let dz = a * (h_prev[ABSOLUTE_POS] - n) * z * (one - z);
-    let dr = dn * hn * r * (one - r);
+    let (dr, dz, dn) = gru_backward::<F>(a, r, z, n, h_proj[g + 2 * h], h_prev[ABSOLUTE_POS]);
     d_x[g] = dr;
     d_x[g + h] = dz;
     d_x[g + 2 * h] = dn;
