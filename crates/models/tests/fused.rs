@@ -222,8 +222,8 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
     }
 }
 
-/// wgpu (and cuda) run every cell's layers as the whole-sequence CubeCL kernels, and the LSTM and
-/// GRU steps (with lengths) as the step kernels, forward and backward: the same outputs, final
+/// wgpu (and cuda) run every cell's layers (the GRU in both placements of its reset gate) as the
+/// whole-sequence CubeCL kernels, padded or not, forward and backward: the same outputs, final
 /// states and gradients as the composed ops. The hidden sizes put 42 rows of 6 units in a cube
 /// (batch 3 in one), 2 rows of 100 (batch 3 in two cubes, the second half full), and one row of
 /// 300 units (more than a cube's 256 units: each unit takes two) or of 37.
@@ -250,6 +250,14 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
     compare(
         "wgpu bidirectional gru",
         GruConfig::new(4, 37).with_bidirectional(true).init(&device),
+        &device,
+    );
+    compare(
+        "wgpu reset-before gru",
+        GruConfig::new(4, 100)
+            .with_reset_after(false)
+            .with_num_layers(2)
+            .init(&device),
         &device,
     );
     compare(

@@ -32,7 +32,10 @@ pub enum GruRecurrent {
 
 impl CellKind for GruKind {
     fn fused_cell(&self) -> Option<FusedCell> {
-        self.reset_after.then_some(FusedCell::Gru)
+        Some(match self.reset_after {
+            true => FusedCell::Gru,
+            false => FusedCell::GruResetBefore,
+        })
     }
 
     const GATES: usize = 3;

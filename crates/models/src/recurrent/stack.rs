@@ -249,8 +249,9 @@ impl<C: CellKind> Recurrent<C> {
         device: &Device,
     ) -> bool {
         self.num_directions() == 1
-            && self.cell.fused_cell().is_some()
-            && fused::applies(steps, batch, false, device, self.kernels)
+            && self.cell.fused_cell().is_some_and(|cell| {
+                fused::applies(cell, (steps, batch), false, device, self.kernels)
+            })
             && 2 * vocab <= steps * batch
     }
 

@@ -137,19 +137,22 @@ pub(crate) fn op_weights(weights: &CellWeights) -> DirectionWeights<Dispatch> {
     }
 }
 
-/// Whether the whole-sequence op applies to a layer input of `steps` steps of `batch` rows on
-/// `device`, padded (with lengths) or not: on the cube engine always; on the host engine for
-/// unpadded input of more than one step or of a batch small enough for the op's products to
-/// read the weights in place (one step of a larger batch would pack `W_hh` for a single product).
+/// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
+/// rows on `device`, padded (with lengths) or not: on the cube engine always; on the host engine
+/// for its cells' unpadded input of more than one step or of a batch small enough for the op's
+/// products to read the weights in place (one step of a larger batch would pack `W_hh` for a
+/// single product).
 pub(crate) fn applies(
-    steps: usize,
-    batch: usize,
+    cell: FusedCell,
+    (steps, batch): (usize, usize),
     padded: bool,
     device: &Device,
     kernels: Kernels,
 ) -> bool {
     match kernels.engine(device) {
-        Engine::Host => !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS),
+        Engine::Host => {
+            cell.on_host() && !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS)
+        }
         Engine::Cube => true,
         Engine::Composed => false,
     }
@@ -186,7 +189,7 @@ pub(crate) fn run_layer(
 ) -> Option<(Tensor<3>, Vec<CellState>)> {
     let (steps, batch) = input.steps_and_batch();
     let device = states[0].hidden.device();
-    if !applies(steps, batch, lengths.is_some(), &device, kernels) {
+    if !applies(cell, (steps, batch), lengths.is_some(), &device, kernels) {
         return None;
     }
     let weights = weights();

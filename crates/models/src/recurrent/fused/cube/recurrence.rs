@@ -18,7 +18,12 @@
 //! - `out` `[T + 1 (+1), B, D*H]`: `h_t` of each direction side by side, then the final `h`
 //!   and (LSTM) the final `c` of each row;
 //! - `trace` `[D, T, B, K*H]`: the activated gates (LSTM `i, f, g, o, c_t`; GRU `r, z, n` and
-//!   `W_hn h + b_hn`; RNN `h_t`), and `h_prev` `[D, T, B, H]`: `h_{t-1}`, for the backward.
+//!   `W_hn h + b_hn`; reset-before GRU `r, z, n`, `W_hn (r h) + b_hn` and `r h`; RNN `h_t`), and
+//!   `h_prev` `[D, T, B, H]`: `h_{t-1}`, for the backward.
+//!
+//! The reset-before GRU's step has two phases, a barrier between them: `r` and `z` (and `r h`
+//! for every unit), then `n` from `W_hn (r h)`. Its backward has three: `dz`, `dn`; then
+//! `d(r h) = W_hn^T dn` and `dr`; then the recurrent product of `dr, dz`.
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
@@ -33,12 +38,14 @@ pub(super) const GRU: u32 = 1;
 pub(super) const RNN_TANH: u32 = 2;
 /// Vanilla RNN with ReLU.
 pub(super) const RNN_RELU: u32 = 3;
+/// GRU, reset before the recurrent product.
+pub(super) const GRU_BEFORE: u32 = 4;
 
 /// The number of gates of cell `cell`.
 pub(super) const fn gates(cell: u32) -> usize {
     match cell {
         LSTM => 4,
-        GRU => 3,
+        GRU | GRU_BEFORE => 3,
         _ => 1,
     }
 }
@@ -46,9 +53,29 @@ pub(super) const fn gates(cell: u32) -> usize {
 /// The number of `H`-wide blocks a step keeps in the trace.
 pub(super) const fn trace_blocks(cell: u32) -> usize {
     match cell {
-        LSTM => 5,
+        LSTM | GRU_BEFORE => 5,
         GRU => 4,
         _ => 1,
+    }
+}
+
+/// Whether `out` has a slab after the final `h`: the LSTM's final `c`, the reset-before GRU's
+/// `r h_{t-1}` of the current step (read by every unit of the row).
+pub(super) const fn extra_slab(cell: u32) -> bool {
+    matches!(cell, LSTM | GRU_BEFORE)
+}
+
+/// The slab a row's step `t` reads `h_{t-1}` from: the previous step's in this direction's order,
+/// or at the row's first step the final-`h` slab (`steps`), where `h0` waits.
+#[cube]
+fn previous(t: usize, len: usize, steps: usize, reverse: bool) -> usize {
+    let first = if reverse { t + 1 == len } else { t == 0 };
+    if first {
+        steps
+    } else if reverse {
+        t + 1
+    } else {
+        t - 1
     }
 }
 
@@ -118,17 +145,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                 }
             } else if row < batch {
                 let u = i % h;
-                // The row's first step in this direction's order reads `h0` (in the final-`h`
-                // slab), the others the previous step's output.
-                let first = if reverse { t + 1 == len } else { t == 0 };
-                let tp = if first {
-                    steps
-                } else if reverse {
-                    t + 1
-                } else {
-                    t - 1
-                };
-                let prev_base = (tp * batch + row) * width + d * h;
+                let prev_base = (previous(t, len, steps, reverse) * batch + row) * width + d * h;
                 // `b_hh + W_hh h_{t-1}` for the rows `g*H + u` of each gate, `W_hh` transposed
                 // (`[H, G*H]`) so that the units read a gate's row together.
                 let w_base = d * h * gh + u;
@@ -139,6 +156,8 @@ pub(super) fn recurrence_kernel<F: Float>(
                 let mut p3 = F::new(0.0);
                 if comptime![gates(cell) > 1] {
                     p1 = b_hh[b_base + h];
+                }
+                if comptime![gates(cell) > 1 && cell != GRU_BEFORE] {
                     p2 = b_hh[b_base + 2 * h];
                 }
                 if comptime![gates(cell) > 3] {
@@ -150,6 +169,8 @@ pub(super) fn recurrence_kernel<F: Float>(
                     p0 += hv * w_t[w];
                     if comptime![gates(cell) > 1] {
                         p1 += hv * w_t[w + h];
+                    }
+                    if comptime![gates(cell) > 1 && cell != GRU_BEFORE] {
                         p2 += hv * w_t[w + 2 * h];
                     }
                     if comptime![gates(cell) > 3] {
@@ -174,6 +195,18 @@ pub(super) fn recurrence_kernel<F: Float>(
                         trace[k + 2 * h] = gg;
                         trace[k + 3 * h] = og;
                         trace[k + 4 * h] = c;
+                    }
+                } else if comptime![cell == GRU_BEFORE] {
+                    // The first phase: `r`, `z` (kept in this step's output until the second
+                    // phase) and `r h` (in the extra slab, for the whole row).
+                    let r = sigmoid::<F>(x_proj[x] + p0);
+                    let z = sigmoid::<F>(x_proj[x + h] + p1);
+                    out[((steps + 1) * batch + row) * width + d * h + u] = r * hp;
+                    out[o] = z;
+                    if comptime![keep] {
+                        trace[k] = r;
+                        trace[k + h] = z;
+                        trace[k + 4 * h] = r * hp;
                     }
                 } else if comptime![cell == GRU] {
                     let r = sigmoid::<F>(x_proj[x] + p0);
@@ -204,6 +237,37 @@ pub(super) fn recurrence_kernel<F: Float>(
             }
             i += stride;
         }
+        if comptime![cell == GRU_BEFORE] {
+            sync_storage();
+            // The second phase: `n = tanh(x_n + W_hn (r h) + b_hn)`, `h' = (1 - z) n + z h`.
+            let mut i = UNIT_POS_X as usize;
+            while i < items {
+                let row = row0 + i / h;
+                let len = u32::cast_from(lengths[row % batch]) as usize;
+                if row < batch && t < len {
+                    let u = i % h;
+                    let rh_base = ((steps + 1) * batch + row) * width + d * h;
+                    let w_base = d * h * gh + 2 * h + u;
+                    let mut pn = b_hh[d * gh + 2 * h + u];
+                    for k in 0..h {
+                        pn += out[rh_base + k] * w_t[w_base + k * gh];
+                    }
+                    let step = (d * steps + t) * batch + row;
+                    let n = F::tanh(x_proj[step * gh + 2 * h + u] + pn);
+                    let prev = previous(t, len, steps, reverse);
+                    let hp = out[(prev * batch + row) * width + d * h + u];
+                    let o = (t * batch + row) * width + d * h + u;
+                    let z = out[o];
+                    out[o] = (one - z) * n + z * hp;
+                    if comptime![keep] {
+                        let k = step * kh + u;
+                        trace[k + 2 * h] = n;
+                        trace[k + 3 * h] = pn;
+                    }
+                }
+                i += stride;
+            }
+        }
         sync_storage();
     }
 
@@ -222,8 +286,8 @@ pub(super) fn recurrence_kernel<F: Float>(
     }
 }
 
-/// `dh_prev = dG_h W_hh` for unit `k` of a row: `dg` at `src[base .. base + G*H]`, `W_hh`
-/// `[G*H, H]` at `w_hh[w_base ..]`.
+/// `dh_prev = dG_h W_hh` for unit `k` of a row over the first `gh` rows of `W_hh`: `dg` at
+/// `src[base .. base + gh]`, `W_hh` `[G*H, H]` at `w_hh[w_base ..]`.
 #[cube]
 fn back_product<F: Float>(
     src: &mut Tensor<F>,
@@ -310,14 +374,8 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 }
             } else if row < batch {
                 let u = i % h;
-                let first = if reverse { t + 1 == len } else { t == 0 };
-                let tp = if first {
-                    t
-                } else if reverse {
-                    t + 1
-                } else {
-                    t - 1
-                };
+                let tp = previous(t, len, steps, reverse);
+                let first = tp == steps;
                 let at = (d * batch + row) * h + u;
                 let k = step * kh + u;
                 let dh = grad[(t * batch + row) * width + d * h + u] + d_h0[at];
@@ -340,6 +398,14 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     d_x[g + 3 * h] = d_o;
                     d_c0[at] = dc * fg;
                     d_h0[at] = F::new(0.0);
+                } else if comptime![cell == GRU_BEFORE] {
+                    // The first phase: `dz`, `dn`, and `h_prev`'s direct part.
+                    let z = trace[k + h];
+                    let n = trace[k + 2 * h];
+                    let dn = dh * (one - z) * (one - n * n);
+                    d_x[g + h] = dh * (h_prev[step * h + u] - n) * z * (one - z);
+                    d_x[g + 2 * h] = dn;
+                    d_h0[at] = dh * z;
                 } else if comptime![cell == GRU] {
                     let r = trace[k];
                     let z = trace[k + h];
@@ -369,7 +435,33 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
             i += stride;
         }
         sync_storage();
-        // dh_{t-1} += dG_h W_hh, every unit of the row reading the row's gate gradients.
+        if comptime![cell == GRU_BEFORE] {
+            // The second phase: `d(r h) = W_hn^T dn`, `dr = d(r h) h_prev r (1 - r)`, and
+            // `h_prev`'s part through `r h`.
+            let mut i = UNIT_POS_X as usize;
+            while i < items {
+                let row = row0 + i / h;
+                let len = u32::cast_from(lengths[row % batch]) as usize;
+                if row < batch && t < len {
+                    let u = i % h;
+                    let step = (d * steps + t) * batch + row;
+                    let base = step * gh + 2 * h;
+                    let w_base = (d * gh + 2 * h) * h + u;
+                    let mut d_rh = F::new(0.0);
+                    for j in 0..h {
+                        d_rh += d_x[base + j] * w_hh[w_base + j * h];
+                    }
+                    let r = trace[step * kh + u];
+                    let dr = d_rh * h_prev[step * h + u] * r * (one - r);
+                    d_x[step * gh + u] = dr;
+                    d_h0[(d * batch + row) * h + u] += d_rh * r;
+                }
+                i += stride;
+            }
+            sync_storage();
+        }
+        // dh_{t-1} += dG_h W_hh, every unit of the row reading the row's gate gradients (the
+        // reset-before GRU's `r` and `z` blocks: its `n` block reached `h_{t-1}` through `r h`).
         let mut i = UNIT_POS_X as usize;
         while i < items {
             let row = row0 + i / h;
@@ -380,6 +472,8 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 let w_base = d * gh * h;
                 let acc = if comptime![cell == GRU] {
                     back_product::<F>(d_h, base, w_hh, w_base, gh, h, k)
+                } else if comptime![cell == GRU_BEFORE] {
+                    back_product::<F>(d_x, base, w_hh, w_base, 2 * h, h, k)
                 } else {
                     back_product::<F>(d_x, base, w_hh, w_base, gh, h, k)
                 };

@@ -10,7 +10,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::{Shape, Slice, Tensor, TensorData};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::kernel::into_contiguous;
@@ -19,8 +19,8 @@ use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::recurrence::{
-    GRU, LSTM, RNN_RELU, RNN_TANH, gates, recurrence_backward_kernel, recurrence_kernel,
-    trace_blocks,
+    GRU, GRU_BEFORE, LSTM, RNN_RELU, RNN_TANH, extra_slab, gates, recurrence_backward_kernel,
+    recurrence_kernel, trace_blocks,
 };
 use crate::recurrent::fused::ops::{InitialState, SequenceInput, SequenceWeights};
 use crate::recurrent::fused::sequence::{Direction, FusedCell};
@@ -37,7 +37,7 @@ const CUBE_UNITS: usize = 256;
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait CubeSequenceOps: Backend {
     /// The layer's output `[T + 1 (+1), B, D*H]`: `h_t`, then each row's final `h` and (LSTM)
-    /// `c`.
+    /// `c` (the reset-before GRU: a slab of its own).
     #[fusion(meta = |x, _w, _b, h0, _c0, _len, run| output_spec(x, h0, run.cell))]
     fn recurrence(
         x_proj: FloatTensor<Self>,
@@ -96,6 +96,7 @@ fn code(cell: FusedCell) -> u32 {
         FusedCell::Gru => GRU,
         FusedCell::RnnTanh => RNN_TANH,
         FusedCell::RnnRelu => RNN_RELU,
+        FusedCell::GruResetBefore => GRU_BEFORE,
     }
 }
 
@@ -107,7 +108,7 @@ fn dims(x_proj: &Shape, h0: &Shape) -> ([usize; 3], usize) {
 /// The output's shape: `[T + 1 (+1), B, D*H]`.
 fn output_shape(x_proj: &Shape, h0: &Shape, cell: FusedCell) -> Shape {
     let ([d, t, b], h) = dims(x_proj, h0);
-    Shape::new([t + 1 + usize::from(cell.has_cell_state()), b, d * h])
+    Shape::new([t + 1 + usize::from(extra_slab(code(cell))), b, d * h])
 }
 
 /// The trace's and `h_prev`'s shapes.
@@ -301,7 +302,7 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
         let [trace, h_prev, w_hh, c0, lengths] = ops.state;
         let (run, cell) = (self.0, self.0.cell);
         let (d_x, d_h, d_h0, d_c0) =
-            B::recurrence_backward(trace, h_prev.clone(), w_hh, c0, lengths, grad, run);
+            B::recurrence_backward(trace.clone(), h_prev.clone(), w_hh, c0, lengths, grad, run);
         let shape = d_x.shape();
         let (d, rows, gh, h) = (shape[0], shape[1] * shape[2], shape[3], h_prev.shape()[3]);
         // The recurrent pre-activations' gradients, `[D, T*B, G*H]`.
@@ -313,8 +314,25 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
         let d_rec = B::float_reshape(d_rec, Shape::new([d, rows, gh]));
         if let Some(node) = n_w {
             let h_prev = B::float_reshape(h_prev, Shape::new([d, rows, h]));
-            let d_rec_t = B::float_swap_dims(d_rec.clone(), 1, 2);
-            grads.register::<B>(node.id, B::float_matmul(d_rec_t, h_prev));
+            // `dW = dG^T H_prev` `[D, G*H, H]`, one batched GEMM over all steps.
+            let product = |dg: FloatTensor<B>, inputs: FloatTensor<B>| {
+                B::float_matmul(B::float_swap_dims(dg, 1, 2), inputs)
+            };
+            let d_w = if cell == FusedCell::GruResetBefore {
+                // The `n` block's input is `r h_{t-1}`, kept in the trace's last block.
+                let block = |t: FloatTensor<B>, from: usize, to: usize| {
+                    let all = Slice::full();
+                    let part = Slice::new(from as isize, Some(to as isize), 1);
+                    B::float_slice(t, &[all, all, part])
+                };
+                let rh = B::float_reshape(trace, Shape::new([d, rows, 5 * h]));
+                let rz = product(block(d_rec.clone(), 0, 2 * h), h_prev);
+                let n = product(block(d_rec.clone(), 2 * h, 3 * h), block(rh, 4 * h, 5 * h));
+                B::float_cat(vec![rz, n], 1)
+            } else {
+                product(d_rec.clone(), h_prev)
+            };
+            grads.register::<B>(node.id, d_w);
         }
         if let Some(node) = n_b {
             let sum = B::float_sum_dim(d_rec, 1);

@@ -55,6 +55,9 @@ pub enum FusedCell {
     RnnTanh,
     /// Vanilla RNN with ReLU: `G = 1`.
     RnnRelu,
+    /// GRU with the reset gate before the recurrent product (`n = tanh(x_n + W_hn (r h) +
+    /// b_hn)`): `G = 3`; the cube engine's only (the host runs it step by step).
+    GruResetBefore,
 }
 
 /// A layer direction's forward pass, kept for its backward.
@@ -71,7 +74,7 @@ impl FusedCell {
     pub fn gates(self) -> usize {
         match self {
             FusedCell::Lstm => 4,
-            FusedCell::Gru => 3,
+            FusedCell::Gru | FusedCell::GruResetBefore => 3,
             FusedCell::RnnTanh | FusedCell::RnnRelu => 1,
         }
     }
@@ -79,6 +82,11 @@ impl FusedCell {
     /// Whether the state has a cell vector besides the hidden one (the LSTM's).
     pub fn has_cell_state(self) -> bool {
         self == FusedCell::Lstm
+    }
+
+    /// Whether the host engine's sequence op runs this cell.
+    pub fn on_host(self) -> bool {
+        self != FusedCell::GruResetBefore
     }
 
     /// Runs a layer direction on `inputs` from `h0` and (LSTM; ignored otherwise) `c0` `[B, H]`.
@@ -98,6 +106,9 @@ impl FusedCell {
             FusedCell::Gru => single(SingleStateCell::Gru),
             FusedCell::RnnTanh => single(SingleStateCell::RnnTanh),
             FusedCell::RnnRelu => single(SingleStateCell::RnnRelu),
+            FusedCell::GruResetBefore => {
+                unreachable!("the host has no reset-before GRU op (fused::applies)")
+            }
         }
     }
 }
