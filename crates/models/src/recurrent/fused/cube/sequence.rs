@@ -426,7 +426,11 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
 
 /// `[D, ..]`: the directions' tensors stacked (one direction: a new leading axis).
 fn stacked<const D: usize, const E: usize>(parts: Vec<Tensor<D>>) -> Tensor<E> {
-    Tensor::stack(parts, 0)
+    match <[Tensor<D>; 1]>::try_from(parts) {
+        // One direction: a view with a new axis, not a copy.
+        Ok([one]) => one.unsqueeze_dim(0),
+        Err(parts) => Tensor::stack(parts, 0),
+    }
 }
 
 /// A layer from the sequence op's arguments
