@@ -375,6 +375,44 @@ fn bad_shapes_are_typed_errors(device: &Device) {
     assert!(matches!(err, SequentError::StateShape { .. }), "{err}");
 }
 
+/// On wgpu a layer's whole sequence is a fixed number of kernel launches, forward and backward:
+/// a training step over 5, 20 or 60 steps launches about as many kernels (counted by CubeCL's
+/// launch observer), where the composed per-step path launches more than 3 more a step.
+#[cfg(feature = "wgpu")]
+fn launches_do_not_grow_with_the_sequence_on_wgpu(device: Device) {
+    use sequent_models::device::count_launches;
+    let device = device.autodiff();
+    let fused = GruConfig::new(4, 6)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .init(&device);
+    let mut composed = fused.clone();
+    composed.kernels = Kernels::Composed;
+    let step = |layer: &Recurrent<sequent_models::recurrent::GruKind>, steps: usize| {
+        let x = Tensor::<3>::random([3, steps, 4], Distribution::Normal(0.0, 1.0), &device);
+        let (y, _) = layer.forward(x.require_grad(), None);
+        let grads = y.clone().powi_scalar(2).sum().backward();
+        let d_w = layer.layers[0].forward.weight_hh.grad(&grads).unwrap();
+        let _: f32 = (y.sum().inner() + d_w.sum()).into_scalar();
+    };
+    let launches = |layer, steps| {
+        step(layer, steps); // compiles and tunes the kernels of these shapes
+        count_launches(|| step(layer, steps))
+    };
+    // The GEMMs' strategies (and so their launches) may differ between shapes, by a few.
+    let fused: Vec<usize> = [5, 20, 60].map(|t| launches(&fused, t)).into();
+    let composed: Vec<usize> = [5, 20].map(|t| launches(&composed, t)).into();
+    let spread = fused.iter().max().unwrap() - fused.iter().min().unwrap();
+    assert!(
+        spread <= 16,
+        "fused launches at 5, 20 and 60 steps: {fused:?}"
+    );
+    assert!(
+        composed[1] > composed[0] + 15 * 3 && composed[0] > fused[0],
+        "composed launches at 5 and 20 steps: {composed:?}; fused: {fused:?}"
+    );
+}
+
 fn the_config_switch_selects_the_composed_path() {
     let device = common::backends()[0].1.clone();
     let layer = LstmConfig::new(2, 3)
@@ -448,6 +486,10 @@ fn main() {
         common::trials::wgpu_test(
             "kernels_equal_composed_on_wgpu",
             kernels_equal_composed_on_wgpu,
+        ),
+        common::trials::wgpu_test(
+            "launches_do_not_grow_with_the_sequence_on_wgpu",
+            launches_do_not_grow_with_the_sequence_on_wgpu,
         ),
         common::trials::test(
             "the_wgpu_gate_skips_or_fails_without_an_adapter",
