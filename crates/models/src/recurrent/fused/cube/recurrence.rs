@@ -10,13 +10,15 @@
 //! `sync_storage`, which makes a cube's storage writes visible to the whole cube on every CubeCL
 //! target. `W_hh` is read from global memory at every step (it stays in the caches).
 //!
-//! Layouts (`D` directions, `G` gates, `K` trace blocks: LSTM 5, GRU 4, RNN 1):
+//! Layouts (`D` directions, `G` gates, `K` trace blocks: LSTM and reset-before GRU 5, GRU 4,
+//! RNN 1):
 //! - `x_proj` `[D, T, B, G*H]`: `x_t W_ih^T + b_ih` of every step;
 //! - `lengths` `[B]`: each row's steps (PyTorch's packed sequences: the steps from a row's
 //!   length on output zeros and leave its state alone; the reverse direction starts at the
 //!   row's last step);
 //! - `out` `[T + 1 (+1), B, D*H]`: `h_t` of each direction side by side, then the final `h`
-//!   and (LSTM) the final `c` of each row;
+//!   (`h0` until the loop ends) and (LSTM) the final `c` of each row, or (reset-before GRU) the
+//!   step's `r h`;
 //! - `trace` `[D, T, B, K*H]`: the activated gates (LSTM `i, f, g, o, c_t`; GRU `r, z, n` and
 //!   `W_hn h + b_hn`; reset-before GRU `r, z, n`, `W_hn (r h) + b_hn` and `r h`; RNN `h_t`), and
 //!   `h_prev` `[D, T, B, H]`: `h_{t-1}`, for the backward.
