@@ -39,10 +39,12 @@ pub fn wgpu() -> Result<Device, SequentError> {
         .clone()
 }
 
-/// The CubeCL kernels (wgpu, cuda) that `f` launches, counted by a CubeCL launch observer
-/// (`cubecl::logging::LaunchObserver`, told of every launch the process issues, on the thread
-/// that issues it). Lazily executed work (Burn's fusion) launches when it is read back, so `f`
-/// should end by reading a result.
+/// The CubeCL kernels (wgpu, cuda) launched while `f` runs, counted by a CubeCL launch observer
+/// (`cubecl::logging::LaunchObserver`, told of every launch the process issues: from whichever
+/// thread issues it, Burn's fusion executing on its own). So nothing else in the process should
+/// launch kernels meanwhile, and CubeCL keeps one observer a process: two counts at the same time
+/// miss each other's launches. Lazily executed work (Burn's fusion) launches when it is read
+/// back, so `f` should end by reading a result.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub fn count_launches(f: impl FnOnce()) -> usize {
     use std::sync::Arc;

@@ -222,6 +222,10 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
     }
 }
 
+/// Held by each wgpu test of this file: the launch count sees every launch of the process.
+#[cfg(feature = "wgpu")]
+static ONE_WGPU_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// wgpu (and cuda) run every cell's layers (the GRU in both placements of its reset gate) as the
 /// whole-sequence CubeCL kernels, padded or not, forward and backward: the same outputs, final
 /// states and gradients as the composed ops. The hidden sizes put 42 rows of 6 units in a cube
@@ -230,6 +234,7 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
 #[cfg(feature = "wgpu")]
 fn kernels_equal_composed_on_wgpu(device: Device) {
     use sequent_models::recurrent::Engine;
+    let _alone = ONE_WGPU_TEST.lock().unwrap_or_else(|e| e.into_inner());
     let device = device.autodiff();
     assert_eq!(Kernels::Fused.engine(&device), Engine::Cube);
     assert_eq!(Kernels::Composed.engine(&device), Engine::Composed);
@@ -381,6 +386,7 @@ fn bad_shapes_are_typed_errors(device: &Device) {
 #[cfg(feature = "wgpu")]
 fn launches_do_not_grow_with_the_sequence_on_wgpu(device: Device) {
     use sequent_models::device::count_launches;
+    let _alone = ONE_WGPU_TEST.lock().unwrap_or_else(|e| e.into_inner());
     let device = device.autodiff();
     let fused = GruConfig::new(4, 6)
         .with_num_layers(2)
