@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "models", "tests", "fixtures")
 B, T, I, H = 3, 5, 4, 6
+P = 3  # proj_size of the projected LSTM cases (mode "lstm_proj")
 LENGTHS = [5, 2, 4]
 # lstm_l2_bi_h0.weights.pt has the 21-character stem that zip 9.8.2 misreads (torch_zip.rs).
 PT_CASES = {"lstm_l2_bi_h0", "gru_l1_uni", "rnn_tanh_l1_uni", "rnn_relu_l1_uni"}
@@ -70,20 +71,23 @@ def gru_v3(x, h0, params, layers, bidir, lengths):
 def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
     torch.manual_seed(seed)
     dirs = 2 if bidir else 1
+    proj = P if mode == "lstm_proj" else 0
     kw = dict(input_size=I, hidden_size=H, num_layers=layers, bidirectional=bidir, bias=bias,
               batch_first=True)
     if mode in ("rnn_tanh", "rnn_relu"):
         layer = torch.nn.RNN(nonlinearity=mode[4:], **kw)
-    elif mode == "lstm":
-        layer = torch.nn.LSTM(**kw)
+    elif mode in ("lstm", "lstm_proj"):
+        layer = torch.nn.LSTM(proj_size=proj, **kw)
     else:  # gru and gru_v3 share PyTorch's parameter layout
         layer = torch.nn.GRU(**kw)
     layer = layer.double()
     params = {k: v.detach().clone().requires_grad_(True) for k, v in layer.state_dict().items()}
     x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(layers * dirs, B, H, dtype=torch.float64, requires_grad=True) if with_h0 else None
+    lstm = mode in ("lstm", "lstm_proj")
+    h0 = (torch.randn(layers * dirs, B, proj or H, dtype=torch.float64, requires_grad=True)
+          if with_h0 else None)
     c0 = (torch.randn(layers * dirs, B, H, dtype=torch.float64, requires_grad=True)
-          if with_h0 and mode == "lstm" else None)
+          if with_h0 and lstm else None)
     lengths = LENGTHS if with_lengths else None
 
     if mode == "gru_v3":
@@ -94,13 +98,11 @@ def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
         if lengths is not None:
             inp = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), batch_first=True,
                                                           enforce_sorted=False)
-        state = (h0, c0) if mode == "lstm" and h0 is not None else h0
-        if mode == "lstm" and h0 is None:
-            state = None
+        state = (h0, c0) if lstm and h0 is not None else h0
         out, st = torch.func.functional_call(layer, params, (inp, state))
         if lengths is not None:
             out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
-        h_n, c_n = st if mode == "lstm" else (st, None)
+        h_n, c_n = st if lstm else (st, None)
 
     R = torch.randn_like(out)
     S = torch.randn_like(h_n)
@@ -135,7 +137,7 @@ def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
                    _use_new_zipfile_serialization=False)
     return {"name": name, "mode": mode, "input_size": I, "hidden_size": H, "num_layers": layers,
             "bidirectional": bidir, "bias": bias, "initial_state": with_h0,
-            "lengths": lengths is not None}
+            "lengths": lengths is not None, "proj_size": proj}
 
 
 def main():
@@ -155,6 +157,12 @@ def main():
             name = f"{mode}_l{layers}_{'bi' if bidir else 'uni'}{'_h0' if h0 else ''}" \
                    f"{'_len' if lens else ''}{'' if bias else '_nobias'}"
             cases.append(run_case(name, mode, layers, bidir, h0, lens, bias, seed))
+    # LSTM with a projection: uni- and bidirectional, 1 to 3 layers, initial state, lengths.
+    for layers, bidir, h0, lens, bias in variants[:4]:
+        seed += 1
+        name = f"lstm_proj_l{layers}_{'bi' if bidir else 'uni'}{'_h0' if h0 else ''}" \
+               f"{'_len' if lens else ''}"
+        cases.append(run_case(name, "lstm_proj", layers, bidir, h0, lens, bias, seed))
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"generator": "scripts/gen_parity_fixtures.py", "torch": torch.__version__,
                    "batch": B, "steps": T, "cases": cases}, f, indent=1)

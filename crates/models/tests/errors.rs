@@ -72,6 +72,26 @@ fn state_of_wrong_shape() {
         matches!(err, SequentError::StateShape { which: "cell", .. }),
         "{err}"
     );
+
+    // With a projection h is P wide and c stays H wide: an H-wide h is refused.
+    let projected = LstmConfig::new(4, 6).with_proj_size(2).init(&d);
+    let wide = RecurrentState::lstm(Tensor::zeros([1, 2, 6], &d), Tensor::zeros([1, 2, 6], &d));
+    let err = projected
+        .try_forward(randn([2, 3, 4], &d), Some(wide), None)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SequentError::StateShape {
+            which: "hidden",
+            expected: vec![1, 2, 2],
+            got: vec![1, 2, 6]
+        }
+    );
+    let fits = RecurrentState::lstm(Tensor::zeros([1, 2, 2], &d), Tensor::zeros([1, 2, 6], &d));
+    let (out, _) = projected
+        .try_forward(randn([2, 3, 4], &d), Some(fits), None)
+        .unwrap();
+    assert_eq!(out.dims(), [2, 3, 2]);
 }
 
 #[test]
@@ -277,6 +297,8 @@ fn configs_out_of_range_are_typed_errors_from_try_init() {
     invalid(layers.try_init(&d).map(drop), "num_layers");
     let dropout = LstmConfig::new(4, 4).with_dropout(1.0);
     invalid(dropout.try_init(&d).map(drop), "dropout");
+    let proj = LstmConfig::new(4, 4).with_proj_size(4);
+    invalid(proj.try_init(&d).map(drop), "proj_size");
     invalid(MarkovLmConfig::new(0).try_init(&d).map(drop), "vocab_size");
     let ar = AutoregressiveMlpConfig::new(4).with_hidden(vec![8, 0]);
     invalid(ar.try_init(&d).map(drop), "hidden widths");

@@ -12,33 +12,43 @@ fn device() -> Device {
     common::backends()[0].1.clone()
 }
 
+/// Loads PyTorch's weights and exports them again: the same names and values, for an LSTM with
+/// and without a projection (`weight_hr_l{k}[_reverse]`).
 #[test]
 fn export_writes_pytorch_names_and_values() {
     let d = device();
-    let src = fixtures().join("lstm_l2_bi_h0.weights.safetensors");
-    let mut lstm = LstmConfig::new(4, 6)
-        .with_num_layers(2)
-        .with_bidirectional(true)
-        .init(&d);
-    lstm.load_pytorch(&src).unwrap();
-    let dir = scratch();
-    let out = dir.path().join("lstm.safetensors");
-    lstm.save_pytorch(&out).unwrap();
+    for (case, proj_size) in [("lstm_l2_bi_h0", 0), ("lstm_proj_l2_bi_h0", 3)] {
+        let src = fixtures().join(format!("{case}.weights.safetensors"));
+        let mut lstm = LstmConfig::new(4, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_proj_size(proj_size)
+            .init(&d);
+        lstm.load_pytorch(&src).unwrap();
+        let dir = scratch();
+        let out = dir.path().join("lstm.safetensors");
+        lstm.save_pytorch(&out).unwrap();
 
-    let original = Fixture::read(&src).floats;
-    let exported = Fixture::read(&out).floats;
-    let mut a: Vec<_> = original.keys().collect();
-    let mut b: Vec<_> = exported.keys().collect();
-    a.sort();
-    b.sort();
-    assert_eq!(a, b, "exported keys are PyTorch's state_dict keys");
-    for (k, v) in &original {
-        assert_eq!(&exported[k], v, "{k} round-trips exactly");
+        let original = Fixture::read(&src).floats;
+        let exported = Fixture::read(&out).floats;
+        let mut a: Vec<_> = original.keys().collect();
+        let mut b: Vec<_> = exported.keys().collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{case}: exported keys are PyTorch's state_dict keys");
+        assert_eq!(
+            a.iter().filter(|k| k.starts_with("weight_hr")).count(),
+            if proj_size > 0 { 4 } else { 0 },
+            "{case}: one projection a layer and direction"
+        );
+        for (k, v) in &original {
+            assert_eq!(&exported[k], v, "{case}: {k} round-trips exactly");
+        }
+        assert!(
+            !out.with_extension("safetensors.partial").exists(),
+            "no temp file left behind"
+        );
     }
-    assert!(
-        !out.with_extension("safetensors.partial").exists(),
-        "no temp file left behind"
-    );
 }
 
 /// The files `torch.save(state_dict, path)` writes with its default (zip, ZIP64) container, one

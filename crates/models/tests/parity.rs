@@ -22,6 +22,7 @@ struct Case {
     num_layers: usize,
     bidirectional: bool,
     bias: bool,
+    proj_size: usize,
 }
 
 /// The three layer types behind one interface, so that one test body serves every case.
@@ -56,11 +57,12 @@ impl AnyLayer {
                         .init(device),
                 )
             }
-            "lstm" => Self::Lstm(
+            "lstm" | "lstm_proj" => Self::Lstm(
                 LstmConfig::new(i, h)
                     .with_num_layers(l)
                     .with_bidirectional(bi)
                     .with_bias(b)
+                    .with_proj_size(case.proj_size)
                     .init(device),
             ),
             "gru" | "gru_v3" => Self::Gru(
@@ -122,6 +124,13 @@ impl AnyLayer {
         let data = match base {
             "weight_ih" => w.weight_ih.val().grad(grads).map(Tensor::into_data),
             "weight_hh" => w.weight_hh.val().grad(grads).map(Tensor::into_data),
+            "weight_hr" => w
+                .weight_hr
+                .as_ref()
+                .unwrap()
+                .val()
+                .grad(grads)
+                .map(Tensor::into_data),
             "bias_ih" => w
                 .bias_ih
                 .as_ref()
@@ -151,7 +160,11 @@ fn run_all(device: &Device, label: &str) {
     let manifest: Manifest =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap())
             .unwrap();
-    assert!(manifest.cases.len() >= 24, "at least 24 configurations");
+    assert!(manifest.cases.len() >= 29, "at least 29 configurations");
+    assert!(
+        manifest.cases.iter().filter(|c| c.proj_size > 0).count() >= 4,
+        "LSTM cases with a projection"
+    );
     let mut failures = Vec::new();
     for case in &manifest.cases {
         for problem in check_case(case, device) {

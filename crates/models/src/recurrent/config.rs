@@ -60,6 +60,10 @@ recurrent_config!(
     LstmConfig {
         /// Initialiser of the gate biases (forget-gate bias, chrono).
         gate_bias: GateBias = "GateBias::Uniform",
+        /// Width `P` of the projection `h_t = W_hr (o_t * tanh(c_t))` (PyTorch's `proj_size`;
+        /// 0 for none, else less than `hidden_size`): `h` and the outputs are `P` wide, `c`
+        /// stays `H` wide.
+        proj_size: usize = 0,
     }
 );
 
@@ -75,10 +79,17 @@ recurrent_config!(
 
 /// Builds the layer from the shared spec of a config, once for all three cells.
 macro_rules! impl_init {
-    ($config:ident, $cell:ty, |$c:ident| $kind:expr, |$g:ident| $gate_bias:expr) => {
+    ($config:ident, $cell:ty, |$c:ident| $kind:expr, |$g:ident| $gate_bias:expr, |$p:ident| $proj:expr) => {
         impl $config {
             fn spec(&self) -> StackSpec {
-                let $g = self;
+                let gate_bias = {
+                    let $g = self;
+                    $gate_bias
+                };
+                let proj_size = {
+                    let $p = self;
+                    $proj
+                };
                 StackSpec {
                     input_size: self.input_size,
                     hidden_size: self.hidden_size,
@@ -90,9 +101,10 @@ macro_rules! impl_init {
                         gates: <$cell>::GATES,
                         input_size: self.input_size,
                         hidden_size: self.hidden_size,
+                        proj_size,
                         bias: self.bias,
                         init: self.recurrent_init.clone(),
-                        gate_bias: $gate_bias,
+                        gate_bias,
                         keep_gate: <$cell>::KEEP_GATE,
                     },
                 }
@@ -111,7 +123,8 @@ macro_rules! impl_init {
                 self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
             }
 
-            /// [`Self::init`], or a typed error if a size is 0 or `dropout` is outside `[0, 1)`.
+            /// [`Self::init`], or a typed error if a size is 0, `dropout` is outside `[0, 1)` or
+            /// an LSTM's `proj_size` is not below `hidden_size`.
             pub fn try_init(&self, device: &Device) -> crate::Result<Recurrent<$cell>> {
                 Recurrent::from_spec(self.spec(), self.kind(), device)
             }
@@ -136,14 +149,22 @@ impl_init!(
     |c| RnnKind {
         nonlinearity: c.nonlinearity
     },
-    |_c| GateBias::Uniform
+    |_c| GateBias::Uniform,
+    |_c| 0
 );
-impl_init!(LstmConfig, LstmKind, |_c| LstmKind, |c| c.gate_bias.clone());
+impl_init!(
+    LstmConfig,
+    LstmKind,
+    |_c| LstmKind,
+    |c| c.gate_bias.clone(),
+    |c| c.proj_size
+);
 impl_init!(
     GruConfig,
     GruKind,
     |c| GruKind {
         reset_after: c.reset_after
     },
-    |c| c.gate_bias.clone()
+    |c| c.gate_bias.clone(),
+    |_c| 0
 );

@@ -12,6 +12,7 @@ pub enum RecurrentInit {
     PyTorch,
     /// Each `[H, H]` gate block of `W_hh` is a random orthogonal matrix (Saxe et al. 2014), as in
     /// Keras' `recurrent_initializer="orthogonal"`; keeps `||h W^T||` = `||h||` at the start.
+    /// (With an LSTM projection the `[H, P]` blocks have orthonormal columns.)
     Orthogonal,
 }
 
@@ -47,20 +48,21 @@ pub(crate) fn pytorch_uniform<const D: usize>(
 }
 
 impl RecurrentInit {
-    /// `W_hh`, `[gates * H, H]`.
+    /// `W_hh`, `[gates * H, R]` (`R = H`, or the LSTM's projection width `P`).
     pub(crate) fn recurrent_weight(
         &self,
         gates: usize,
         hidden: usize,
+        width: usize,
         device: &Device,
     ) -> Tensor<2> {
         match self {
-            Self::PyTorch => pytorch_uniform([gates * hidden, hidden], hidden, device),
+            Self::PyTorch => pytorch_uniform([gates * hidden, width], hidden, device),
             Self::Orthogonal => {
                 let blocks = (0..gates)
                     .map(|_| {
                         Initializer::Orthogonal { gain: 1.0 }
-                            .init::<2, _>([hidden, hidden], device)
+                            .init::<2, _>([hidden, width], device)
                             .val()
                     })
                     .collect();

@@ -22,33 +22,37 @@ impl CellKind for LstmKind {
     const HAS_CELL: bool = true;
     const NAME: &'static str = "LSTM";
     const KEEP_GATE: Option<usize> = Some(1);
-    type Recurrent = Affine;
+    /// The recurrent product and the projection `W_hr` (with `proj_size > 0`).
+    type Recurrent = (Affine, Option<Affine>);
 
-    fn prepare(&self, weights: &CellWeights) -> Affine {
-        weights.hidden_affine(0..weights.gate_rows())
+    fn prepare(&self, weights: &CellWeights) -> Self::Recurrent {
+        (
+            weights.hidden_affine(0..weights.gate_rows()),
+            weights.projection(),
+        )
     }
 
     fn step(
         &self,
-        recurrent: &Affine,
+        (recurrent, projection): &Self::Recurrent,
         x_proj: Tensor<2>,
         state: CellState,
         kernels: Kernels,
     ) -> CellState {
         let c_prev = state.cell.expect("the engine gives an LSTM a cell state");
         let gates = x_proj + recurrent.apply(state.hidden);
-        if kernels.engine(&gates.device()) != Engine::Composed {
-            let (hidden, cell) = fused::lstm(gates, c_prev);
-            return CellState {
-                hidden,
-                cell: Some(cell),
-            };
-        }
-        let [i, f, g, o]: [Tensor<2>; 4] = gates.chunk(4, 1).try_into().expect("4 gate blocks");
-        let cell = sigmoid(f) * c_prev + sigmoid(i) * g.tanh();
-        let hidden = sigmoid(o) * cell.clone().tanh();
+        let (hidden, cell) = if kernels.engine(&gates.device()) != Engine::Composed {
+            fused::lstm(gates, c_prev)
+        } else {
+            let [i, f, g, o]: [Tensor<2>; 4] = gates.chunk(4, 1).try_into().expect("4 gate blocks");
+            let cell = sigmoid(f) * c_prev + sigmoid(i) * g.tanh();
+            (sigmoid(o) * cell.clone().tanh(), cell)
+        };
         CellState {
-            hidden,
+            hidden: match projection {
+                Some(p) => p.apply(hidden),
+                None => hidden,
+            },
             cell: Some(cell),
         }
     }

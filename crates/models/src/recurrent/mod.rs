@@ -46,7 +46,12 @@ pub type Rnn = Recurrent<RnnKind>;
 /// [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh     (W_ih [4H, I], W_hh [4H, H])
 /// c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
 /// h_t = sigmoid(o) * tanh(c_t)
+/// h_t = W_hr (sigmoid(o) * tanh(c_t))                     with proj_size = P > 0 (Sak et al. 2014)
 /// ```
+///
+/// With a projection (`W_hr` `[P, H]`, PyTorch's `weight_hr_l{k}`) `h`, the outputs and `W_hh`'s
+/// columns are `P` wide and `c` stays `H` wide, as in PyTorch; such a layer runs the composed
+/// per-step path.
 ///
 /// On the CPU backends a layer direction (or both directions of a bidirectional layer) runs as one
 /// op (`recurrent/fused/sequence/lstm.rs`, the step in `fused/kernels.rs`), on wgpu and cuda the

@@ -42,14 +42,15 @@ impl<C: CellKind> RecurrentCell<C> {
 
     /// The zero state for a batch of `batch`.
     pub fn zero_state(&self, batch: usize, device: &burn::tensor::Device) -> CellState {
-        let zeros = || Tensor::<2>::zeros([batch, self.hidden_size], device);
+        let zeros = |width| Tensor::<2>::zeros([batch, width], device);
         CellState {
-            hidden: zeros(),
-            cell: C::HAS_CELL.then(zeros),
+            hidden: zeros(self.weights.state_width()),
+            cell: C::HAS_CELL.then(|| zeros(self.hidden_size)),
         }
     }
 
-    /// One step: `x_t` `[B, I]`, `state` `(h, c)` each `[B, H]` (zeros if `None`).
+    /// One step: `x_t` `[B, I]`, `state` `(h, c)`, `h` `[B, R]` (`R` the LSTM's projection width
+    /// `P`, else `H`) and `c` `[B, H]` (zeros if `None`).
     ///
     /// # Panics
     /// With the message of the error [`Self::try_step`] would return.
@@ -72,8 +73,10 @@ impl<C: CellKind> RecurrentCell<C> {
         let state = match state {
             None => self.zero_state(batch, &x_t.device()),
             Some(s) => {
-                let expected = vec![batch, self.hidden_size];
-                for (which, t) in [("hidden", Some(&s.hidden)), ("cell", s.cell.as_ref())] {
+                let widths = [self.weights.state_width(), self.hidden_size];
+                let parts = [("hidden", Some(&s.hidden)), ("cell", s.cell.as_ref())];
+                for ((which, t), width) in parts.into_iter().zip(widths) {
+                    let expected = vec![batch, width];
                     if let Some(t) = t.filter(|t| t.dims().to_vec() != expected) {
                         return Err(SequentError::StateShape {
                             which,

@@ -72,6 +72,12 @@ impl<C: CellKind> Recurrent<C> {
         if !(0.0..1.0).contains(&spec.dropout) {
             return invalid(format!("dropout must be in [0, 1), got {}", spec.dropout));
         }
+        if spec.weights.proj_size >= spec.hidden_size {
+            return invalid(format!(
+                "proj_size must be smaller than hidden_size, got {} and {}",
+                spec.weights.proj_size, spec.hidden_size
+            ));
+        }
         let dirs = if spec.bidirectional { 2 } else { 1 };
         let layers = (0..spec.num_layers)
             .map(|l| {
@@ -79,7 +85,7 @@ impl<C: CellKind> Recurrent<C> {
                     input_size: if l == 0 {
                         spec.input_size
                     } else {
-                        dirs * spec.hidden_size
+                        dirs * spec.weights.state_width()
                     },
                     ..spec.weights.clone()
                 };
@@ -113,14 +119,29 @@ impl<C: CellKind> Recurrent<C> {
         self.layers.len()
     }
 
-    /// Width of the output features, `D * H`.
+    /// Width `R` of the hidden state `h`: the LSTM's `proj_size` if it has a projection, else
+    /// `hidden_size`.
+    pub fn state_width(&self) -> usize {
+        self.layers[0].forward.state_width()
+    }
+
+    /// Width of the output features, `D * R`.
     pub fn output_size(&self) -> usize {
-        self.num_directions() * self.hidden_size
+        self.num_directions() * self.state_width()
+    }
+
+    /// The whole-sequence op of this stack's cell, if it has one and the layers have no
+    /// projection (which runs the composed path).
+    fn fused_cell(&self) -> Option<fused::FusedCell> {
+        self.cell
+            .fused_cell()
+            .filter(|_| self.layers[0].forward.weight_hr.is_none())
     }
 
     /// Runs the stack over `input` `[B, T, I]` from `state` (zeros if `None`).
     ///
-    /// Returns the last layer's outputs `[B, T, D*H]` and the final state (PyTorch's `h_n`, `c_n`).
+    /// Returns the last layer's outputs `[B, T, D*R]` and the final state (PyTorch's `h_n`, `c_n`;
+    /// `R` is [`Self::state_width`]).
     ///
     /// # Panics
     /// With the message of the [`SequentError`] that [`Self::try_forward`] would return.
@@ -150,8 +171,8 @@ impl<C: CellKind> Recurrent<C> {
 
     /// The checked forward pass.
     ///
-    /// `input` is `[B, T, I]` (batch first). `state`, if given, is `[L*D, B, H]` (and `c` for an
-    /// LSTM). With `lengths` (one per sequence, each in `1..=T`) the batch is treated as padded
+    /// `input` is `[B, T, I]` (batch first). `state`, if given, is `h` `[L*D, B, R]` (and `c`
+    /// `[L*D, B, H]` for an LSTM). With `lengths` (one per sequence, each in `1..=T`) the batch is treated as padded
     /// sequences exactly as PyTorch's `pack_padded_sequence` does: steps `t >= len_b` leave the state
     /// unchanged and output zeros, the final state is each sequence's last valid step, and the
     /// reverse direction starts at each sequence's own last valid step.
@@ -214,7 +235,7 @@ impl<C: CellKind> Recurrent<C> {
         crate::error::check_tokens(ids.unwrap_or_default(), vocab)?;
         let device = tokens.device();
         let folding = self.folds_embedding(vocab, steps, batch, &device);
-        let Some(cell) = self.cell.fused_cell().filter(|_| folding) else {
+        let Some(cell) = self.fused_cell().filter(|_| folding) else {
             return self.try_forward(embed_steps(embedding, tokens), state, None);
         };
         let mut initial = self.initial_states(state, batch, &device)?;
@@ -249,7 +270,7 @@ impl<C: CellKind> Recurrent<C> {
         device: &Device,
     ) -> bool {
         self.num_directions() == 1
-            && self.cell.fused_cell().is_some_and(|cell| {
+            && self.fused_cell().is_some_and(|cell| {
                 fused::applies(cell, (steps, batch), false, device, self.kernels)
             })
             && 2 * vocab <= steps * batch
@@ -297,7 +318,7 @@ impl<C: CellKind> Recurrent<C> {
         masks: Option<&StepMasks>,
     ) -> (Tensor<3>, Vec<CellState>) {
         if let (Some(reverse), Some(cell), [f, r]) =
-            (&layer.reverse, self.cell.fused_cell(), &starts[..])
+            (&layer.reverse, self.fused_cell(), &starts[..])
         {
             let weights = || {
                 let [f, r] = [&layer.forward, reverse].map(fused::op_weights);
@@ -334,7 +355,7 @@ impl<C: CellKind> Recurrent<C> {
         direction: Direction,
         masks: Option<&StepMasks>,
     ) -> (Tensor<3>, CellState) {
-        if let Some(cell) = self.cell.fused_cell() {
+        if let Some(cell) = self.fused_cell() {
             let op_weights = || fused::SequenceWeights::One(fused::op_weights(weights), direction);
             let input = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
@@ -378,7 +399,8 @@ impl<C: CellKind> Recurrent<C> {
         (Tensor::stack(outputs, 0), state)
     }
 
-    /// Splits a user state `[L*D, B, H]` into per-layer-direction cell states, or makes zeros.
+    /// Splits a user state (`h` `[L*D, B, R]`, `c` `[L*D, B, H]`) into per-layer-direction cell
+    /// states, or makes zeros.
     fn initial_states(
         &self,
         state: Option<RecurrentState>,
@@ -386,31 +408,31 @@ impl<C: CellKind> Recurrent<C> {
         device: &Device,
     ) -> Result<Vec<CellState>> {
         let n = self.layers.len() * self.num_directions();
-        let expected = vec![n, batch, self.hidden_size];
+        let widths = [self.state_width(), self.hidden_size];
         let Some(state) = state else {
-            let zeros = || Tensor::<2>::zeros([batch, self.hidden_size], device);
+            let zeros = |w| Tensor::<2>::zeros([batch, w], device);
             return Ok((0..n)
                 .map(|_| CellState {
-                    hidden: zeros(),
-                    cell: C::HAS_CELL.then(zeros),
+                    hidden: zeros(widths[0]),
+                    cell: C::HAS_CELL.then(|| zeros(widths[1])),
                 })
                 .collect());
         };
-        let check = |which: &'static str, t: &Tensor<3>| {
-            let got = t.dims().to_vec();
+        let check = |which: &'static str, width: usize, t: &Tensor<3>| {
+            let (expected, got) = (vec![n, batch, width], t.dims().to_vec());
             if got == expected {
                 Ok(())
             } else {
                 Err(SequentError::StateShape {
                     which,
-                    expected: expected.clone(),
+                    expected,
                     got,
                 })
             }
         };
-        check("hidden", &state.hidden)?;
+        check("hidden", widths[0], &state.hidden)?;
         match (&state.cell, C::HAS_CELL) {
-            (Some(c), true) => check("cell", c)?,
+            (Some(c), true) => check("cell", widths[1], c)?,
             (None, false) => {}
             _ => {
                 return Err(SequentError::StateKind {
@@ -419,16 +441,16 @@ impl<C: CellKind> Recurrent<C> {
                 });
             }
         }
-        let split = |t: Tensor<3>| {
+        let split = |t: Tensor<3>, width: usize| {
             t.chunk(n, 0)
                 .into_iter()
-                .map(|s| s.reshape([batch, self.hidden_size]))
+                .map(move |s| s.reshape([batch, width]))
         };
         let cells: Vec<Option<Tensor<2>>> = match state.cell {
-            Some(c) => split(c).map(Some).collect(),
+            Some(c) => split(c, widths[1]).map(Some).collect(),
             None => vec![None; n],
         };
-        Ok(split(state.hidden)
+        Ok(split(state.hidden, widths[0])
             .zip(cells)
             .map(|(hidden, cell)| CellState { hidden, cell })
             .collect())

@@ -5,11 +5,11 @@ use burn::tensor::Tensor;
 /// The state of a whole recurrent stack: `hidden` is PyTorch's `h_n` and `cell` its `c_n`.
 ///
 /// Both are shaped `[num_layers * directions, batch, hidden]`, index `layer * directions + d`
-/// (`d = 0` forward, `d = 1` reverse), exactly as PyTorch stacks them. `cell` is `Some` for an LSTM
-/// and `None` for RNN and GRU.
+/// (`d = 0` forward, `d = 1` reverse), exactly as PyTorch stacks them (an LSTM with a projection
+/// has `hidden` `proj_size` wide). `cell` is `Some` for an LSTM and `None` for RNN and GRU.
 #[derive(Clone, Debug)]
 pub struct RecurrentState {
-    /// Hidden state `h`, `[L * D, B, H]`.
+    /// Hidden state `h`, `[L * D, B, H]` (`[L * D, B, P]` with an LSTM projection).
     pub hidden: Tensor<3>,
     /// Cell state `c` (LSTM only), `[L * D, B, H]`.
     pub cell: Option<Tensor<3>>,

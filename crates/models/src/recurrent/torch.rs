@@ -4,7 +4,8 @@
 //! GRU r, z, n), so import and export are renames only:
 //! `weight_ih_l{k}` <-> `layers.{k}.forward.weight_ih`,
 //! `weight_ih_l{k}_reverse` <-> `layers.{k}.reverse.weight_ih` (and `weight_hh`, `bias_ih`,
-//! `bias_hh` alike); a cell's `weight_ih` <-> `weights.weight_ih`.
+//! `bias_hh` alike, and an LSTM's projection `weight_hr_l{k}[_reverse]`); a cell's `weight_ih`
+//! <-> `weights.weight_ih`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,29 +28,29 @@ struct Names {
 const STACK: Names = Names {
     import: &[
         (
-            r"^(weight|bias)_(ih|hh)_l(\d+)_reverse$",
+            r"^(weight|bias)_(ih|hh|hr)_l(\d+)_reverse$",
             "layers.$3.reverse.${1}_$2",
         ),
         (
-            r"^(weight|bias)_(ih|hh)_l(\d+)$",
+            r"^(weight|bias)_(ih|hh|hr)_l(\d+)$",
             "layers.$3.forward.${1}_$2",
         ),
     ],
     export: &[
         (
-            r"^layers\.(\d+)\.reverse\.(weight|bias)_(ih|hh)$",
+            r"^layers\.(\d+)\.reverse\.(weight|bias)_(ih|hh|hr)$",
             "${2}_${3}_l${1}_reverse",
         ),
         (
-            r"^layers\.(\d+)\.forward\.(weight|bias)_(ih|hh)$",
+            r"^layers\.(\d+)\.forward\.(weight|bias)_(ih|hh|hr)$",
             "${2}_${3}_l$1",
         ),
     ],
 };
 
 const CELL: Names = Names {
-    import: &[(r"^(weight|bias)_(ih|hh)$", "weights.${1}_$2")],
-    export: &[(r"^weights\.(weight|bias)_(ih|hh)$", "${1}_$2")],
+    import: &[(r"^(weight|bias)_(ih|hh|hr)$", "weights.${1}_$2")],
+    export: &[(r"^weights\.(weight|bias)_(ih|hh|hr)$", "${1}_$2")],
 };
 
 impl Names {

@@ -6,18 +6,22 @@ use burn::tensor::{Device, Tensor};
 use super::init::{GateBias, RecurrentInit};
 
 /// Weights of one layer and direction, packed and laid out exactly as PyTorch's:
-/// `weight_ih` `[G*H, I]`, `weight_hh` `[G*H, H]`, `bias_ih` and `bias_hh` `[G*H]`, with the `G`
-/// gate blocks stacked in PyTorch's order (LSTM i, f, g, o; GRU r, z, n; RNN one block).
+/// `weight_ih` `[G*H, I]`, `weight_hh` `[G*H, R]`, `bias_ih` and `bias_hh` `[G*H]`, with the `G`
+/// gate blocks stacked in PyTorch's order (LSTM i, f, g, o; GRU r, z, n; RNN one block), and for
+/// an LSTM with a projection `weight_hr` `[P, H]`. `R` is the width of the hidden state: `H`, or
+/// `P` with a projection.
 #[derive(Module, Debug)]
 pub struct CellWeights {
     /// Input-to-hidden weights `W_ih`, `[G*H, I]`.
     pub weight_ih: Param<Tensor<2>>,
-    /// Hidden-to-hidden weights `W_hh`, `[G*H, H]`.
+    /// Hidden-to-hidden weights `W_hh`, `[G*H, R]`.
     pub weight_hh: Param<Tensor<2>>,
     /// Input bias `b_ih`, `[G*H]` (absent when `bias = false`).
     pub bias_ih: Option<Param<Tensor<1>>>,
     /// Hidden bias `b_hh`, `[G*H]` (absent when `bias = false`).
     pub bias_hh: Option<Param<Tensor<1>>>,
+    /// Projection `W_hr` `[P, H]` of an LSTM with `proj_size = P > 0` (PyTorch's `weight_hr`).
+    pub weight_hr: Option<Param<Tensor<2>>>,
 }
 
 /// What [`CellWeights::new`] needs to know about the layer.
@@ -26,6 +30,8 @@ pub(crate) struct WeightSpec {
     pub gates: usize,
     pub input_size: usize,
     pub hidden_size: usize,
+    /// Width `P` of the LSTM's projection, 0 for none.
+    pub proj_size: usize,
     pub bias: bool,
     pub init: RecurrentInit,
     pub gate_bias: GateBias,
@@ -38,9 +44,9 @@ impl CellWeights {
     /// gate-bias initialisers of `spec` on top.
     pub(crate) fn new(spec: &WeightSpec, device: &Device) -> Self {
         let gh = spec.gates * spec.hidden_size;
-        let weight_hh = spec
-            .init
-            .recurrent_weight(spec.gates, spec.hidden_size, device);
+        let weight_hh =
+            spec.init
+                .recurrent_weight(spec.gates, spec.hidden_size, spec.state_width(), device);
         let (bias_ih, bias_hh) = if spec.bias {
             let (ih, hh) =
                 spec.gate_bias
@@ -58,6 +64,13 @@ impl CellWeights {
             weight_hh: param(weight_hh),
             bias_ih,
             bias_hh,
+            weight_hr: (spec.proj_size > 0).then(|| {
+                param(super::init::pytorch_uniform(
+                    [spec.proj_size, spec.hidden_size],
+                    spec.hidden_size,
+                    device,
+                ))
+            }),
         }
     }
 
@@ -80,6 +93,27 @@ impl CellWeights {
     /// Number of stacked rows `G*H` of the weight matrices.
     pub fn gate_rows(&self) -> usize {
         self.weight_hh.dims()[0]
+    }
+
+    /// Width `R` of the hidden state `h`: `P` with a projection, else `H`.
+    pub fn state_width(&self) -> usize {
+        self.weight_hh.dims()[1]
+    }
+
+    /// The projection `h = m W_hr^T` of an LSTM with `proj_size > 0`.
+    pub fn projection(&self) -> Option<Affine> {
+        self.weight_hr.as_ref().map(|w| Affine::new(w.val(), None))
+    }
+}
+
+impl WeightSpec {
+    /// Width `R` of the hidden state: `P` with a projection, else `H`.
+    pub fn state_width(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
     }
 }
 
