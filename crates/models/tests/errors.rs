@@ -299,6 +299,34 @@ fn configs_out_of_range_are_typed_errors_from_try_init() {
     invalid(dropout.try_init(&d).map(drop), "dropout");
     let proj = LstmConfig::new(4, 4).with_proj_size(4);
     invalid(proj.try_init(&d).map(drop), "proj_size");
+    invalid(
+        GruConfig::new(4, 4)
+            .with_recurrent_dropout(1.0)
+            .try_init(&d)
+            .map(drop),
+        "recurrent_dropout must be in [0, 1), got 1",
+    );
+    invalid(
+        RnnConfig::new(4, 4)
+            .with_input_dropout(-0.1)
+            .try_init(&d)
+            .map(drop),
+        "input_dropout",
+    );
+    invalid(
+        LstmConfig::new(4, 4)
+            .with_weight_drop(1.5)
+            .try_init(&d)
+            .map(drop),
+        "weight_drop",
+    );
+    invalid(
+        LstmConfig::new(4, 4)
+            .with_zoneout(f64::NAN)
+            .try_init(&d)
+            .map(drop),
+        "zoneout",
+    );
     invalid(MarkovLmConfig::new(0).try_init(&d).map(drop), "vocab_size");
     let ar = AutoregressiveMlpConfig::new(4).with_hidden(vec![8, 0]);
     invalid(ar.try_init(&d).map(drop), "hidden widths");

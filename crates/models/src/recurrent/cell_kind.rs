@@ -35,12 +35,15 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
     fn prepare(&self, weights: &CellWeights) -> Self::Recurrent;
 
     /// One time step: `x_proj` is `x_t W_ih^T + b_ih` (`[B, G*H]`), `state` is `(h_{t-1}, c_{t-1})`;
-    /// `kernels` picks the fused or the composed activations (the same maths).
+    /// `dropped`, recurrent dropout's mask, multiplies `h_{t-1}` in the recurrent product
+    /// ([`recurrent_input`]); `kernels` picks the fused or the composed activations (the same
+    /// maths).
     fn step(
         &self,
         recurrent: &Self::Recurrent,
         x_proj: Tensor<2>,
         state: CellState,
+        dropped: Option<&Tensor<2>>,
         kernels: Kernels,
     ) -> CellState;
 
@@ -49,5 +52,14 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
     /// inputs and run [`CellKind::step`] per step.
     fn fused_cell(&self) -> Option<FusedCell> {
         None
+    }
+}
+
+/// What the recurrent product multiplies: `h_{t-1}`, times recurrent dropout's mask if there is
+/// one.
+pub(crate) fn recurrent_input(hidden: &Tensor<2>, dropped: Option<&Tensor<2>>) -> Tensor<2> {
+    match dropped {
+        Some(mask) => hidden.clone() * mask.clone(),
+        None => hidden.clone(),
     }
 }

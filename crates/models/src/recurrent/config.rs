@@ -8,13 +8,15 @@ use super::fused::Kernels;
 use super::gru::GruKind;
 use super::init::{GateBias, RecurrentInit};
 use super::lstm::LstmKind;
+use super::regularise::Regularisation;
 use super::rnn::{Nonlinearity, RnnKind};
 use super::single_step::RecurrentCell;
 use super::stack::{Recurrent, StackSpec};
 use super::weights::{CellWeights, WeightSpec};
 
 /// Declares a config with the options every recurrent layer shares (PyTorch's `input_size`,
-/// `hidden_size`, `num_layers`, `bidirectional`, `dropout`, `bias`) plus the cell's own ones.
+/// `hidden_size`, `num_layers`, `bidirectional`, `dropout`, `bias`, and the regularisers PyTorch
+/// leaves out, [`Regularisation`]) plus the cell's own ones.
 macro_rules! recurrent_config {
     ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty = $default:literal),* $(,)? }) => {
         $(#[$doc])*
@@ -42,6 +44,20 @@ macro_rules! recurrent_config {
             /// sequent's fused kernels where the device has them, or always the composed tensor ops.
             #[config(default = "Kernels::Fused")]
             pub kernels: Kernels,
+            /// Variational dropout on each layer's input, one mask a sequence (Keras' `dropout`;
+            /// see [`Regularisation`]).
+            #[config(default = 0.0)]
+            pub input_dropout: f64,
+            /// Variational dropout on `h_{t-1}` in the recurrent product, one mask a sequence
+            /// (Keras' `recurrent_dropout`).
+            #[config(default = 0.0)]
+            pub recurrent_dropout: f64,
+            /// DropConnect on `W_hh`, one mask a forward call (AWD-LSTM's weight drop).
+            #[config(default = 0.0)]
+            pub weight_drop: f64,
+            /// Zoneout probability of `h` (and an LSTM's `c`) keeping its previous value.
+            #[config(default = 0.0)]
+            pub zoneout: f64,
             $($(#[$fdoc])* #[config(default = $default)] pub $field: $ty,)*
         }
     };
@@ -97,6 +113,12 @@ macro_rules! impl_init {
                     bidirectional: self.bidirectional,
                     dropout: self.dropout,
                     kernels: self.kernels,
+                    regularise: Regularisation {
+                        input_dropout: self.input_dropout,
+                        recurrent_dropout: self.recurrent_dropout,
+                        weight_drop: self.weight_drop,
+                        zoneout: self.zoneout,
+                    },
                     weights: WeightSpec {
                         gates: <$cell>::GATES,
                         input_size: self.input_size,
@@ -123,8 +145,9 @@ macro_rules! impl_init {
                 self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
             }
 
-            /// [`Self::init`], or a typed error if a size is 0, `dropout` is outside `[0, 1)` or
-            /// an LSTM's `proj_size` is not below `hidden_size`.
+            /// [`Self::init`], or a typed error if a size is 0, a probability (`dropout` and the
+            /// [`Regularisation`] ones) is outside `[0, 1)` or an LSTM's `proj_size` is not below
+            /// `hidden_size`.
             pub fn try_init(&self, device: &Device) -> crate::Result<Recurrent<$cell>> {
                 Recurrent::from_spec(self.spec(), self.kind(), device)
             }

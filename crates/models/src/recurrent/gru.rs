@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
-use super::cell_kind::CellKind;
+use super::cell_kind::{CellKind, recurrent_input};
 use super::fused::{self, Engine, FusedCell, Kernels};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
@@ -61,13 +61,15 @@ impl CellKind for GruKind {
         recurrent: &GruRecurrent,
         x_proj: Tensor<2>,
         state: CellState,
+        dropped: Option<&Tensor<2>>,
         kernels: Kernels,
     ) -> CellState {
+        let h_in = recurrent_input(&state.hidden, dropped);
         let h_prev = state.hidden;
         if let GruRecurrent::After(all) = recurrent
             && kernels.engine(&h_prev.device()) != Engine::Composed
         {
-            let hidden = fused::gru(x_proj, all.apply(h_prev.clone()), h_prev);
+            let hidden = fused::gru(x_proj, all.apply(h_in), h_prev);
             return CellState { hidden, cell: None };
         }
         let h = h_prev.dims()[1];
@@ -75,15 +77,15 @@ impl CellKind for GruKind {
         let x_n = x_proj.narrow(1, 2 * h, h);
         let (rz, n_pre) = match recurrent {
             GruRecurrent::After(all) => {
-                let hp = all.apply(h_prev.clone());
+                let hp = all.apply(h_in);
                 let rz = sigmoid(x_rz + hp.clone().narrow(1, 0, 2 * h));
                 let r = rz.clone().narrow(1, 0, h);
                 (rz, x_n + r * hp.narrow(1, 2 * h, h))
             }
             GruRecurrent::Before { rz, n } => {
-                let rz = sigmoid(x_rz + rz.apply(h_prev.clone()));
+                let rz = sigmoid(x_rz + rz.apply(h_in.clone()));
                 let r = rz.clone().narrow(1, 0, h);
-                (rz, x_n + n.apply(r * h_prev.clone()))
+                (rz, x_n + n.apply(r * h_in))
             }
         };
         let z = rz.narrow(1, h, h);

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
-use super::cell_kind::CellKind;
+use super::cell_kind::{CellKind, recurrent_input};
 use super::fused::{self, Engine, FusedCell, Kernels};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
@@ -37,10 +37,11 @@ impl CellKind for LstmKind {
         (recurrent, projection): &Self::Recurrent,
         x_proj: Tensor<2>,
         state: CellState,
+        dropped: Option<&Tensor<2>>,
         kernels: Kernels,
     ) -> CellState {
         let c_prev = state.cell.expect("the engine gives an LSTM a cell state");
-        let gates = x_proj + recurrent.apply(state.hidden);
+        let gates = x_proj + recurrent.apply(recurrent_input(&state.hidden, dropped));
         let (hidden, cell) = if kernels.engine(&gates.device()) != Engine::Composed {
             fused::lstm(gates, c_prev)
         } else {

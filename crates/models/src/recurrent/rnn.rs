@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, activation};
 
-use super::cell_kind::CellKind;
+use super::cell_kind::{CellKind, recurrent_input};
 use super::fused::{self, Engine, FusedCell, Kernels};
 use super::state::CellState;
 use super::weights::{Affine, CellWeights};
@@ -50,9 +50,10 @@ impl CellKind for RnnKind {
         recurrent: &Affine,
         x_proj: Tensor<2>,
         state: CellState,
+        dropped: Option<&Tensor<2>>,
         kernels: Kernels,
     ) -> CellState {
-        let pre = x_proj + recurrent.apply(state.hidden);
+        let pre = x_proj + recurrent.apply(recurrent_input(&state.hidden, dropped));
         let hidden = match self.nonlinearity {
             Nonlinearity::Tanh if kernels.engine(&pre.device()) == Engine::Host => fused::tanh(pre),
             Nonlinearity::Tanh => pre.tanh(),

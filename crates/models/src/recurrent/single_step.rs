@@ -99,6 +99,7 @@ impl<C: CellKind> RecurrentCell<C> {
             &self.cell.prepare(&self.weights),
             x_proj,
             state,
+            None,
             self.kernels,
         ))
     }

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::cell_kind::CellKind;
 use super::fused::{self, Direction, Kernels};
+use super::regularise::{Regularisation, Zoneout, dropout_mask};
 use super::state::{CellState, RecurrentState};
 use super::weights::{CellWeights, WeightSpec};
 use crate::error::{Result, SequentError};
@@ -21,6 +22,7 @@ use crate::time_major::embed_steps;
 /// `s_t = cell(X_proj[t], s_{t-1})` over time (reversed for `d = 1`), one GEMM per step for all
 /// gates, and collects the outputs once with a stack. Layer `l + 1` reads the concatenated outputs
 /// of both directions of layer `l`, after dropout (training only, not after the last layer).
+/// The [`Regularisation`] options act inside the layers.
 #[derive(Module, Debug)]
 pub struct Recurrent<C: CellKind> {
     /// The layers, each with its forward and (if bidirectional) reverse weights.
@@ -33,6 +35,9 @@ pub struct Recurrent<C: CellKind> {
     /// The fused kernels or the composed tensor ops (see [`Kernels`]).
     #[module(skip)]
     pub kernels: Kernels,
+    /// Input and recurrent dropout, weight drop and zoneout inside the layers.
+    #[module(skip)]
+    pub regularise: Regularisation,
     /// Width `I` of the input features.
     pub input_size: usize,
     /// Width `H` of the hidden state.
@@ -57,6 +62,7 @@ pub(crate) struct StackSpec {
     pub bidirectional: bool,
     pub dropout: f64,
     pub kernels: Kernels,
+    pub regularise: Regularisation,
     pub weights: WeightSpec,
 }
 
@@ -72,6 +78,7 @@ impl<C: CellKind> Recurrent<C> {
         if !(0.0..1.0).contains(&spec.dropout) {
             return invalid(format!("dropout must be in [0, 1), got {}", spec.dropout));
         }
+        spec.regularise.validate()?;
         if spec.weights.proj_size >= spec.hidden_size {
             return invalid(format!(
                 "proj_size must be smaller than hidden_size, got {} and {}",
@@ -100,6 +107,7 @@ impl<C: CellKind> Recurrent<C> {
             dropout: DropoutConfig::new(spec.dropout).init(),
             cell,
             kernels: spec.kernels,
+            regularise: spec.regularise,
             input_size: spec.input_size,
             hidden_size: spec.hidden_size,
         })
@@ -130,12 +138,50 @@ impl<C: CellKind> Recurrent<C> {
         self.num_directions() * self.state_width()
     }
 
-    /// The whole-sequence op of this stack's cell, if it has one and the layers have no
-    /// projection (which runs the composed path).
-    fn fused_cell(&self) -> Option<fused::FusedCell> {
-        self.cell
-            .fused_cell()
-            .filter(|_| self.layers[0].forward.weight_hr.is_none())
+    /// The whole-sequence op of this stack's cell, if it has one, the layers have no
+    /// projection and the regularisers let it run (in `training` or not); else the composed
+    /// path runs.
+    fn fused_cell(&self, training: bool) -> Option<fused::FusedCell> {
+        self.cell.fused_cell().filter(|_| {
+            self.layers[0].forward.weight_hr.is_none() && self.regularise.fuses(training)
+        })
+    }
+
+    /// Whether a forward pass on `device` trains: an autodiff device, and the stack's dropout
+    /// module in training (the condition of [`Dropout`]).
+    fn training(&self, device: &Device) -> bool {
+        self.dropout.training.is_enabled() && device.is_autodiff()
+    }
+
+    /// A layer's weights for one forward call: with weight drop in training, `W_hh` of each
+    /// direction times a fresh mask (the gradient reaches the kept entries).
+    fn drawn(&self, layer: &LayerWeights, training: bool) -> LayerWeights {
+        let p = self.regularise.weight_drop;
+        if p == 0.0 || !training {
+            return layer.clone();
+        }
+        let drop = |w: &CellWeights| {
+            let weight_hh = w.weight_hh.val();
+            let mask = dropout_mask(p, weight_hh.dims(), &weight_hh.device()).expect("p > 0");
+            w.with_weight_hh(weight_hh * mask)
+        };
+        LayerWeights {
+            forward: drop(&layer.forward),
+            reverse: layer.reverse.as_ref().map(drop),
+        }
+    }
+
+    /// A layer's input `x` `[T, B, I]` times input dropout's mask (one a sequence), in training.
+    fn dropped_input(&self, x: Tensor<3>, training: bool) -> Tensor<3> {
+        let [_, batch, width] = x.dims();
+        match dropout_mask(
+            self.regularise.input_dropout,
+            [1, batch, width],
+            &x.device(),
+        ) {
+            Some(mask) if training => x * mask,
+            _ => x,
+        }
     }
 
     /// Runs the stack over `input` `[B, T, I]` from `state` (zeros if `None`).
@@ -198,7 +244,8 @@ impl<C: CellKind> Recurrent<C> {
             .transpose()?;
         let initial = self.initial_states(state, batch, &device)?;
         let x = input.swap_dims(0, 1); // time-major [T, B, I]
-        let (out, finals) = self.run_layers(x, 0, initial, Vec::new(), masks.as_ref());
+        let training = self.training(&device);
+        let (out, finals) = self.run_layers(x, 0, initial, Vec::new(), masks.as_ref(), training);
         Ok((out.swap_dims(0, 1), Self::stack_states(finals)))
     }
 
@@ -235,12 +282,14 @@ impl<C: CellKind> Recurrent<C> {
         crate::error::check_tokens(ids.unwrap_or_default(), vocab)?;
         let device = tokens.device();
         let folding = self.folds_embedding(vocab, steps, batch, &device);
-        let Some(cell) = self.fused_cell().filter(|_| folding) else {
+        let training = self.training(&device);
+        let Some(cell) = self.fused_cell(training).filter(|_| folding) else {
             return self.try_forward(embed_steps(embedding, tokens), state, None);
         };
         let mut initial = self.initial_states(state, batch, &device)?;
         let rest = initial.split_off(1);
-        let weights = &self.layers[0].forward;
+        let first = self.drawn(&self.layers[0], training);
+        let weights = &first.forward;
         let folded = weights
             .weight_ih
             .val()
@@ -254,14 +303,14 @@ impl<C: CellKind> Recurrent<C> {
         let (x, last) = fused::run_layer(cell, ids, op_weights, &[&initial[0]], None, self.kernels)
             .expect("folds_embedding checked that the op applies");
         let x = self.after_layer(0, x);
-        let (out, finals) = self.run_layers(x, 1, rest, last, None);
+        let (out, finals) = self.run_layers(x, 1, rest, last, None, training);
         Ok((out.swap_dims(0, 1), Self::stack_states(finals)))
     }
 
     /// Whether [`Self::try_forward_embedded`] folds an embedding of `vocab` rows into the first
     /// layer for `steps` steps of `batch` rows on `device`: for a unidirectional stack whose
-    /// first layer runs as one fused op there, when `2 V <= T B` (the fold's products grow with
-    /// `V`, the work it saves with `T B`).
+    /// first layer runs as one fused op there and whose input dropout is off or not training,
+    /// when `2 V <= T B` (the fold's products grow with `V`, the work it saves with `T B`).
     pub fn folds_embedding(
         &self,
         vocab: usize,
@@ -269,8 +318,10 @@ impl<C: CellKind> Recurrent<C> {
         batch: usize,
         device: &Device,
     ) -> bool {
+        let training = self.training(device);
         self.num_directions() == 1
-            && self.fused_cell().is_some_and(|cell| {
+            && !(training && self.regularise.input_dropout > 0.0)
+            && self.fused_cell(training).is_some_and(|cell| {
                 fused::applies(cell, (steps, batch), false, device, self.kernels)
             })
             && 2 * vocab <= steps * batch
@@ -286,12 +337,15 @@ impl<C: CellKind> Recurrent<C> {
         initial: Vec<CellState>,
         mut finals: Vec<CellState>,
         masks: Option<&StepMasks>,
+        training: bool,
     ) -> (Tensor<3>, Vec<CellState>) {
         let dirs = self.num_directions();
         let mut initial = initial.into_iter();
         for (l, layer) in self.layers.iter().enumerate().skip(first) {
             let starts = initial.by_ref().take(dirs).collect();
-            let (out, lasts) = self.run_layer(layer, &x, starts, masks);
+            let layer = self.drawn(layer, training);
+            let x_in = self.dropped_input(x, training);
+            let (out, lasts) = self.run_layer(&layer, &x_in, starts, masks, training);
             finals.extend(lasts);
             x = self.after_layer(l, out);
         }
@@ -308,7 +362,7 @@ impl<C: CellKind> Recurrent<C> {
     }
 
     /// One layer over time-major `x` `[T, B, I]` from `starts` (one state per direction): the
-    /// outputs `[T, B, D*H]` and the final state of each direction. The two directions of a
+    /// outputs `[T, B, D*R]` and the final state of each direction. The two directions of a
     /// bidirectional layer run as one fused op where the cell and device have one.
     fn run_layer(
         &self,
@@ -316,9 +370,10 @@ impl<C: CellKind> Recurrent<C> {
         x: &Tensor<3>,
         starts: Vec<CellState>,
         masks: Option<&StepMasks>,
+        training: bool,
     ) -> (Tensor<3>, Vec<CellState>) {
         if let (Some(reverse), Some(cell), [f, r]) =
-            (&layer.reverse, self.fused_cell(), &starts[..])
+            (&layer.reverse, self.fused_cell(training), &starts[..])
         {
             let weights = || {
                 let [f, r] = [&layer.forward, reverse].map(fused::op_weights);
@@ -335,7 +390,7 @@ impl<C: CellKind> Recurrent<C> {
         let (mut outputs, lasts): (Vec<_>, Vec<_>) = directions
             .zip(starts)
             .map(|((weights, direction), start)| {
-                self.run_direction(weights, x, start, direction, masks)
+                self.run_direction(weights, x, start, direction, masks, training)
             })
             .unzip();
         let out = if outputs.len() == 1 {
@@ -346,7 +401,7 @@ impl<C: CellKind> Recurrent<C> {
         (out, lasts)
     }
 
-    /// One layer and direction over time-major `x` `[T, B, I]`: outputs `[T, B, H]`, final state.
+    /// One layer and direction over time-major `x` `[T, B, I]`: outputs `[T, B, R]`, final state.
     fn run_direction(
         &self,
         weights: &CellWeights,
@@ -354,8 +409,9 @@ impl<C: CellKind> Recurrent<C> {
         mut state: CellState,
         direction: Direction,
         masks: Option<&StepMasks>,
+        training: bool,
     ) -> (Tensor<3>, CellState) {
-        if let Some(cell) = self.fused_cell() {
+        if let Some(cell) = self.fused_cell(training) {
             let op_weights = || fused::SequenceWeights::One(fused::op_weights(weights), direction);
             let input = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
@@ -373,6 +429,15 @@ impl<C: CellKind> Recurrent<C> {
             .apply(x.clone().reshape([steps * batch, width]))
             .reshape([steps, batch, gh]);
         let recurrent = self.cell.prepare(weights);
+        let device = x.device();
+        let dropped = dropout_mask(
+            self.regularise.recurrent_dropout,
+            state.hidden.dims(),
+            &device,
+        )
+        .filter(|_| training);
+        let zoneout = (self.regularise.zoneout > 0.0)
+            .then(|| Zoneout::new(self.regularise.zoneout, steps, &state, training));
         let mut x_steps = split_steps(x_proj);
         let mut outputs: Vec<Option<Tensor<2>>> = vec![None; steps];
         for t in direction.times(steps) {
@@ -380,7 +445,16 @@ impl<C: CellKind> Recurrent<C> {
                 .take()
                 .expect("each step once")
                 .reshape([batch, gh]);
-            let next = self.cell.step(&recurrent, x_t, state.clone(), self.kernels);
+            let mut next = self.cell.step(
+                &recurrent,
+                x_t,
+                state.clone(),
+                dropped.as_ref(),
+                self.kernels,
+            );
+            if let Some(zoneout) = &zoneout {
+                next = zoneout.apply(t, next, &state);
+            }
             match masks.and_then(|m| m.at(t)) {
                 None => {
                     outputs[t] = Some(next.hidden.clone());

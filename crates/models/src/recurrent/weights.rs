@@ -1,6 +1,6 @@
 //! The parameters of one layer and direction, in PyTorch's packed layout.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 
 use super::init::{GateBias, RecurrentInit};
@@ -98,6 +98,15 @@ impl CellWeights {
     /// Width `R` of the hidden state `h`: `P` with a projection, else `H`.
     pub fn state_width(&self) -> usize {
         self.weight_hh.dims()[1]
+    }
+
+    /// These weights with `weight_hh` replaced by `weight_hh` (a value computed from this layer's
+    /// own, such as weight drop's masked one, whose gradient flows back to it).
+    pub(crate) fn with_weight_hh(&self, weight_hh: Tensor<2>) -> Self {
+        Self {
+            weight_hh: Param::initialized(ParamId::new(), weight_hh),
+            ..self.clone()
+        }
     }
 
     /// The projection `h = m W_hr^T` of an LSTM with `proj_size > 0`.

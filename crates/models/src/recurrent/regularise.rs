@@ -1,0 +1,127 @@
+//! Regularisation inside the recurrence: input and recurrent (variational) dropout, weight drop
+//! and zoneout, options of every recurrent config.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::state::CellState;
+use crate::error::{Result, SequentError};
+
+/// The regularisers a recurrent stack applies inside its layers (all off, `0.0`, by default).
+///
+/// With `p` a probability and `m ~ Bernoulli(1 - p) / (1 - p)` an inverted-dropout mask, for
+/// every layer `l` and direction:
+///
+/// ```text
+/// input_dropout      x_t      -> m_x * x_t                 one m_x [B, I] a layer and call
+/// recurrent_dropout  W_hh h   -> W_hh (m_h * h_{t-1})       one m_h [B, R] a layer, direction, call
+/// weight_drop        W_hh     -> m_W * W_hh                 one m_W [G*H, R] a layer, direction, call
+/// zoneout            h_t      -> d_t * h_{t-1} + (1 - d_t) * h_t,   d_t ~ Bernoulli(p) a step
+///                    (the LSTM's c_t alike, with its own d_t; in evaluation d_t = p)
+/// ```
+///
+/// Input and recurrent dropout are Gal & Ghahramani's variational dropout (2016; Keras'
+/// `dropout` and `recurrent_dropout`): the same mask at every step of a sequence, and the
+/// recurrent mask only on the recurrent product (a GRU's `z * h_{t-1}` keeps the whole `h`).
+/// Weight drop is DropConnect on the recurrent weights (Wan et al. 2013) as AWD-LSTM uses it
+/// (Merity et al. 2018); the gradient reaches the entries the mask keeps. Zoneout is Krueger et
+/// al. 2016. Dropout-style masks act in training only (an autodiff device and the stack's
+/// `dropout` module in training); zoneout takes its expectation in evaluation. The masks come from
+/// the device's random generator, so a seeded run draws the same ones.
+///
+/// Input dropout and weight drop run on the fused whole-sequence ops; recurrent dropout in
+/// training, and zoneout, run the composed per-step path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Regularisation {
+    /// Probability of dropping a unit of each layer's input `x_t` (one mask a sequence).
+    pub input_dropout: f64,
+    /// Probability of dropping a unit of `h_{t-1}` in the recurrent product (one mask a sequence).
+    pub recurrent_dropout: f64,
+    /// Probability of dropping an entry of `W_hh` (one mask a forward call).
+    pub weight_drop: f64,
+    /// Probability that a unit of `h` (and of an LSTM's `c`) keeps its previous value at a step.
+    pub zoneout: f64,
+}
+
+impl Regularisation {
+    /// A typed error for a probability outside `[0, 1)`.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let named = [
+            ("input_dropout", self.input_dropout),
+            ("recurrent_dropout", self.recurrent_dropout),
+            ("weight_drop", self.weight_drop),
+            ("zoneout", self.zoneout),
+        ];
+        match named.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {
+            Some((name, p)) => Err(SequentError::InvalidConfig(format!(
+                "{name} must be in [0, 1), got {p}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the whole-sequence op can run layers with these options (in training or not).
+    pub(crate) fn fuses(&self, training: bool) -> bool {
+        self.zoneout == 0.0 && !(training && self.recurrent_dropout > 0.0)
+    }
+}
+
+/// An inverted-dropout mask `Bernoulli(1 - p) / (1 - p)` of `shape`, or `None` if `p = 0`.
+pub(crate) fn dropout_mask<const D: usize>(
+    p: f64,
+    shape: [usize; D],
+    device: &Device,
+) -> Option<Tensor<D>> {
+    (p > 0.0).then(|| {
+        Tensor::random(shape, Distribution::Bernoulli(1.0 - p), device) * (1.0 / (1.0 - p))
+    })
+}
+
+/// Zoneout's per-step masks of one layer direction: `d_t` for `h` `[T, B, R]` and for `c`
+/// `[T, B, H]` (LSTM) in training; `None` in evaluation, where the expectation `p` is used.
+pub(crate) struct Zoneout {
+    p: f64,
+    masks: Option<(Tensor<3>, Option<Tensor<3>>)>,
+}
+
+impl Zoneout {
+    /// Zoneout with probability `p` over `steps` steps of `start`'s shape; masks drawn if
+    /// `training`.
+    pub(crate) fn new(p: f64, steps: usize, start: &CellState, training: bool) -> Self {
+        let draw = |t: &Tensor<2>| {
+            let [batch, width] = t.dims();
+            Tensor::random(
+                [steps, batch, width],
+                Distribution::Bernoulli(p),
+                &t.device(),
+            )
+        };
+        Self {
+            p,
+            masks: training.then(|| (draw(&start.hidden), start.cell.as_ref().map(draw))),
+        }
+    }
+
+    /// `next` after zoneout at step `t` from `previous`.
+    pub(crate) fn apply(&self, t: usize, next: CellState, previous: &CellState) -> CellState {
+        let keep = |new: Tensor<2>, old: &Tensor<2>, mask: Option<&Tensor<3>>| match mask {
+            Some(m) => {
+                let [_, batch, width] = m.dims();
+                let d = m.clone().narrow(0, t, 1).reshape([batch, width]);
+                new.clone() + (old.clone() - new) * d
+            }
+            None => new * (1.0 - self.p) + old.clone() * self.p,
+        };
+        let (h_mask, c_mask) = match &self.masks {
+            Some((h, c)) => (Some(h), c.as_ref()),
+            None => (None, None),
+        };
+        CellState {
+            hidden: keep(next.hidden, &previous.hidden, h_mask),
+            cell: match (next.cell, &previous.cell) {
+                (Some(new), Some(old)) => Some(keep(new, old, c_mask)),
+                _ => None,
+            },
+        }
+    }
+}
