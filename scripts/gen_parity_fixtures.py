@@ -13,7 +13,10 @@ For each configuration this writes, under crates/models/tests/fixtures/:
 and one manifest.json listing the configurations.
 
 References are computed in float64 and stored as float32. GRU with reset_after = false (Cho et al.
-v3, d2l) has no PyTorch layer, so it is written out below in plain torch ops and autograd.
+v3, d2l), the layer-normalised LSTM and GRU (Ba et al. 2016, as haste's LayerNormLSTM) and the LSTM
+with zoneout in evaluation (Krueger et al. 2016) have no PyTorch layer, so they are written out
+below in plain torch ops and autograd. Their layer norms are named as nn.LayerNorm modules
+layer_norm_{ih,hh,c}_l{k}[_reverse] would be.
 
 Run: python3 scripts/gen_parity_fixtures.py   (needs torch and safetensors)
 """
@@ -68,6 +71,85 @@ def gru_v3(x, h0, params, layers, bidir, lengths):
     return inp, torch.stack(h_n, 0)
 
 
+ZONEOUT = 0.3  # zoneout probability of the "lstm_zoneout" cases (evaluation: the expectation)
+MANUAL = ("gru_v3", "lstm_ln", "gru_ln", "lstm_zoneout")  # written out in torch ops
+
+
+def layer_norm_params(params, layers, bidir, lstm):
+    """Gains near 1 and biases near 0 for every layer norm of a layer-normalised stack."""
+    for layer in range(layers):
+        for d in range(2 if bidir else 1):
+            sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            for part, width in [("ih", (4 if lstm else 3) * H), ("hh", (4 if lstm else 3) * H)] + \
+                    ([("c", H)] if lstm else []):
+                params[f"layer_norm_{part}{sfx}.weight"] = \
+                    (1 + 0.2 * torch.randn(width, dtype=torch.float64)).requires_grad_(True)
+                params[f"layer_norm_{part}{sfx}.bias"] = \
+                    (0.2 * torch.randn(width, dtype=torch.float64)).requires_grad_(True)
+
+
+def manual_stack(mode, x, h0, c0, params, layers, bidir, lengths):
+    """LSTM ("lstm_ln", "lstm_zoneout") or GRU ("gru_ln") with reset_after, time-major loop,
+    packed-sequence semantics:
+      x_proj = LN_ih(W_ih x) + b_ih,  h_proj = LN_hh(W_hh h) + b_hh   (LN only in *_ln)
+      LSTM: c' = sigmoid(f) c + sigmoid(i) tanh(g),  h' = sigmoid(o) tanh(LN_c(c'))
+      zoneout in evaluation: c' <- p c + (1 - p) c',  h' <- p h + (1 - p) h'."""
+    lstm = mode.startswith("lstm")
+    normed = mode.endswith("_ln")
+    zoneout = ZONEOUT if mode == "lstm_zoneout" else 0.0
+    dirs = 2 if bidir else 1
+    batch, steps, _ = x.shape
+    lens = torch.tensor(lengths if lengths is not None else [steps] * batch)
+    inp = x
+    h_n, c_n = [], []
+    for layer in range(layers):
+        outs = []
+        for d in range(dirs):
+            sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
+            b_ih = params.get("bias_ih" + sfx, 0.0)
+            b_hh = params.get("bias_hh" + sfx, 0.0)
+
+            def ln(part, v):
+                if not normed:
+                    return v
+                name = f"layer_norm_{part}{sfx}"
+                return torch.nn.functional.layer_norm(v, v.shape[-1:], params[name + ".weight"],
+                                                      params[name + ".bias"], 1e-5)
+
+            k = layer * dirs + d
+            h = h0[k] if h0 is not None else torch.zeros(batch, H, dtype=x.dtype)
+            c = c0[k] if c0 is not None else torch.zeros(batch, H, dtype=x.dtype)
+            out = [None] * steps
+            order = range(steps) if d == 0 else range(steps - 1, -1, -1)
+            for t in order:
+                xp = ln("ih", inp[:, t] @ w_ih.T) + b_ih
+                hp = ln("hh", h @ w_hh.T) + b_hh
+                if lstm:
+                    i, f, g, o = (xp + hp).chunk(4, 1)
+                    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h_new = torch.sigmoid(o) * torch.tanh(ln("c", c_new))
+                    c_new = zoneout * c + (1 - zoneout) * c_new
+                    h_new = zoneout * h + (1 - zoneout) * h_new
+                else:
+                    xr, xz, xn = xp.chunk(3, 1)
+                    hr, hz, hn = hp.chunk(3, 1)
+                    r = torch.sigmoid(xr + hr)
+                    z = torch.sigmoid(xz + hz)
+                    n = torch.tanh(xn + r * hn)
+                    h_new = (1 - z) * n + z * h
+                    c_new = c
+                valid = (t < lens).to(x.dtype).unsqueeze(1)
+                h = valid * h_new + (1 - valid) * h
+                c = valid * c_new + (1 - valid) * c
+                out[t] = valid * h_new
+            outs.append(torch.stack(out, 1))
+            h_n.append(h)
+            c_n.append(c)
+        inp = torch.cat(outs, 2)
+    return inp, torch.stack(h_n, 0), (torch.stack(c_n, 0) if lstm else None)
+
+
 def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
     torch.manual_seed(seed)
     dirs = 2 if bidir else 1
@@ -76,14 +158,16 @@ def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
               batch_first=True)
     if mode in ("rnn_tanh", "rnn_relu"):
         layer = torch.nn.RNN(nonlinearity=mode[4:], **kw)
-    elif mode in ("lstm", "lstm_proj"):
+    elif mode.startswith("lstm"):
         layer = torch.nn.LSTM(proj_size=proj, **kw)
-    else:  # gru and gru_v3 share PyTorch's parameter layout
+    else:  # the GRUs share PyTorch's parameter layout
         layer = torch.nn.GRU(**kw)
     layer = layer.double()
     params = {k: v.detach().clone().requires_grad_(True) for k, v in layer.state_dict().items()}
+    if mode.endswith("_ln"):
+        layer_norm_params(params, layers, bidir, mode.startswith("lstm"))
     x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
-    lstm = mode in ("lstm", "lstm_proj")
+    lstm = mode.startswith("lstm")
     h0 = (torch.randn(layers * dirs, B, proj or H, dtype=torch.float64, requires_grad=True)
           if with_h0 else None)
     c0 = (torch.randn(layers * dirs, B, H, dtype=torch.float64, requires_grad=True)
@@ -93,6 +177,8 @@ def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
     if mode == "gru_v3":
         out, h_n = gru_v3(x, h0, params, layers, bidir, lengths)
         c_n = None
+    elif mode in MANUAL:
+        out, h_n, c_n = manual_stack(mode, x, h0, c0, params, layers, bidir, lengths)
     else:
         inp = x
         if lengths is not None:
@@ -137,7 +223,8 @@ def run_case(name, mode, layers, bidir, with_h0, with_lengths, bias, seed):
                    _use_new_zipfile_serialization=False)
     return {"name": name, "mode": mode, "input_size": I, "hidden_size": H, "num_layers": layers,
             "bidirectional": bidir, "bias": bias, "initial_state": with_h0,
-            "lengths": lengths is not None, "proj_size": proj}
+            "lengths": lengths is not None, "proj_size": proj, "layer_norm": mode.endswith("_ln"),
+            "zoneout": ZONEOUT if mode == "lstm_zoneout" else 0.0}
 
 
 def main():
@@ -163,6 +250,14 @@ def main():
         name = f"lstm_proj_l{layers}_{'bi' if bidir else 'uni'}{'_h0' if h0 else ''}" \
                f"{'_len' if lens else ''}"
         cases.append(run_case(name, "lstm_proj", layers, bidir, h0, lens, bias, seed))
+    # Layer-normalised LSTM and GRU, and the LSTM with zoneout in evaluation.
+    for mode, chosen in [("lstm_ln", variants[:4]), ("gru_ln", variants[:4]),
+                         ("lstm_zoneout", [variants[0], variants[2]])]:
+        for layers, bidir, h0, lens, bias in chosen:
+            seed += 1
+            name = f"{mode}_l{layers}_{'bi' if bidir else 'uni'}{'_h0' if h0 else ''}" \
+                   f"{'_len' if lens else ''}"
+            cases.append(run_case(name, mode, layers, bidir, h0, lens, bias, seed))
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"generator": "scripts/gen_parity_fixtures.py", "torch": torch.__version__,
                    "batch": B, "steps": T, "cases": cases}, f, indent=1)

@@ -327,6 +327,11 @@ fn configs_out_of_range_are_typed_errors_from_try_init() {
             .map(drop),
         "zoneout",
     );
+    let before = GruConfig::new(4, 4).with_reset_after(false);
+    invalid(
+        before.with_layer_norm(true).try_init(&d).map(drop),
+        "layer_norm needs the reset gate after",
+    );
     invalid(MarkovLmConfig::new(0).try_init(&d).map(drop), "vocab_size");
     let ar = AutoregressiveMlpConfig::new(4).with_hidden(vec![8, 0]);
     invalid(ar.try_init(&d).map(drop), "hidden widths");

@@ -13,16 +13,23 @@ fn device() -> Device {
 }
 
 /// Loads PyTorch's weights and exports them again: the same names and values, for an LSTM with
-/// and without a projection (`weight_hr_l{k}[_reverse]`).
+/// and without a projection (`weight_hr_l{k}[_reverse]`) and a layer-normalised one
+/// (`layer_norm_{ih,hh,c}_l{k}[_reverse].{weight,bias}`).
 #[test]
 fn export_writes_pytorch_names_and_values() {
     let d = device();
-    for (case, proj_size) in [("lstm_l2_bi_h0", 0), ("lstm_proj_l2_bi_h0", 3)] {
+    let cases = [
+        ("lstm_l2_bi_h0", 0, false),
+        ("lstm_proj_l2_bi_h0", 3, false),
+        ("lstm_ln_l2_bi_h0", 0, true),
+    ];
+    for (case, proj_size, layer_norm) in cases {
         let src = fixtures().join(format!("{case}.weights.safetensors"));
         let mut lstm = LstmConfig::new(4, 6)
             .with_num_layers(2)
             .with_bidirectional(true)
             .with_proj_size(proj_size)
+            .with_layer_norm(layer_norm)
             .init(&d);
         lstm.load_pytorch(&src).unwrap();
         let dir = scratch();
@@ -40,6 +47,11 @@ fn export_writes_pytorch_names_and_values() {
             a.iter().filter(|k| k.starts_with("weight_hr")).count(),
             if proj_size > 0 { 4 } else { 0 },
             "{case}: one projection a layer and direction"
+        );
+        assert_eq!(
+            a.iter().filter(|k| k.starts_with("layer_norm_")).count(),
+            if layer_norm { 4 * 6 } else { 0 },
+            "{case}: three layer norms of two tensors a layer and direction"
         );
         for (k, v) in &original {
             assert_eq!(&exported[k], v, "{case}: {k} round-trips exactly");

@@ -53,6 +53,11 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
     fn fused_cell(&self) -> Option<FusedCell> {
         None
     }
+
+    /// Whether this cell can be layer-normalised (its recurrent product is one `[G*H]` vector).
+    fn normalises(&self) -> bool {
+        true
+    }
 }
 
 /// What the recurrent product multiplies: `h_{t-1}`, times recurrent dropout's mask if there is

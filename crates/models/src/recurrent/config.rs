@@ -80,6 +80,8 @@ recurrent_config!(
         /// 0 for none, else less than `hidden_size`): `h` and the outputs are `P` wide, `c`
         /// stays `H` wide.
         proj_size: usize = 0,
+        /// Layer-normalised cell ([`CellNorm`](super::CellNorm)).
+        layer_norm: bool = false,
     }
 );
 
@@ -90,12 +92,14 @@ recurrent_config!(
         reset_after: bool = true,
         /// Initialiser of the gate biases (update-gate bias, chrono).
         gate_bias: GateBias = "GateBias::Uniform",
+        /// Layer-normalised cell ([`CellNorm`](super::CellNorm); needs `reset_after`).
+        layer_norm: bool = false,
     }
 );
 
 /// Builds the layer from the shared spec of a config, once for all three cells.
 macro_rules! impl_init {
-    ($config:ident, $cell:ty, |$c:ident| $kind:expr, |$g:ident| $gate_bias:expr, |$p:ident| $proj:expr) => {
+    ($config:ident, $cell:ty, |$c:ident| $kind:expr, |$g:ident| $gate_bias:expr, |$p:ident| $proj:expr, |$n:ident| $norm:expr) => {
         impl $config {
             fn spec(&self) -> StackSpec {
                 let gate_bias = {
@@ -105,6 +109,10 @@ macro_rules! impl_init {
                 let proj_size = {
                     let $p = self;
                     $proj
+                };
+                let layer_norm = {
+                    let $n = self;
+                    $norm
                 };
                 StackSpec {
                     input_size: self.input_size,
@@ -124,6 +132,8 @@ macro_rules! impl_init {
                         input_size: self.input_size,
                         hidden_size: self.hidden_size,
                         proj_size,
+                        layer_norm,
+                        cell_state: <$cell>::HAS_CELL,
                         bias: self.bias,
                         init: self.recurrent_init.clone(),
                         gate_bias,
@@ -146,8 +156,8 @@ macro_rules! impl_init {
             }
 
             /// [`Self::init`], or a typed error if a size is 0, a probability (`dropout` and the
-            /// [`Regularisation`] ones) is outside `[0, 1)` or an LSTM's `proj_size` is not below
-            /// `hidden_size`.
+            /// [`Regularisation`] ones) is outside `[0, 1)`, an LSTM's `proj_size` is not below
+            /// `hidden_size` or a GRU with `layer_norm` has its reset gate before the product.
             pub fn try_init(&self, device: &Device) -> crate::Result<Recurrent<$cell>> {
                 Recurrent::from_spec(self.spec(), self.kind(), device)
             }
@@ -173,14 +183,16 @@ impl_init!(
         nonlinearity: c.nonlinearity
     },
     |_c| GateBias::Uniform,
-    |_c| 0
+    |_c| 0,
+    |_c| false
 );
 impl_init!(
     LstmConfig,
     LstmKind,
     |_c| LstmKind,
     |c| c.gate_bias.clone(),
-    |c| c.proj_size
+    |c| c.proj_size,
+    |c| c.layer_norm
 );
 impl_init!(
     GruConfig,
@@ -189,5 +201,6 @@ impl_init!(
         reset_after: c.reset_after
     },
     |c| c.gate_bias.clone(),
-    |_c| 0
+    |_c| 0,
+    |c| c.layer_norm
 );

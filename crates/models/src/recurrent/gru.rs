@@ -38,6 +38,10 @@ impl CellKind for GruKind {
         })
     }
 
+    fn normalises(&self) -> bool {
+        self.reset_after
+    }
+
     const GATES: usize = 3;
     const HAS_CELL: bool = false;
     const NAME: &'static str = "GRU";

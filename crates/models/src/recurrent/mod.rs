@@ -21,12 +21,13 @@ pub use fused::{Engine, Kernels, on_host};
 pub use gru::{GruKind, GruRecurrent};
 pub use init::{GateBias, RecurrentInit};
 pub use lstm::LstmKind;
+pub use lstm::LstmRecurrent;
 pub use regularise::Regularisation;
 pub use rnn::{Nonlinearity, RnnKind};
 pub use single_step::RecurrentCell;
 pub use stack::{LayerWeights, Recurrent};
 pub use state::{CellState, RecurrentState};
-pub use weights::{Affine, CellWeights};
+pub use weights::{Affine, CellNorm, CellWeights};
 
 /// Vanilla (Elman) RNN stack, PyTorch's `nn.RNN`. Each layer and direction computes, for
 /// `t = 1..T` (the reverse direction of a bidirectional layer for `t = T..1`):

@@ -79,6 +79,12 @@ impl<C: CellKind> Recurrent<C> {
             return invalid(format!("dropout must be in [0, 1), got {}", spec.dropout));
         }
         spec.regularise.validate()?;
+        if spec.weights.layer_norm && !cell.normalises() {
+            return invalid(
+                "layer_norm needs the reset gate after the recurrent product (reset_after = true)"
+                    .into(),
+            );
+        }
         if spec.weights.proj_size >= spec.hidden_size {
             return invalid(format!(
                 "proj_size must be smaller than hidden_size, got {} and {}",
@@ -139,11 +145,14 @@ impl<C: CellKind> Recurrent<C> {
     }
 
     /// The whole-sequence op of this stack's cell, if it has one, the layers have no
-    /// projection and the regularisers let it run (in `training` or not); else the composed
-    /// path runs.
+    /// projection and no layer norm and the regularisers let it run (in `training` or not);
+    /// else the composed path runs.
     fn fused_cell(&self, training: bool) -> Option<fused::FusedCell> {
         self.cell.fused_cell().filter(|_| {
-            self.layers[0].forward.weight_hr.is_none() && self.regularise.fuses(training)
+            let first = &self.layers[0].forward;
+            first.weight_hr.is_none()
+                && first.layer_norm.is_none()
+                && self.regularise.fuses(training)
         })
     }
 

@@ -5,7 +5,9 @@
 //! `weight_ih_l{k}` <-> `layers.{k}.forward.weight_ih`,
 //! `weight_ih_l{k}_reverse` <-> `layers.{k}.reverse.weight_ih` (and `weight_hh`, `bias_ih`,
 //! `bias_hh` alike, and an LSTM's projection `weight_hr_l{k}[_reverse]`); a cell's `weight_ih`
-//! <-> `weights.weight_ih`.
+//! <-> `weights.weight_ih`. PyTorch has no layer-normalised LSTM or GRU: their layer norms go by
+//! the names of `nn.LayerNorm` modules `layer_norm_{ih,hh,c}_l{k}[_reverse]` (`.weight` the gain,
+//! `.bias` the bias), the names `scripts/gen_parity_fixtures.py` writes.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +37,22 @@ const STACK: Names = Names {
             r"^(weight|bias)_(ih|hh|hr)_l(\d+)$",
             "layers.$3.forward.${1}_$2",
         ),
+        (
+            r"^layer_norm_(ih|hh|c)_l(\d+)_reverse\.weight$",
+            "layers.$2.reverse.layer_norm.$1.gamma",
+        ),
+        (
+            r"^layer_norm_(ih|hh|c)_l(\d+)_reverse\.bias$",
+            "layers.$2.reverse.layer_norm.$1.beta",
+        ),
+        (
+            r"^layer_norm_(ih|hh|c)_l(\d+)\.weight$",
+            "layers.$2.forward.layer_norm.$1.gamma",
+        ),
+        (
+            r"^layer_norm_(ih|hh|c)_l(\d+)\.bias$",
+            "layers.$2.forward.layer_norm.$1.beta",
+        ),
     ],
     export: &[
         (
@@ -44,6 +62,22 @@ const STACK: Names = Names {
         (
             r"^layers\.(\d+)\.forward\.(weight|bias)_(ih|hh|hr)$",
             "${2}_${3}_l$1",
+        ),
+        (
+            r"^layers\.(\d+)\.reverse\.layer_norm\.(ih|hh|c)\.gamma$",
+            "layer_norm_${2}_l${1}_reverse.weight",
+        ),
+        (
+            r"^layers\.(\d+)\.reverse\.layer_norm\.(ih|hh|c)\.beta$",
+            "layer_norm_${2}_l${1}_reverse.bias",
+        ),
+        (
+            r"^layers\.(\d+)\.forward\.layer_norm\.(ih|hh|c)\.gamma$",
+            "layer_norm_${2}_l${1}.weight",
+        ),
+        (
+            r"^layers\.(\d+)\.forward\.layer_norm\.(ih|hh|c)\.beta$",
+            "layer_norm_${2}_l${1}.bias",
         ),
     ],
 };

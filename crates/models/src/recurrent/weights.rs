@@ -1,6 +1,7 @@
 //! The parameters of one layer and direction, in PyTorch's packed layout.
 
 use burn::module::{Module, Param, ParamId};
+use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::init::{GateBias, RecurrentInit};
@@ -22,6 +23,26 @@ pub struct CellWeights {
     pub bias_hh: Option<Param<Tensor<1>>>,
     /// Projection `W_hr` `[P, H]` of an LSTM with `proj_size = P > 0` (PyTorch's `weight_hr`).
     pub weight_hr: Option<Param<Tensor<2>>>,
+    /// The layer norms of a layer-normalised cell (`layer_norm = true`).
+    pub layer_norm: Option<CellNorm>,
+}
+
+/// The layer norms of a layer-normalised LSTM or GRU (Ba, Kiros & Hinton 2016, as haste's
+/// `LayerNormLSTM`): each normalises its input over the last axis and applies its own gain
+/// `gamma` (starting at 1) and bias `beta` (starting at 0).
+///
+/// ```text
+/// x_proj = LN_ih(W_ih x_t) + b_ih         h_proj = LN_hh(W_hh h_{t-1}) + b_hh      ([G*H] each)
+/// LSTM:  c_t as the plain cell,  h_t = sigmoid(o) * tanh(LN_c(c_t))                 ([H])
+/// ```
+#[derive(Module, Debug)]
+pub struct CellNorm {
+    /// Layer norm of the input product `W_ih x_t`, `[G*H]`.
+    pub ih: LayerNorm,
+    /// Layer norm of the recurrent product `W_hh h_{t-1}`, `[G*H]`.
+    pub hh: LayerNorm,
+    /// Layer norm of the LSTM's cell state before its output `tanh`, `[H]`.
+    pub c: Option<LayerNorm>,
 }
 
 /// What [`CellWeights::new`] needs to know about the layer.
@@ -32,6 +53,10 @@ pub(crate) struct WeightSpec {
     pub hidden_size: usize,
     /// Width `P` of the LSTM's projection, 0 for none.
     pub proj_size: usize,
+    /// Whether the cell is layer-normalised ([`CellNorm`]).
+    pub layer_norm: bool,
+    /// Whether the cell has a cell state `c` (LSTM), which a layer-normalised cell normalises.
+    pub cell_state: bool,
     pub bias: bool,
     pub init: RecurrentInit,
     pub gate_bias: GateBias,
@@ -64,6 +89,14 @@ impl CellWeights {
             weight_hh: param(weight_hh),
             bias_ih,
             bias_hh,
+            layer_norm: spec.layer_norm.then(|| {
+                let norm = |width| LayerNormConfig::new(width).init(device);
+                CellNorm {
+                    ih: norm(gh),
+                    hh: norm(gh),
+                    c: spec.cell_state.then(|| norm(spec.hidden_size)),
+                }
+            }),
             weight_hr: (spec.proj_size > 0).then(|| {
                 param(super::init::pytorch_uniform(
                     [spec.proj_size, spec.hidden_size],
@@ -74,20 +107,32 @@ impl CellWeights {
         }
     }
 
-    /// The input projection `x W_ih^T + b_ih` as an affine map.
+    /// The input projection `x W_ih^T + b_ih` (`LN_ih(x W_ih^T) + b_ih` if layer-normalised) as
+    /// an affine map.
     pub fn input_affine(&self) -> Affine {
-        Affine::new(self.weight_ih.val(), self.bias_ih.as_ref().map(Param::val))
+        Affine {
+            norm: self.layer_norm.as_ref().map(|n| n.ih.clone()),
+            ..Affine::new(self.weight_ih.val(), self.bias_ih.as_ref().map(Param::val))
+        }
     }
 
-    /// The recurrent projection `h W_hh^T + b_hh` restricted to gate rows `rows` of `W_hh`.
+    /// The recurrent projection `h W_hh^T + b_hh` restricted to gate rows `rows` of `W_hh`
+    /// (`LN_hh(h W_hh^T) + b_hh` if layer-normalised, which takes every row).
     pub fn hidden_affine(&self, rows: std::ops::Range<usize>) -> Affine {
         let len = rows.end - rows.start;
-        Affine::new(
-            self.weight_hh.val().narrow(0, rows.start, len),
-            self.bias_hh
-                .as_ref()
-                .map(|b| b.val().narrow(0, rows.start, len)),
-        )
+        let norm = self.layer_norm.as_ref().map(|n| {
+            assert_eq!(len, self.gate_rows(), "a layer norm takes every gate row");
+            n.hh.clone()
+        });
+        Affine {
+            norm,
+            ..Affine::new(
+                self.weight_hh.val().narrow(0, rows.start, len),
+                self.bias_hh
+                    .as_ref()
+                    .map(|b| b.val().narrow(0, rows.start, len)),
+            )
+        }
     }
 
     /// Number of stacked rows `G*H` of the weight matrices.
@@ -132,11 +177,13 @@ fn param<const D: usize>(value: Tensor<D>) -> Param<Tensor<D>> {
     Param::from_tensor(value.detach())
 }
 
-/// An affine map `y = x W^T + b` with `W^T` transposed once, ready to be applied at every step.
+/// An affine map `y = x W^T + b` (or `y = LN(x W^T) + b` with a layer norm) with `W^T`
+/// transposed once, ready to be applied at every step.
 #[derive(Clone, Debug)]
 pub struct Affine {
     weight_t: Tensor<2>,
     bias: Option<Tensor<2>>,
+    norm: Option<LayerNorm>,
 }
 
 impl Affine {
@@ -145,12 +192,17 @@ impl Affine {
         Self {
             weight_t: weight.transpose(),
             bias: bias.map(|b| b.unsqueeze_dim(0)),
+            norm: None,
         }
     }
 
-    /// `x W^T + b` for `x` `[N, in]`, giving `[N, out]`.
+    /// `x W^T + b` (`LN(x W^T) + b`) for `x` `[N, in]`, giving `[N, out]`.
     pub fn apply(&self, x: Tensor<2>) -> Tensor<2> {
         let y = x.matmul(self.weight_t.clone());
+        let y = match &self.norm {
+            Some(norm) => norm.forward(y),
+            None => y,
+        };
         match &self.bias {
             Some(b) => y + b.clone(),
             None => y,
