@@ -99,6 +99,13 @@ impl ModelName {
             _ => true,
         };
         let model_uses = |key: &str| match (self, key) {
+            (Self::Lstm, "proj_size" | "layer_norm") | (Self::Gru, "layer_norm") => true,
+            (_, "proj_size" | "layer_norm") => false,
+            (
+                Self::Rnn | Self::Lstm | Self::Gru,
+                "input_dropout" | "recurrent_dropout" | "weight_drop" | "zoneout",
+            ) => true,
+            (_, "input_dropout" | "recurrent_dropout" | "weight_drop" | "zoneout") => false,
             (Self::Ngram, "order" | "smoothing") => true,
             (_, "order" | "smoothing") => false,
             (
@@ -163,6 +170,10 @@ macro_rules! with_stack {
                 let $rnn = RnnConfig::new($input, $cfg.hidden)
                     .with_num_layers($cfg.layers)
                     .with_dropout($cfg.dropout)
+                    .with_input_dropout($cfg.input_dropout)
+                    .with_recurrent_dropout($cfg.recurrent_dropout)
+                    .with_weight_drop($cfg.weight_drop)
+                    .with_zoneout($cfg.zoneout)
                     .try_init($device)
                     .map_err(|e| e.to_string())?;
                 $body
@@ -171,6 +182,12 @@ macro_rules! with_stack {
                 let $rnn = LstmConfig::new($input, $cfg.hidden)
                     .with_num_layers($cfg.layers)
                     .with_dropout($cfg.dropout)
+                    .with_input_dropout($cfg.input_dropout)
+                    .with_recurrent_dropout($cfg.recurrent_dropout)
+                    .with_weight_drop($cfg.weight_drop)
+                    .with_zoneout($cfg.zoneout)
+                    .with_layer_norm($cfg.layer_norm)
+                    .with_proj_size($cfg.proj_size)
                     .try_init($device)
                     .map_err(|e| e.to_string())?;
                 $body
@@ -179,6 +196,11 @@ macro_rules! with_stack {
                 let $rnn = GruConfig::new($input, $cfg.hidden)
                     .with_num_layers($cfg.layers)
                     .with_dropout($cfg.dropout)
+                    .with_input_dropout($cfg.input_dropout)
+                    .with_recurrent_dropout($cfg.recurrent_dropout)
+                    .with_weight_drop($cfg.weight_drop)
+                    .with_zoneout($cfg.zoneout)
+                    .with_layer_norm($cfg.layer_norm)
                     .try_init($device)
                     .map_err(|e| e.to_string())?;
                 $body

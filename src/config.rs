@@ -35,6 +35,18 @@ pub struct RunConfig {
     pub embedding: usize,
     /// Dropout between recurrent layers.
     pub dropout: f64,
+    /// Variational dropout on each recurrent layer's input (`rnn`, `lstm`, `gru`).
+    pub input_dropout: f64,
+    /// Variational dropout on `h_{t-1}` in the recurrent product (`rnn`, `lstm`, `gru`).
+    pub recurrent_dropout: f64,
+    /// DropConnect on the recurrent weights `W_hh` (`rnn`, `lstm`, `gru`).
+    pub weight_drop: f64,
+    /// Zoneout probability of the state keeping its previous value (`rnn`, `lstm`, `gru`).
+    pub zoneout: f64,
+    /// Layer-normalised cell (`lstm`, `gru`).
+    pub layer_norm: bool,
+    /// Width of the LSTM's projection of `h` (`lstm`; 0: none).
+    pub proj_size: usize,
     /// Epochs of training.
     pub epochs: usize,
     /// Batch size (number of streams for the sequential partition).
@@ -100,6 +112,12 @@ impl Default for RunConfig {
             layers: 1,
             embedding: 64,
             dropout: 0.0,
+            input_dropout: 0.0,
+            recurrent_dropout: 0.0,
+            weight_drop: 0.0,
+            zoneout: 0.0,
+            layer_norm: false,
+            proj_size: 0,
             epochs: 2,
             batch: 32,
             steps: 64,
@@ -183,8 +201,21 @@ impl RunConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("--lr must be positive, got {}", self.lr));
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("--dropout must be in [0, 1), got {}", self.dropout));
+        let probabilities = [
+            ("dropout", self.dropout),
+            ("input-dropout", self.input_dropout),
+            ("recurrent-dropout", self.recurrent_dropout),
+            ("weight-drop", self.weight_drop),
+            ("zoneout", self.zoneout),
+        ];
+        if let Some((name, p)) = probabilities.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {
+            return Err(format!("--{name} must be in [0, 1), got {p}"));
+        }
+        if self.proj_size >= self.hidden {
+            return Err(format!(
+                "--proj-size ({}) must be smaller than --hidden ({})",
+                self.proj_size, self.hidden
+            ));
         }
         if !(self.clip >= 0.0 && self.clip.is_finite()) {
             return Err(format!("--clip must be >= 0, got {}", self.clip));

@@ -182,6 +182,24 @@ struct TrainArgs {
     /// Dropout between recurrent layers.
     #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
+    /// Variational dropout on each recurrent layer's input, one mask a sequence (rnn, lstm, gru).
+    #[arg(long, allow_negative_numbers = true)]
+    input_dropout: Option<f64>,
+    /// Variational dropout on h in the recurrent product, one mask a sequence (rnn, lstm, gru).
+    #[arg(long, allow_negative_numbers = true)]
+    recurrent_dropout: Option<f64>,
+    /// DropConnect on the recurrent weights, one mask a step of training (rnn, lstm, gru).
+    #[arg(long, allow_negative_numbers = true)]
+    weight_drop: Option<f64>,
+    /// Zoneout: probability that a unit keeps its previous state at a step (rnn, lstm, gru).
+    #[arg(long, allow_negative_numbers = true)]
+    zoneout: Option<f64>,
+    /// Layer-normalised cell (lstm, gru).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    layer_norm: Option<bool>,
+    /// Width of the LSTM's projection of h, smaller than --hidden (lstm; 0: none).
+    #[arg(long, allow_negative_numbers = true)]
+    proj_size: Option<usize>,
     /// Epochs.
     #[arg(long, allow_negative_numbers = true)]
     epochs: Option<usize>,
@@ -270,6 +288,12 @@ impl TrainArgs {
             layers,
             embedding,
             dropout,
+            input_dropout,
+            recurrent_dropout,
+            weight_drop,
+            zoneout,
+            layer_norm,
+            proj_size,
             epochs,
             batch,
             steps,

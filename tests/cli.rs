@@ -180,6 +180,47 @@ fn config_file_and_resume() {
     assert!(fails(&["train", "--config", &bad]).contains("hiden"));
 }
 
+/// The recurrent layers' options beyond PyTorch's train, are saved with the run and are used by
+/// `generate` and `evaluate`.
+fn regularised_layers_train_and_keep_their_settings() {
+    let s = Scratch::new("regularised");
+    let data = s.file("tiny.txt", &tiny_text());
+    let run = s.path("lstm");
+    let mut args = vec!["train", "--model", "lstm", "--data", &data, "--out", &run];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&[
+        "--proj-size",
+        "4",
+        "--layer-norm",
+        "--input-dropout",
+        "0.1",
+        "--recurrent-dropout",
+        "0.2",
+        "--weight-drop",
+        "0.3",
+        "--zoneout",
+        "0.1",
+    ]);
+    assert!(ok(&args).contains("perplexity"));
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&run).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    for (key, value) in [
+        ("proj_size", serde_json::json!(4)),
+        ("layer_norm", serde_json::json!(true)),
+        ("input_dropout", serde_json::json!(0.1)),
+        ("recurrent_dropout", serde_json::json!(0.2)),
+        ("weight_drop", serde_json::json!(0.3)),
+        ("zoneout", serde_json::json!(0.1)),
+    ] {
+        assert_eq!(config[key], value, "{key}");
+    }
+    let generated = ok(&["generate", "--run", &run, "--prefix", "to", "--len", "10"]);
+    assert!(generated.starts_with("to"), "{generated}");
+    assert!(ok(&["evaluate", "--run", &run]).contains("validation"));
+}
+
 fn bad_input_is_a_one_line_error() {
     let s = Scratch::new("errors");
     let text = s.file("tiny.txt", &tiny_text());
@@ -223,6 +264,49 @@ fn bad_input_is_a_one_line_error() {
         (
             vec!["train", "--hidden", "0", "--data", &text],
             "--hidden must be at least 1",
+        ),
+        (
+            vec!["train", "--recurrent-dropout", "1", "--data", &text],
+            "--recurrent-dropout must be in [0, 1)",
+        ),
+        (
+            vec![
+                "train",
+                "--hidden",
+                "8",
+                "--proj-size",
+                "8",
+                "--data",
+                &text,
+            ],
+            "--proj-size (8) must be smaller than --hidden (8)",
+        ),
+        (
+            vec![
+                "train",
+                "--model",
+                "rnn",
+                "--layer-norm",
+                "--data",
+                &text,
+                "--out",
+                &out,
+            ],
+            "--layer-norm does not apply to model `rnn`",
+        ),
+        (
+            vec![
+                "train",
+                "--model",
+                "ar",
+                "--zoneout",
+                "0.1",
+                "--data",
+                &series,
+                "--out",
+                &out,
+            ],
+            "--zoneout does not apply to model `ar`",
         ),
         (
             vec!["generate", "--run", &out],
@@ -413,6 +497,10 @@ fn main() {
             classifiers_train_and_evaluate_on_ts_files,
         ),
         trials::test("config_file_and_resume", config_file_and_resume),
+        trials::test(
+            "regularised_layers_train_and_keep_their_settings",
+            regularised_layers_train_and_keep_their_settings,
+        ),
         trials::test(
             "bad_input_is_a_one_line_error",
             bad_input_is_a_one_line_error,
