@@ -123,6 +123,11 @@ struct BenchArgs {
     /// kernels replace).
     #[arg(long)]
     per_step: bool,
+    /// Also time sequent's layers with these options, comma-separated: input-dropout (0.25),
+    /// recurrent-dropout (0.25), weight-drop (0.5), zoneout (0.1), layer-norm (lstm, gru),
+    /// proj (H/2, lstm).
+    #[arg(long = "option", value_delimiter = ',')]
+    options: Vec<sequent::bench::LayerOption>,
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
@@ -579,6 +584,18 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
                 .into(),
         );
     }
+    if let Some((option, kind)) = b
+        .options
+        .iter()
+        .flat_map(|o| b.kind.iter().map(move |k| (o, k)))
+        .find(|(o, k)| !o.fits(**k))
+    {
+        return Err(format!(
+            "--option {} does not apply to --kind {}",
+            option.name(),
+            kind.name()
+        ));
+    }
     if b.with_torch && !bench::torch_available() {
         return Err("--with-torch needs PyTorch: `python3 -c \"import torch\"` fails here".into());
     }
@@ -605,6 +622,11 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
         ))?;
     }
     let counts_launches = Kernels::Fused.engine(&device) == Engine::Cube;
+    let columns = bench::Columns {
+        per_step: b.per_step,
+        torch: b.with_torch,
+        options: b.options.clone(),
+    };
     if !b.json {
         println!(
             "device {}; {} {}layers, batch {}, vocabulary 64; {} timed steps{}; {}\n{}",
@@ -628,15 +650,11 @@ fn bench(b: &BenchArgs) -> Result<(), String> {
                 "sequent folds the embedding into its first layer where that saves work \
                  (unidirectional, 2 V <= T B; --no-fold: not)"
             },
-            bench::markdown_header(b.per_step, b.with_torch, counts_launches)
+            bench::markdown_header(&columns, counts_launches)
         );
     }
     let mut trained = Vec::new();
-    let columns = bench::Columns {
-        per_step: b.per_step,
-        torch: b.with_torch,
-    };
-    bench::run(&all, &device, (b.steps, b.repeat), columns, |w, m| {
+    bench::run(&all, &device, (b.steps, b.repeat), &columns, |w, m| {
         if b.json {
             for x in m {
                 println!("{}", serde_json::to_string(x).expect("serialises"));

@@ -354,6 +354,35 @@ fn bench_prints_the_ratio_table_and_json() {
         .unwrap();
     assert!(row.ends_with("x) |") && row.contains("x ("), "{row}");
     assert!(fails(&["bench", "--repeat", "0"]).contains("--repeat"));
+    // Options beyond PyTorch's: a column each, timed against the plain layer.
+    let options = ok(&[
+        "bench",
+        "--steps",
+        "1",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--seq",
+        "5",
+        "--kind",
+        "lstm",
+        "--option",
+        "weight-drop,proj",
+    ]);
+    assert!(
+        options.contains("| +weight-drop tok/s | sequent / +weight-drop | +proj tok/s |"),
+        "{options}"
+    );
+    let row = options
+        .lines()
+        .find(|l| l.starts_with("| train | lstm |"))
+        .unwrap();
+    assert_eq!(row.matches('|').count(), 12, "{row}");
+    assert!(
+        fails(&["bench", "--kind", "gru", "--option", "proj"])
+            .contains("--option proj does not apply to --kind gru")
+    );
     for zero in ["--hidden", "--seq"] {
         assert!(fails(&["bench", zero, "64,0"]).contains("--hidden and --seq"));
     }

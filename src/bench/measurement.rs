@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::Columns;
 use super::workload::{Mode, Workload};
 
 /// One measurement, shaped like a line of `benches/torch_reference.py`.
@@ -122,21 +123,33 @@ pub fn markdown_row(w: &Workload, m: &[Measurement]) -> String {
     format!("| {} |", cells.join(" | "))
 }
 
-/// The Markdown header matching [`markdown_row`]: `columns` as [`super::Columns`] has them, and a
-/// launches column where they are counted.
-pub fn markdown_header(per_step: bool, torch: bool, launches: bool) -> String {
+/// The Markdown header matching [`markdown_row`]: the `columns` measured, and a launches column
+/// where they are counted. An option's ratio `sequent / +option` is the time its training step
+/// takes against the plain layer's.
+pub fn markdown_header(columns: &Columns, launches: bool) -> String {
+    let Columns {
+        per_step,
+        torch,
+        options,
+    } = columns;
     let mut h =
         "| mode | kind | H | T | sequent tok/s | burn::nn tok/s | sequent / burn::nn |".to_string();
     let mut sep = "|---|---|---|---|---|---|---|".to_string();
     let mut counted = vec!["sequent", "burn::nn"];
-    if per_step {
+    if *per_step {
         h.push_str(" per-step tok/s | sequent / per-step |");
         sep.push_str("---|---|");
         counted.push("per-step");
     }
-    if torch {
+    if *torch {
         h.push_str(" PyTorch tok/s | sequent / PyTorch |");
         sep.push_str("---|---|");
+    }
+    for option in options {
+        let name = option.name();
+        h.push_str(&format!(" +{name} tok/s | sequent / +{name} |"));
+        sep.push_str("---|---|");
+        counted.push(name);
     }
     if launches {
         h.push_str(&format!(" launches ({}) |", counted.join(" / ")));
@@ -175,7 +188,11 @@ mod tests {
         three[0].launches = Some(12.0);
         three[1].launches = Some(480.0);
         assert!(markdown_row(&w, &three).ends_with("| 30 | 10 | 3.00x | 60 | 0.50x | 12 / 480 |"));
-        let header = markdown_header(false, true, true);
+        let columns = Columns {
+            torch: true,
+            ..Columns::default()
+        };
+        let header = markdown_header(&columns, true);
         assert!(
             header
                 .contains("| PyTorch tok/s | sequent / PyTorch | launches (sequent / burn::nn) |")

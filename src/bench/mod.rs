@@ -2,8 +2,9 @@
 //! or two directions) -> linear(D H -> V)`: training step (cross-entropy, Adam), batched
 //! inference and batch-1 streaming generation, timed for sequent's layers and `burn::nn`'s of the
 //! same kind on the same device, (with `--per-step`) for sequent's layers on the composed tensor
-//! ops, and (with `--with-torch`) for PyTorch through `benches/torch_reference.py` in the same
-//! run. On wgpu and cuda each measurement also counts its kernel launches.
+//! ops, (with `--with-torch`) for PyTorch through `benches/torch_reference.py`, and (with
+//! `--option`) for sequent's layers with an option beyond PyTorch's, in the same run. On wgpu and
+//! cuda each measurement also counts its kernel launches.
 
 mod gemm;
 mod measurement;
@@ -20,15 +21,17 @@ pub use measurement::{Measurement, markdown_header, markdown_row};
 pub use models::{CharLm, SeqLayer};
 pub use timing::{Timed, tokens_per_s};
 pub use torch::{torch_available, torch_measurement};
-pub use workload::{Implementation, Kind, Mode, Workload, workloads};
+pub use workload::{Implementation, Kind, LayerOption, Mode, Workload, workloads};
 
 /// What a bench run measures besides sequent and `burn::nn`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Columns {
     /// sequent's layers on the composed tensor ops, step by step.
     pub per_step: bool,
     /// PyTorch (`benches/torch_reference.py`).
     pub torch: bool,
+    /// sequent's layers with each of these options.
+    pub options: Vec<LayerOption>,
 }
 
 /// Measures every workload with sequent and `burn::nn` on `device` (and the other `columns`),
@@ -39,7 +42,7 @@ pub fn run(
     workloads: &[Workload],
     device: &Device,
     (steps, repeat): (usize, usize),
-    columns: Columns,
+    columns: &Columns,
     mut report: impl FnMut(&Workload, &[Measurement]),
 ) -> Result<(), String> {
     for w in workloads {
@@ -51,13 +54,13 @@ pub fn run(
     Ok(())
 }
 
-/// One round of workload `w`: sequent, `burn::nn`, then the per-step path and PyTorch as
-/// `columns` asks.
+/// One round of workload `w`: sequent, `burn::nn`, then the per-step path, PyTorch and sequent
+/// with each option as `columns` asks.
 fn round(
     w: &Workload,
     device: &Device,
     steps: usize,
-    columns: Columns,
+    columns: &Columns,
 ) -> Result<Vec<Measurement>, String> {
     let measure = |imp: Implementation| {
         let timed = tokens_per_s(imp, w, device, steps);
@@ -76,6 +79,9 @@ fn round(
     }
     if columns.torch {
         row.push(torch_measurement(w, steps)?);
+    }
+    for &option in &columns.options {
+        row.push(measure(Implementation::SequentWith(option)));
     }
     Ok(row)
 }

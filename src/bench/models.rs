@@ -31,6 +31,10 @@ pub trait SeqLayer: Module + burn::module::ModuleDisplay {
     fn folds_embedding(&self, _vocab: usize, _steps: usize, _batch: usize, _: &Device) -> bool {
         false
     }
+    /// Width of the outputs for workload `w`: `D * H`, unless the layers project them.
+    fn output_width(&self, w: &Workload) -> usize {
+        w.directions() * w.hidden
+    }
 }
 
 impl<C: CellKind> SeqLayer for Recurrent<C> {
@@ -52,6 +56,10 @@ impl<C: CellKind> SeqLayer for Recurrent<C> {
 
     fn folds_embedding(&self, vocab: usize, steps: usize, batch: usize, device: &Device) -> bool {
         Recurrent::folds_embedding(self, vocab, steps, batch, device)
+    }
+
+    fn output_width(&self, _: &Workload) -> usize {
+        self.output_size()
     }
 }
 
@@ -164,8 +172,8 @@ impl<R: SeqLayer> CharLm<R> {
     pub(super) fn new(rnn: R, w: &Workload, device: &Device) -> Self {
         Self {
             embedding: EmbeddingConfig::new(w.vocab, w.hidden).init(device),
+            head: LinearConfig::new(rnn.output_width(w), w.vocab).init(device),
             rnn,
-            head: LinearConfig::new(w.directions() * w.hidden, w.vocab).init(device),
             fold: w.fold_embedding,
         }
     }

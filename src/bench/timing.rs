@@ -12,7 +12,7 @@ use super::models::{
     BurnBiGruStack, BurnBiLstmStack, BurnBiRnnStack, BurnGruStack, BurnLstmStack, BurnRnnStack,
     CharLm, SeqLayer,
 };
-use super::workload::{Implementation, Kind, Mode, Workload};
+use super::workload::{Implementation, Kind, LayerOption, Mode, Workload};
 
 /// What [`tokens_per_s`] measures of a workload.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -137,33 +137,47 @@ pub fn tokens_per_s(imp: Implementation, w: &Workload, device: &Device, steps: u
         Implementation::PerStep => Kernels::Composed,
         _ => Kernels::Fused,
     };
+    let option = match imp {
+        Implementation::SequentWith(option) => Some(option),
+        _ => None,
+    };
+    // The shared options of every config, and the cell's own ones where it has them.
+    macro_rules! sequent {
+        ($config:expr, |$c:ident| $own:expr) => {{
+            let $c = $config
+                .with_num_layers(l)
+                .with_bidirectional(bi)
+                .with_kernels(kernels);
+            let $c = match option {
+                Some(LayerOption::InputDropout) => $c.with_input_dropout(0.25),
+                Some(LayerOption::RecurrentDropout) => $c.with_recurrent_dropout(0.25),
+                Some(LayerOption::WeightDrop) => $c.with_weight_drop(0.5),
+                Some(LayerOption::Zoneout) => $c.with_zoneout(0.1),
+                _ => $c,
+            };
+            time!($own.init(device))
+        }};
+    }
+    let own = |o: LayerOption| option == Some(o);
     match (imp, w.kind, bi) {
-        (Implementation::Sequent | Implementation::PerStep, Kind::Lstm, _) => time!(
-            LstmConfig::new(h, h)
-                .with_num_layers(l)
-                .with_bidirectional(bi)
-                .with_kernels(kernels)
-                .init(device)
-        ),
-        (Implementation::Sequent | Implementation::PerStep, Kind::Gru, _) => time!(
-            GruConfig::new(h, h)
-                .with_num_layers(l)
-                .with_bidirectional(bi)
-                .with_kernels(kernels)
-                .init(device)
-        ),
-        (Implementation::Sequent | Implementation::PerStep, Kind::Rnn, _) => time!(
-            RnnConfig::new(h, h)
-                .with_num_layers(l)
-                .with_bidirectional(bi)
-                .with_kernels(kernels)
-                .init(device)
-        ),
-        (Implementation::BurnNn, Kind::Lstm, false) => burn_stack!(BurnLstmStack, LstmConfig),
-        (Implementation::BurnNn, Kind::Gru, false) => burn_stack!(BurnGruStack, GruConfig),
-        (Implementation::BurnNn, Kind::Rnn, false) => burn_stack!(BurnRnnStack, RnnConfig),
-        (Implementation::BurnNn, Kind::Lstm, true) => burn_stack!(BurnBiLstmStack, BiLstmConfig),
-        (Implementation::BurnNn, Kind::Gru, true) => burn_stack!(BurnBiGruStack, BiGruConfig),
-        (Implementation::BurnNn, Kind::Rnn, true) => burn_stack!(BurnBiRnnStack, BiRnnConfig),
+        (Implementation::BurnNn, _, _) => {}
+        (_, Kind::Lstm, _) => {
+            return sequent!(LstmConfig::new(h, h), |c| c
+                .with_layer_norm(own(LayerOption::LayerNorm))
+                .with_proj_size(if own(LayerOption::Proj) { h / 2 } else { 0 }));
+        }
+        (_, Kind::Gru, _) => {
+            return sequent!(GruConfig::new(h, h), |c| c
+                .with_layer_norm(own(LayerOption::LayerNorm)));
+        }
+        (_, Kind::Rnn, _) => return sequent!(RnnConfig::new(h, h), |c| c),
+    }
+    match (w.kind, bi) {
+        (Kind::Lstm, false) => burn_stack!(BurnLstmStack, LstmConfig),
+        (Kind::Gru, false) => burn_stack!(BurnGruStack, GruConfig),
+        (Kind::Rnn, false) => burn_stack!(BurnRnnStack, RnnConfig),
+        (Kind::Lstm, true) => burn_stack!(BurnBiLstmStack, BiLstmConfig),
+        (Kind::Gru, true) => burn_stack!(BurnBiGruStack, BiGruConfig),
+        (Kind::Rnn, true) => burn_stack!(BurnBiRnnStack, BiRnnConfig),
     }
 }

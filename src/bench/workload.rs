@@ -34,11 +34,78 @@ impl Kind {
     }
 }
 
+/// An option beyond PyTorch's that a bench column times on sequent's layers, at the setting
+/// given here (`sequent bench --option`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerOption {
+    /// `input_dropout = 0.25`.
+    InputDropout,
+    /// `recurrent_dropout = 0.25`.
+    RecurrentDropout,
+    /// `weight_drop = 0.5`.
+    WeightDrop,
+    /// `zoneout = 0.1`.
+    Zoneout,
+    /// `layer_norm = true` (LSTM and GRU).
+    LayerNorm,
+    /// `proj_size = H / 2` (LSTM).
+    Proj,
+}
+
+impl LayerOption {
+    /// Every option.
+    pub const ALL: [LayerOption; 6] = [
+        LayerOption::InputDropout,
+        LayerOption::RecurrentDropout,
+        LayerOption::WeightDrop,
+        LayerOption::Zoneout,
+        LayerOption::LayerNorm,
+        LayerOption::Proj,
+    ];
+
+    /// Name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerOption::InputDropout => "input-dropout",
+            LayerOption::RecurrentDropout => "recurrent-dropout",
+            LayerOption::WeightDrop => "weight-drop",
+            LayerOption::Zoneout => "zoneout",
+            LayerOption::LayerNorm => "layer-norm",
+            LayerOption::Proj => "proj",
+        }
+    }
+
+    /// Whether the option applies to `kind`'s layers.
+    pub fn fits(self, kind: Kind) -> bool {
+        match self {
+            LayerOption::LayerNorm => kind != Kind::Rnn,
+            LayerOption::Proj => kind == Kind::Lstm,
+            _ => true,
+        }
+    }
+}
+
+impl std::str::FromStr for LayerOption {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        LayerOption::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = LayerOption::ALL.iter().map(|o| o.name()).collect();
+                format!("unknown option `{s}`; expected one of {}", names.join(", "))
+            })
+    }
+}
+
 /// Which implementation of the recurrent layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Implementation {
     /// `sequent_models::recurrent`.
     Sequent,
+    /// `sequent_models::recurrent` with an option beyond PyTorch's.
+    SequentWith(LayerOption),
     /// `burn::nn::{Rnn, Lstm, Gru}`, stacked by hand (burn::nn has no `num_layers`).
     BurnNn,
     /// `sequent_models::recurrent` on the composed tensor ops, step by step
@@ -51,6 +118,14 @@ impl Implementation {
     pub fn name(self) -> &'static str {
         match self {
             Implementation::Sequent => "sequent",
+            Implementation::SequentWith(option) => match option {
+                LayerOption::InputDropout => "sequent+input-dropout",
+                LayerOption::RecurrentDropout => "sequent+recurrent-dropout",
+                LayerOption::WeightDrop => "sequent+weight-drop",
+                LayerOption::Zoneout => "sequent+zoneout",
+                LayerOption::LayerNorm => "sequent+layer-norm",
+                LayerOption::Proj => "sequent+proj",
+            },
             Implementation::BurnNn => "burn-nn",
             Implementation::PerStep => "sequent-per-step",
         }
