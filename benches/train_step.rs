@@ -27,10 +27,13 @@ fn main() {
     };
     println!(
         "device {name}; {steps} timed steps\n{}",
-        markdown_header(false, false, Kernels::Fused.engine(&device) == Engine::Cube)
+        markdown_header(
+            &Columns::default(),
+            Kernels::Fused.engine(&device) == Engine::Cube
+        )
     );
     let all = workloads(&[Mode::Train], &Kind::ALL, &[256], &[35], (2, false), 32);
-    if let Err(e) = run(&all, &device, (steps, 1), Columns::default(), |w, m| {
+    if let Err(e) = run(&all, &device, (steps, 1), &Columns::default(), |w, m| {
         println!("{}", markdown_row(w, m))
     }) {
         eprintln!("error: {e}");
