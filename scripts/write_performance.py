@@ -4,11 +4,13 @@ hand).
     cargo build --release
     python3 scripts/write_performance.py              # runs the benchmarks below, then the table
     python3 scripts/write_performance.py --saved      # the table again from runs/bench/*.jsonl
+    python3 scripts/write_performance.py --only options,options_norm,options_proj
+                                                      # runs those, then the tables
 
 Each benchmark runs `target/release/sequent bench --json` with the arguments listed in BENCHES
 (and `--with-torch` where `python3 -c "import torch"` works), saves its output in
-runs/bench/NAME.jsonl, and the table between the `bench:begin` and `bench:end` markers of
-docs/performance.md is replaced. A ratio is the median over the rounds of each round's ratio
+runs/bench/NAME.jsonl, and the tables between the `bench:begin` and `bench:end` markers and
+between the `options:begin` and `options:end` markers of docs/performance.md are replaced. A ratio is the median over the rounds of each round's ratio
 (every round measures every implementation side by side), with the rounds' range in brackets;
 tokens/s are medians over the rounds. Run it on a quiet machine: nothing else should compete for
 the cores.
@@ -27,6 +29,8 @@ RUNS = os.path.join(ROOT, "runs/bench")
 PAGE = os.path.join(ROOT, "docs/performance.md")
 BEGIN = "<!-- bench:begin (scripts/write_performance.py writes this part) -->"
 END = "<!-- bench:end -->"
+OPTIONS_BEGIN = "<!-- options:begin (scripts/write_performance.py writes this part) -->"
+OPTIONS_END = "<!-- options:end -->"
 KINDS = ["lstm", "gru", "rnn"]
 
 # (name, what it measures, `sequent bench` arguments). The reference shape: 2 layers x 256,
@@ -41,6 +45,17 @@ BENCHES = [
     ("wide", "training, hidden 1024",
      ["--hidden", "1024", "--gemm", "--no-fold", "--repeat", "3", "--steps", "5"]),
     ("infer_stream", "", ["--mode", "infer,stream", "--repeat", "3", "--steps", "10"]),
+]
+
+# The options beyond PyTorch's, each timed against the plain layer in the same rounds (training
+# as `LanguageModel` runs it), in three runs because each `--option` must fit every `--kind`.
+OPTIONS = ["input-dropout", "weight-drop", "recurrent-dropout", "zoneout", "layer-norm", "proj"]
+OPTION_BENCHES = [
+    ("options", "", ["--option", "input-dropout,weight-drop,recurrent-dropout,zoneout",
+                     "--repeat", "3", "--steps", "10"]),
+    ("options_norm", "", ["--kind", "lstm,gru", "--option", "layer-norm", "--repeat", "3",
+                          "--steps", "10"]),
+    ("options_proj", "", ["--kind", "lstm", "--option", "proj", "--repeat", "3", "--steps", "10"]),
 ]
 
 
@@ -76,14 +91,17 @@ def burn_version():
     return "unknown"
 
 
-def run_benches(with_torch):
+def run_benches(with_torch, only):
     binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                           "release/sequent")
     if not os.path.exists(binary):
         sys.exit(f"{binary} is missing: run `cargo build --release` first")
     os.makedirs(RUNS, exist_ok=True)
-    for name, _, args in BENCHES:
-        command = [binary, "bench", "--json", *args] + (["--with-torch"] if with_torch else [])
+    for name, _, args in BENCHES + OPTION_BENCHES:
+        if only and name not in only:
+            continue
+        torch = with_torch and (name, "", args) in BENCHES
+        command = [binary, "bench", "--json", *args] + (["--with-torch"] if torch else [])
         print("running", " ".join(command[1:]), flush=True)
         out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if out.returncode != 0:
@@ -147,19 +165,55 @@ def table():
     return "\n".join(out)
 
 
+def options_table():
+    """Each option's training step against the plain layer's (`sequent / +option`: the time the
+    option's step takes, relative), per cell; a dash where the option does not apply."""
+    cells, when = {}, None
+    for name, _, args in OPTION_BENCHES:
+        when = max(when or 0, os.path.getmtime(os.path.join(RUNS, f"{name}.jsonl")))
+        lines = load(name)
+        plain = {m["kind"]: m for m in lines if m["impl"] == "sequent"}
+        for m in lines:
+            if m["impl"].startswith("sequent+"):
+                option = m["impl"][len("sequent+"):]
+                cells[(option, m["kind"])] = (ratio(plain[m["kind"]], m), " ".join(args))
+    out = [f"Measured {datetime.date.fromtimestamp(when).isoformat()} on {machine()}; Burn "
+           f"{burn_version()}, flex; `sequent bench --option` at the reference shape, each option "
+           "against the plain layer in the same rounds.", "",
+           "| option | path | `sequent bench` arguments | LSTM | GRU | tanh RNN |",
+           "|---|---|---|---|---|---|"]
+    for option in OPTIONS:
+        row = [cells.get((option, kind)) for kind in KINDS]
+        command = next(c[1] for c in row if c)
+        path = "fused" if option in ("input-dropout", "weight-drop") else "composed"
+        ratios = [c[0] if c else "-" for c in row]
+        out.append(f"| `{option}` | {path} | `{command}` | " + " | ".join(ratios) + " |")
+    return "\n".join(out)
+
+
+def replace_block(page, begin, end, text):
+    if begin not in page or end not in page:
+        sys.exit(f"{PAGE} has no {begin} ... {end} block")
+    before, rest = page.split(begin, 1)
+    _, after = rest.split(end, 1)
+    return before + begin + "\n" + text + "\n" + end + after
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--saved", action="store_true",
-                        help="write the table from runs/bench/*.jsonl without running anything")
-    if not parser.parse_args().saved:
-        run_benches(torch_version() is not None)
+                        help="write the tables from runs/bench/*.jsonl without running anything")
+    parser.add_argument("--only", default="",
+                        help="comma-separated benchmark names to run (the others are read back)")
+    args = parser.parse_args()
+    if not args.saved:
+        only = set(filter(None, args.only.split(",")))
+        run_benches(torch_version() is not None, only)
     page = open(PAGE).read()
-    if BEGIN not in page or END not in page:
-        sys.exit(f"{PAGE} has no {BEGIN} ... {END} block")
-    before, rest = page.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
+    page = replace_block(page, BEGIN, END, table())
+    page = replace_block(page, OPTIONS_BEGIN, OPTIONS_END, options_table())
     with open(PAGE, "w") as f:
-        f.write(before + BEGIN + "\n" + table() + "\n" + END + after)
+        f.write(page)
     print(f"wrote {PAGE}")
 
 
