@@ -1,9 +1,4 @@
-//! # sequent-train
-//!
-//! Data and training for sequent's sequence models: vocabularies, token windows (sequential and
-//! random partitions), time series, synthetic tasks with known baselines, and a learner built on
-//! burn-train with truncated BPTT, global-norm clipping, a NaN guard and resumable checkpoints.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod clip;

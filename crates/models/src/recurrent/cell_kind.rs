@@ -36,7 +36,7 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
 
     /// One time step: `x_proj` is `x_t W_ih^T + b_ih` (`[B, G*H]`), `state` is `(h_{t-1}, c_{t-1})`;
     /// `dropped`, recurrent dropout's mask, multiplies `h_{t-1}` in the recurrent product
-    /// ([`recurrent_input`]); `kernels` picks the fused or the composed activations (the same
+    /// (`recurrent_input`); `kernels` picks the fused or the composed activations (the same
     /// maths).
     fn step(
         &self,
@@ -47,7 +47,7 @@ pub trait CellKind: Module + ModuleDisplay + Send + Sync + 'static {
         kernels: Kernels,
     ) -> CellState;
 
-    /// The whole-sequence op ([`FusedCell`]) that runs this cell's layers, input projection and
+    /// The whole-sequence op (`FusedCell`) that runs this cell's layers, input projection and
     /// time loop, on devices with the fused ops; `None` (the default) lets the engine project the
     /// inputs and run [`CellKind::step`] per step.
     fn fused_cell(&self) -> Option<FusedCell> {
