@@ -66,13 +66,15 @@ impl Regularisation {
     }
 }
 
-/// An inverted-dropout mask `Bernoulli(1 - p) / (1 - p)` of `shape`, or `None` if `p = 0`.
+/// An inverted-dropout mask `Bernoulli(1 - p) / (1 - p)` of `shape` in `training`, or `None`
+/// (nothing drawn) if `p = 0` or not training.
 pub(crate) fn dropout_mask<const D: usize>(
     p: f64,
     shape: [usize; D],
     device: &Device,
+    training: bool,
 ) -> Option<Tensor<D>> {
-    (p > 0.0).then(|| {
+    (training && p > 0.0).then(|| {
         Tensor::random(shape, Distribution::Bernoulli(1.0 - p), device) * (1.0 / (1.0 - p))
     })
 }

@@ -171,8 +171,8 @@ impl<C: CellKind> Recurrent<C> {
         }
         let drop = |w: &CellWeights| {
             let weight_hh = w.weight_hh.val();
-            let mask = dropout_mask(p, weight_hh.dims(), &weight_hh.device()).expect("p > 0");
-            w.with_weight_hh(weight_hh * mask)
+            let mask = dropout_mask(p, weight_hh.dims(), &weight_hh.device(), training);
+            w.with_weight_hh(weight_hh * mask.expect("p > 0 in training"))
         };
         LayerWeights {
             forward: drop(&layer.forward),
@@ -183,13 +183,10 @@ impl<C: CellKind> Recurrent<C> {
     /// A layer's input `x` `[T, B, I]` times input dropout's mask (one a sequence), in training.
     fn dropped_input(&self, x: Tensor<3>, training: bool) -> Tensor<3> {
         let [_, batch, width] = x.dims();
-        match dropout_mask(
-            self.regularise.input_dropout,
-            [1, batch, width],
-            &x.device(),
-        ) {
-            Some(mask) if training => x * mask,
-            _ => x,
+        let p = self.regularise.input_dropout;
+        match dropout_mask(p, [1, batch, width], &x.device(), training) {
+            Some(mask) => x * mask,
+            None => x,
         }
     }
 
@@ -439,12 +436,8 @@ impl<C: CellKind> Recurrent<C> {
             .reshape([steps, batch, gh]);
         let recurrent = self.cell.prepare(weights);
         let device = x.device();
-        let dropped = dropout_mask(
-            self.regularise.recurrent_dropout,
-            state.hidden.dims(),
-            &device,
-        )
-        .filter(|_| training);
+        let p = self.regularise.recurrent_dropout;
+        let dropped = dropout_mask(p, state.hidden.dims(), &device, training);
         let zoneout = (self.regularise.zoneout > 0.0)
             .then(|| Zoneout::new(self.regularise.zoneout, steps, &state, training));
         let mut x_steps = split_steps(x_proj);
