@@ -79,6 +79,7 @@ recurrent_config!(
         /// Width `P` of the projection `h_t = W_hr (o_t * tanh(c_t))` (PyTorch's `proj_size`;
         /// 0 for none, else less than `hidden_size`): `h` and the outputs are `P` wide, `c`
         /// stays `H` wide.
+
         proj_size: usize = 0,
         /// Layer-normalised cell ([`CellNorm`](super::CellNorm)).
         layer_norm: bool = false,

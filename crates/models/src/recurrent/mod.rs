@@ -54,11 +54,24 @@ pub type Rnn = Recurrent<RnnKind>;
 ///
 /// With a projection (`W_hr` `[P, H]`, PyTorch's `weight_hr_l{k}`) `h`, the outputs and `W_hh`'s
 /// columns are `P` wide and `c` stays `H` wide, as in PyTorch; such a layer runs the composed
-/// per-step path.
+/// per-step path. With `layer_norm` the cell is layer-normalised ([`CellNorm`]).
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use sequent_models::recurrent::LstmConfig;
+///
+/// let device = Device::flex();
+/// let lstm = LstmConfig::new(8, 16).with_proj_size(4).with_num_layers(2).init(&device);
+/// let (out, state) = lstm.forward(Tensor::zeros([3, 5, 8], &device), None);
+/// assert_eq!(out.dims(), [3, 5, 4]); // [B, T, P]
+/// assert_eq!(state.hidden.dims(), [2, 3, 4]); // h_n [L, B, P]
+/// assert_eq!(state.cell.unwrap().dims(), [2, 3, 16]); // c_n [L, B, H]
+/// ```
 ///
 /// On the CPU backends a layer direction (or both directions of a bidirectional layer) runs as one
-/// op (`recurrent/fused/sequence/lstm.rs`, the step in `fused/kernels.rs`), on wgpu and cuda the
-/// step as a CubeCL kernel (`fused/cube.rs`); `docs/architecture.md` follows the call.
+/// op (`recurrent/fused/sequence/lstm.rs`, the step in `fused/kernels.rs`), on wgpu and cuda its
+/// time loop as one CubeCL kernel (`fused/cube/recurrence.rs`); `docs/architecture.md` follows
+/// the call.
 pub type Lstm = Recurrent<LstmKind>;
 /// GRU stack, PyTorch's `nn.GRU` (Cho et al. 2014). Each layer and direction computes, in
 /// PyTorch's gate order (r, z, n):
@@ -72,8 +85,10 @@ pub type Lstm = Recurrent<LstmKind>;
 /// ```
 ///
 /// With `reset_after` on the CPU backends a layer direction runs as one op
-/// (`recurrent/fused/sequence/single_state.rs`, the step in `fused/kernels.rs`), on wgpu and cuda
-/// the step as a CubeCL kernel (`fused/cube.rs`); `docs/architecture.md` follows the call.
+/// (`recurrent/fused/sequence/single_state.rs`, the step in `fused/kernels.rs`); on wgpu and cuda
+/// its time loop runs as one CubeCL kernel in either form (`fused/cube/recurrence.rs`);
+/// `docs/architecture.md` follows the call. With `layer_norm` the cell is layer-normalised
+/// ([`CellNorm`]).
 pub type Gru = Recurrent<GruKind>;
 /// Single-step vanilla RNN cell, PyTorch's `nn.RNNCell`: one step of [`Rnn`]'s equations.
 pub type RnnCell = RecurrentCell<RnnKind>;

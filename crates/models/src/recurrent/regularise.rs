@@ -31,6 +31,29 @@ use crate::error::{Result, SequentError};
 ///
 /// Input dropout and weight drop run on the fused whole-sequence ops; recurrent dropout in
 /// training, and zoneout, run the composed per-step path.
+///
+/// The options are set on the layer's config; evaluation (a device without autodiff, or the
+/// module after `valid()`) runs the plain layer, with zoneout's expectation:
+///
+/// ```
+/// use burn::tensor::{Device, Distribution, Tensor};
+/// use sequent_models::recurrent::LstmConfig;
+///
+/// let device = Device::flex().autodiff();
+/// let lstm = LstmConfig::new(8, 16)
+///     .with_recurrent_dropout(0.25)
+///     .with_weight_drop(0.5)
+///     .with_zoneout(0.1)
+///     .init(&device);
+/// assert_eq!(lstm.regularise.weight_drop, 0.5);
+/// let x = Tensor::<3>::random([4, 10, 8], Distribution::Normal(0.0, 1.0), &device);
+/// let (train, _) = lstm.forward(x.clone(), None); // fresh masks each call
+/// let (again, _) = lstm.forward(x, None);
+/// assert!((train - again).abs().max().into_scalar::<f32>() > 0.0);
+///
+/// // Probabilities outside [0, 1) are typed errors.
+/// assert!(LstmConfig::new(8, 16).with_zoneout(1.0).try_init(&device).is_err());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Regularisation {
     /// Probability of dropping a unit of each layer's input `x_t` (one mask a sequence).

@@ -35,6 +35,21 @@ pub struct CellWeights {
 /// x_proj = LN_ih(W_ih x_t) + b_ih         h_proj = LN_hh(W_hh h_{t-1}) + b_hh      ([G*H] each)
 /// LSTM:  c_t as the plain cell,  h_t = sigmoid(o) * tanh(LN_c(c_t))                 ([H])
 /// ```
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use sequent_models::recurrent::{GruConfig, LstmConfig};
+///
+/// let device = Device::flex();
+/// let lstm = LstmConfig::new(8, 16).with_layer_norm(true).init(&device);
+/// let norms = lstm.layers[0].forward.layer_norm.as_ref().unwrap();
+/// assert_eq!(norms.ih.gamma.dims(), [64]); // over the 4 gates' pre-activations
+/// assert_eq!(norms.c.as_ref().unwrap().gamma.dims(), [16]);
+/// let (out, _) = lstm.forward(Tensor::zeros([2, 5, 8], &device), None);
+/// assert_eq!(out.dims(), [2, 5, 16]);
+/// // The GRU takes it with the reset gate after its product (PyTorch's form) only.
+/// assert!(GruConfig::new(8, 16).with_reset_after(false).with_layer_norm(true).try_init(&device).is_err());
+/// ```
 #[derive(Module, Debug)]
 pub struct CellNorm {
     /// Layer norm of the input product `W_ih x_t`, `[G*H]`.
