@@ -52,7 +52,7 @@ BENCHES = [
 OPTIONS = ["input-dropout", "weight-drop", "recurrent-dropout", "zoneout", "layer-norm", "proj"]
 OPTION_BENCHES = [
     ("options", "", ["--option", "input-dropout,weight-drop,recurrent-dropout,zoneout",
-                     "--repeat", "3", "--steps", "10"]),
+                     "--repeat", "5", "--steps", "10"]),
     ("options_norm", "", ["--kind", "lstm,gru", "--option", "layer-norm", "--repeat", "3",
                           "--steps", "10"]),
     ("options_proj", "", ["--kind", "lstm", "--option", "proj", "--repeat", "3", "--steps", "10"]),

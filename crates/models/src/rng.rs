@@ -31,6 +31,13 @@ impl SplitMix64 {
         (self.next_u64() % n as u64) as usize
     }
 
+    /// `n` draws of 1.0 with probability `keep`, else 0.0.
+    pub fn bernoulli(&mut self, n: usize, keep: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| if self.unit() < keep { 1.0 } else { 0.0 })
+            .collect()
+    }
+
     /// A standard normal draw (Box-Muller).
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.unit(); // (0, 1]
