@@ -162,30 +162,31 @@ pub trait ClassifierFn {
     fn call<C: CellKind>(self, model: SequenceModel<C>) -> Self::Out;
 }
 
+/// `config` with the options every recurrent config has, from `cfg`.
+macro_rules! shared_options {
+    ($config:expr, $cfg:expr) => {
+        $config
+            .with_num_layers($cfg.layers)
+            .with_dropout($cfg.dropout)
+            .with_input_dropout($cfg.input_dropout)
+            .with_recurrent_dropout($cfg.recurrent_dropout)
+            .with_weight_drop($cfg.weight_drop)
+            .with_zoneout($cfg.zoneout)
+    };
+}
+
 /// A recurrent stack of `cfg`'s cell, width and depth over `input` features, handed to `f`.
 macro_rules! with_stack {
     ($name:expr, $cfg:expr, $input:expr, $device:expr, |$rnn:ident| $body:expr) => {
         match $name {
             ModelName::Rnn => {
-                let $rnn = RnnConfig::new($input, $cfg.hidden)
-                    .with_num_layers($cfg.layers)
-                    .with_dropout($cfg.dropout)
-                    .with_input_dropout($cfg.input_dropout)
-                    .with_recurrent_dropout($cfg.recurrent_dropout)
-                    .with_weight_drop($cfg.weight_drop)
-                    .with_zoneout($cfg.zoneout)
+                let $rnn = shared_options!(RnnConfig::new($input, $cfg.hidden), $cfg)
                     .try_init($device)
                     .map_err(|e| e.to_string())?;
                 $body
             }
             ModelName::Lstm => {
-                let $rnn = LstmConfig::new($input, $cfg.hidden)
-                    .with_num_layers($cfg.layers)
-                    .with_dropout($cfg.dropout)
-                    .with_input_dropout($cfg.input_dropout)
-                    .with_recurrent_dropout($cfg.recurrent_dropout)
-                    .with_weight_drop($cfg.weight_drop)
-                    .with_zoneout($cfg.zoneout)
+                let $rnn = shared_options!(LstmConfig::new($input, $cfg.hidden), $cfg)
                     .with_layer_norm($cfg.layer_norm)
                     .with_proj_size($cfg.proj_size)
                     .try_init($device)
@@ -193,13 +194,7 @@ macro_rules! with_stack {
                 $body
             }
             _ => {
-                let $rnn = GruConfig::new($input, $cfg.hidden)
-                    .with_num_layers($cfg.layers)
-                    .with_dropout($cfg.dropout)
-                    .with_input_dropout($cfg.input_dropout)
-                    .with_recurrent_dropout($cfg.recurrent_dropout)
-                    .with_weight_drop($cfg.weight_drop)
-                    .with_zoneout($cfg.zoneout)
+                let $rnn = shared_options!(GruConfig::new($input, $cfg.hidden), $cfg)
                     .with_layer_norm($cfg.layer_norm)
                     .try_init($device)
                     .map_err(|e| e.to_string())?;
