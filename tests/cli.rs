@@ -333,6 +333,14 @@ fn bad_input_is_a_one_line_error() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `sequent bench` on a tiny workload (1 timed step, H = 8, 1 layer, T = 5) with `extra` flags.
+fn tiny_bench(extra: &[&str]) -> String {
+    let tiny = [
+        "bench", "--steps", "1", "--hidden", "8", "--layers", "1", "--seq", "5",
+    ];
+    ok(&[&tiny[..], extra].concat())
+}
+
 fn bench_prints_the_ratio_table_and_json() {
     let table = ok(&["bench", "--steps", "1", "--hidden", "16", "--layers", "1"]);
     for kind in ["lstm", "gru", "rnn"] {
@@ -343,10 +351,7 @@ fn bench_prints_the_ratio_table_and_json() {
     }
     assert!(table.contains("sequent / burn::nn"));
     // Rounds: medians, and each ratio with its range over the rounds.
-    let rounds = ok(&[
-        "bench", "--steps", "1", "--hidden", "8", "--layers", "1", "--seq", "5", "--kind", "rnn",
-        "--repeat", "2",
-    ]);
+    let rounds = tiny_bench(&["--kind", "rnn", "--repeat", "2"]);
     assert!(rounds.contains("medians of 2 rounds"), "{rounds}");
     let row = rounds
         .lines()
@@ -355,21 +360,7 @@ fn bench_prints_the_ratio_table_and_json() {
     assert!(row.ends_with("x) |") && row.contains("x ("), "{row}");
     assert!(fails(&["bench", "--repeat", "0"]).contains("--repeat"));
     // Options beyond PyTorch's: a column each, timed against the plain layer.
-    let options = ok(&[
-        "bench",
-        "--steps",
-        "1",
-        "--hidden",
-        "8",
-        "--layers",
-        "1",
-        "--seq",
-        "5",
-        "--kind",
-        "lstm",
-        "--option",
-        "weight-drop,proj",
-    ]);
+    let options = tiny_bench(&["--kind", "lstm", "--option", "weight-drop,proj"]);
     assert!(
         options.contains("| +weight-drop tok/s | sequent / +weight-drop | +proj tok/s |"),
         "{options}"
@@ -386,22 +377,7 @@ fn bench_prints_the_ratio_table_and_json() {
     for zero in ["--hidden", "--seq"] {
         assert!(fails(&["bench", zero, "64,0"]).contains("--hidden and --seq"));
     }
-    let json = ok(&[
-        "bench",
-        "--steps",
-        "1",
-        "--hidden",
-        "8",
-        "--layers",
-        "1",
-        "--seq",
-        "5",
-        "--mode",
-        "infer,stream",
-        "--kind",
-        "gru",
-        "--json",
-    ]);
+    let json = tiny_bench(&["--mode", "infer,stream", "--kind", "gru", "--json"]);
     let lines: Vec<serde_json::Value> = json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -443,10 +419,7 @@ fn bench_prints_the_ratio_table_and_json() {
     assert!(fails(&["bench", "--bidirectional", "--mode", "stream"]).contains("does not apply"),);
     // --gemm: the machine's GEMM rate at the workload's shapes, and each training FLOP rate's
     // share of it.
-    let gemm = ok(&[
-        "bench", "--steps", "1", "--hidden", "8", "--layers", "1", "--seq", "5", "--kind", "rnn",
-        "--gemm",
-    ]);
+    let gemm = tiny_bench(&["--kind", "rnn", "--gemm"]);
     assert!(gemm.contains("rnn H = 8: GEMM rate"), "{gemm}");
     assert!(gemm.contains("[160 x 8] x [8 x 8]"), "{gemm}");
     // T B = 160 tokens of a 64-token vocabulary: sequent folds the embedding into the layer,
@@ -455,21 +428,7 @@ fn bench_prints_the_ratio_table_and_json() {
         gemm.contains("  sequent (embedding folded): ") && gemm.contains("% of "),
         "{gemm}"
     );
-    let unfolded = ok(&[
-        "bench",
-        "--steps",
-        "1",
-        "--hidden",
-        "8",
-        "--layers",
-        "1",
-        "--seq",
-        "5",
-        "--kind",
-        "rnn",
-        "--json",
-        "--no-fold",
-    ]);
+    let unfolded = tiny_bench(&["--kind", "rnn", "--json", "--no-fold"]);
     let first: serde_json::Value = serde_json::from_str(unfolded.lines().next().unwrap()).unwrap();
     assert_eq!(first["impl"], "sequent", "{unfolded}");
     assert_eq!(first["embedding_folded"], false, "{unfolded}");
