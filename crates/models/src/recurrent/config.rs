@@ -98,23 +98,19 @@ recurrent_config!(
     }
 );
 
-/// Builds the layer from the shared spec of a config, once for all three cells.
+/// Builds the layer from the shared spec of a config, once for all three cells; `parts` gives
+/// the cell's own settings from the config `$c`: its kind, gate-bias initialiser, projection
+/// width and layer norm.
 macro_rules! impl_init {
-    ($config:ident, $cell:ty, |$c:ident| $kind:expr, |$g:ident| $gate_bias:expr, |$p:ident| $proj:expr, |$n:ident| $norm:expr) => {
+    ($config:ident, $cell:ty, |$c:ident| $parts:expr) => {
         impl $config {
+            fn parts(&self) -> ($cell, GateBias, usize, bool) {
+                let $c = self;
+                $parts
+            }
+
             fn spec(&self) -> StackSpec {
-                let gate_bias = {
-                    let $g = self;
-                    $gate_bias
-                };
-                let proj_size = {
-                    let $p = self;
-                    $proj
-                };
-                let layer_norm = {
-                    let $n = self;
-                    $norm
-                };
+                let (_, gate_bias, proj_size, layer_norm) = self.parts();
                 StackSpec {
                     input_size: self.input_size,
                     hidden_size: self.hidden_size,
@@ -144,8 +140,7 @@ macro_rules! impl_init {
             }
 
             fn kind(&self) -> $cell {
-                let $c = self;
-                $kind
+                self.parts().0
             }
 
             /// Builds the layer stack on `device`.
@@ -177,31 +172,25 @@ macro_rules! impl_init {
     };
 }
 
-impl_init!(
-    RnnConfig,
-    RnnKind,
-    |c| RnnKind {
+impl_init!(RnnConfig, RnnKind, |c| (
+    RnnKind {
         nonlinearity: c.nonlinearity
     },
-    |_c| GateBias::Uniform,
-    |_c| 0,
-    |_c| false
-);
-impl_init!(
-    LstmConfig,
+    GateBias::Uniform,
+    0,
+    false
+));
+impl_init!(LstmConfig, LstmKind, |c| (
     LstmKind,
-    |_c| LstmKind,
-    |c| c.gate_bias.clone(),
-    |c| c.proj_size,
-    |c| c.layer_norm
-);
-impl_init!(
-    GruConfig,
-    GruKind,
-    |c| GruKind {
+    c.gate_bias.clone(),
+    c.proj_size,
+    c.layer_norm
+));
+impl_init!(GruConfig, GruKind, |c| (
+    GruKind {
         reset_after: c.reset_after
     },
-    |c| c.gate_bias.clone(),
-    |_c| 0,
-    |c| c.layer_norm
-);
+    c.gate_bias.clone(),
+    0,
+    c.layer_norm
+));
