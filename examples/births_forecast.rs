@@ -54,6 +54,7 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
             seed: o.seed,
             patience: None,
             schedule: LrSchedule::Constant,
+            devices: Vec::new(),
         },
         out: out.clone(),
     };

@@ -40,6 +40,7 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
         seed: o.seed,
         patience: None,
         schedule: LrSchedule::Constant,
+        devices: Vec::new(),
     };
     let device = device.autodiff();
     let setup = Setup {

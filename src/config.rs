@@ -73,6 +73,11 @@ pub struct RunConfig {
     pub patience: usize,
     /// Learning-rate schedule: `constant` or `cosine` (annealed to 0 over all epochs).
     pub schedule: Schedule,
+    /// Devices to train on, data parallel (`--devices`); empty: the one device the model is
+    /// made on. Where a run trains is not one of its settings: it is not saved, and a resumed
+    /// run may continue on other devices.
+    #[serde(skip)]
+    pub devices: Vec<burn::tensor::Device>,
 }
 
 /// The learning-rate schedules the command line offers (burn's schedulers).
@@ -131,6 +136,7 @@ impl Default for RunConfig {
             seed: 42,
             patience: 0,
             schedule: Schedule::Constant,
+            devices: Vec::new(),
         }
     }
 }

@@ -23,14 +23,26 @@ pub fn default_name() -> &'static str {
     COMPILED.first().copied().unwrap_or("none")
 }
 
-/// The device called `name` (`flex`, `ndarray`, `wgpu`, `cuda`), or a one-line error naming the
-/// backends this build has.
+/// The device called `name`: `flex`, `ndarray`, `wgpu` or `cuda` (the default adapter / GPU), or
+/// `wgpu:N` / `cuda:N` (the `N`-th discrete GPU wgpu sees / CUDA device `N`); a one-line error
+/// naming the backends this build has otherwise.
 #[allow(deprecated, unreachable_code)]
 pub fn parse(name: &str) -> Result<Device, String> {
+    let (backend, index) = match name.split_once(':') {
+        Some((backend, index)) => match index.parse::<usize>() {
+            Ok(index) if matches!(backend, "wgpu" | "cuda") => (backend, Some(index)),
+            _ => {
+                return Err(format!(
+                    "device `{name}`: an index goes after wgpu or cuda only, as `cuda:1`"
+                ));
+            }
+        },
+        None => (name, None),
+    };
     let missing = || {
-        if KNOWN.contains(&name) {
+        if KNOWN.contains(&backend) {
             format!(
-                "device `{name}` is not compiled into this build (rebuild with `--features {name}`); available: {}",
+                "device `{name}` is not compiled into this build (rebuild with `--features {backend}`); available: {}",
                 COMPILED.join(", ")
             )
         } else {
@@ -40,15 +52,28 @@ pub fn parse(name: &str) -> Result<Device, String> {
             )
         }
     };
-    match name {
+    match (backend, index) {
         #[cfg(feature = "flex")]
-        "flex" => Ok(Device::flex()),
+        ("flex", None) => Ok(Device::flex()),
         #[cfg(feature = "ndarray")]
-        "ndarray" => Ok(Device::ndarray()),
+        ("ndarray", None) => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
-        "wgpu" => sequent_models::device::wgpu().map_err(|e| e.to_string()),
+        ("wgpu", None) => sequent_models::device::wgpu().map_err(|e| e.to_string()),
+        #[cfg(feature = "wgpu")]
+        ("wgpu", Some(i)) => Ok(Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i))),
         #[cfg(feature = "cuda")]
-        "cuda" => Ok(Device::cuda(burn::tensor::DeviceIndex::Default)),
+        ("cuda", None) => Ok(Device::cuda(burn::tensor::DeviceIndex::Default)),
+        #[cfg(feature = "cuda")]
+        ("cuda", Some(i)) => Ok(Device::cuda(i)),
         _ => Err(missing()),
     }
+}
+
+/// The devices of a comma-separated list such as `cuda:0,cuda:1` or `flex,flex` (a CPU device
+/// repeated trains several replicas on the one CPU), each parsed by [`parse`].
+pub fn parse_list(names: &[String]) -> Result<Vec<Device>, String> {
+    if names.is_empty() {
+        return Err("--devices needs at least one device".into());
+    }
+    names.iter().map(|n| parse(n.trim())).collect()
 }

@@ -256,6 +256,12 @@ struct TrainArgs {
     overwrite: bool,
     #[command(flatten)]
     device: Option<DeviceArg>,
+    /// Train data parallel on these devices, comma-separated: `cuda:0,cuda:1`, `wgpu:0,wgpu:1`,
+    /// or a CPU device repeated (`flex,flex`). Each step gives every device its own batch of
+    /// --batch and updates the weights with the gradient of the mean loss over all of them; the
+    /// first device validates and checkpoints.
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+    devices: Vec<String>,
 }
 
 fn parse_tokenizer(s: &str) -> Result<Tokenizer, String> {
@@ -379,7 +385,15 @@ fn resumed_config(out: &Path, resolved: &RunConfig, given: &[String]) -> Result<
 fn train(args: &TrainArgs) -> Result<(), String> {
     let (mut cfg, given) = args.resolve()?;
     let start = args.start()?;
-    let device = sequent::device::parse(&device_name(&args.device))?;
+    let devices = if args.devices.is_empty() {
+        Vec::new()
+    } else {
+        sequent::device::parse_list(&args.devices)?
+    };
+    let device = match devices.first() {
+        Some(first) => first.clone(),
+        None => sequent::device::parse(&device_name(&args.device))?,
+    };
     let out = args.out.clone().unwrap_or_else(|| {
         let data = Path::new(&cfg.data)
             .file_stem()
@@ -391,6 +405,7 @@ fn train(args: &TrainArgs) -> Result<(), String> {
     if start.is_resume() {
         cfg = resumed_config(&out, &cfg, &given)?;
     }
+    cfg.devices = devices;
     let source = DataSource::resolve(&cfg.data)?;
     let model: sequent::catalog::ModelName = cfg.model.parse()?;
     let text = matches!(source, DataSource::Text(_));

@@ -29,6 +29,7 @@ impl RunConfig {
             clip: (self.clip > 0.0).then_some(self.clip),
             seed: self.seed,
             patience: (self.patience > 0).then_some(self.patience),
+            devices: self.devices.clone(),
         }
     }
 }

@@ -180,6 +180,46 @@ fn config_file_and_resume() {
     assert!(fails(&["train", "--config", &bad]).contains("hiden"));
 }
 
+/// `--devices` trains data parallel (here on the CPU device twice), resumes on other devices
+/// and does not save them with the run's settings.
+fn several_devices_train_and_resume() {
+    let s = Scratch::new("devices");
+    let text = s.file("tiny.txt", &tiny_text());
+    let run = s.path("lstm");
+    let train = |epochs: &str, devices: &[&str]| {
+        let mut args = vec!["train", "--model", "lstm", "--data", &text, "--out", &run];
+        args.extend_from_slice(&["--hidden", "8", "--embedding", "8", "--steps", "8"]);
+        args.extend_from_slice(&["--batch", "4", "--epochs", epochs]);
+        if epochs != "1" {
+            args.push("--resume");
+        }
+        args.extend_from_slice(devices);
+        ok(&args)
+    };
+    assert!(train("1", &["--devices", "flex,flex"]).contains("perplexity"));
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&run).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(saved.get("devices").is_none(), "{saved}");
+    // Resumed on one device, then on three: the epochs follow on.
+    train("2", &[]);
+    train("3", &["--devices", "flex,flex,flex"]);
+    let metrics = std::fs::read_to_string(Path::new(&run).join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 4, "{metrics}");
+    assert!(ok(&["evaluate", "--run", &run]).contains("validation"));
+
+    let series = s.file("tiny.csv", &tiny_series());
+    let run = s.path("gru");
+    let mut args = vec![
+        "train", "--model", "gru", "--data", &series, "--column", "value", "--out", &run,
+    ];
+    args.extend_from_slice(SMALL_SERIES);
+    args.extend_from_slice(&["--devices", "flex,flex"]);
+    let out = ok(&args);
+    assert!(out.contains("k-step-ahead MSE"), "{out}");
+}
+
 /// The recurrent layers' options beyond PyTorch's train, are saved with the run and are used by
 /// `generate` and `evaluate`.
 fn regularised_layers_train_and_keep_their_settings() {
@@ -235,6 +275,14 @@ fn bad_input_is_a_one_line_error() {
         (
             vec!["train", "--device", "tpu", "--data", &text],
             "unknown device",
+        ),
+        (
+            vec!["train", "--devices", "flex,tpu", "--data", &text],
+            "unknown device `tpu`",
+        ),
+        (
+            vec!["train", "--devices", "cuda:first", "--data", &text],
+            "an index goes after wgpu or cuda only",
         ),
         (
             vec!["train", "--data", "/no/such/file.txt"],
@@ -485,6 +533,10 @@ fn main() {
             classifiers_train_and_evaluate_on_ts_files,
         ),
         trials::test("config_file_and_resume", config_file_and_resume),
+        trials::test(
+            "several_devices_train_and_resume",
+            several_devices_train_and_resume,
+        ),
         trials::test(
             "regularised_layers_train_and_keep_their_settings",
             regularised_layers_train_and_keep_their_settings,

@@ -24,6 +24,7 @@ fn train_run(dir: &std::path::Path, epochs: usize, resume: bool) -> Losses {
         seed: 11,
         patience: None,
         schedule: sequent_train::learner::LrSchedule::Constant,
+        devices: Vec::new(),
     };
     let resume_after = if resume {
         learner::fit::resume_point(dir).unwrap()

@@ -164,7 +164,9 @@ pub enum StateFlow {
     Zero,
     /// Start from zero and keep the final state for the next batch (first block of an epoch).
     Start,
-    /// Continue from the previous batch's final state, detached (truncated BPTT).
+    /// Continue from the final state of the block just before this one, detached (truncated
+    /// BPTT); from zero if that block has not run (the first block a device sees when training
+    /// splits the blocks across devices: its streams' first half ran elsewhere, or not yet).
     Continue,
 }
 
@@ -179,6 +181,10 @@ pub struct TokenBatch {
     pub flow: StateFlow,
     /// Epoch (from 0) the batch belongs to.
     pub epoch: usize,
+    /// Position of the batch's first item in the epoch's order: for the sequential partition the
+    /// block's index, so a state continues only from the block just before it (see
+    /// [`StateFlow::Continue`]).
+    pub position: usize,
 }
 
 /// Stacks [`TokenBlock`]s into a [`TokenBatch`]; `carry` marks the sequential partition.
@@ -196,7 +202,7 @@ impl Batcher<Tagged<TokenBlock>, TokenBatch> for TokenBatcher {
             (true, 0) => StateFlow::Start,
             (true, _) => StateFlow::Continue,
         };
-        let epoch = first.epoch;
+        let (epoch, position) = (first.epoch, first.position);
         let steps = first.item.steps;
         let rows: usize = items.iter().map(|i| i.item.rows).sum();
         let mut input = Vec::with_capacity(rows * steps);
@@ -213,6 +219,7 @@ impl Batcher<Tagged<TokenBlock>, TokenBatch> for TokenBatcher {
             target: tensor(target),
             flow,
             epoch,
+            position,
         }
     }
 }

@@ -14,6 +14,7 @@ use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::EpochDataset;
 use crate::data::ts::{Case, CaseBatch, CaseBatcher};
+use crate::learner::control::Split;
 use crate::learner::task::{Step, Task, TaskBatch, TaskLearner};
 
 /// A loader of padded [`CaseBatch`]es, reshuffled each epoch from `(seed, epoch)` when `shuffle`
@@ -61,7 +62,12 @@ impl<C: CellKind> Task for Classification<C> {
     type Batch = CaseBatch;
     type Output = ClassificationOutput;
 
-    fn step(&self, model: &SequenceModel<C>, batch: CaseBatch) -> Step<ClassificationOutput> {
+    fn step(
+        &self,
+        model: &SequenceModel<C>,
+        batch: CaseBatch,
+        _split: Split,
+    ) -> Step<ClassificationOutput> {
         let logits = model.forward(batch.inputs, Some(&batch.lengths));
         let loss = cross_entropy(logits.clone(), batch.labels.clone());
         Step {

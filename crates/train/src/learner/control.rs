@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::clip::clip_grad_norm;
 
 /// Which pass a loss belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Split {
     /// Training batches (before the update).
     Train,
@@ -43,7 +43,9 @@ impl LossSum {
 struct Shared {
     history: History,
     failure: Option<String>,
-    seeded_epoch: Option<usize>,
+    /// The devices training runs on (empty: one, the model's), and the epoch each was last
+    /// reseeded for.
+    devices: Vec<(Device, Option<usize>)>,
 }
 
 /// The losses a run has recorded: what a checkpoint keeps so that a resumed run's `metrics.csv`
@@ -132,15 +134,39 @@ impl StepControl {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Called with every training batch: the first batch of each epoch reseeds `device` from
-    /// `(seed, epoch)`, the others leave the generator running.
+    /// Trains on `devices` (data parallel; empty or one: a single device): each device is
+    /// reseeded on its own (see [`Self::start_epoch`]) and [`Self::replicas`] is their number.
+    pub fn train_on(&self, devices: &[Device]) {
+        self.lock().devices = devices.iter().map(|d| (d.clone(), None)).collect();
+    }
+
+    /// How many devices compute a step's gradients, each over its share of the batch: each
+    /// device's loss is divided by this before the backward pass, so that the gradients burn-train
+    /// sums over the devices are those of the mean loss over the whole batch.
+    pub fn replicas(&self) -> usize {
+        self.lock().devices.len().max(1)
+    }
+
+    /// Called with every training batch: the first batch of each epoch on each device reseeds
+    /// that device from `(seed, epoch, device's index)`, the others leave the generator running.
     pub fn start_epoch(&self, device: &Device, epoch: usize) {
         let mut shared = self.lock();
-        if shared.seeded_epoch != Some(epoch) {
-            shared.seeded_epoch = Some(epoch);
+        if shared.devices.is_empty() {
+            shared.devices.push((device.clone(), None));
+        }
+        let Some(index) = shared
+            .devices
+            .iter()
+            .position(|(d, _)| d.clone().inner() == device.clone().inner())
+        else {
+            return;
+        };
+        if shared.devices[index].1 != Some(epoch) {
+            shared.devices[index].1 = Some(epoch);
             device.seed(
                 self.seed
-                    .wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                    .wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                    .wrapping_add((index as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9)),
             );
         }
     }

@@ -10,10 +10,12 @@ use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::tensor::Device;
 use burn::train::metric::LossMetric;
 use burn::train::metric::store::{Aggregate, Direction, Split as StoreSplit};
 use burn::train::{
-    Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
+    ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
+    StoppingCondition, SupervisedTraining,
 };
 use sequent_models::ErrorSource;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,14 @@ pub struct FitOptions {
     pub patience: Option<usize>,
     /// Learning-rate schedule (burn's schedulers).
     pub schedule: LrSchedule,
+    /// Devices to train on, data parallel (burn-train's multi-device strategy): each step gives
+    /// every device its own batch from its share of the training data and sums the gradients on
+    /// the first device, which updates the weights, validates and writes the checkpoints. The
+    /// gradients are those of the mean loss over all the devices' batches, so `N` devices with
+    /// batch `B` train like one device with batch `N * B`. Empty: the model's own device. Not
+    /// saved with the options: a run may resume on other devices.
+    #[serde(skip)]
+    pub devices: Vec<Device>,
 }
 
 /// How the learning rate moves during training.
@@ -111,6 +121,13 @@ pub fn fit<T: Task>(
         .renderer(Box::new(ProgressBar::new(control.clone())))
         .with_interrupter(control.interrupter())
         .num_epochs(options.epochs);
+    if !options.devices.is_empty() {
+        control.train_on(&options.devices);
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(options.devices.clone(), MultiDeviceOptim::OptimMainDevice)
+                .into(),
+        );
+    }
     if let Some(epoch) = resume_after {
         control.restore(checkpoint::load_history(&ckpt, epoch)?);
         training = training.checkpoint(epoch);

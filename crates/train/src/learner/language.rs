@@ -1,5 +1,6 @@
 //! Training a recurrent language model with truncated back-propagation through time.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
@@ -14,30 +15,44 @@ use sequent_models::loss::sequence_cross_entropy;
 use sequent_models::recurrent::{CellKind, RecurrentState};
 
 use crate::data::text::{StateFlow, TokenBatch};
+use crate::learner::control::Split;
 use crate::learner::metrics::BitsPerCharMetric;
 use crate::learner::task::{Step, Task, TaskBatch, TaskLearner};
 
-/// The state one batch hands to the next (sequential partition).
+/// Where a kept state continues: the split, the epoch and the position of the block it starts.
+type Slot = (Split, usize, usize);
+
+/// The states blocks hand to the blocks after them (sequential partition), keyed by the block
+/// that continues them. Block `j` continues only block `j - 1`'s state of the same epoch and
+/// split, so when data-parallel training gives each device its own contiguous run of blocks, each
+/// device carries its own streams' state and starts its first block from zero.
 #[derive(Clone, Debug, Default)]
-pub struct StateCarry(Arc<Mutex<Option<RecurrentState>>>);
+pub struct StateCarry(Arc<Mutex<HashMap<Slot, RecurrentState>>>);
 
 impl StateCarry {
-    /// The state a batch starts from: zero (`None`) unless it continues the previous batch.
-    pub fn take(&self, flow: StateFlow) -> Option<RecurrentState> {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match flow {
-            StateFlow::Continue => slot.take(),
-            StateFlow::Zero | StateFlow::Start => {
-                *slot = None;
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<Slot, RecurrentState>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state `batch` starts from: zero (`None`) unless it continues a block that has run. The
+    /// first block of an epoch forgets the states kept in other epochs and splits.
+    pub fn take(&self, split: Split, batch: &TokenBatch) -> Option<RecurrentState> {
+        let mut slots = self.slots();
+        match batch.flow {
+            StateFlow::Continue => slots.remove(&(split, batch.epoch, batch.position)),
+            StateFlow::Zero => None,
+            StateFlow::Start => {
+                slots.retain(|&(s, e, _), _| (s, e) == (split, batch.epoch));
                 None
             }
         }
     }
 
-    /// Keeps the batch's final state, cut from the graph, for the next batch.
-    pub fn keep(&self, flow: StateFlow, state: RecurrentState) {
-        if flow != StateFlow::Zero {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(state.detach());
+    /// Keeps the final state of `batch`, cut from the graph, for the block after it.
+    pub fn keep(&self, split: Split, batch: &TokenBatch, state: RecurrentState) {
+        if batch.flow != StateFlow::Zero {
+            self.slots()
+                .insert((split, batch.epoch, batch.position + 1), state.detach());
         }
     }
 }
@@ -153,12 +168,12 @@ impl<M: TokenModel> Task for LanguageModeling<M> {
     type Batch = TokenBatch;
     type Output = SequenceOutput;
 
-    fn step(&self, model: &M, batch: TokenBatch) -> Step<SequenceOutput> {
+    fn step(&self, model: &M, batch: TokenBatch, split: Split) -> Step<SequenceOutput> {
         let [b, t] = batch.input.dims();
-        let state = self.carry.take(batch.flow);
-        let (logits, state) = model.next_token_logits(batch.input, state);
+        let state = self.carry.take(split, &batch);
+        let (logits, state) = model.next_token_logits(batch.input.clone(), state);
         if let Some(state) = state {
-            self.carry.keep(batch.flow, state);
+            self.carry.keep(split, &batch, state);
         }
         let loss = sequence_cross_entropy(logits.clone(), batch.target.clone());
         Step {

@@ -17,6 +17,7 @@ use sequent_models::heads::SequenceForecaster;
 use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::{EpochDataset, Tagged};
+use crate::learner::control::Split;
 use crate::learner::metrics::RegressionErrorMetric;
 use crate::learner::task::{Step, Task, TaskBatch, TaskLearner};
 
@@ -152,7 +153,7 @@ impl<M: SeriesModel> Task for Forecasting<M> {
     type Batch = WindowBatch;
     type Output = RegressionOutput;
 
-    fn step(&self, model: &M, batch: WindowBatch) -> Step<RegressionOutput> {
+    fn step(&self, model: &M, batch: WindowBatch, _split: Split) -> Step<RegressionOutput> {
         let (output, targets) = model.training_pairs(batch.windows);
         let loss = MseLoss::new().forward(output.clone(), targets.clone(), Reduction::Mean);
         Step {

@@ -43,8 +43,8 @@ pub trait Task: Clone + Debug + Send + Sync + 'static {
     /// What the metrics read.
     type Output: ItemLazy + 'static;
 
-    /// The loss of `batch` under `model`.
-    fn step(&self, model: &Self::Model, batch: Self::Batch) -> Step<Self::Output>;
+    /// The loss of `batch` under `model`, in training or validation (`split`).
+    fn step(&self, model: &Self::Model, batch: Self::Batch, split: Split) -> Step<Self::Output>;
 
     /// Registers the task's metrics on `training`.
     fn metrics(
@@ -81,7 +81,7 @@ impl<T: Task> TaskLearner<T> {
         if split == Split::Train {
             self.control.start_epoch(&batch.device(), epoch);
         }
-        let step = self.task.step(&self.model, batch);
+        let step = self.task.step(&self.model, batch, split);
         self.control.record(&step.loss, step.targets, epoch, split);
         step
     }
@@ -93,7 +93,10 @@ impl<T: Task> TrainStep for TaskLearner<T> {
 
     fn step(&self, batch: T::Batch) -> TrainOutput<T::Output> {
         let step = self.run(batch, Split::Train);
-        let grads = step.loss.backward();
+        let grads = match self.control.replicas() {
+            1 => step.loss.backward(),
+            n => step.loss.clone().div_scalar(n as f64).backward(),
+        };
         TrainOutput::new(self, grads, step.output)
     }
 
