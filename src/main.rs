@@ -82,6 +82,16 @@ enum Command {
     },
     /// Throughput of sequent's RNN/LSTM/GRU against burn::nn (and PyTorch), side by side.
     Bench(BenchArgs),
+    /// Serve this machine's devices to trainers on other machines (`sequent train --devices
+    /// ws://HOST:PORT,...`), until stopped; needs a build with `--features remote`.
+    Serve {
+        /// TCP port to listen on, on every interface (0: a free one, printed).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Devices to serve, comma-separated; a trainer picks the `N`-th as `ws://HOST:PORT/N`.
+        #[arg(long, value_delimiter = ',', default_value = sequent::device::default_name())]
+        devices: Vec<String>,
+    },
 }
 
 /// Workloads: every combination of the listed modes, kinds, widths and lengths (default: the
@@ -517,6 +527,13 @@ fn open_run(dir: &Path) -> Result<Opened, String> {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Train(args) => train(&args),
+        Command::Serve { port, devices } => {
+            let devices = sequent::device::parse_list(&devices)?;
+            sequent::device::serve(port, devices, |port| {
+                println!("serving on ws://0.0.0.0:{port}");
+                let _ = std::io::stdout().flush();
+            })
+        }
         Command::Generate {
             run,
             prefix,

@@ -39,6 +39,24 @@ pub fn wgpu() -> Result<Device, SequentError> {
         .clone()
 }
 
+/// Whether `device` has Burn's collective operations (all-reduce across devices): in Burn 0.22.1
+/// only CUDA devices. Data-parallel training on devices that all have them synchronises the
+/// gradients with them (burn-train's distributed data parallel strategy).
+///
+/// Burn's remote devices have them too, but only among the devices of one server: an all-reduce
+/// across two servers panics in burn-remote 0.22.1 ("cross-peer all_reduce is not supported
+/// yet"), and within one server it runs on the server's backend, which the client cannot see. So
+/// remote devices do not count here.
+pub fn has_collectives(device: &burn::tensor::Device) -> bool {
+    #[allow(unused_imports)]
+    use burn::backend::DispatchDevice;
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "cuda")]
+        DispatchDevice::Cube(cube) => cube.runtime() == burn_cubecl::cubecl::RuntimeId::Cuda,
+        _ => false,
+    }
+}
+
 /// The CubeCL kernels (wgpu, cuda) launched while `f` runs, counted by a CubeCL launch observer
 /// (`cubecl::logging::LaunchObserver`, told of every launch the process issues: from whichever
 /// thread issues it, Burn's fusion executing on its own). So nothing else in the process should

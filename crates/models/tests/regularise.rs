@@ -12,7 +12,7 @@ use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use sequent_models::recurrent::{
-    GruConfig, Kernels, LstmConfig, Recurrent, RecurrentState, Rnn, RnnConfig,
+    CellKind, GruConfig, Kernels, LstmConfig, Recurrent, RecurrentState, Rnn, RnnConfig,
 };
 
 const BATCH: usize = 16;
@@ -197,37 +197,55 @@ fn weight_drop_zeroes_the_gradient_of_dropped_weights() {
     assert_rate("weight drop", total - dropped, total, 1.0 - p);
 }
 
-/// Input dropout and weight drop run on the fused whole-sequence op: with the same seed it gives
-/// the composed path's outputs and gradients.
+/// With the same seed, `fused` (whose dropouts run on the whole-sequence op where the engine has
+/// it) gives the composed path's outputs and gradients.
+fn assert_fused_equals_composed<C: CellKind>(fused: Recurrent<C>, backend: &str, device: &Device) {
+    let mut composed = fused.clone();
+    composed.kernels = Kernels::Composed;
+    let x = Tensor::<3>::random([3, 7, 5], Distribution::Normal(0.0, 1.0), device);
+    let run = |layer: &Recurrent<C>| {
+        device.seed(11);
+        let x = x.clone().require_grad();
+        let (out, _) = layer.forward(x.clone(), None);
+        let grads = out.clone().powi_scalar(2).sum().backward();
+        let gx = x.grad(&grads).unwrap();
+        let w = &layer.layers[1].reverse.as_ref().unwrap().weight_hh;
+        let gw = GradientsParams::from_grads(grads, layer)
+            .get::<2>(w.id)
+            .unwrap();
+        (out, gx, gw)
+    };
+    let (o1, x1, w1) = run(&fused);
+    let (o2, x2, w2) = run(&composed);
+    assert!(max_diff(o1, o2) < 1e-5, "{backend}: outputs differ");
+    assert!(max_diff(x1, x2) < 1e-4, "{backend}: input gradients differ");
+    assert!(max_diff(w1, w2) < 1e-4, "{backend}: W_hh gradients differ");
+}
+
+/// Input dropout, weight drop and recurrent dropout run on the fused whole-sequence op (recurrent
+/// dropout on the host engine's; the cube engine runs it composed): with the same seed each cell
+/// gives the composed path's outputs and gradients.
 #[test]
-fn fused_equals_composed_with_input_dropout_and_weight_drop() {
+fn fused_equals_composed_with_the_dropouts() {
     let _turn = one_at_a_time();
     for (backend, device) in common::backends() {
-        let fused = LstmConfig::new(5, 6)
+        let lstm = LstmConfig::new(5, 6)
             .with_num_layers(2)
             .with_bidirectional(true)
             .with_input_dropout(0.3)
-            .with_weight_drop(0.4)
-            .init(&device);
-        let mut composed = fused.clone();
-        composed.kernels = Kernels::Composed;
-        let x = Tensor::<3>::random([3, 7, 5], Distribution::Normal(0.0, 1.0), &device);
-        let run = |layer: &Recurrent<_>| {
-            device.seed(11);
-            let x = x.clone().require_grad();
-            let (out, _) = layer.forward(x.clone(), None);
-            let grads = out.clone().powi_scalar(2).sum().backward();
-            let gx = x.grad(&grads).unwrap();
-            let w = &layer.layers[1].reverse.as_ref().unwrap().weight_hh;
-            let gw = GradientsParams::from_grads(grads, layer)
-                .get::<2>(w.id)
-                .unwrap();
-            (out, gx, gw)
-        };
-        let (o1, x1, w1) = run(&fused);
-        let (o2, x2, w2) = run(&composed);
-        assert!(max_diff(o1, o2) < 1e-5, "{backend}: outputs differ");
-        assert!(max_diff(x1, x2) < 1e-4, "{backend}: input gradients differ");
-        assert!(max_diff(w1, w2) < 1e-4, "{backend}: W_hh gradients differ");
+            .with_weight_drop(0.4);
+        assert_fused_equals_composed(lstm.init(&device), backend, &device);
+        let lstm = lstm.with_recurrent_dropout(0.25);
+        assert_fused_equals_composed(lstm.init(&device), backend, &device);
+        let gru = GruConfig::new(5, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_recurrent_dropout(0.25);
+        assert_fused_equals_composed(gru.init(&device), backend, &device);
+        let rnn = RnnConfig::new(5, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_recurrent_dropout(0.25);
+        assert_fused_equals_composed(rnn.init(&device), backend, &device);
     }
 }

@@ -31,8 +31,9 @@ use crate::rng::SplitMix64;
 /// `dropout` module in training); zoneout takes its expectation in evaluation. The masks come from
 /// the device's random generator, so a seeded run draws the same ones.
 ///
-/// Input dropout and weight drop run on the fused whole-sequence ops; recurrent dropout in
-/// training, and zoneout, run the composed per-step path.
+/// Input dropout and weight drop run on the fused whole-sequence ops, recurrent dropout on the
+/// host engine's (Flex, NdArray; the cube engine runs it composed); zoneout runs the composed
+/// per-step path.
 ///
 /// The options are set on the layer's config; evaluation (a device without autodiff, or the
 /// module after `valid()`) runs the plain layer, with zoneout's expectation:
@@ -85,9 +86,19 @@ impl Regularisation {
         }
     }
 
-    /// Whether the whole-sequence op can run layers with these options (in training or not).
-    pub(crate) fn fuses(&self, training: bool) -> bool {
-        self.zoneout == 0.0 && !(training && self.recurrent_dropout > 0.0)
+    /// Whether the whole-sequence op can run layers with these options (recurrent dropout only
+    /// where [`fused::applies`](super::fused::applies) says so).
+    pub(crate) fn fuses(&self) -> bool {
+        self.zoneout == 0.0
+    }
+
+    /// Recurrent dropout's probability in `training`, 0 otherwise.
+    pub(crate) fn recurrent_dropout_in(&self, training: bool) -> f64 {
+        if training {
+            self.recurrent_dropout
+        } else {
+            0.0
+        }
     }
 }
 

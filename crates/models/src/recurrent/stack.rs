@@ -145,14 +145,12 @@ impl<C: CellKind> Recurrent<C> {
     }
 
     /// The whole-sequence op of this stack's cell, if it has one, the layers have no
-    /// projection and no layer norm and the regularisers let it run (in `training` or not);
-    /// else the composed path runs.
-    fn fused_cell(&self, training: bool) -> Option<fused::FusedCell> {
+    /// projection and no layer norm and the regularisers let it run; else the composed path
+    /// runs.
+    fn fused_cell(&self) -> Option<fused::FusedCell> {
         self.cell.fused_cell().filter(|_| {
             let first = &self.layers[0].forward;
-            first.weight_hr.is_none()
-                && first.layer_norm.is_none()
-                && self.regularise.fuses(training)
+            first.weight_hr.is_none() && first.layer_norm.is_none() && self.regularise.fuses()
         })
     }
 
@@ -289,7 +287,7 @@ impl<C: CellKind> Recurrent<C> {
         let device = tokens.device();
         let folding = self.folds_embedding(vocab, steps, batch, &device);
         let training = self.training(&device);
-        let Some(cell) = self.fused_cell(training).filter(|_| folding) else {
+        let Some(cell) = self.fused_cell().filter(|_| folding) else {
             return self.try_forward(embed_steps(embedding, tokens), state, None);
         };
         let mut initial = self.initial_states(state, batch, &device)?;
@@ -306,8 +304,10 @@ impl<C: CellKind> Recurrent<C> {
             weights.w_ih = folded.into_dispatch();
             fused::SequenceWeights::One(weights, Direction::Forward)
         };
-        let (x, last) = fused::run_layer(cell, ids, op_weights, &[&initial[0]], None, self.kernels)
-            .expect("folds_embedding checked that the op applies");
+        let p = self.regularise.recurrent_dropout_in(training);
+        let (x, last) =
+            fused::run_layer(cell, ids, op_weights, &[&initial[0]], None, self.kernels, p)
+                .expect("folds_embedding checked that the op applies");
         let x = self.after_layer(0, x);
         let (out, finals) = self.run_layers(x, 1, rest, last, None, training);
         Ok((out.swap_dims(0, 1), Self::stack_states(finals)))
@@ -327,8 +327,9 @@ impl<C: CellKind> Recurrent<C> {
         let training = self.training(device);
         self.num_directions() == 1
             && !(training && self.regularise.input_dropout > 0.0)
-            && self.fused_cell(training).is_some_and(|cell| {
-                fused::applies(cell, (steps, batch), false, device, self.kernels)
+            && self.fused_cell().is_some_and(|cell| {
+                let masked = self.regularise.recurrent_dropout_in(training) > 0.0;
+                fused::applies(cell, (steps, batch), (false, masked), device, self.kernels)
             })
             && 2 * vocab <= steps * batch
     }
@@ -379,7 +380,7 @@ impl<C: CellKind> Recurrent<C> {
         training: bool,
     ) -> (Tensor<3>, Vec<CellState>) {
         if let (Some(reverse), Some(cell), [f, r]) =
-            (&layer.reverse, self.fused_cell(training), &starts[..])
+            (&layer.reverse, self.fused_cell(), &starts[..])
         {
             let weights = || {
                 let [f, r] = [&layer.forward, reverse].map(fused::op_weights);
@@ -387,7 +388,10 @@ impl<C: CellKind> Recurrent<C> {
             };
             let x = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
-            if let Some(done) = fused::run_layer(cell, x, weights, &[f, r], lengths, self.kernels) {
+            let p = self.regularise.recurrent_dropout_in(training);
+            if let Some(done) =
+                fused::run_layer(cell, x, weights, &[f, r], lengths, self.kernels, p)
+            {
                 return done;
             }
         }
@@ -417,12 +421,13 @@ impl<C: CellKind> Recurrent<C> {
         masks: Option<&StepMasks>,
         training: bool,
     ) -> (Tensor<3>, CellState) {
-        if let Some(cell) = self.fused_cell(training) {
+        if let Some(cell) = self.fused_cell() {
+            let p = self.regularise.recurrent_dropout_in(training);
             let op_weights = || fused::SequenceWeights::One(fused::op_weights(weights), direction);
             let input = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
             if let Some((out, mut lasts)) =
-                fused::run_layer(cell, input, op_weights, &[&state], lengths, self.kernels)
+                fused::run_layer(cell, input, op_weights, &[&state], lengths, self.kernels, p)
             {
                 return (out, lasts.remove(0));
             }

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::tensor::Device;
+use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::metric::LossMetric;
 use burn::train::metric::store::{Aggregate, Direction, Split as StoreSplit};
 use burn::train::{
@@ -18,6 +19,7 @@ use burn::train::{
     StoppingCondition, SupervisedTraining,
 };
 use sequent_models::ErrorSource;
+use sequent_models::device::has_collectives;
 use serde::{Deserialize, Serialize};
 
 use crate::learner::checkpoint::{self, AtomicCheckpointer};
@@ -123,10 +125,7 @@ pub fn fit<T: Task>(
         .num_epochs(options.epochs);
     if !options.devices.is_empty() {
         control.train_on(&options.devices);
-        training = training.with_training_strategy(
-            ExecutionStrategy::multi(options.devices.clone(), MultiDeviceOptim::OptimMainDevice)
-                .into(),
-        );
+        training = training.with_training_strategy(data_parallel(options.devices.clone()).into());
     }
     if let Some(epoch) = resume_after {
         control.restore(checkpoint::load_history(&ckpt, epoch)?);
@@ -160,6 +159,23 @@ pub fn fit<T: Task>(
         resumed_after: resume_after,
         stopped,
     })
+}
+
+/// How burn-train trains on `devices`: distributed data parallel (a replica and an optimiser on
+/// each device, the gradients summed by an all-reduce during the backward pass) where every device
+/// has collective operations ([`has_collectives`]: CUDA and remote devices), otherwise the
+/// multi-device strategy (each device's gradients moved to the first device and summed there, which
+/// updates the weights). Each device's loss is divided by the number of devices
+/// ([`StepControl::replicas`]), so either sum is the gradient of the mean loss.
+fn data_parallel(devices: Vec<Device>) -> ExecutionStrategy {
+    if devices.len() > 1 && devices.iter().all(has_collectives) {
+        let sum = DistributedConfig {
+            all_reduce_op: ReduceOperation::Sum,
+        };
+        ExecutionStrategy::ddp(devices, sum)
+    } else {
+        ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice)
+    }
 }
 
 /// A fresh training run of `model` for `task` in `dir`, in one call: [`fit`] with a new

@@ -30,10 +30,13 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::regularise::dropout_mask;
 use super::state::CellState;
 use super::weights::CellWeights;
 
-pub use ops::{DirectionWeights, FusedCellOps, InitialState, SequenceInput, SequenceWeights};
+pub use ops::{
+    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, SequenceInput, SequenceWeights,
+};
 pub use sequence::{Direction, FusedCell};
 
 /// Which kernels the recurrent layers (and the losses and optimiser built on them) run: sequent's
@@ -138,14 +141,14 @@ pub(crate) fn op_weights(weights: &CellWeights) -> DirectionWeights<Dispatch> {
 }
 
 /// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
-/// rows on `device`, padded (with lengths) or not: on the cube engine always; on the host engine
-/// for its cells' unpadded input of more than one step or of a batch small enough for the op's
-/// products to read the weights in place (one step of a larger batch would pack `W_hh` for a
-/// single product).
+/// rows on `device`, padded (with lengths) or not, with recurrent dropout's mask or not: on the
+/// cube engine without the mask; on the host engine for its cells' unpadded input of more than
+/// one step or of a batch small enough for the op's products to read the weights in place (one
+/// step of a larger batch would pack `W_hh` for a single product).
 pub(crate) fn applies(
     cell: FusedCell,
     (steps, batch): (usize, usize),
-    padded: bool,
+    (padded, masked): (bool, bool),
     device: &Device,
     kernels: Kernels,
 ) -> bool {
@@ -153,7 +156,7 @@ pub(crate) fn applies(
         Engine::Host => {
             cell.on_host() && !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS)
         }
-        Engine::Cube => true,
+        Engine::Cube => !masked,
         Engine::Composed => false,
     }
 }
@@ -178,7 +181,8 @@ fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
 /// for both directions each row the forward direction's values and then the reverse one's: the
 /// next layer's input as it is, and in the backward no split of its gradient) and each
 /// direction's final state. The reverse direction runs backwards in time over the input as it
-/// is (no flipped copies).
+/// is (no flipped copies). With `recurrent_dropout` above 0 (in training) each direction's
+/// recurrent product reads `h_{t-1}` times a mask drawn here, one a direction in order.
 pub(crate) fn run_layer(
     cell: FusedCell,
     input: SequenceInput<Dispatch>,
@@ -186,14 +190,25 @@ pub(crate) fn run_layer(
     states: &[&CellState],
     lengths: Option<&[usize]>,
     kernels: Kernels,
+    recurrent_dropout: f64,
 ) -> Option<(Tensor<3>, Vec<CellState>)> {
     let (steps, batch) = input.steps_and_batch();
     let device = states[0].hidden.device();
-    if !applies(cell, (steps, batch), lengths.is_some(), &device, kernels) {
+    let shape = (lengths.is_some(), recurrent_dropout > 0.0);
+    if !applies(cell, (steps, batch), shape, &device, kernels) {
         return None;
     }
     let weights = weights();
     let h = states[0].hidden.dims()[1];
+    let masks: Vec<Tensor<2>> = states
+        .iter()
+        .filter_map(|s| dropout_mask(recurrent_dropout, s.hidden.dims(), &device, true))
+        .collect();
+    let mask = match <[Tensor<2>; 1]>::try_from(masks) {
+        Ok([one]) => RecurrentMask::On(one.into_dispatch()),
+        Err(masks) if masks.is_empty() => RecurrentMask::Off,
+        Err(masks) => RecurrentMask::On(Tensor::stack::<3>(masks, 0).into_dispatch()),
+    };
     let stack = |s: Vec<Tensor<2>>| match <[Tensor<2>; 1]>::try_from(s) {
         Ok([one]) => one.into_dispatch(),
         Err(s) => Tensor::stack::<3>(s, 0).into_dispatch(),
@@ -229,7 +244,7 @@ pub(crate) fn run_layer(
         SequenceWeights::Both(..) => vec![steps - 1, 0],
     };
     let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::sequence(
-        cell, input, weights, state,
+        cell, input, weights, state, mask,
     ));
     let finals = lasts
         .into_iter()

@@ -10,7 +10,9 @@ use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
 use super::sequence::{SequenceTrace, sequence_backward_host, sequence_host};
-use super::{DirectionWeights, FusedCellOps, InitialState, SequenceInput, SequenceWeights};
+use super::{
+    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, SequenceInput, SequenceWeights,
+};
 use crate::host::autodiff::{one_parent_backward, register, tracked};
 use crate::host::{device_tensor, host};
 use crate::recurrent::fused::kernels;
@@ -158,6 +160,7 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         input: SequenceInput<Self>,
         weights: SequenceWeights<Self>,
         state: InitialState<Self>,
+        mask: RecurrentMask<Self>,
     ) -> FloatTensor<Self> {
         // The parents in order: x (features only), the weights, h0, c0 (LSTM).
         let mut nodes = Vec::new();
@@ -187,7 +190,11 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
                 InitialState::HiddenCell(h0.into_primitive(), c0.into_primitive())
             }
         };
-        let op = || sequence_host::<B>(cell, input, weights, state);
+        let mask = match mask {
+            RecurrentMask::Off => RecurrentMask::Off,
+            RecurrentMask::On(m) => RecurrentMask::On(m.into_primitive()),
+        };
+        let op = || sequence_host::<B>(cell, input, weights, state, mask);
         match nodes.len() {
             5 => tracked::<B, C, _, 5>(SequenceBackward, array(nodes), op),
             6 => tracked::<B, C, _, 6>(SequenceBackward, array(nodes), op),

@@ -8,7 +8,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Shape, Slice};
 
 use super::sequence::sequence_host;
-use super::{FusedCellOps, InitialState, SequenceInput, SequenceWeights};
+use super::{FusedCellOps, InitialState, RecurrentMask, SequenceInput, SequenceWeights};
 use crate::host::{device_tensor, host};
 use crate::recurrent::fused::kernels;
 use crate::recurrent::fused::sequence::FusedCell;
@@ -77,8 +77,9 @@ macro_rules! host_backend {
                 input: SequenceInput<Self>,
                 weights: SequenceWeights<Self>,
                 state: InitialState<Self>,
+                mask: RecurrentMask<Self>,
             ) -> FloatTensor<Self> {
-                sequence_host::<Self>(cell, input, weights, state).1
+                sequence_host::<Self>(cell, input, weights, state, mask).1
             }
         }
     };

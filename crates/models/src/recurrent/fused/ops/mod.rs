@@ -76,6 +76,17 @@ pub enum InitialState<B: Backend> {
     HiddenCell(FloatTensor<B>, FloatTensor<B>),
 }
 
+/// Recurrent dropout's mask on `h_{t-1}` in the recurrent product (see
+/// [`LayerInputs::recurrent_mask`](super::sequence::LayerInputs::recurrent_mask)): `[B, H]` for
+/// one direction, `[2, B, H]` for both (the forward direction's first). It is no parent of the op.
+#[derive(ExtensionType)]
+pub enum RecurrentMask<B: Backend> {
+    /// No recurrent dropout.
+    Off,
+    /// The mask, entries 0 or `1 / (1 - p)`.
+    On(FloatTensor<B>),
+}
+
 /// Fused pointwise parts of the recurrent cells and the whole-sequence op.
 #[backend_extension(
     Autodiff,
@@ -103,12 +114,14 @@ pub trait FusedCellOps: Backend {
     /// op (its BPTT inside one backward node) -> `[T, B, D*H]`, `D` the number of directions: per
     /// time, the forward direction's `h_t` and then the reverse one's (the next layer's input as
     /// it is). With a cell state (LSTM) one more slab follows, `[T + 1, B, D*H]`: the final cell
-    /// states side by side.
+    /// states side by side. With a recurrent `mask` each step's recurrent product reads
+    /// `h_{t-1}` times it.
     fn sequence(
         cell: FusedCell,
         #[extension_type] input: SequenceInput<Self>,
         #[extension_type] weights: SequenceWeights<Self>,
         #[extension_type] state: InitialState<Self>,
+        #[extension_type] mask: RecurrentMask<Self>,
     ) -> FloatTensor<Self>;
 }
 

@@ -5,7 +5,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::{DirectionWeights, InitialState, SequenceInput, SequenceWeights};
+use super::{DirectionWeights, InitialState, RecurrentMask, SequenceInput, SequenceWeights};
 use crate::host::{HostValues, device_tensor, host, host_indices};
 use crate::recurrent::fused::sequence::{
     self, Direction, FusedCell, LayerInput, LayerInputs, Trace, join_rows, split_rows,
@@ -20,15 +20,18 @@ pub(super) type SequenceTrace<B> = Vec<(Trace, HostLayer<B>)>;
 pub(super) struct HostLayer<B: Backend> {
     x: LayerInput<HostValues<B>, Vec<usize>>,
     weights: [HostValues<B>; 4],
+    mask: Option<Vec<f32>>,
     dims: (usize, usize, usize),
     like: FloatTensor<B>,
 }
 
 impl<B: Backend> HostLayer<B> {
-    /// From the layer's input `x` on the host (`[T, B, ..]`) and the direction's weights.
+    /// From the layer's input `x` on the host (`[T, B, ..]`), the direction's weights and its
+    /// recurrent mask.
     fn new(
         (x, shape): (LayerInput<HostValues<B>, Vec<usize>>, Shape),
         weights: DirectionWeights<B>,
+        mask: Option<Vec<f32>>,
     ) -> Self {
         let h = weights.w_hh.shape()[1];
         let like = weights.w_ih.clone();
@@ -36,6 +39,7 @@ impl<B: Backend> HostLayer<B> {
         Self {
             x,
             weights: weights.map(|w| host::<B>(w).0),
+            mask,
             dims: (shape[0], shape[1], h),
             like,
         }
@@ -49,6 +53,7 @@ impl<B: Backend> HostLayer<B> {
             b_ih,
             w_hh,
             b_hh,
+            recurrent_mask: self.mask.as_deref(),
         }
     }
 
@@ -119,25 +124,34 @@ fn direction_part(v: &[f32], d: usize, bh: usize) -> &[f32] {
 }
 
 /// The sequence op on the host: `cell` over `input` with `weights` (one direction, or both at
-/// the same time) from `state`. Returns what the backward needs and the output (see
+/// the same time) from `state`, with recurrent dropout's `mask` if on. Returns what the backward needs and the output (see
 /// [`super::FusedCellOps::sequence`]).
 pub(super) fn sequence_host<B: Backend>(
     cell: FusedCell,
     input: SequenceInput<B>,
     weights: SequenceWeights<B>,
     state: InitialState<B>,
+    mask: RecurrentMask<B>,
 ) -> (SequenceTrace<B>, FloatTensor<B>) {
     let (h0, c0) = host_state::<B>(state);
+    let mask = match mask {
+        RecurrentMask::Off => None,
+        RecurrentMask::On(m) => Some(host::<B>(m).0),
+    };
+    // Direction `d`'s part of the mask (`bh` values).
+    let part = |d: usize, bh: usize| mask.as_ref().map(|m| direction_part(m, d, bh).to_vec());
     let (directions, runs) = match weights {
         SequenceWeights::One(w, direction) => {
+            let bh = h0.len();
             let x = host_input(input, w.w_ih.shape()[1]);
-            (vec![HostLayer::new(x, w)], vec![direction])
+            (vec![HostLayer::new(x, w, part(0, bh))], vec![direction])
         }
         SequenceWeights::Both(forward, reverse) => {
+            let bh = h0.len() / 2;
             let x = host_input(input, forward.w_ih.shape()[1]);
             let layers = vec![
-                HostLayer::new(x.clone(), forward),
-                HostLayer::new(x, reverse),
+                HostLayer::new(x.clone(), forward, part(0, bh)),
+                HostLayer::new(x, reverse, part(1, bh)),
             ];
             (layers, vec![Direction::Forward, Direction::Reverse])
         }

@@ -1,7 +1,8 @@
 //! A layer direction's inputs on the host (features or token ids, and the weights), with the
 //! input projection `x W_ih^T` and its gradients.
 
-use std::ops::Deref;
+use std::borrow::Cow;
+use std::ops::{Deref, Range};
 
 use rayon::prelude::*;
 
@@ -33,7 +34,8 @@ impl<F: Deref<Target = [f32]>, T: Deref<Target = [usize]>> LayerInput<F, T> {
 }
 
 /// The inputs of a layer direction on the host: the input `x`, `w_ih` `[G*H, I]` (`I = V` for
-/// tokens), `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`.
+/// tokens), `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`, and
+/// recurrent dropout's mask, if any.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerInputs<'a> {
     /// The layer's input.
@@ -46,9 +48,46 @@ pub struct LayerInputs<'a> {
     pub w_hh: &'a [f32],
     /// `b_hh`, `[G*H]`.
     pub b_hh: &'a [f32],
+    /// Recurrent dropout's mask `m` `[B, H]` (0 or `1 / (1 - p)`, one a sequence): the recurrent
+    /// product is `(h_{t-1} * m) W_hh^T` at every step; `h_{t-1}` itself goes on unmasked.
+    pub recurrent_mask: Option<&'a [f32]>,
+}
+
+/// `into = a * m` elementwise (a step's masked states, for the recurrent product).
+pub(super) fn masked_into(into: &mut [f32], a: &[f32], m: &[f32]) {
+    for ((o, a), m) in into.iter_mut().zip(a).zip(m) {
+        *o = a * m;
+    }
+}
+
+/// `a *= m` elementwise (the gradient that leaves the recurrent product through the mask).
+pub(super) fn mask_in_place(a: &mut [f32], m: &[f32]) {
+    for (a, m) in a.iter_mut().zip(m) {
+        *a *= m;
+    }
 }
 
 impl LayerInputs<'_> {
+    /// The mask's rows `rows` (`h` wide), if there is a mask.
+    pub(super) fn mask_rows(&self, rows: &Range<usize>, h: usize) -> Option<&[f32]> {
+        self.recurrent_mask
+            .map(|m| &m[rows.start * h..rows.end * h])
+    }
+
+    /// The states the recurrent products read, `[T*B, H]`: `h_prev`, or each of its `[B, H]`
+    /// slabs times the mask.
+    pub(super) fn recurrent_operand<'h>(&self, h_prev: &'h [f32]) -> Cow<'h, [f32]> {
+        match self.recurrent_mask {
+            None => Cow::Borrowed(h_prev),
+            Some(m) => Cow::Owned(
+                h_prev
+                    .chunks(m.len())
+                    .flat_map(|slab| slab.iter().zip(m).map(|(h, m)| h * m))
+                    .collect(),
+            ),
+        }
+    }
+
     /// `x W_ih^T` for every step, `[T*B, G*H]` (biases not added): one GEMM reading `W_ih`
     /// transposed, or dot products against its rows for one or two rows; for tokens, the rows
     /// of `W_ih^T` they select.

@@ -3,7 +3,7 @@
 use super::buffers::{accumulate, add, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
-use super::inputs::LayerInputs;
+use super::inputs::{LayerInputs, mask_in_place, masked_into};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{lstm_backward_in_place, lstm_forward_keep};
@@ -55,13 +55,22 @@ pub fn lstm_sequence_forward(
     let work: Vec<_> = slabs(&mut gates, g4, batch, &parts)
         .into_iter()
         .zip(slabs(&mut hidden, h, batch, &parts))
-        .zip(slabs(&mut cell, h, batch, &parts))
+        .zip(slabs(&mut cell, h, batch, &parts).into_iter().zip(&parts))
         .collect();
-    in_parallel(work, |((mut gs, mut hs), mut cs)| {
+    in_parallel(work, |((mut gs, mut hs), (mut cs, rows))| {
+        let mask = inputs.mask_rows(rows, h);
+        let mut masked = vec![0f32; if mask.is_some() { rows.len() * h } else { 0 }];
         for t in direction.times(steps) {
             let g = &mut *gs[t];
             let (h_prev, h_next) = step_states(&mut hs, direction.slots(t));
-            w.multiply_bias(h_prev, g, true, &bias);
+            let operand = match mask {
+                Some(m) => {
+                    masked_into(&mut masked, h_prev, m);
+                    &masked[..]
+                }
+                None => h_prev,
+            };
+            w.multiply_bias(operand, g, true, &bias);
             let (c_prev, c_next) = step_states(&mut cs, direction.slots(t));
             lstm_forward_keep(g, c_prev, h, h_next, c_next);
         }
@@ -112,6 +121,7 @@ pub fn lstm_sequence_backward(
         work,
         |(((mut dgs, mut dh_next), mut dc_next), (rows, mut sums))| {
             let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
+            let mask = inputs.mask_rows(&rows, h);
             let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
             for t in direction.times(steps).rev() {
                 add(&mut dh, rows_of(d_hidden, t, &rows, h, batch), dh_next);
@@ -122,12 +132,15 @@ pub fn lstm_sequence_backward(
                 lstm_backward_in_place(dg, c_prev, c, &dh, dc_next, h, &mut dc_prev);
                 accumulate(sums[0], dg);
                 w.multiply(dg, dh_next, false);
+                if let Some(m) = mask {
+                    mask_in_place(dh_next, m);
+                }
                 dc_next.copy_from_slice(&dc_prev);
             }
         },
     );
     // The gates are x W_ih^T + b_ih + h W_hh^T + b_hh: one gradient for both products.
-    let h_prev = direction.entering(&hidden, bh);
+    let h_prev = inputs.recurrent_operand(direction.entering(&hidden, bh));
     let bias = total(&sums, g4);
-    LayerGrads::shared(inputs, (&d_gates, bias), h_prev, (dh_next, dc_next))
+    LayerGrads::shared(inputs, (&d_gates, bias), &h_prev, (dh_next, dc_next))
 }

@@ -4,7 +4,7 @@
 use super::buffers::{accumulate, add, add_rows, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
-use super::inputs::LayerInputs;
+use super::inputs::{LayerInputs, mask_in_place, masked_into};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{
@@ -92,19 +92,28 @@ pub fn single_state_forward(
     let work: Vec<_> = slabs(&mut projected, gh, batch, &parts)
         .into_iter()
         .zip(slabs(&mut hidden, h, batch, &parts))
-        .zip(gru_parts)
+        .zip(gru_parts.into_iter().zip(&parts))
         .collect();
-    in_parallel(work, |((mut ps, mut hs), (mut xs, mut acts))| {
+    in_parallel(work, |((mut ps, mut hs), ((mut xs, mut acts), rows))| {
+        let mask = inputs.mask_rows(rows, h);
+        let mut masked = vec![0f32; if mask.is_some() { rows.len() * h } else { 0 }];
         for t in direction.times(steps) {
             let p = &mut *ps[t];
             let (prev, next) = step_states(&mut hs, direction.slots(t));
+            let operand = match mask {
+                Some(m) => {
+                    masked_into(&mut masked, prev, m);
+                    &masked[..]
+                }
+                None => prev,
+            };
             match cell {
                 SingleStateCell::Gru => {
                     add_rows(xs[t], inputs.b_ih);
-                    w.multiply_bias(prev, p, false, &bias);
+                    w.multiply_bias(operand, p, false, &bias);
                 }
                 SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
-                    w.multiply_bias(prev, p, true, &bias)
+                    w.multiply_bias(operand, p, true, &bias)
                 }
             }
             match cell {
@@ -162,6 +171,7 @@ pub fn single_state_backward(
         work,
         |(((mut dxs, mut dps), mut dh_next), (rows, (mut p_sums, mut x_sums)))| {
             let dh_next = &mut *dh_next[0];
+            let mask = inputs.mask_rows(&rows, h);
             // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
             let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
             for t in direction.times(steps).rev() {
@@ -173,8 +183,18 @@ pub fn single_state_backward(
                         let prev = rows_of(&hidden, from, &rows, h, batch);
                         gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
                         accumulate(x_sums[0], dxs[t]);
-                        dh_next.copy_from_slice(&direct);
-                        w.multiply(dp, dh_next, true);
+                        match mask {
+                            None => {
+                                dh_next.copy_from_slice(&direct);
+                                w.multiply(dp, dh_next, true);
+                            }
+                            // Only the product's part of the gradient passes the mask.
+                            Some(m) => {
+                                w.multiply(dp, dh_next, false);
+                                mask_in_place(dh_next, m);
+                                accumulate(dh_next, &direct);
+                            }
+                        }
                     }
                     SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
                         let y = rows_of(&hidden, to, &rows, h, batch);
@@ -184,13 +204,16 @@ pub fn single_state_backward(
                             relu_backward(y, &g, dp);
                         }
                         w.multiply(dp, dh_next, false);
+                        if let Some(m) = mask {
+                            mask_in_place(dh_next, m);
+                        }
                     }
                 }
                 accumulate(p_sums[0], dp);
             }
         },
     );
-    let h_prev = direction.entering(&hidden, bh);
+    let h_prev = &*inputs.recurrent_operand(direction.entering(&hidden, bh));
     match cell {
         SingleStateCell::Gru => LayerGrads::new(
             inputs,

@@ -74,6 +74,7 @@ fn inputs(v: &[Vec<f32>]) -> LayerInputs<'_> {
         b_ih: &v[2],
         w_hh: &v[3],
         b_hh: &v[4],
+        recurrent_mask: None,
     }
 }
 
