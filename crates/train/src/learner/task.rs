@@ -95,7 +95,7 @@ impl<T: Task> TrainStep for TaskLearner<T> {
         let step = self.run(batch, Split::Train);
         let grads = match self.control.replicas() {
             1 => step.loss.backward(),
-            n => step.loss.clone().div_scalar(n as f64).backward(),
+            n => step.loss.div_scalar(n as f64).backward(),
         };
         TrainOutput::new(self, grads, step.output)
     }

@@ -200,18 +200,18 @@ pub(crate) fn run_layer(
     }
     let weights = weights();
     let h = states[0].hidden.dims()[1];
+    let stack = |s: Vec<Tensor<2>>| match <[Tensor<2>; 1]>::try_from(s) {
+        Ok([one]) => one.into_dispatch(),
+        Err(s) => Tensor::stack::<3>(s, 0).into_dispatch(),
+    };
     let masks: Vec<Tensor<2>> = states
         .iter()
         .filter_map(|s| dropout_mask(recurrent_dropout, s.hidden.dims(), &device, true))
         .collect();
-    let mask = match <[Tensor<2>; 1]>::try_from(masks) {
-        Ok([one]) => RecurrentMask::On(one.into_dispatch()),
-        Err(masks) if masks.is_empty() => RecurrentMask::Off,
-        Err(masks) => RecurrentMask::On(Tensor::stack::<3>(masks, 0).into_dispatch()),
-    };
-    let stack = |s: Vec<Tensor<2>>| match <[Tensor<2>; 1]>::try_from(s) {
-        Ok([one]) => one.into_dispatch(),
-        Err(s) => Tensor::stack::<3>(s, 0).into_dispatch(),
+    let mask = if masks.is_empty() {
+        RecurrentMask::Off
+    } else {
+        RecurrentMask::On(stack(masks))
     };
     let h0 = stack(states.iter().map(|s| s.hidden.clone()).collect());
     let state = if cell.has_cell_state() {

@@ -53,10 +53,25 @@ pub struct LayerInputs<'a> {
     pub recurrent_mask: Option<&'a [f32]>,
 }
 
-/// `into = a * m` elementwise (a step's masked states, for the recurrent product).
-pub(super) fn masked_into(into: &mut [f32], a: &[f32], m: &[f32]) {
-    for ((o, a), m) in into.iter_mut().zip(a).zip(m) {
-        *o = a * m;
+/// A thread's rows of the recurrent product's operand at each step: `h_{t-1}` as it is, or times
+/// recurrent dropout's mask (into a buffer of its own).
+pub(super) struct RecurrentOperand<'a> {
+    mask: Option<&'a [f32]>,
+    masked: Vec<f32>,
+}
+
+impl RecurrentOperand<'_> {
+    /// The operand for the states `h_prev` (the thread's rows).
+    pub(super) fn of<'s>(&'s mut self, h_prev: &'s [f32]) -> &'s [f32] {
+        match self.mask {
+            None => h_prev,
+            Some(m) => {
+                for ((o, h), m) in self.masked.iter_mut().zip(h_prev).zip(m) {
+                    *o = h * m;
+                }
+                &self.masked
+            }
+        }
     }
 }
 
@@ -72,6 +87,15 @@ impl LayerInputs<'_> {
     pub(super) fn mask_rows(&self, rows: &Range<usize>, h: usize) -> Option<&[f32]> {
         self.recurrent_mask
             .map(|m| &m[rows.start * h..rows.end * h])
+    }
+
+    /// The recurrent product's operand for the batch rows `rows` (`h` wide).
+    pub(super) fn operand(&self, rows: &Range<usize>, h: usize) -> RecurrentOperand<'_> {
+        let mask = self.mask_rows(rows, h);
+        RecurrentOperand {
+            mask,
+            masked: vec![0f32; mask.map_or(0, <[f32]>::len)],
+        }
     }
 
     /// The states the recurrent products read, `[T*B, H]`: `h_prev`, or each of its `[B, H]`

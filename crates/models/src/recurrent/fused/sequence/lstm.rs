@@ -3,7 +3,7 @@
 use super::buffers::{accumulate, add, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
-use super::inputs::{LayerInputs, mask_in_place, masked_into};
+use super::inputs::{LayerInputs, mask_in_place};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{lstm_backward_in_place, lstm_forward_keep};
@@ -58,19 +58,11 @@ pub fn lstm_sequence_forward(
         .zip(slabs(&mut cell, h, batch, &parts).into_iter().zip(&parts))
         .collect();
     in_parallel(work, |((mut gs, mut hs), (mut cs, rows))| {
-        let mask = inputs.mask_rows(rows, h);
-        let mut masked = vec![0f32; if mask.is_some() { rows.len() * h } else { 0 }];
+        let mut operand = inputs.operand(rows, h);
         for t in direction.times(steps) {
             let g = &mut *gs[t];
             let (h_prev, h_next) = step_states(&mut hs, direction.slots(t));
-            let operand = match mask {
-                Some(m) => {
-                    masked_into(&mut masked, h_prev, m);
-                    &masked[..]
-                }
-                None => h_prev,
-            };
-            w.multiply_bias(operand, g, true, &bias);
+            w.multiply_bias(operand.of(h_prev), g, true, &bias);
             let (c_prev, c_next) = step_states(&mut cs, direction.slots(t));
             lstm_forward_keep(g, c_prev, h, h_next, c_next);
         }

@@ -4,7 +4,7 @@
 use super::buffers::{accumulate, add, add_rows, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
-use super::inputs::{LayerInputs, mask_in_place, masked_into};
+use super::inputs::{LayerInputs, mask_in_place};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{
@@ -95,25 +95,17 @@ pub fn single_state_forward(
         .zip(gru_parts.into_iter().zip(&parts))
         .collect();
     in_parallel(work, |((mut ps, mut hs), ((mut xs, mut acts), rows))| {
-        let mask = inputs.mask_rows(rows, h);
-        let mut masked = vec![0f32; if mask.is_some() { rows.len() * h } else { 0 }];
+        let mut operand = inputs.operand(rows, h);
         for t in direction.times(steps) {
             let p = &mut *ps[t];
             let (prev, next) = step_states(&mut hs, direction.slots(t));
-            let operand = match mask {
-                Some(m) => {
-                    masked_into(&mut masked, prev, m);
-                    &masked[..]
-                }
-                None => prev,
-            };
             match cell {
                 SingleStateCell::Gru => {
                     add_rows(xs[t], inputs.b_ih);
-                    w.multiply_bias(operand, p, false, &bias);
+                    w.multiply_bias(operand.of(prev), p, false, &bias);
                 }
                 SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
-                    w.multiply_bias(operand, p, true, &bias)
+                    w.multiply_bias(operand.of(prev), p, true, &bias)
                 }
             }
             match cell {
