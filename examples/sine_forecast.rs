@@ -124,6 +124,7 @@ impl Sine {
         let model = SequenceForecaster {
             model: SequenceModelConfig::new(1).init(rnn, device),
             window: 16,
+            covariates: 0,
         };
         self.row(name, &self.fit(name, model)?)
     }
@@ -136,7 +137,7 @@ impl Sine {
         let all = self.tensor(model);
         let held_out = self.values.len() - TRAIN;
         let context = all.clone().narrow(0, TRAIN - tau, held_out + tau);
-        let predicted = one_step(model, &context).map_err(|e| e.to_string())?;
+        let predicted = one_step(model, &context, None).map_err(|e| e.to_string())?;
         let truth = all.clone().narrow(0, TRAIN, held_out);
         let variance = (self.std as f64).powi(2);
         let mse = (predicted - truth)
@@ -150,7 +151,7 @@ impl Sine {
             fmt(mse),
             format!("{:.2}", mse / NOISE_FLOOR),
         ];
-        let k_mse = k_step_mse(model, &all, TRAIN..self.values.len(), &HORIZONS);
+        let k_mse = k_step_mse(model, &all, None, TRAIN..self.values.len(), &HORIZONS);
         row.extend(
             k_mse
                 .map_err(|e| e.to_string())?
@@ -163,9 +164,14 @@ impl Sine {
     /// d2l's figure: the k-step-ahead predictions of `model` against the data, held-out part.
     fn plot_k_steps<M: SeriesModel>(&self, model: &M) -> Result<(), String> {
         let k_max = *HORIZONS.last().expect("horizons");
-        let (first, rolled) =
-            k_step_predictions(model, &self.tensor(model), TRAIN..self.values.len(), k_max)
-                .map_err(|e| e.to_string())?;
+        let (first, rolled) = k_step_predictions(
+            model,
+            &self.tensor(model),
+            None,
+            TRAIN..self.values.len(),
+            k_max,
+        )
+        .map_err(|e| e.to_string())?;
         let unit = |v: f32| (v * self.std + self.mean) as f64;
         let data = self.values.iter().enumerate().skip(first);
         let mut lines = vec![Line::new(

@@ -94,7 +94,7 @@ impl ModelName {
     /// flag that would be silently ignored is an error naming it.
     pub fn check_settings(self, given: &[String], text: bool, classes: bool) -> Result<(), String> {
         let data_uses = |key: &str| match key {
-            "columns" | "missing" => !text && !classes,
+            "columns" | "missing" | "covariates" | "date" => !text && !classes,
             "tokenizer" | "partition" | "test_fraction" | "embedding" => text,
             _ => true,
         };
@@ -241,11 +241,12 @@ fn language_model<C: CellKind>(
         .map_err(|e| e.to_string())
 }
 
-/// Builds the forecaster `cfg.model` over `features` series on `device` (window `cfg.steps`) and
-/// hands it to `f`. `ngram` models tokens: an error.
+/// Builds the forecaster `cfg.model` over `features` series and `covariates` covariate columns
+/// on `device` (window `cfg.steps`) and hands it to `f`. `ngram` models tokens: an error.
 pub fn with_series_model<F: SeriesModelFn>(
     cfg: &RunConfig,
     features: usize,
+    covariates: usize,
     device: &Device,
     f: F,
 ) -> Result<F::Out, String> {
@@ -255,30 +256,35 @@ pub fn with_series_model<F: SeriesModelFn>(
         ModelName::Ar => Ok(f.call(
             AutoregressiveMlpConfig::new(cfg.steps)
                 .with_features(features)
+                .with_covariates(covariates)
                 .with_hidden(hidden)
                 .try_init(device)
                 .map_err(|e| e.to_string())?,
         )),
         ModelName::Markov => Ok(f.call(
             AutoregressiveMlpConfig::markov(features)
+                .with_covariates(covariates)
                 .with_hidden(hidden)
                 .try_init(device)
                 .map_err(|e| e.to_string())?,
         )),
         ModelName::Latent => {
-            let g = GruConfig::new(features, cfg.hidden)
+            let g = GruConfig::new(features + covariates, cfg.hidden)
                 .try_init(device)
                 .map_err(|e| e.to_string())?;
-            let model = LatentAutoregressiveConfig::new(cfg.steps).try_init(g, device);
+            let model = LatentAutoregressiveConfig::new(cfg.steps)
+                .with_covariates(covariates)
+                .try_init(g, device);
             Ok(f.call(model.map_err(|e| e.to_string())?))
         }
         ModelName::Rnn | ModelName::Lstm | ModelName::Gru => {
-            with_stack!(name, cfg, features, device, |rnn| Ok(f.call(
+            with_stack!(name, cfg, features + covariates, device, |rnn| Ok(f.call(
                 SequenceForecaster {
                     model: SequenceModelConfig::new(features)
                         .try_init(rnn, device)
                         .map_err(|e| e.to_string())?,
                     window: cfg.steps,
+                    covariates,
                 }
             )))
         }

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use sequent_train::data::covariates::{Covariate, CovariateEncoder};
 use sequent_train::data::text::Partition;
 use sequent_train::data::timeseries::Missing;
 use sequent_train::data::vocab::Tokenizer;
@@ -25,6 +26,11 @@ pub struct RunConfig {
     /// What a missing value (empty, NaN, infinite) in a series does: `error`, `drop` the row,
     /// or repeat the `previous` value.
     pub missing: Missing,
+    /// Known-future covariates a series model reads at each step (`--covariate`).
+    pub covariates: Vec<Covariate>,
+    /// The series' date: one column of dates or the year, month and day columns (`--date`), for
+    /// calendar covariates.
+    pub date: Vec<String>,
     /// Text tokenizer: characters or whitespace-separated words.
     pub tokenizer: Tokenizer,
     /// Hidden width `H` of recurrent layers and MLP hidden layers.
@@ -112,6 +118,8 @@ impl Default for RunConfig {
             data: "shakespeare".into(),
             columns: Vec::new(),
             missing: Missing::Error,
+            covariates: Vec::new(),
+            date: Vec::new(),
             tokenizer: Tokenizer::Char,
             hidden: 256,
             layers: 1,
@@ -204,6 +212,7 @@ impl RunConfig {
         if let Some((_, c)) = columns.find(|(i, c)| self.columns[..*i].contains(c)) {
             return Err(format!("--column `{c}` is given twice"));
         }
+        CovariateEncoder::check(&self.covariates, &self.date).map_err(|e| e.to_string())?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("--lr must be positive, got {}", self.lr));
         }
@@ -239,9 +248,13 @@ impl RunConfig {
 }
 
 /// The command-line flag of a setting (`valid_fraction` -> `--valid-fraction`; the `columns`
-/// list is given by repeating `--column`).
+/// and `covariates` lists are given by repeating `--column` and `--covariate`).
 pub fn flag(key: &str) -> String {
-    let name = if key == "columns" { "column" } else { key };
+    let name = match key {
+        "columns" => "column",
+        "covariates" => "covariate",
+        _ => key,
+    };
     format!("--{}", name.replace('_', "-"))
 }
 

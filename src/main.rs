@@ -14,6 +14,7 @@ use sequent::series::SeriesRun;
 use sequent::text::TextRun;
 use sequent_models::generate::Sampling;
 use sequent_models::recurrent::{Engine, Kernels};
+use sequent_train::data::covariates::Covariate;
 use sequent_train::data::text::Partition;
 use sequent_train::data::timeseries::Missing;
 use sequent_train::data::vocab::Tokenizer;
@@ -182,6 +183,15 @@ struct TrainArgs {
     /// (repeat the last value) [default: error].
     #[arg(long)]
     missing: Option<Missing>,
+    /// Known-future covariate a series model reads at each step (repeat for several): COLUMN
+    /// (numeric, standardised), COLUMN:onehot (categorical), or calendar:weekday,
+    /// calendar:month, calendar:us_holiday (from --date).
+    #[arg(long = "covariate")]
+    covariates: Vec<Covariate>,
+    /// The series' date for calendar covariates: a column of dates (YYYY-MM-DD or YYYY-MM), or
+    /// the year, month and day columns, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    date: Vec<String>,
     /// Text tokenizer: char or word.
     #[arg(long, value_parser = parse_tokenizer)]
     tokenizer: Option<Tokenizer>,
@@ -332,6 +342,14 @@ impl TrainArgs {
         if !self.columns.is_empty() {
             c.columns = self.columns.clone();
             given.push("columns".into());
+        }
+        if !self.covariates.is_empty() {
+            c.covariates = self.covariates.clone();
+            given.push("covariates".into());
+        }
+        if !self.date.is_empty() {
+            c.date = self.date.clone();
+            given.push("date".into());
         }
         c.data = sequent::data_source::absolute(&c.data);
         c.model.parse::<sequent::catalog::ModelName>()?;

@@ -104,6 +104,108 @@ fn series_models_train_forecast_and_evaluate() {
     }
 }
 
+/// 120 days of a weekly series with a temperature and a shop column, then 6 future days whose
+/// value is empty.
+fn series_with_covariates() -> String {
+    let mut csv = String::from("date,value,temp,shop\n");
+    let start = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    for t in 0..126 {
+        let (temp, shop) = (10.0 + (t % 30) as f64, ["a", "b"][t % 2]);
+        let value = if t < 120 {
+            format!("{}", (t % 7) as f64 + 0.05 * temp)
+        } else {
+            String::new()
+        };
+        let date = start + chrono::Days::new(t as u64);
+        csv.push_str(&format!("{date},{value},{temp},{shop}\n"));
+    }
+    csv
+}
+
+fn series_covariates_are_saved_and_used_to_forecast() {
+    let s = Scratch::new("covariates");
+    let data = s.file("shop.csv", &series_with_covariates());
+    let run = s.path("gru");
+    let mut args = vec![
+        "train", "--model", "gru", "--data", &data, "--column", "value",
+    ];
+    args.extend_from_slice(&["--covariate", "temp", "--covariate", "shop:onehot"]);
+    args.extend_from_slice(&[
+        "--covariate",
+        "calendar:weekday",
+        "--covariate",
+        "calendar:us_holiday",
+    ]);
+    args.extend_from_slice(&["--date", "date", "--out", &run]);
+    args.extend_from_slice(SMALL_SERIES);
+    assert!(ok(&args).contains("k-step-ahead MSE"));
+    exists(&run, &["covariates.json", "forecast.csv"]);
+    let read = |file: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(Path::new(&run).join(file)).unwrap()).unwrap()
+    };
+    let config = read("config.json");
+    assert_eq!(
+        config["covariates"],
+        serde_json::json!([
+            "temp",
+            "shop:onehot",
+            "calendar:weekday",
+            "calendar:us_holiday"
+        ])
+    );
+    assert_eq!(config["date"], serde_json::json!(["date"]));
+    assert_eq!(
+        read("covariates.json")["covariates"][1][1]["one_hot"]["categories"],
+        serde_json::json!(["a", "b"])
+    );
+    // The file knows 6 future days of the CSV covariates.
+    let future = ok(&["forecast", "--run", &run, "--steps", "6"]);
+    assert_eq!(future.lines().filter(|l| l.starts_with('+')).count(), 6);
+    let err = fails(&["forecast", "--run", &run, "--steps", "7"]);
+    assert!(
+        err.contains("covariate `temp` is known for 126 rows") && err.contains("needs 127"),
+        "{err}"
+    );
+    assert!(ok(&["evaluate", "--run", &run]).contains("one-step MSE"));
+    // Calendar covariates continue past the file.
+    let calendar = s.path("ar");
+    let mut args = vec![
+        "train", "--model", "ar", "--data", &data, "--column", "value",
+    ];
+    args.extend_from_slice(&[
+        "--covariate",
+        "calendar:weekday",
+        "--date",
+        "date",
+        "--out",
+        &calendar,
+    ]);
+    args.extend_from_slice(SMALL_SERIES);
+    ok(&args);
+    let future = ok(&["forecast", "--run", &calendar, "--steps", "20"]);
+    assert_eq!(future.lines().filter(|l| l.starts_with('+')).count(), 20);
+    // The shipped births with the calendar from its year, month and day columns.
+    let births = s.path("births");
+    let mut args = vec![
+        "train", "--model", "latent", "--data", "births", "--epochs", "1",
+    ];
+    args.extend_from_slice(&[
+        "--covariate",
+        "calendar:weekday",
+        "--covariate",
+        "calendar:month",
+    ]);
+    args.extend_from_slice(&[
+        "--date",
+        "year,month,date_of_month",
+        "--hidden",
+        "8",
+        "--out",
+        &births,
+    ]);
+    assert!(ok(&args).contains("k-step-ahead MSE"));
+}
+
 fn classifiers_train_and_evaluate_on_ts_files() {
     let s = Scratch::new("classes");
     let train = s.file("toy_TRAIN.ts", &tiny_cases(40));
@@ -266,8 +368,58 @@ fn bad_input_is_a_one_line_error() {
     let text = s.file("tiny.txt", &tiny_text());
     let empty = s.file("empty.txt", "");
     let series = s.file("tiny.csv", &tiny_series());
+    let shop = s.file("shop.csv", &series_with_covariates());
     let out = s.path("out");
+    let on_shop = |more: &[&'static str]| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "ar",
+            "--data",
+            shop.as_str(),
+            "--column",
+            "value",
+        ];
+        args.extend_from_slice(&["--out", out.as_str()]);
+        args.extend_from_slice(more);
+        args
+    };
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (on_shop(&["--covariate", "nosuch"]), "no column `nosuch`"),
+        (
+            on_shop(&["--covariate", "shop"]),
+            "`a` in covariate column `shop` is not a finite number",
+        ),
+        (
+            on_shop(&["--covariate", "calendar:weekday"]),
+            "calendar covariates need the date",
+        ),
+        (
+            on_shop(&["--covariate", "calendar:weekday", "--date", "temp"]),
+            "`10` is not a date",
+        ),
+        (
+            on_shop(&["--covariate", "calendar:easter"]),
+            "unknown calendar covariate `easter`",
+        ),
+        (
+            vec!["train", "--data", &text, "--covariate", "temp"],
+            "--covariate does not apply to text",
+        ),
+        (
+            vec![
+                "train",
+                "--model",
+                "gru",
+                "--data",
+                "sine",
+                "--covariate",
+                "x",
+                "--out",
+                &out,
+            ],
+            "the sine series has no columns",
+        ),
         (
             vec!["train", "--model", "transformer", "--data", &text],
             "unknown model",
@@ -527,6 +679,10 @@ fn main() {
         trials::test(
             "series_models_train_forecast_and_evaluate",
             series_models_train_forecast_and_evaluate,
+        ),
+        trials::test(
+            "series_covariates_are_saved_and_used_to_forecast",
+            series_covariates_are_saved_and_used_to_forecast,
         ),
         trials::test(
             "classifiers_train_and_evaluate_on_ts_files",

@@ -25,13 +25,12 @@ fn run_example(name: &str, out: &std::path::Path) -> Table {
         .status()
         .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
     assert!(status.success(), "{name} exited with {status}");
-    let csv = std::fs::read_to_string(out.join(format!("{name}.csv"))).unwrap();
-    let mut lines = csv
-        .lines()
-        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
-    let columns = lines.next().unwrap();
+    let mut reader = csv::Reader::from_path(out.join(format!("{name}.csv"))).unwrap();
+    let columns: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     let mut table = Table::new(&columns.iter().map(String::as_str).collect::<Vec<_>>());
-    lines.for_each(|row| table.push(row));
+    for row in reader.records() {
+        table.push(row.unwrap().iter().map(String::from).collect());
+    }
     table
 }
 
@@ -65,16 +64,30 @@ fn births_forecast_quick() {
     let t = run_example("births_forecast", &out);
     check(
         &t,
-        &["seasonal naive (t - 7)", "ar", "lstm", "gru"],
+        &[
+            "seasonal naive (t - 7)",
+            "ar",
+            "lstm",
+            "gru",
+            "gru, direct",
+            "ar",
+            "lstm",
+            "gru",
+            "gru, direct",
+        ],
         &[
             "MAE h=1",
-            "MAPE % h=1",
+            "MAE / naive h=1",
             "MAE h=7",
             "MAE h=28",
-            "MAPE % h=28",
+            "MAE / naive h=28",
         ],
     );
-    assert!(out.join("births_forecast.csv").is_file() && out.join("forecast.svg").is_file());
+    let covariates: Vec<&str> = t.rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(covariates[1..].iter().filter(|c| **c == "none").count(), 4);
+    for file in ["births_forecast.csv", "forecast.svg", "horizons.svg"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
     let _ = std::fs::remove_dir_all(out);
 }
 

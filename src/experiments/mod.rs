@@ -70,13 +70,15 @@ impl Table {
         s
     }
 
-    /// Comma-separated values with a header.
+    /// Comma-separated values with a header (RFC 4180: a cell with a comma or a quote is
+    /// quoted).
     pub fn csv(&self) -> String {
-        let mut s = self.columns.join(",") + "\n";
-        for r in &self.rows {
-            s.push_str(&(r.join(",") + "\n"));
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for r in std::iter::once(&self.columns).chain(&self.rows) {
+            w.write_record(r).expect("writes to memory");
         }
-        s
+        let bytes = w.into_inner().expect("writes to memory");
+        String::from_utf8(bytes).expect("the cells are text")
     }
 
     /// Writes `NAME.md` and `NAME.csv` into `out`.

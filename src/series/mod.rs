@@ -2,8 +2,11 @@
 //!
 //! The series is split by time (the last `valid_fraction` held out), standardised with the
 //! training part's mean and deviation (saved as `normalizer.json`), and cut into windows of
-//! `tau + 1` values (`tau = steps`). A series run directory holds `config.json`,
-//! `normalizer.json`, `model.bpk`, `checkpoint/`, `metrics.csv`, `steps.csv`, `loss.svg`,
+//! `tau + 1` values (`tau = steps`). Known-future covariates (`--covariate`) are encoded as
+//! [`CovariateEncoder`] says (saved as `covariates.json`, which evaluation and forecasting read
+//! back) and fed beside the values: each row the model reads carries the next step's
+//! covariates. A series run directory holds `config.json`, `normalizer.json`,
+//! (`covariates.json`), `model.bpk`, `checkpoint/`, `metrics.csv`, `steps.csv`, `loss.svg`,
 //! `forecast.csv` and `forecast.svg` (one-step and free-running predictions against the truth
 //! on the held-out part, in the data's units).
 
@@ -11,8 +14,9 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use sequent_models::forecast::{free_running, k_step_mse, one_step};
+use sequent_train::data::covariates::{CovariateEncoder, lead_rows};
 use sequent_train::data::synthetic::noisy_sine;
-use sequent_train::data::timeseries::{Normalizer, csv_header, read_csv_with, split};
+use sequent_train::data::timeseries::{Frame, Normalizer, csv_header, read_frame, split};
 use sequent_train::learner::series::forecast_loaders;
 use sequent_train::learner::{self, Forecasting, SeriesModel, TaskLearner};
 
@@ -31,23 +35,32 @@ pub use run::SeriesRun;
 /// The horizons of the k-step-ahead evaluation.
 pub const HORIZONS: [usize; 4] = [1, 4, 16, 64];
 
+/// The file in a series run directory that holds the fitted covariate encoding.
+pub const COVARIATES_FILE: &str = "covariates.json";
+
 /// A series (`[T][F]`) with the name of each feature.
 pub struct Series {
     /// Values, one row per time step.
     pub rows: Vec<Vec<f32>>,
     /// Feature names.
     pub names: Vec<String>,
+    /// The file read with the covariates' columns, when the run has covariates.
+    pub frame: Option<Frame>,
 }
 
 /// Loads the series a config names.
 pub fn load(cfg: &RunConfig, source: &DataSource) -> Result<Series, String> {
     match source {
+        DataSource::Sine if !cfg.covariates.is_empty() => {
+            Err("the sine series has no columns or dates; --covariate needs a .csv series".into())
+        }
         DataSource::Sine => Ok(Series {
             rows: noisy_sine(1000, cfg.seed)
                 .into_iter()
                 .map(|x| vec![x])
                 .collect(),
             names: vec!["x".into()],
+            frame: None,
         }),
         DataSource::Series { path, column } => {
             let names = if !cfg.columns.is_empty() {
@@ -59,8 +72,14 @@ pub fn load(cfg: &RunConfig, source: &DataSource) -> Result<Series, String> {
                 vec![header.last().cloned().unwrap_or_default()]
             };
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let rows = read_csv_with(path, &refs, cfg.missing).map_err(|e| e.to_string())?;
-            Ok(Series { rows, names })
+            let known = CovariateEncoder::columns(&cfg.covariates, &cfg.date);
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            let frame = read_frame(path, &refs, &known, cfg.missing).map_err(|e| e.to_string())?;
+            Ok(Series {
+                rows: frame.values.clone(),
+                names,
+                frame: (!cfg.covariates.is_empty()).then_some(frame),
+            })
         }
         DataSource::Text(p) | DataSource::Cases { train: p, .. } => Err(format!(
             "{} is not a series; model `{}` needs a .csv file or a shipped series",
@@ -70,14 +89,61 @@ pub fn load(cfg: &RunConfig, source: &DataSource) -> Result<Series, String> {
     }
 }
 
-/// The series normalised with training statistics, and where validation starts.
+/// The series normalised with training statistics, where validation starts, and the encoded
+/// covariates.
 struct Prepared {
     normalizer: Normalizer,
     all: Vec<Vec<f32>>,
     train_len: usize,
+    covariates: Option<Covariates>,
 }
 
-fn prepare(cfg: &RunConfig, series: &Series) -> Result<Prepared, String> {
+/// A series' covariates: the file they come from, their encoding, and the encoded rows
+/// (`[T'][C]`, aligned with the series, `T' > T` where the file or the calendar knows the
+/// future).
+struct Covariates {
+    frame: Frame,
+    encoder: CovariateEncoder,
+    rows: Vec<Vec<f32>>,
+}
+
+impl Prepared {
+    /// The rows the model reads: the values, and each row's next-step covariates.
+    fn inputs(&self) -> Vec<Vec<f32>> {
+        match &self.covariates {
+            Some(c) => lead_rows(&self.all, &c.rows),
+            None => self.all.clone(),
+        }
+    }
+
+    /// The number `C` of covariate columns.
+    fn width(&self) -> usize {
+        self.covariates.as_ref().map_or(0, |c| c.encoder.width())
+    }
+
+    /// The encoded covariates of the first `rows` steps as a tensor, if the run has any.
+    fn covariates(&self, rows: usize, device: &Device) -> Result<Option<Tensor<2>>, String> {
+        let Some(c) = &self.covariates else {
+            return Ok(None);
+        };
+        let encoded = if rows <= c.rows.len() {
+            c.rows[..rows].to_vec()
+        } else {
+            c.encoder
+                .encode(&c.frame, rows)
+                .map_err(|e| e.to_string())?
+        };
+        Ok(Some(tensor(&encoded, device)))
+    }
+}
+
+/// Normalises `series` and encodes its covariates: with `saved` (a trained run's encoding) or
+/// fitted on the training part.
+fn prepare(
+    cfg: &RunConfig,
+    series: &Series,
+    saved: Option<CovariateEncoder>,
+) -> Result<Prepared, String> {
     let n = series.rows.len();
     let train_len = n - ((n as f64 * cfg.valid_fraction).round() as usize).max(1);
     if train_len <= cfg.steps + 1 {
@@ -89,10 +155,29 @@ fn prepare(cfg: &RunConfig, series: &Series) -> Result<Prepared, String> {
     let parts = split(&series.rows, train_len).map_err(|e| e.to_string())?;
     let mut all = parts.train;
     all.extend(parts.valid);
+    let covariates = match &series.frame {
+        None => None,
+        Some(frame) => {
+            let encoder = match saved {
+                Some(e) => e,
+                None => CovariateEncoder::fit(&cfg.covariates, &cfg.date, frame, train_len)
+                    .map_err(|e| e.to_string())?,
+            };
+            // One row past the series, so that its last value is a training target too.
+            let rows = encoder.known_rows(frame).unwrap_or(n + 1);
+            let rows = encoder.encode(frame, rows).map_err(|e| e.to_string())?;
+            Some(Covariates {
+                frame: frame.clone(),
+                encoder,
+                rows,
+            })
+        }
+    };
     Ok(Prepared {
         normalizer: parts.normalizer,
         all,
         train_len,
+        covariates,
     })
 }
 
@@ -152,11 +237,16 @@ pub fn train(
     start: Start,
 ) -> Result<SeriesScores, String> {
     let series = load(cfg, source)?;
-    let prepared = prepare(cfg, &series)?;
-    Footprint::of_run(cfg, cfg.model.parse()?, series.names.len(), false).check("this model")?;
+    let prepared = prepare(cfg, &series, None)?;
+    let width = series.names.len() + prepared.width();
+    Footprint::of_run(cfg, cfg.model.parse()?, width, false).check("this model")?;
     let _run = cfg.start_run(out, start)?;
     let json = serde_json::to_string_pretty(&prepared.normalizer).expect("serialises");
     sequent_train::io::write_atomic(&out.join("normalizer.json"), json.as_bytes())?;
+    if let Some(c) = &prepared.covariates {
+        let json = serde_json::to_string_pretty(&c.encoder).expect("serialises");
+        sequent_train::io::write_atomic(&out.join(COVARIATES_FILE), json.as_bytes())?;
+    }
     eprintln!(
         "{} on {} ({}): {} train / {} validation steps, tau {}",
         cfg.model,
@@ -176,6 +266,7 @@ pub fn train(
     let scores = with_series_model(
         cfg,
         series.names.len(),
+        prepared.width(),
         &train_device,
         TrainSeries {
             cfg,
@@ -204,8 +295,9 @@ impl SeriesModelFn for TrainSeries<'_> {
         let (cfg, p) = (self.cfg, self.prepared);
         let start = self.resume_after.unwrap_or(0);
         let tau = model.window();
+        let inputs = p.inputs();
         let (train, valid) =
-            forecast_loaders(&p.all, p.train_len, tau, cfg.batch, cfg.seed, start)?;
+            forecast_loaders(&inputs, p.train_len, tau, cfg.batch, cfg.seed, start)?;
         let (fitted, rows) = fit_and_report(
             |control| TaskLearner::new(model, Forecasting::default(), control),
             cfg.batch,
@@ -236,13 +328,17 @@ fn evaluate_model<M: SeriesModel>(
     let tau = model.window();
     let all = tensor(&p.all, &device);
     let held_out = p.all.len() - p.train_len;
+    let covariates = p.covariates(p.all.len(), &device)?;
     // One-step predictions for every held-out step, from the true past.
     let context = all.clone().narrow(0, p.train_len - tau, held_out + tau);
-    let one = rows_of(one_step(model, &context).map_err(|e| e.to_string())?);
-    let free = rows_of(
-        free_running(model, &all.clone().narrow(0, 0, p.train_len), held_out)
-            .map_err(|e| e.to_string())?,
-    );
+    let context_covariates = covariates
+        .clone()
+        .map(|c| c.narrow(0, p.train_len - tau, held_out + tau));
+    let one = one_step(model, &context, context_covariates.as_ref());
+    let one = rows_of(one.map_err(|e| e.to_string())?);
+    let history = all.clone().narrow(0, 0, p.train_len);
+    let free = free_running(model, &history, covariates.as_ref(), held_out);
+    let free = rows_of(free.map_err(|e| e.to_string())?);
     // Back to the data's units for one feature: MSE scales with the variance.
     let scale = match p.normalizer.std[..] {
         [s] => (s as f64).powi(2),
@@ -252,9 +348,15 @@ fn evaluate_model<M: SeriesModel>(
         .iter()
         .filter(|&&k| k < held_out)
         .map(|&k| {
-            k_step_mse(model, &all, p.train_len..p.all.len(), &[k])
-                .map(|v| (k, v[0] * scale))
-                .map_err(|e| e.to_string())
+            k_step_mse(
+                model,
+                &all,
+                covariates.as_ref(),
+                p.train_len..p.all.len(),
+                &[k],
+            )
+            .map(|v| (k, v[0] * scale))
+            .map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
     let truth = p.normalizer.invert(&p.all[p.train_len..]);

@@ -6,7 +6,9 @@ use burn::tensor::Device;
 use sequent_models::forecast::free_running;
 use sequent_train::learner::{self, SeriesModel};
 
-use super::{Prepared, SeriesScores, evaluate_model, load, prepare, rows_of, tensor};
+use super::{
+    COVARIATES_FILE, Prepared, Series, SeriesScores, evaluate_model, load, prepare, rows_of, tensor,
+};
 use crate::catalog::{SeriesModelFn, with_series_model};
 use crate::config::RunConfig;
 use crate::data_source::DataSource;
@@ -24,11 +26,33 @@ pub struct SeriesRun {
 }
 
 impl SeriesRun {
-    fn reload(&self, job: Job<'_>, device: &Device, features: usize) -> Result<Produced, String> {
+    /// The series and its covariates as the run was trained on them, encoded with the run's
+    /// saved covariate encoding.
+    fn prepare(&self) -> Result<(Series, Prepared), String> {
+        let series = load(&self.cfg, &self.source)?;
+        let saved = if self.cfg.covariates.is_empty() {
+            None
+        } else {
+            let path = self.dir.join(COVARIATES_FILE);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let encoder = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a covariate encoding: {e}", path.display()))?;
+            Some(encoder)
+        };
+        let prepared = prepare(&self.cfg, &series, saved)?;
+        Ok((series, prepared))
+    }
+
+    fn reload(&self, job: Job<'_>, device: &Device, p: &Series) -> Result<Produced, String> {
         let weights = self.dir.join("model.bpk");
+        let covariates = match &job {
+            Job::Evaluate { prepared, .. } | Job::Forecast { prepared, .. } => prepared.width(),
+        };
         with_series_model(
             &self.cfg,
-            features,
+            p.names.len(),
+            covariates,
             device,
             Reload {
                 weights: &weights,
@@ -39,14 +63,13 @@ impl SeriesRun {
 
     /// Re-scores the trained model on the held-out part (rewrites `forecast.csv`/`.svg`).
     pub fn evaluate(&self, device: &Device) -> Result<SeriesScores, String> {
-        let series = load(&self.cfg, &self.source)?;
-        let prepared = prepare(&self.cfg, &series)?;
+        let (series, prepared) = self.prepare()?;
         let job = Job::Evaluate {
             prepared: &prepared,
             out: &self.dir,
             names: &series.names,
         };
-        let Produced::Scores(scores) = self.reload(job, device, series.names.len())? else {
+        let Produced::Scores(scores) = self.reload(job, device, &series)? else {
             unreachable!("an evaluation job produces scores")
         };
         print!("{}", scores.report());
@@ -59,13 +82,12 @@ impl SeriesRun {
         if steps == 0 {
             return Err("--steps must be at least 1".into());
         }
-        let series = load(&self.cfg, &self.source)?;
-        let prepared = prepare(&self.cfg, &series)?;
+        let (series, prepared) = self.prepare()?;
         let job = Job::Forecast {
             prepared: &prepared,
             steps,
         };
-        let Produced::Forecast(ahead) = self.reload(job, device, series.names.len())? else {
+        let Produced::Forecast(ahead) = self.reload(job, device, &series)? else {
             unreachable!("a forecast job produces predictions")
         };
         let ahead = prepared.normalizer.invert(&ahead);
@@ -149,7 +171,9 @@ impl SeriesModelFn for Reload<'_> {
             }
             Job::Forecast { prepared, steps } => {
                 let all = tensor(&prepared.all, &device);
-                let ahead = free_running(&model, &all, steps).map_err(|e| e.to_string())?;
+                let covariates = prepared.covariates(prepared.all.len() + steps, &device)?;
+                let ahead = free_running(&model, &all, covariates.as_ref(), steps)
+                    .map_err(|e| e.to_string())?;
                 Ok(Produced::Forecast(rows_of(ahead)))
             }
         }

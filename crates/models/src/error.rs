@@ -164,6 +164,25 @@ pub enum SequentError {
         /// The length needed.
         needed: usize,
     },
+    /// The covariates given to a forecast do not fit the model: another number of columns.
+    #[error("the model reads {expected} covariate column(s), {got} were given")]
+    CovariateWidth {
+        /// The model's number of covariates.
+        expected: usize,
+        /// The number of columns given.
+        got: usize,
+    },
+    /// The covariates end before the last step a forecast needs them for.
+    #[error(
+        "the covariates are known for {known} time steps, the forecast needs them for {needed} \
+         (the horizon reaches past the known covariates)"
+    )]
+    CovariatesEnd {
+        /// Rows of covariates given.
+        known: usize,
+        /// Rows needed.
+        needed: usize,
+    },
     /// A configuration value is out of range.
     #[error("{0}")]
     InvalidConfig(String),

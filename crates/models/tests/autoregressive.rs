@@ -59,7 +59,7 @@ fn sine_one_step_near_the_noise_floor_and_errors_grow_with_the_horizon() {
     let model = train(&series, &device);
     let eval = series.clone().detach();
     // One-step validation MSE over the examples after the first 600 (targets 604..1000).
-    let preds = one_step(&model, &eval).unwrap();
+    let preds = one_step(&model, &eval, None).unwrap();
     let val = (preds.narrow(0, 600, 396) - eval.clone().narrow(0, 604, 396))
         .powi_scalar(2)
         .mean();
@@ -73,7 +73,7 @@ fn sine_one_step_near_the_noise_floor_and_errors_grow_with_the_horizon() {
         "one-step MSE {mse} is below the noise floor: leakage?"
     );
     // k-step-ahead from every validation origin.
-    let errs = k_step_mse(&model, &eval, 604..1000, &[1, 4, 16, 64]).unwrap();
+    let errs = k_step_mse(&model, &eval, None, 604..1000, &[1, 4, 16, 64]).unwrap();
     println!("one-step validation MSE {mse:.4}; k-step MSE for k = 1, 4, 16, 64: {errs:.4?}");
     assert!(
         errs.windows(2).all(|w| w[0] < w[1]),
@@ -92,11 +92,14 @@ fn forecasting_shapes_and_typed_errors() {
         .with_features(2)
         .init(&device);
     let series = Tensor::<2>::zeros([10, 2], &device);
-    assert_eq!(one_step(&model, &series).unwrap().dims(), [6, 2]);
-    assert_eq!(free_running(&model, &series, 5).unwrap().dims(), [5, 2]);
+    assert_eq!(one_step(&model, &series, None).unwrap().dims(), [6, 2]);
+    assert_eq!(
+        free_running(&model, &series, None, 5).unwrap().dims(),
+        [5, 2]
+    );
     // The first-order Markov model (tau = 1) feeds each prediction straight back.
     let markov = AutoregressiveMlpConfig::markov(2).init(&device);
-    let free = free_running(&markov, &series, 3).unwrap();
+    let free = free_running(&markov, &series, None, 3).unwrap();
     let by_hand = markov.forward(
         markov
             .forward(series.clone().narrow(0, 9, 1).unsqueeze_dim(0))
@@ -105,27 +108,29 @@ fn forecasting_shapes_and_typed_errors() {
     let diff: f32 = (free.narrow(0, 1, 1) - by_hand).abs().max().into_scalar();
     assert!(diff < 1e-6, "{diff}");
     assert_eq!(
-        k_step_mse(&markov, &series, 1..10, &[1, 3]).unwrap().len(),
+        k_step_mse(&markov, &series, None, 1..10, &[1, 3])
+            .unwrap()
+            .len(),
         2
     );
     let short = Tensor::<2>::zeros([3, 2], &device);
     assert_eq!(
-        one_step(&model, &short).unwrap_err(),
+        one_step(&model, &short, None).unwrap_err(),
         SequentError::SeriesTooShort {
             steps: 3,
             needed: 5
         }
     );
     assert!(matches!(
-        free_running(&model, &series, 0),
+        free_running(&model, &series, None, 0),
         Err(SequentError::InvalidConfig(_))
     ));
     assert!(matches!(
-        k_step_mse(&model, &series, 4..10, &[0]),
+        k_step_mse(&model, &series, None, 4..10, &[0]),
         Err(SequentError::InvalidConfig(_))
     ));
     assert!(matches!(
-        k_step_mse(&model, &series, 4..10, &[8]),
+        k_step_mse(&model, &series, None, 4..10, &[8]),
         Err(SequentError::SeriesTooShort { .. })
     ));
     let err = model
@@ -180,7 +185,7 @@ fn latent_model_carries_state_and_forecasts() {
         .into_scalar();
     assert!(diff < 1e-5, "{diff}");
     // It learned the signal (one-step well below the series variance ~0.5) and errors grow with k.
-    let errs = k_step_mse(&model, &eval, 616..1000, &[1, 16, 64]).unwrap();
+    let errs = k_step_mse(&model, &eval, None, 616..1000, &[1, 16, 64]).unwrap();
     println!("latent GRU k-step MSE for k = 1, 16, 64: {errs:.4?}");
     assert!(errs[0] < 0.1, "{errs:?}");
     assert!(errs[0] < errs[2], "{errs:?}");

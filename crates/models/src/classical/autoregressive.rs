@@ -17,6 +17,10 @@ pub struct AutoregressiveMlpConfig {
     /// Number `F` of features of the series (1 for a univariate series).
     #[config(default = 1)]
     pub features: usize,
+    /// Number `C` of known-future covariates each row carries after the `F` values (see
+    /// [`crate::forecast`]); the model predicts the `F` values only.
+    #[config(default = 0)]
+    pub covariates: usize,
     /// Widths of the hidden layers (d2l: one layer of 10).
     #[config(default = "vec![10]")]
     pub hidden: Vec<usize>,
@@ -26,7 +30,8 @@ pub struct AutoregressiveMlpConfig {
 }
 
 /// Naive autoregressive model: `x_hat_t = MLP([x_{t-tau}, ..., x_{t-1}])`, the window flattened to
-/// `tau * F` inputs, `F` outputs. It treats the past as a fixed-length window, so it cannot carry
+/// `tau * F` inputs, `F` outputs. With `C` covariates row `i` of the window is
+/// `[x_{t-tau+i}, c_{t-tau+i+1}]` and the MLP reads `tau * (F + C)` inputs. It treats the past as a fixed-length window, so it cannot carry
 /// information from further back than `tau` steps.
 #[derive(Module, Debug)]
 pub struct AutoregressiveMlp {
@@ -38,6 +43,8 @@ pub struct AutoregressiveMlp {
     pub tau: usize,
     /// Features `F`.
     pub features: usize,
+    /// Covariates `C` after the features of each row.
+    pub covariates: usize,
 }
 
 impl AutoregressiveMlpConfig {
@@ -63,7 +70,7 @@ impl AutoregressiveMlpConfig {
                 self.tau, self.features, self.hidden
             )));
         }
-        let widths: Vec<usize> = std::iter::once(self.tau * self.features)
+        let widths: Vec<usize> = std::iter::once(self.tau * (self.features + self.covariates))
             .chain(self.hidden.iter().copied())
             .chain(std::iter::once(self.features))
             .collect();
@@ -75,12 +82,13 @@ impl AutoregressiveMlpConfig {
             activation: self.activation.init(device),
             tau: self.tau,
             features: self.features,
+            covariates: self.covariates,
         })
     }
 }
 
 impl AutoregressiveMlp {
-    /// Predicts `x_t` `[B, F]` from windows `[B, tau, F]`.
+    /// Predicts `x_t` `[B, F]` from windows `[B, tau, F + C]`.
     ///
     /// # Panics
     /// With the message of the error [`Self::try_forward`] would return.
@@ -91,10 +99,10 @@ impl AutoregressiveMlp {
     /// The checked forward pass.
     pub fn try_forward(&self, window: Tensor<3>) -> crate::Result<Tensor<2>> {
         let [b, tau, f] = window.dims();
-        if tau != self.tau || f != self.features {
+        if tau != self.tau || f != self.features + self.covariates {
             return Err(SequentError::WindowShape {
                 tau: self.tau,
-                features: self.features,
+                features: self.features + self.covariates,
                 got: vec![b, tau, f],
             });
         }
@@ -114,6 +122,10 @@ impl AutoregressiveMlp {
 impl Forecaster for AutoregressiveMlp {
     fn window(&self) -> usize {
         self.tau
+    }
+
+    fn covariates(&self) -> usize {
+        self.covariates
     }
 
     fn predict_next(&self, window: Tensor<3>) -> Tensor<2> {

@@ -15,6 +15,10 @@ pub struct LatentAutoregressiveConfig {
     /// Warm-up length used when the model serves as a [`Forecaster`]: it reads the last `warmup`
     /// values from the zero state before predicting.
     pub warmup: usize,
+    /// Number `C` of known-future covariates among the transition's inputs (the last `C`
+    /// columns, see [`crate::forecast`]); the readout predicts the other `F` columns.
+    #[config(default = 0)]
+    pub covariates: usize,
 }
 
 impl LatentAutoregressiveConfig {
@@ -31,7 +35,7 @@ impl LatentAutoregressiveConfig {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// [`Self::init`], or a typed error for a zero warm-up.
+    /// [`Self::init`], or a typed error for a zero warm-up or no column left to predict.
     pub fn try_init<C: CellKind>(
         &self,
         transition: Recurrent<C>,
@@ -42,12 +46,19 @@ impl LatentAutoregressiveConfig {
                 "warmup must be at least 1".into(),
             ));
         }
-        let readout =
-            LinearConfig::new(transition.output_size(), transition.input_size).init(device);
+        if self.covariates >= transition.input_size {
+            return Err(SequentError::InvalidConfig(format!(
+                "{} covariates leave none of the transition's {} inputs to predict",
+                self.covariates, transition.input_size
+            )));
+        }
+        let features = transition.input_size - self.covariates;
+        let readout = LinearConfig::new(transition.output_size(), features).init(device);
         Ok(LatentAutoregressive {
             transition,
             readout,
             warmup: self.warmup,
+            covariates: self.covariates,
         })
     }
 }
@@ -58,6 +69,9 @@ impl LatentAutoregressiveConfig {
 /// h_t     = g(h_{t-1}, x_t)      g: any recurrent cell (RNN, GRU, LSTM), one layer
 /// x_hat_{t+1} = f(h_t)           f: a linear readout H -> F
 /// ```
+///
+/// With `C` covariates the transition reads `[x_t, c_{t+1}]` (`F + C` inputs) and `f` still
+/// predicts the `F` values.
 ///
 /// Unlike the windowed [`super::AutoregressiveMlp`], `h_t` can carry information from arbitrarily
 /// far back; the state is returned so that it can be carried across calls.
@@ -70,10 +84,12 @@ pub struct LatentAutoregressive<C: CellKind> {
     /// Warm-up length used when the model serves as a [`Forecaster`]: it reads the last `warmup`
     /// values from the zero state before predicting.
     pub warmup: usize,
+    /// Covariates `C` among the transition's inputs.
+    pub covariates: usize,
 }
 
 impl<C: CellKind> LatentAutoregressive<C> {
-    /// Reads `x_1..x_T` (`[B, T, F]`) from `state` (zeros if `None`) and returns the predictions
+    /// Reads `x_1..x_T` (`[B, T, F + C]`) from `state` (zeros if `None`) and returns the predictions
     /// `x_hat_2..x_hat_{T+1}` (`[B, T, F]`: row `t` predicts `x_{t+1}`) and the state after `x_T`.
     pub fn try_forward(
         &self,
@@ -98,6 +114,10 @@ impl<C: CellKind> LatentAutoregressive<C> {
 impl<C: CellKind> Forecaster for LatentAutoregressive<C> {
     fn window(&self) -> usize {
         self.warmup
+    }
+
+    fn covariates(&self) -> usize {
+        self.covariates
     }
 
     fn predict_next(&self, window: Tensor<3>) -> Tensor<2> {

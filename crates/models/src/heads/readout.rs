@@ -91,12 +91,7 @@ impl<C: CellKind> SequenceModel<C> {
         let lens: Vec<usize> = lengths.map(<[usize]>::to_vec).unwrap_or_else(|| vec![t; b]);
         let pooled = match self.readout {
             Readout::EveryStep => return Ok(self.head.forward(out.reshape([b * t, w]))),
-            Readout::Last => {
-                let dirs = self.rnn.num_directions();
-                let layers = state.hidden.dims()[0];
-                let last = state.hidden.narrow(0, layers - dirs, dirs); // [D, B, H]
-                last.swap_dims(0, 1).reshape([b, w])
-            }
+            Readout::Last => last_state(&self.rnn, state.hidden),
             Readout::Mean => {
                 let inv: Vec<f32> = lens.iter().map(|&l| 1.0 / l as f32).collect();
                 // Padded outputs are zero, so the sum runs over valid steps only.
@@ -122,19 +117,36 @@ impl<C: CellKind> SequenceModel<C> {
     }
 }
 
+/// The final `h` of a stack's last layer, both directions concatenated, `[B, D*H]`, from its
+/// `h_n` (`[layers * D, B, H]`).
+pub(crate) fn last_state<C: CellKind>(rnn: &Recurrent<C>, hidden: Tensor<3>) -> Tensor<2> {
+    let dirs = rnn.num_directions();
+    let [layers, b, h] = hidden.dims();
+    let last = hidden.narrow(0, layers - dirs, dirs); // [D, B, H]
+    last.swap_dims(0, 1).reshape([b, dirs * h])
+}
+
 /// A sequence-to-one [`SequenceModel`] used as a forecaster: it reads the last `window` values
-/// `[x_{t-tau}, ..., x_{t-1}]` (`[B, tau, F]`) and its head (`F` outputs) predicts `x_t`.
+/// `[x_{t-tau}, ..., x_{t-1}]` (`[B, tau, F]`) and its head (`F` outputs) predicts `x_t`. With
+/// `C` covariates the stack reads rows `[x_s, c_{s+1}]` (`input_size = F + C`, see
+/// [`crate::forecast`]) and the head still has `F` outputs.
 #[derive(Module, Debug)]
 pub struct SequenceForecaster<C: CellKind> {
     /// The recurrent stack and its head (`outputs = F`, a sequence-to-one readout).
     pub model: SequenceModel<C>,
     /// The window length `tau`.
     pub window: usize,
+    /// Covariates `C` after the `F` values of each row.
+    pub covariates: usize,
 }
 
 impl<C: CellKind> crate::forecast::Forecaster for SequenceForecaster<C> {
     fn window(&self) -> usize {
         self.window
+    }
+
+    fn covariates(&self) -> usize {
+        self.covariates
     }
 
     fn predict_next(&self, window: Tensor<3>) -> Tensor<2> {

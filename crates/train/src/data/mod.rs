@@ -1,5 +1,7 @@
 //! Data sets: vocabularies, token windows, time series and seeded synthetic generators.
 
+pub mod calendar;
+pub mod covariates;
 pub mod epoch;
 pub mod synthetic;
 pub mod text;

@@ -42,6 +42,10 @@ pub enum SeriesError {
     /// The series is too short for the windows or the split asked for.
     #[error("{0}")]
     TooShort(String),
+    /// Covariates that cannot be fitted or encoded: an unusable date, a covariate given twice,
+    /// calendar covariates without a date.
+    #[error("{0}")]
+    Covariates(String),
 }
 
 /// A multivariate series `[T][F]` read from the named columns of a CSV file with a header row
@@ -90,60 +94,131 @@ pub fn read_csv_with(
     columns: &[&str],
     missing: Missing,
 ) -> Result<Vec<Vec<f32>>, SeriesError> {
+    Ok(read_frame(path, columns, &[], missing)?.values)
+}
+
+/// A series read together with other columns known in advance (covariates, dates), as text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    /// The file, for messages.
+    pub path: String,
+    /// The series `[T][F]`.
+    pub values: Vec<Vec<f32>>,
+    /// The names of the known columns.
+    pub known_names: Vec<String>,
+    /// The known columns' cells `[T'][K]`: one row for each row of `values`, then one for each
+    /// row at the end of the file whose series cells are all empty (the known future, `T' - T`
+    /// rows).
+    pub known: Vec<Vec<String>>,
+    /// The 1-based line of each row of `known`.
+    pub lines: Vec<usize>,
+}
+
+/// [`read_csv_with`] for the series `columns`, with the cells of the `known` columns of every
+/// row kept as text. When `known` names columns, rows at the end of the file whose series cells
+/// are all empty are the known future: their known cells are kept in [`Frame::known`] past the
+/// series' rows. A row left out under [`Missing::Drop`] is left out of both.
+pub fn read_frame(
+    path: &Path,
+    columns: &[&str],
+    known: &[&str],
+    missing: Missing,
+) -> Result<Frame, SeriesError> {
     let name = path.display().to_string();
     let mut reader = reader(path)?;
     let header = header_of(&mut reader, &name)?;
-    let idx: Vec<usize> = columns
-        .iter()
-        .map(|c| column_index(&header, c, &name))
-        .collect::<Result<_, _>>()?;
-    let mut rows: Vec<Vec<f32>> = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| malformed(&name, &e))?;
+    let index = |names: &[&str]| -> Result<Vec<usize>, SeriesError> {
+        names
+            .iter()
+            .map(|c| column_index(&header, c, &name))
+            .collect()
+    };
+    let (idx, kidx) = (index(columns)?, index(known)?);
+    let records = reader
+        .records()
+        .map(|r| r.map_err(|e| malformed(&name, &e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let future = if known.is_empty() {
+        records.len()
+    } else {
+        records
+            .iter()
+            .rposition(|r| idx.iter().any(|&j| !r[j].is_empty()))
+            .map_or(0, |i| i + 1)
+    };
+    let mut frame = Frame {
+        path: name.clone(),
+        values: Vec::new(),
+        known_names: known.iter().map(|k| k.to_string()).collect(),
+        known: Vec::new(),
+        lines: Vec::new(),
+    };
+    for (r, record) in records.iter().enumerate() {
         let line = record.position().map_or(0, csv::Position::line) as usize;
-        let mut dropped = false;
-        let mut row = Vec::with_capacity(idx.len());
-        for (k, &j) in idx.iter().enumerate() {
-            let cell = &record[j];
-            let bad = |what: &str| SeriesError::Malformed {
-                path: name.clone(),
-                line,
-                message: format!("`{cell}` in column `{}` is {what}", header[j]),
+        if r < future {
+            let Some(row) = parse_row(record, &idx, &header, missing, frame.values.last())
+                .map_err(|message| SeriesError::Malformed {
+                    path: name.clone(),
+                    line,
+                    message,
+                })?
+            else {
+                continue;
             };
-            let parsed = cell.parse::<f32>();
-            let absent = cell.is_empty() || parsed.as_ref().is_ok_and(|v| !v.is_finite());
-            let value = match parsed {
-                Ok(v) if v.is_finite() => v,
-                _ if absent && missing == Missing::Error => {
-                    return Err(bad(
-                        "a missing value (a series must not hold empty, NaN or infinite \
-                         values; --missing drop or previous handles them)",
-                    ));
-                }
-                _ if absent => match (missing, rows.last()) {
-                    (Missing::Previous, Some(previous)) => previous[k],
-                    (Missing::Previous, None) => {
-                        return Err(bad(
-                            "missing before any value to repeat (--missing previous)",
-                        ));
-                    }
-                    _ => {
-                        dropped = true;
-                        f32::NAN
-                    }
-                },
-                _ => return Err(bad("not a number")),
-            };
-            row.push(value);
+            frame.values.push(row);
         }
-        if !dropped {
-            rows.push(row);
-        }
+        frame
+            .known
+            .push(kidx.iter().map(|&j| record[j].to_string()).collect());
+        frame.lines.push(line);
     }
-    if rows.is_empty() {
+    if frame.values.is_empty() {
         return Err(SeriesError::Empty(name));
     }
-    Ok(rows)
+    Ok(frame)
+}
+
+/// The values of the `idx` columns of one record, `None` for a row [`Missing::Drop`] leaves
+/// out, or what is wrong with a cell.
+fn parse_row(
+    record: &csv::StringRecord,
+    idx: &[usize],
+    header: &[String],
+    missing: Missing,
+    previous: Option<&Vec<f32>>,
+) -> Result<Option<Vec<f32>>, String> {
+    let mut row = Vec::with_capacity(idx.len());
+    let mut dropped = false;
+    for (k, &j) in idx.iter().enumerate() {
+        let cell = &record[j];
+        let bad = |what: &str| format!("`{cell}` in column `{}` is {what}", header[j]);
+        let parsed = cell.parse::<f32>();
+        let absent = cell.is_empty() || parsed.as_ref().is_ok_and(|v| !v.is_finite());
+        let value = match parsed {
+            Ok(v) if v.is_finite() => v,
+            _ if absent && missing == Missing::Error => {
+                return Err(bad(
+                    "a missing value (a series must not hold empty, NaN or infinite \
+                     values; --missing drop or previous handles them)",
+                ));
+            }
+            _ if absent => match (missing, previous) {
+                (Missing::Previous, Some(previous)) => previous[k],
+                (Missing::Previous, None) => {
+                    return Err(bad(
+                        "missing before any value to repeat (--missing previous)",
+                    ));
+                }
+                _ => {
+                    dropped = true;
+                    f32::NAN
+                }
+            },
+            _ => return Err(bad("not a number")),
+        };
+        row.push(value);
+    }
+    Ok((!dropped).then_some(row))
 }
 
 /// The column names of a CSV file's header row.

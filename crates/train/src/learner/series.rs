@@ -13,7 +13,7 @@ use burn::train::metric::LossMetric;
 use burn::train::{RegressionOutput, SupervisedTraining};
 use sequent_models::classical::{AutoregressiveMlp, LatentAutoregressive};
 use sequent_models::forecast::Forecaster;
-use sequent_models::heads::SequenceForecaster;
+use sequent_models::heads::{DirectForecaster, SequenceForecaster};
 use sequent_models::recurrent::CellKind;
 
 use crate::data::epoch::{EpochDataset, Tagged};
@@ -21,14 +21,19 @@ use crate::learner::control::Split;
 use crate::learner::metrics::RegressionErrorMetric;
 use crate::learner::task::{Step, Task, TaskBatch, TaskLearner};
 
-/// A forecaster that can be trained on windows of `tau + 1` values.
+/// A forecaster that can be trained on windows of `tau + 1` rows.
 pub trait SeriesModel: Module + ModuleDisplay + Forecaster + 'static {
-    /// Predictions and their targets `[N, F]` for windows `[B, tau + 1, F]`. By default the
-    /// model predicts the last value from the `tau` before it (`N = B`).
+    /// Predictions and their targets `[N, F]` for windows `[B, tau + 1, F + C]` of the rows the
+    /// model reads (`[x_s, c_{s+1}]` with `C` covariates, see [`sequent_models::forecast`]). By
+    /// default the model predicts the last row's values from the `tau` rows before it (`N = B`).
     fn training_pairs(&self, windows: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
-        let [b, n, f] = windows.dims();
+        let [b, n, width] = windows.dims();
+        let f = width - self.covariates();
         let pred = self.predict_next(windows.clone().narrow(1, 0, n - 1));
-        (pred, windows.narrow(1, n - 1, 1).reshape([b, f]))
+        (
+            pred,
+            windows.narrow(1, n - 1, 1).narrow(2, 0, f).reshape([b, f]),
+        )
     }
 }
 
@@ -40,12 +45,27 @@ impl<C: CellKind> SeriesModel for SequenceForecaster<C> {}
 /// `x_{t+1}` for `t = 1..tau`, `N = B * tau`.
 impl<C: CellKind> SeriesModel for LatentAutoregressive<C> {
     fn training_pairs(&self, windows: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
-        let [b, n, f] = windows.dims();
+        let [b, n, width] = windows.dims();
+        let f = width - self.covariates;
         let (pred, _) = self.forward(windows.clone().narrow(1, 0, n - 1), None);
+        let targets = windows.narrow(1, 1, n - 1).narrow(2, 0, f);
         (
             pred.reshape([b * (n - 1), f]),
-            windows.narrow(1, 1, n - 1).reshape([b * (n - 1), f]),
+            targets.reshape([b * (n - 1), f]),
         )
+    }
+}
+
+/// The direct forecaster is trained on windows of `tau + H` rows: the first `tau` are read, the
+/// values of the last `H` are the targets (`N = B * H`). Its loaders take `tau + H - 1` as the
+/// window (see [`forecast_loaders`]).
+impl<C: CellKind> SeriesModel for DirectForecaster<C> {
+    fn training_pairs(&self, windows: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+        let [b, _, _] = windows.dims();
+        let (tau, h, f) = (self.window, self.horizon, self.features);
+        let pred = self.forward(windows.clone().narrow(1, 0, tau));
+        let targets = windows.narrow(1, tau, h).narrow(2, 0, f);
+        (pred.reshape([b * h, f]), targets.reshape([b * h, f]))
     }
 }
 
