@@ -6,8 +6,10 @@ Run every example without --quick first (their tables land in runs/examples/NAME
     python3 scripts/write_results.py
 
 Copies each example's plots to docs/results/ and compares sequent's and PyTorch's validation
-perplexities for the neural char-LMs.
+perplexities for the neural char-LMs. `--only NAME` rewrites that example's section (and its
+README line) from its run and keeps the other sections as they are.
 """
+import argparse
 import csv
 import os
 import platform
@@ -22,7 +24,7 @@ EXAMPLES = [
     ("sine_forecast", "d2l's sine: one-step and k-step-ahead MSE (noise floor 0.04)", ["k_step.svg"]),
     ("char_lm", "Character-level language models on Shakespeare (90/10 split by position)", ["valid_loss.svg"]),
     ("long_dependencies", "Adding and copy-memory tasks against the memoryless baseline", ["input_gradients.svg"]),
-    ("births_forecast", "US daily births 1969-1988, last 730 days held out", ["forecast.svg"]),
+    ("births_forecast", "US daily births 1969-1988, last 730 days held out", ["forecast.svg", "horizons.svg"]),
     ("japanese_vowels", "Speaker classification, Japanese Vowels (test set of 370)", ["loss.svg"]),
 ]
 
@@ -45,49 +47,90 @@ def read_csv(path):
 
 
 def main():
-    out = ["# Results of the example scripts", "",
-           "Produced by `scripts/write_results.py` from the runs' own tables; no figure is typed in by hand.",
-           f"Machine: {machine()}; device `flex` (CPU).", ""]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=[e[0] for e in EXAMPLES],
+                        help="rewrite this example's section only")
+    only = parser.parse_args().only
+    header = ["# Results of the example scripts", "",
+              "Produced by `scripts/write_results.py` from the runs' own tables; no figure is typed in by hand.",
+              f"Machine: {machine()}; device `flex` (CPU).", ""]
     os.makedirs(os.path.join(DOCS, "results"), exist_ok=True)
-    for name, title, plots in EXAMPLES:
-        table = os.path.join(RUNS, name, f"{name}.md")
-        out += [f"## {name}: {title}", "", f"`cargo run --release --example {name}`", ""]
-        if not os.path.exists(table):
-            out += ["(not run yet)", ""]
-            continue
-        out += [open(table).read().rstrip(), ""]
-        for p in plots:
-            src = os.path.join(RUNS, name, p)
-            if os.path.exists(src):
-                dst = f"{name}_{p.replace('/', '_')}"
-                shutil.copy(src, os.path.join(DOCS, "results", dst))
-                out.append(f"![{name} {p}](results/{dst})")
-        out.append("")
-        if name == "long_dependencies":
-            out += [reading_long_dependencies(), ""]
-        if name == "char_lm":
-            torch_csv = os.path.join(RUNS, "char_lm_torch", "char_lm_torch.csv")
-            ours_csv = os.path.join(RUNS, name, f"{name}.csv")
-            if os.path.exists(torch_csv):
-                theirs = {r["model"]: r for r in read_csv(torch_csv)}
-                out += ["Same configuration in PyTorch (`python3 examples/torch/char_lm.py`), same seed count (one),",
-                        "same parameter budget:", "",
-                        "| cell | hidden | sequent perplexity | PyTorch perplexity | sequent / PyTorch |",
-                        "|---|---|---|---|---|"]
-                for r in read_csv(ours_csv):
-                    t = theirs.get(r["model"])
-                    if t is None:
-                        continue
-                    a, b = float(r["validation perplexity"]), float(t["validation perplexity"])
-                    out.append(f"| {r['model']} | {r['hidden']} / {t['hidden']} | {a:.4f} | {b:.4f} | {a / b:.4f} |")
-                out.append("")
-            samples = os.path.join(RUNS, name, "samples.md")
-            if os.path.exists(samples):
-                shutil.copy(samples, os.path.join(DOCS, "results", "char_lm_samples.md"))
-                out += ["Samples at temperatures 0.5 and 1.0: [results/char_lm_samples.md](results/char_lm_samples.md).", ""]
-    open(os.path.join(DOCS, "results.md"), "w").write("\n".join(out) + "\n")
+    if only is None:
+        sections = [section(e) for e in EXAMPLES]
+    else:
+        kept = existing_sections()
+        header = kept.pop("", header)
+        title_line = next(line for line in header if line.startswith("Machine: "))
+        sections = []
+        for e in EXAMPLES:
+            if e[0] != only:
+                sections.append(kept.get(e[0], section(e)))
+                continue
+            new = section(e)
+            if title_line != f"Machine: {machine()}; device `flex` (CPU).":
+                new[4:4] = [f"This section: {machine()}; device `flex` (CPU).", ""]
+            sections.append(new)
+    out = header + [line for s in sections for line in s]
+    open(os.path.join(DOCS, "results.md"), "w").write("\n".join(out).rstrip("\n") + "\n")
     print("wrote docs/results.md")
-    update_readme()
+    update_readme(only)
+
+
+def existing_sections():
+    """docs/results.md split into its header (key "") and one list of lines per example."""
+    sections, key = {"": []}, ""
+    for line in open(os.path.join(DOCS, "results.md")).read().rstrip("\n").split("\n"):
+        if line.startswith("## ") and ":" in line:
+            key = line[3:].split(":", 1)[0]
+            sections[key] = []
+        sections[key].append(line)
+    for lines in sections.values():
+        while lines and lines[-1] == "":
+            lines.pop()
+        lines.append("")
+    return sections
+
+
+def section(example):
+    """The lines of one example's section, from its run."""
+    name, title, plots = example
+    table = os.path.join(RUNS, name, f"{name}.md")
+    out = [f"## {name}: {title}", "", f"`cargo run --release --example {name}`", ""]
+    if not os.path.exists(table):
+        return out + ["(not run yet)", ""]
+    out += [open(table).read().rstrip(), ""]
+    for p in plots:
+        src = os.path.join(RUNS, name, p)
+        if os.path.exists(src):
+            dst = f"{name}_{p.replace('/', '_')}"
+            shutil.copy(src, os.path.join(DOCS, "results", dst))
+            out.append(f"![{name} {p}](results/{dst})")
+    out.append("")
+    if name == "long_dependencies":
+        out += [reading_long_dependencies(), ""]
+    if name == "births_forecast":
+        out += [reading_births(), ""]
+    if name == "char_lm":
+        torch_csv = os.path.join(RUNS, "char_lm_torch", "char_lm_torch.csv")
+        ours_csv = os.path.join(RUNS, name, f"{name}.csv")
+        if os.path.exists(torch_csv):
+            theirs = {r["model"]: r for r in read_csv(torch_csv)}
+            out += ["Same configuration in PyTorch (`python3 examples/torch/char_lm.py`), same seed count (one),",
+                    "same parameter budget:", "",
+                    "| cell | hidden | sequent perplexity | PyTorch perplexity | sequent / PyTorch |",
+                    "|---|---|---|---|---|"]
+            for r in read_csv(ours_csv):
+                t = theirs.get(r["model"])
+                if t is None:
+                    continue
+                a, b = float(r["validation perplexity"]), float(t["validation perplexity"])
+                out.append(f"| {r['model']} | {r['hidden']} / {t['hidden']} | {a:.4f} | {b:.4f} | {a / b:.4f} |")
+            out.append("")
+        samples = os.path.join(RUNS, name, "samples.md")
+        if os.path.exists(samples):
+            shutil.copy(samples, os.path.join(DOCS, "results", "char_lm_samples.md"))
+            out += ["Samples at temperatures 0.5 and 1.0: [results/char_lm_samples.md](results/char_lm_samples.md).", ""]
+    return out
 
 
 def reading_long_dependencies():
@@ -99,6 +142,21 @@ def reading_long_dependencies():
             cells = [x["cell"] for x in r if x["task"] == task and int(x["T"]) == t
                      and float(x["error / memoryless"]) < 0.9]
             lines.append(f"- {task}, T = {t}: {', '.join(cells) if cells else 'none'}")
+    return "\n".join(lines)
+
+
+def reading_births():
+    """Which models beat the seasonal-naive forecast at every horizon in every seed."""
+    def worst(row, h):  # the largest ratio over the seeds: "median [low, high]" or one value
+        cell = row[f"MAE / naive h={h}"]
+        return float(cell.split("[")[-1].split(",")[-1].strip(" ]"))
+    lines = ["MAE / naive is a model's MAE divided by the seasonal-naive forecast's at the same horizon and",
+             "origins, the median [smallest, largest] over the seeds. Below the seasonal-naive MAE at h = 1, 7",
+             "and 28 in every seed:", ""]
+    for covariates in sorted({x["covariates"] for x in rows("births_forecast") if x["covariates"]}):
+        models = [x["model"] for x in rows("births_forecast") if x["covariates"] == covariates
+                  and all(worst(x, h) < 1 for h in (1, 7, 28))]
+        lines.append(f"- covariates {covariates}: {'; '.join(models) if models else 'none'}")
     return "\n".join(lines)
 
 
@@ -127,24 +185,30 @@ def headline(name):
         cells = [x for x in r if x["task"] == "adding" and int(x["T"]) == t]
         return f"adding, T = {t}, error / memoryless: " + ", ".join(f"{x['cell']} {float(x['error / memoryless']):.2f}" for x in cells)
     if name == "births_forecast":
-        naive, gru = r[0], by("model", "gru")
-        return f"1-day MAE: GRU {float(gru['MAE h=1']):.0f} against seasonal naive {float(naive['MAE h=1']):.0f}"
+        gru = next(x for x in r if x["model"] == "gru" and x["covariates"] != "none")
+        ratios = ", ".join(gru[f"MAE / naive h={h}"].split(" ")[0] for h in (1, 7, 28))
+        return f"GRU with calendar covariates: MAE / seasonal naive {ratios} at 1, 7, 28 days"
     if name == "japanese_vowels":
         return "test accuracy " + ", ".join(f"{x['model']} {float(x['test accuracy']):.3f}" for x in r)
     return ""
 
 
-def update_readme():
+def update_readme(only=None):
     path = os.path.join(ROOT, "README.md")
     text = open(path).read()
     begin, end = "<!-- examples:begin -->", "<!-- examples:end -->"
     if begin not in text:
         return
+    head, rest = text.split(begin, 1)
+    old, tail = rest.split(end, 1)
+    kept = {line.split("--example ", 1)[1].split("`", 1)[0]: line
+            for line in old.strip().split("\n") if "--example " in line}
     lines = ["| example | command | headline (full run, docs/results.md) |", "|---|---|---|"]
     for name, title, _ in EXAMPLES:
-        lines.append(f"| {title} | `cargo run --release --example {name}` | {headline(name)} |")
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
+        if only is not None and name != only and name in kept:
+            lines.append(kept[name])
+        else:
+            lines.append(f"| {title} | `cargo run --release --example {name}` | {headline(name)} |")
     open(path, "w").write(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
     print("updated README.md")
 
