@@ -124,7 +124,18 @@ fn long_dependencies_quick() {
     let out = scratch("longdeps");
     let t = run_example("long_dependencies", &out);
     let cells: Vec<&str> = t.rows.iter().map(|r| r[2].as_str()).collect();
-    assert_eq!(cells, ["rnn", "lstm", "gru", "rnn", "lstm", "gru"]);
+    // The three cells, the LSTM ablation, and on the adding problem the layer-normalised LSTM.
+    assert_eq!(
+        cells,
+        [
+            "rnn", "lstm", "gru", "lstm", "lstm", "rnn", "lstm", "gru", "lstm"
+        ]
+    );
+    let settings: Vec<&str> = t.rows.iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(settings[1], "chrono, T_max = 10");
+    assert_eq!(settings[3], "PyTorch init (ablation)");
+    assert_eq!(settings[4], "layer norm, chrono, T_max = 10");
+    assert_eq!(settings[6], "chrono, T_max = 15");
     for i in 0..t.rows.len() {
         for c in [
             "final error",
@@ -140,9 +151,15 @@ fn long_dependencies_quick() {
     }
     // The baselines are the analytic ones: 1/6 and 10 ln 8 / (T + 20) at T = 10.
     assert!((t.number(0, "baseline (analytic)").unwrap() - 1.0 / 6.0).abs() < 1e-4);
-    assert!((t.number(3, "baseline (analytic)").unwrap() - 10.0 * 8f64.ln() / 30.0).abs() < 1e-4);
+    assert!((t.number(5, "baseline (analytic)").unwrap() - 10.0 * 8f64.ln() / 30.0).abs() < 1e-4);
     // The memoryless error on 2,048 examples is near its expectation 1/6.
     assert!((t.number(0, "memoryless (same examples)").unwrap() - 1.0 / 6.0).abs() < 0.02);
-    assert!(out.join("input_gradients.svg").is_file());
+    for plot in [
+        "input_gradients.svg",
+        "curves_adding_10.svg",
+        "curves_copy_10.svg",
+    ] {
+        assert!(out.join(plot).is_file(), "{plot}");
+    }
     let _ = std::fs::remove_dir_all(out);
 }
