@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use sequent::experiments::{ExampleOptions, Table};
+use sequent::experiments::{ExampleOptions, Table, median_and_range, spread};
 use sequent::plot::{Line, line_chart};
 use sequent_models::classical::AutoregressiveMlpConfig;
 use sequent_models::forecast::k_step_predictions;
@@ -155,13 +155,7 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
         for h in HORIZONS {
             let maes: Vec<f64> = per_seed.iter().map(|e| e[h - 1]).collect();
             let ratios: Vec<f64> = maes.iter().map(|m| m / naive[h - 1]).collect();
-            let (lo, mid, hi) = spread(&ratios);
-            let ratio = if seeds.len() > 1 {
-                format!("{mid:.3} [{lo:.3}, {hi:.3}]")
-            } else {
-                format!("{mid:.3}")
-            };
-            r.extend([format!("{:.1}", spread(&maes).1), ratio]);
+            r.extend([format!("{:.1}", spread(&maes).1), median_and_range(&ratios)]);
         }
         table.push(r);
         if model.starts_with("gru") {
@@ -181,13 +175,6 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
     )?;
     table.write(&out, "births_forecast")?;
     Ok(table)
-}
-
-/// The smallest, median and largest of `values` (non-empty).
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    (v[0], v[v.len() / 2], v[v.len() - 1])
 }
 
 /// `(h, MAE)` points of an error for every horizon.

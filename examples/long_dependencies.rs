@@ -28,7 +28,7 @@ use burn::module::Module;
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use sequent::experiments::{ExampleOptions, Table, fmt};
+use sequent::experiments::{ExampleOptions, Table, fmt, median_and_range, spread};
 use sequent::plot::{Line, line_chart};
 use sequent_models::heads::{Readout, SequenceModel, SequenceModelConfig};
 use sequent_models::loss::cross_entropy;
@@ -333,13 +333,6 @@ impl Train {
     }
 }
 
-/// The smallest, median and largest of `values` (non-empty).
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
 /// Trains every setup on both tasks at every length from each seed; returns the final error
 /// against the baseline, with the budget each run took.
 fn run(o: &ExampleOptions) -> Result<Table, String> {
@@ -423,7 +416,6 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
                     })
                     .collect::<Result<Vec<Outcome>, String>>()?;
                 let ratios: Vec<f64> = outcomes.iter().map(|r| r.error / r.memoryless).collect();
-                let (lo, mid, hi) = spread(&ratios);
                 let mut reached: Vec<Option<usize>> =
                     outcomes.iter().map(Outcome::updates_to_tenth).collect();
                 reached.sort_by_key(|r| r.unwrap_or(usize::MAX));
@@ -445,11 +437,7 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
                     fmt(spread(&errors).1),
                     fmt(spread(&memoryless).1),
                     fmt(task.baseline(steps)),
-                    if seeds > 1 {
-                        format!("{mid:.3} [{lo:.3}, {hi:.3}]")
-                    } else {
-                        format!("{mid:.3}")
-                    },
+                    median_and_range(&ratios),
                     to_tenth,
                     format!("{:.0}", spread(&seconds).1),
                 ];

@@ -100,6 +100,23 @@ impl Table {
     }
 }
 
+/// The smallest, median and largest of `values` (non-empty; the upper median of an even count).
+pub fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+/// `values` over seeds as `median [smallest, largest]` with 3 decimals, or the one value.
+pub fn median_and_range(values: &[f64]) -> String {
+    let (lo, mid, hi) = spread(values);
+    if values.len() > 1 {
+        format!("{mid:.3} [{lo:.3}, {hi:.3}]")
+    } else {
+        format!("{mid:.3}")
+    }
+}
+
 /// Formats a figure with 4 significant decimals.
 pub fn fmt(x: f64) -> String {
     format!("{x:.4}")
