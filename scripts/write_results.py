@@ -158,7 +158,13 @@ def reading_long_dependencies():
         else:
             target, met = None, None
         if target:
-            lines.append(f"- {task}, T = {t}, {cell}: {ratio:.3f}, target {target}: {'met' if met else 'not met'}")
+            line = f"- {task}, T = {t}, {cell}: {ratio:.3f}, target {target}: {'met' if met else 'not met'}"
+            if not met:
+                half = float(x["at half the updates"])
+                trend = "still falling at the end of the budget" if ratio < 0.9 * half else \
+                    "no better than at half the updates"
+                line += f" ({half:.3f} at half the updates: {trend})"
+            lines.append(line)
     seconds = sum(float(x["seconds a run"]) for x in r) * 3
     lines += ["", f"Budget: every run's updates and examples are in the table; all runs together took about "
               f"{seconds / 3600:.1f} hours of wall time on this machine (3 seeds a row)."]

@@ -44,14 +44,14 @@ impl SeriesRun {
         Ok((series, prepared))
     }
 
-    fn reload(&self, job: Job<'_>, device: &Device, p: &Series) -> Result<Produced, String> {
+    fn reload(&self, job: Job<'_>, device: &Device, series: &Series) -> Result<Produced, String> {
         let weights = self.dir.join("model.bpk");
         let covariates = match &job {
             Job::Evaluate { prepared, .. } | Job::Forecast { prepared, .. } => prepared.width(),
         };
         with_series_model(
             &self.cfg,
-            p.names.len(),
+            series.names.len(),
             covariates,
             device,
             Reload {
