@@ -5,7 +5,8 @@
 //! the neural first-order Markov model (tau = 1), the latent autoregressive model and the RNN,
 //! LSTM and GRU forecasters (windows of 16). The noise floor of one-step MSE is the noise
 //! variance `0.2^2 = 0.04`. k-step-ahead forecasts feed the model's own predictions back `k - 1`
-//! times, so their error grows with `k`.
+//! times, so their error grows with `k`; the last row, a direct GRU (window 16, a head that
+//! predicts all 64 steps at once), feeds nothing back.
 //!
 //! `cargo run --release --example sine_forecast -- [--device D] [--seed S] [--quick] [--out DIR]`
 //! prints the table and writes it to `OUT/sine_forecast.{md,csv}` with the AR model's k-step
@@ -20,12 +21,14 @@ use burn::tensor::{Device, Tensor, TensorData};
 use sequent::experiments::{ExampleOptions, Table, fmt};
 use sequent::plot::{Line, line_chart};
 use sequent_models::classical::{AutoregressiveMlpConfig, LatentAutoregressiveConfig};
-use sequent_models::forecast::{k_step_mse, k_step_predictions, one_step};
-use sequent_models::heads::{SequenceForecaster, SequenceModelConfig};
+use sequent_models::forecast::{Forecaster, k_step_mse, k_step_predictions, one_step};
+use sequent_models::heads::{
+    DirectForecaster, DirectForecasterConfig, SequenceForecaster, SequenceModelConfig,
+};
 use sequent_models::recurrent::{CellKind, GruConfig, LstmConfig, Recurrent, RnnConfig};
 use sequent_train::data::synthetic::noisy_sine;
 use sequent_train::data::timeseries::split;
-use sequent_train::learner::series::forecast_loaders;
+use sequent_train::learner::series::{forecast_loaders, window_loader};
 use sequent_train::learner::{self, FitOptions, Forecasting, LrSchedule, SeriesModel};
 
 /// The noise variance of d2l's sine data.
@@ -90,6 +93,10 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
     table.push(sine.recurrent("lstm", LstmConfig::new(1, 16).init(d), d)?);
     seed();
     table.push(sine.recurrent("gru", GruConfig::new(1, 16).init(d), d)?);
+    seed();
+    let direct = DirectForecasterConfig::new(1, 16, *HORIZONS.last().expect("horizons"))
+        .init(GruConfig::new(1, 16).init(d), d);
+    table.push(sine.direct("gru, direct", direct)?);
     table.write(&out, "sine_forecast")?;
     Ok(table)
 }
@@ -133,6 +140,56 @@ impl Sine {
     /// (every horizon from the same held-out origins, those whose 64-step target is in the
     /// series), in the data's units (MSE scales with the variance).
     fn row<M: SeriesModel>(&self, name: &str, model: &M) -> Result<Vec<String>, String> {
+        let all = self.tensor(model);
+        let k_mse = k_step_mse(model, &all, None, TRAIN..self.values.len(), &HORIZONS);
+        self.row_with(name, model, &k_mse.map_err(|e| e.to_string())?)
+    }
+
+    /// The direct GRU's row: its first output is its one-step forecast, its k-th the k-step one
+    /// (from the same origins as the recursive models').
+    fn direct<C: CellKind>(
+        &self,
+        name: &str,
+        model: DirectForecaster<C>,
+    ) -> Result<Vec<String>, String> {
+        let (seed, tau, h) = (self.options.seed, model.window, model.horizon);
+        let span = tau + h - 1;
+        let train = window_loader(&self.values[..TRAIN], span, 16, Some(seed), 0)?;
+        let valid = window_loader(&self.values[TRAIN - tau..], span, 16, None, 0)?;
+        let dir = self.out.join(name.replace(", ", "-"));
+        let model = learner::train(
+            model,
+            Forecasting::default(),
+            train,
+            valid,
+            &dir,
+            &self.options,
+        )?
+        .0;
+        let all = self.tensor(&model);
+        let (first, per_step) = model
+            .predictions(&all, None, TRAIN..self.values.len())
+            .map_err(|e| e.to_string())?;
+        let n = per_step[0].dims()[0];
+        let k_mse: Vec<f64> = HORIZONS
+            .iter()
+            .map(|&k| {
+                let truth = all.clone().narrow(0, first + k - 1, n);
+                let err = (per_step[k - 1].clone() - truth).powi_scalar(2).mean();
+                err.into_scalar::<f64>()
+            })
+            .collect();
+        self.row_with(name, &model, &k_mse)
+    }
+
+    /// A row from `model`'s one-step MSE on the held-out steps and the k-step MSE given
+    /// (standardised; the row is in the data's units).
+    fn row_with<M: Forecaster + Module>(
+        &self,
+        name: &str,
+        model: &M,
+        k_mse: &[f64],
+    ) -> Result<Vec<String>, String> {
         let tau = model.window();
         let all = self.tensor(model);
         let held_out = self.values.len() - TRAIN;
@@ -151,13 +208,7 @@ impl Sine {
             fmt(mse),
             format!("{:.2}", mse / NOISE_FLOOR),
         ];
-        let k_mse = k_step_mse(model, &all, None, TRAIN..self.values.len(), &HORIZONS);
-        row.extend(
-            k_mse
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|m| fmt(m * variance)),
-        );
+        row.extend(k_mse.iter().map(|m| fmt(m * variance)));
         Ok(row)
     }
 

@@ -66,7 +66,7 @@ def main():
         sections = []
         for e in EXAMPLES:
             if e[0] != only:
-                sections.append(kept.get(e[0], section(e)))
+                sections.append(kept[e[0]] if e[0] in kept else section(e))
                 continue
             new = section(e)
             if title_line != f"Machine: {machine()}; device `flex` (CPU).":

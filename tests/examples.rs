@@ -51,7 +51,15 @@ fn sine_forecast_quick() {
     let t = run_example("sine_forecast", &out);
     check(
         &t,
-        &["ar", "markov", "latent", "rnn", "lstm", "gru"],
+        &[
+            "ar",
+            "markov",
+            "latent",
+            "rnn",
+            "lstm",
+            "gru",
+            "gru, direct",
+        ],
         &["one-step MSE", "k=1", "k=4", "k=16", "k=64"],
     );
     assert!(out.join("sine_forecast.md").is_file() && out.join("k_step.svg").is_file());
