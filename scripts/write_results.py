@@ -24,7 +24,7 @@ EXAMPLES = [
     ("sine_forecast", "d2l's sine: one-step and k-step-ahead MSE (noise floor 0.04)", ["k_step.svg"]),
     ("char_lm", "Character-level language models on Shakespeare (90/10 split by position)", ["valid_loss.svg"]),
     ("long_dependencies", "Adding and copy-memory tasks against the memoryless baseline",
-     ["curves_adding_50.svg", "curves_adding_100.svg", "curves_adding_200.svg", "curves_copy_50.svg",
+     ["curves_adding_50.svg", "curves_adding_100.svg", "curves_adding_200.svg",
       "curves_copy_100.svg", "curves_copy_200.svg", "input_gradients.svg"]),
     ("births_forecast", "US daily births 1969-1988, last 730 days held out", ["forecast.svg", "horizons.svg"]),
     ("japanese_vowels", "Speaker classification, Japanese Vowels (test set of 370)", ["loss.svg"]),
