@@ -165,6 +165,12 @@ def reading_long_dependencies():
                     "no better than at half the updates"
                 line += f" ({half:.3f} at half the updates: {trend})"
             lines.append(line)
+    ran = {(x["task"], int(x["T"])) for x in r}
+    missing = [f"{task}, T = {t}" for task, ts in (("adding", (50, 100, 200)), ("copy", (100, 200)))
+               for t in ts if (task, t) not in ran]
+    if missing:
+        lines += ["", f"Not in this table (the run was stopped before them; `OUT/outcomes/` lets it continue): "
+                  f"{'; '.join(missing)}."]
     seconds = sum(float(x["seconds a run"]) for x in r) * 3
     lines += ["", f"Budget: every run's updates and examples are in the table; all runs together took about "
               f"{seconds / 3600:.1f} hours of wall time on this machine (3 seeds a row)."]
