@@ -11,7 +11,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::data::calendar::{extend, is_us_federal_holiday, parse_dates};
-use crate::data::timeseries::{Frame, SeriesError};
+use crate::data::timeseries::{Frame, Normalizer, SeriesError};
 
 /// A known-future covariate, as written after `--covariate`: `COLUMN` or `COLUMN:numeric` (a
 /// numeric column, standardised), `COLUMN:onehot` (a categorical column, one-hot),
@@ -161,7 +161,7 @@ impl CovariateEncoder {
     }
 
     /// Fits `covariates` on `frame` (whose known columns are [`Self::columns`]): numeric columns
-    /// are standardised with the statistics of the first `train_len` rows, categorical ones take
+    /// are standardised with the statistics of the first `train_len` rows (at least one), categorical ones take
     /// every value the file holds. Errors: a calendar covariate without `date` (one column of
     /// ISO dates, or year, month and day), a covariate given twice, a cell that is not a finite
     /// number in a numeric covariate, a date that does not parse.
@@ -182,17 +182,14 @@ impl CovariateEncoder {
             let encoding = match c {
                 Covariate::Numeric(name) => {
                     let values = fitted.numbers(frame, name)?;
-                    let train = &values[..train_len.min(values.len())];
-                    let n = train.len().max(1) as f64;
-                    let mean = train.iter().map(|&v| v as f64).sum::<f64>() / n;
-                    let var = train
+                    let train: Vec<Vec<f32>> = values[..train_len.clamp(1, values.len())]
                         .iter()
-                        .map(|&v| (v as f64 - mean).powi(2))
-                        .sum::<f64>()
-                        / n;
+                        .map(|&v| vec![v])
+                        .collect();
+                    let fitted = Normalizer::fit(&train);
                     Encoding::Standardised {
-                        mean: mean as f32,
-                        std: if var > 0.0 { var.sqrt() as f32 } else { 1.0 },
+                        mean: fitted.mean[0],
+                        std: fitted.std[0],
                     }
                 }
                 Covariate::Categorical(name) => {
@@ -285,7 +282,7 @@ impl CovariateEncoder {
                                 ),
                             });
                         };
-                        row.extend((0..categories.len()).map(|j| (j == k) as u8 as f32));
+                        one_hot(categories.len(), k, row);
                     }
                 }
                 (calendar, Encoding::Calendar) => {
@@ -337,10 +334,13 @@ impl CovariateEncoder {
     }
 }
 
+/// Appends the one-hot encoding of category `k` of `n` to `row`.
+fn one_hot(n: usize, k: usize, row: &mut Vec<f32>) {
+    row.extend((0..n).map(|j| (j == k) as u8 as f32));
+}
+
 /// Appends the encoding of calendar feature `c` of `date` to `row`.
 fn calendar_feature(c: &Covariate, date: NaiveDate, row: &mut Vec<f32>) {
-    let one_hot =
-        |n: usize, k: usize, row: &mut Vec<f32>| row.extend((0..n).map(|j| (j == k) as u8 as f32));
     match c {
         Covariate::Weekday => one_hot(7, date.weekday().num_days_from_monday() as usize, row),
         Covariate::Month => one_hot(12, date.month0() as usize, row),
