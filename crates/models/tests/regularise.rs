@@ -222,9 +222,31 @@ fn assert_fused_equals_composed<C: CellKind>(fused: Recurrent<C>, backend: &str,
     assert!(max_diff(w1, w2) < 1e-4, "{backend}: W_hh gradients differ");
 }
 
-/// Input dropout, weight drop and recurrent dropout run on the fused whole-sequence op (recurrent
-/// dropout on the host engine's; the cube engine runs it composed): with the same seed each cell
-/// gives the composed path's outputs and gradients.
+/// In evaluation (no autodiff), `fused` gives the composed path's outputs and final state.
+fn assert_evaluation_fused_equals_composed<C: CellKind>(
+    fused: Recurrent<C>,
+    backend: &str,
+    device: &Device,
+) {
+    let plain = device.clone().without_autodiff();
+    let fused = fused.valid();
+    let mut composed = fused.clone();
+    composed.kernels = Kernels::Composed;
+    let x = Tensor::<3>::random([3, 7, 5], Distribution::Normal(0.0, 1.0), &plain);
+    let (o1, s1) = fused.forward(x.clone(), None);
+    let (o2, s2) = composed.forward(x, None);
+    assert!(
+        max_diff(o1, o2) < 1e-5,
+        "{backend}: evaluation outputs differ"
+    );
+    let states = max_diff(s1.hidden, s2.hidden);
+    assert!(states < 1e-5, "{backend}: evaluation states differ");
+}
+
+/// Input dropout, weight drop, recurrent dropout and zoneout run on the fused whole-sequence op
+/// (recurrent dropout and zoneout on the host engine's; the cube engine runs them composed): with
+/// the same seed each cell gives the composed path's outputs and gradients, in training and (for
+/// zoneout, which acts in evaluation too) in evaluation.
 #[test]
 fn fused_equals_composed_with_the_dropouts() {
     let _turn = one_at_a_time();
@@ -247,5 +269,26 @@ fn fused_equals_composed_with_the_dropouts() {
             .with_bidirectional(true)
             .with_recurrent_dropout(0.25);
         assert_fused_equals_composed(rnn.init(&device), backend, &device);
+        let lstm = LstmConfig::new(5, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_zoneout(0.3);
+        assert_fused_equals_composed(lstm.clone().init(&device), backend, &device);
+        assert_evaluation_fused_equals_composed(lstm.init(&device), backend, &device);
+        let lstm = lstm.with_recurrent_dropout(0.25);
+        assert_fused_equals_composed(lstm.init(&device), backend, &device);
+        let gru = GruConfig::new(5, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_zoneout(0.3);
+        assert_fused_equals_composed(gru.clone().init(&device), backend, &device);
+        assert_evaluation_fused_equals_composed(gru.init(&device), backend, &device);
+        let rnn = RnnConfig::new(5, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_zoneout(0.3);
+        assert_fused_equals_composed(rnn.clone().init(&device), backend, &device);
+        let relu = rnn.with_nonlinearity(sequent_models::recurrent::Nonlinearity::Relu);
+        assert_fused_equals_composed(relu.init(&device), backend, &device);
     }
 }

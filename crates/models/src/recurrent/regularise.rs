@@ -31,9 +31,8 @@ use crate::rng::SplitMix64;
 /// `dropout` module in training); zoneout takes its expectation in evaluation. The masks come from
 /// the device's random generator, so a seeded run draws the same ones.
 ///
-/// Input dropout and weight drop run on the fused whole-sequence ops, recurrent dropout on the
-/// host engine's (Flex, NdArray; the cube engine runs it composed); zoneout runs the composed
-/// per-step path.
+/// Input dropout and weight drop run on the fused whole-sequence ops, recurrent dropout and
+/// zoneout on the host engine's (Flex, NdArray; the cube engine runs them composed).
 ///
 /// The options are set on the layer's config; evaluation (a device without autodiff, or the
 /// module after `valid()`) runs the plain layer, with zoneout's expectation:
@@ -86,10 +85,11 @@ impl Regularisation {
         }
     }
 
-    /// Whether the whole-sequence op can run layers with these options (recurrent dropout only
-    /// where [`fused::applies`](super::fused::applies) says so).
-    pub(crate) fn fuses(&self) -> bool {
-        self.zoneout == 0.0
+    /// Whether a forward pass (in `training` or not) regularises inside the recurrence:
+    /// recurrent dropout in training, or zoneout (the whole-sequence op runs them where
+    /// [`fused::applies`](super::fused::applies) says so).
+    pub(crate) fn inside_recurrence(&self, training: bool) -> bool {
+        self.recurrent_dropout_in(training) > 0.0 || self.zoneout > 0.0
     }
 
     /// Recurrent dropout's probability in `training`, 0 otherwise.
@@ -155,6 +155,14 @@ impl Zoneout {
             p,
             masks: training.then(|| (draw(&start.hidden), start.cell.as_ref().map(draw))),
         }
+    }
+
+    /// The masks drawn, `[T, B, R]` for `h` and then (LSTM) `[T, B, H]` for `c` (none in
+    /// evaluation).
+    pub(crate) fn masks(self) -> Vec<Tensor<3>> {
+        self.masks
+            .map(|(h, c)| std::iter::once(h).chain(c).collect())
+            .unwrap_or_default()
     }
 
     /// `next` after zoneout at step `t` from `previous`.

@@ -144,13 +144,12 @@ impl<C: CellKind> Recurrent<C> {
         self.num_directions() * self.state_width()
     }
 
-    /// The whole-sequence op of this stack's cell, if it has one, the layers have no
-    /// projection and no layer norm and the regularisers let it run; else the composed path
-    /// runs.
+    /// The whole-sequence op of this stack's cell, if it has one and the layers have no
+    /// projection and no layer norm; else the composed path runs.
     fn fused_cell(&self) -> Option<fused::FusedCell> {
         self.cell.fused_cell().filter(|_| {
             let first = &self.layers[0].forward;
-            first.weight_hr.is_none() && first.layer_norm.is_none() && self.regularise.fuses()
+            first.weight_hr.is_none() && first.layer_norm.is_none()
         })
     }
 
@@ -304,10 +303,17 @@ impl<C: CellKind> Recurrent<C> {
             weights.w_ih = folded.into_dispatch();
             fused::SequenceWeights::One(weights, Direction::Forward)
         };
-        let p = self.regularise.recurrent_dropout_in(training);
-        let (x, last) =
-            fused::run_layer(cell, ids, op_weights, &[&initial[0]], None, self.kernels, p)
-                .expect("folds_embedding checked that the op applies");
+        let regularise = (&self.regularise, training);
+        let (x, last) = fused::run_layer(
+            cell,
+            ids,
+            op_weights,
+            &[&initial[0]],
+            None,
+            self.kernels,
+            regularise,
+        )
+        .expect("folds_embedding checked that the op applies");
         let x = self.after_layer(0, x);
         let (out, finals) = self.run_layers(x, 1, rest, last, None, training);
         Ok((out.swap_dims(0, 1), Self::stack_states(finals)))
@@ -328,8 +334,14 @@ impl<C: CellKind> Recurrent<C> {
         self.num_directions() == 1
             && !(training && self.regularise.input_dropout > 0.0)
             && self.fused_cell().is_some_and(|cell| {
-                let masked = self.regularise.recurrent_dropout_in(training) > 0.0;
-                fused::applies(cell, (steps, batch), (false, masked), device, self.kernels)
+                let regularised = self.regularise.inside_recurrence(training);
+                fused::applies(
+                    cell,
+                    (steps, batch),
+                    (false, regularised),
+                    device,
+                    self.kernels,
+                )
             })
             && 2 * vocab <= steps * batch
     }
@@ -388,9 +400,9 @@ impl<C: CellKind> Recurrent<C> {
             };
             let x = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
-            let p = self.regularise.recurrent_dropout_in(training);
+            let regularise = (&self.regularise, training);
             if let Some(done) =
-                fused::run_layer(cell, x, weights, &[f, r], lengths, self.kernels, p)
+                fused::run_layer(cell, x, weights, &[f, r], lengths, self.kernels, regularise)
             {
                 return done;
             }
@@ -422,13 +434,20 @@ impl<C: CellKind> Recurrent<C> {
         training: bool,
     ) -> (Tensor<3>, CellState) {
         if let Some(cell) = self.fused_cell() {
-            let p = self.regularise.recurrent_dropout_in(training);
+            let regularise = (&self.regularise, training);
             let op_weights = || fused::SequenceWeights::One(fused::op_weights(weights), direction);
             let input = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
-            if let Some((out, mut lasts)) =
-                fused::run_layer(cell, input, op_weights, &[&state], lengths, self.kernels, p)
-            {
+            let states = &[&state];
+            if let Some((out, mut lasts)) = fused::run_layer(
+                cell,
+                input,
+                op_weights,
+                states,
+                lengths,
+                self.kernels,
+                regularise,
+            ) {
                 return (out, lasts.remove(0));
             }
         }

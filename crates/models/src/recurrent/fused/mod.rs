@@ -30,12 +30,13 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::regularise::dropout_mask;
+use super::regularise::{Regularisation, Zoneout, dropout_mask};
 use super::state::CellState;
 use super::weights::CellWeights;
 
 pub use ops::{
-    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, SequenceInput, SequenceWeights,
+    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, Regularisers, SequenceInput,
+    SequenceWeights, ZoneoutMasks,
 };
 pub use sequence::{Direction, FusedCell};
 
@@ -141,14 +142,15 @@ pub(crate) fn op_weights(weights: &CellWeights) -> DirectionWeights<Dispatch> {
 }
 
 /// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
-/// rows on `device`, padded (with lengths) or not, with recurrent dropout's mask or not: on the
-/// cube engine without the mask; on the host engine for its cells' unpadded input of more than
-/// one step or of a batch small enough for the op's products to read the weights in place (one
-/// step of a larger batch would pack `W_hh` for a single product).
+/// rows on `device`, padded (with lengths) or not, with regularisers inside the recurrence
+/// (recurrent dropout or zoneout, [`Regularisation::inside_recurrence`]) or not: on the cube
+/// engine without them; on the host engine for its cells' unpadded input of more than one step
+/// or of a batch small enough for the op's products to read the weights in place (one step of a
+/// larger batch would pack `W_hh` for a single product).
 pub(crate) fn applies(
     cell: FusedCell,
     (steps, batch): (usize, usize),
-    (padded, masked): (bool, bool),
+    (padded, regularised): (bool, bool),
     device: &Device,
     kernels: Kernels,
 ) -> bool {
@@ -156,7 +158,7 @@ pub(crate) fn applies(
         Engine::Host => {
             cell.on_host() && !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS)
         }
-        Engine::Cube => !masked,
+        Engine::Cube => !regularised,
         Engine::Composed => false,
     }
 }
@@ -181,8 +183,9 @@ fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
 /// for both directions each row the forward direction's values and then the reverse one's: the
 /// next layer's input as it is, and in the backward no split of its gradient) and each
 /// direction's final state. The reverse direction runs backwards in time over the input as it
-/// is (no flipped copies). With `recurrent_dropout` above 0 (in training) each direction's
-/// recurrent product reads `h_{t-1}` times a mask drawn here, one a direction in order.
+/// is (no flipped copies). The `regularise` options in training or not run inside the op, their
+/// masks drawn here a direction at a time in the composed path's order: recurrent dropout's on
+/// `h_{t-1}` in the recurrent product, then zoneout's for `h` and (LSTM) `c`.
 pub(crate) fn run_layer(
     cell: FusedCell,
     input: SequenceInput<Dispatch>,
@@ -190,11 +193,11 @@ pub(crate) fn run_layer(
     states: &[&CellState],
     lengths: Option<&[usize]>,
     kernels: Kernels,
-    recurrent_dropout: f64,
+    (regularise, training): (&Regularisation, bool),
 ) -> Option<(Tensor<3>, Vec<CellState>)> {
     let (steps, batch) = input.steps_and_batch();
     let device = states[0].hidden.device();
-    let shape = (lengths.is_some(), recurrent_dropout > 0.0);
+    let shape = (lengths.is_some(), regularise.inside_recurrence(training));
     if !applies(cell, (steps, batch), shape, &device, kernels) {
         return None;
     }
@@ -204,15 +207,27 @@ pub(crate) fn run_layer(
         Ok([one]) => one.into_dispatch(),
         Err(s) => Tensor::stack::<3>(s, 0).into_dispatch(),
     };
-    let masks: Vec<Tensor<2>> = states
-        .iter()
-        .filter_map(|s| dropout_mask(recurrent_dropout, s.hidden.dims(), &device, true))
-        .collect();
-    let mask = if masks.is_empty() {
+    let (mut masks, mut zoneouts) = (Vec::new(), Vec::new());
+    for s in states {
+        let p = regularise.recurrent_dropout_in(training);
+        masks.extend(dropout_mask(p, s.hidden.dims(), &device, true));
+        if regularise.zoneout > 0.0 {
+            zoneouts.extend(Zoneout::new(regularise.zoneout, steps, s, training).masks());
+        }
+    }
+    let recurrent = if masks.is_empty() {
         RecurrentMask::Off
     } else {
         RecurrentMask::On(stack(masks))
     };
+    let zoneout = if regularise.zoneout == 0.0 {
+        ZoneoutMasks::Off
+    } else if zoneouts.is_empty() {
+        ZoneoutMasks::Expectation(regularise.zoneout)
+    } else {
+        ZoneoutMasks::Masks(Tensor::stack::<4>(zoneouts, 0).into_dispatch())
+    };
+    let regularisers = Regularisers { recurrent, zoneout };
     let h0 = stack(states.iter().map(|s| s.hidden.clone()).collect());
     let state = if cell.has_cell_state() {
         let cells = states
@@ -244,7 +259,11 @@ pub(crate) fn run_layer(
         SequenceWeights::Both(..) => vec![steps - 1, 0],
     };
     let out = Tensor::<3>::from_dispatch(<Dispatch as FusedCellOps>::sequence(
-        cell, input, weights, state, mask,
+        cell,
+        input,
+        weights,
+        state,
+        regularisers,
     ));
     let finals = lasts
         .into_iter()

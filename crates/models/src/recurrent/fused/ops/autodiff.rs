@@ -11,7 +11,8 @@ use burn::tensor::Shape;
 
 use super::sequence::{SequenceTrace, sequence_backward_host, sequence_host};
 use super::{
-    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, SequenceInput, SequenceWeights,
+    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, Regularisers, SequenceInput,
+    SequenceWeights, ZoneoutMasks,
 };
 use crate::host::autodiff::{one_parent_backward, register, tracked};
 use crate::host::{device_tensor, host};
@@ -160,7 +161,7 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
         input: SequenceInput<Self>,
         weights: SequenceWeights<Self>,
         state: InitialState<Self>,
-        mask: RecurrentMask<Self>,
+        regularisers: Regularisers<Self>,
     ) -> FloatTensor<Self> {
         // The parents in order: x (features only), the weights, h0, c0 (LSTM).
         let mut nodes = Vec::new();
@@ -190,11 +191,18 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
                 InitialState::HiddenCell(h0.into_primitive(), c0.into_primitive())
             }
         };
-        let mask = match mask {
-            RecurrentMask::Off => RecurrentMask::Off,
-            RecurrentMask::On(m) => RecurrentMask::On(m.into_primitive()),
+        let regularisers = Regularisers {
+            recurrent: match regularisers.recurrent {
+                RecurrentMask::Off => RecurrentMask::Off,
+                RecurrentMask::On(m) => RecurrentMask::On(m.into_primitive()),
+            },
+            zoneout: match regularisers.zoneout {
+                ZoneoutMasks::Off => ZoneoutMasks::Off,
+                ZoneoutMasks::Expectation(p) => ZoneoutMasks::Expectation(p),
+                ZoneoutMasks::Masks(m) => ZoneoutMasks::Masks(m.into_primitive()),
+            },
         };
-        let op = || sequence_host::<B>(cell, input, weights, state, mask);
+        let op = || sequence_host::<B>(cell, input, weights, state, regularisers);
         match nodes.len() {
             5 => tracked::<B, C, _, 5>(SequenceBackward, array(nodes), op),
             6 => tracked::<B, C, _, 6>(SequenceBackward, array(nodes), op),

@@ -8,7 +8,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Shape, Slice};
 
 use super::sequence::sequence_host;
-use super::{FusedCellOps, InitialState, RecurrentMask, SequenceInput, SequenceWeights};
+use super::{FusedCellOps, InitialState, Regularisers, SequenceInput, SequenceWeights};
 use crate::host::{device_tensor, host};
 use crate::recurrent::fused::kernels;
 use crate::recurrent::fused::sequence::FusedCell;
@@ -77,9 +77,9 @@ macro_rules! host_backend {
                 input: SequenceInput<Self>,
                 weights: SequenceWeights<Self>,
                 state: InitialState<Self>,
-                mask: RecurrentMask<Self>,
+                regularisers: Regularisers<Self>,
             ) -> FloatTensor<Self> {
-                sequence_host::<Self>(cell, input, weights, state, mask).1
+                sequence_host::<Self>(cell, input, weights, state, regularisers).1
             }
         }
     };

@@ -87,6 +87,30 @@ pub enum RecurrentMask<B: Backend> {
     On(FloatTensor<B>),
 }
 
+/// Zoneout's `d_t` in a sequence op (see
+/// [`ZoneoutRates`](super::sequence::ZoneoutRates)). It is no parent of the op.
+#[derive(ExtensionType)]
+pub enum ZoneoutMasks<B: Backend> {
+    /// No zoneout.
+    Off,
+    /// Evaluation: `d_t = p` for every unit and step (zoneout's expectation).
+    Expectation(f64),
+    /// Training: `[K*D, T, B, H]`, for each direction (the forward one first) the 0/1 masks of
+    /// `h` and then (LSTM, `K = 2`) of `c`, in time order.
+    Masks(FloatTensor<B>),
+}
+
+/// The regularisers inside the recurrence that a sequence op applies.
+#[derive(ExtensionType)]
+pub struct Regularisers<B: Backend> {
+    /// Recurrent dropout's mask.
+    #[extension_type]
+    pub recurrent: RecurrentMask<B>,
+    /// Zoneout's `d_t`.
+    #[extension_type]
+    pub zoneout: ZoneoutMasks<B>,
+}
+
 /// Fused pointwise parts of the recurrent cells and the whole-sequence op.
 #[backend_extension(
     Autodiff,
@@ -114,14 +138,15 @@ pub trait FusedCellOps: Backend {
     /// op (its BPTT inside one backward node) -> `[T, B, D*H]`, `D` the number of directions: per
     /// time, the forward direction's `h_t` and then the reverse one's (the next layer's input as
     /// it is). With a cell state (LSTM) one more slab follows, `[T + 1, B, D*H]`: the final cell
-    /// states side by side. With a recurrent `mask` each step's recurrent product reads
-    /// `h_{t-1}` times it.
+    /// states side by side. With a recurrent mask each step's recurrent product reads
+    /// `h_{t-1}` times it; with zoneout each step's state moves only `1 - d_t` of the way to
+    /// the cell's update.
     fn sequence(
         cell: FusedCell,
         #[extension_type] input: SequenceInput<Self>,
         #[extension_type] weights: SequenceWeights<Self>,
         #[extension_type] state: InitialState<Self>,
-        #[extension_type] mask: RecurrentMask<Self>,
+        #[extension_type] regularisers: Regularisers<Self>,
     ) -> FloatTensor<Self>;
 }
 

@@ -5,10 +5,13 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::{DirectionWeights, InitialState, RecurrentMask, SequenceInput, SequenceWeights};
+use super::{
+    DirectionWeights, InitialState, RecurrentMask, Regularisers, SequenceInput, SequenceWeights,
+    ZoneoutMasks,
+};
 use crate::host::{HostValues, device_tensor, host, host_indices};
 use crate::recurrent::fused::sequence::{
-    self, Direction, FusedCell, LayerInput, LayerInputs, Trace, join_rows, split_rows,
+    self, Direction, FusedCell, LayerInput, LayerInputs, Trace, ZoneoutRates, join_rows, split_rows,
 };
 
 /// What the sequence op keeps for its backward: each direction's trace and inputs, the forward
@@ -21,17 +24,18 @@ pub(super) struct HostLayer<B: Backend> {
     x: LayerInput<HostValues<B>, Vec<usize>>,
     weights: [HostValues<B>; 4],
     mask: Option<Vec<f32>>,
+    zoneout: Option<[Vec<f32>; 2]>,
     dims: (usize, usize, usize),
     like: FloatTensor<B>,
 }
 
 impl<B: Backend> HostLayer<B> {
-    /// From the layer's input `x` on the host (`[T, B, ..]`), the direction's weights and its
-    /// recurrent mask.
+    /// From the layer's input `x` on the host (`[T, B, ..]`), the direction's weights, its
+    /// recurrent mask and its zoneout rates for `h` and `c`.
     fn new(
         (x, shape): (LayerInput<HostValues<B>, Vec<usize>>, Shape),
         weights: DirectionWeights<B>,
-        mask: Option<Vec<f32>>,
+        (mask, zoneout): (Option<Vec<f32>>, Option<[Vec<f32>; 2]>),
     ) -> Self {
         let h = weights.w_hh.shape()[1];
         let like = weights.w_ih.clone();
@@ -40,6 +44,7 @@ impl<B: Backend> HostLayer<B> {
             x,
             weights: weights.map(|w| host::<B>(w).0),
             mask,
+            zoneout,
             dims: (shape[0], shape[1], h),
             like,
         }
@@ -54,6 +59,10 @@ impl<B: Backend> HostLayer<B> {
             w_hh,
             b_hh,
             recurrent_mask: self.mask.as_deref(),
+            zoneout: self
+                .zoneout
+                .as_ref()
+                .map(|[hidden, cell]| ZoneoutRates { hidden, cell }),
         }
     }
 
@@ -123,23 +132,60 @@ fn direction_part(v: &[f32], d: usize, bh: usize) -> &[f32] {
     if v.is_empty() { v } else { &v[d * bh..][..bh] }
 }
 
+/// A direction's recurrent mask and zoneout rates (`[h, c]`) on the host.
+type DirectionRegularisers = (Option<Vec<f32>>, Option<[Vec<f32>; 2]>);
+
+/// Zoneout's `d_t` on the host: `p` for every unit and step, or the masks `[K*D, T, B, H]`.
+enum HostZoneout<B: Backend> {
+    Every(f32),
+    Masks(HostValues<B>),
+}
+
+/// The op's `regularisers` on the host, as a function of the direction `d` and the size `bh` of
+/// its `[B, H]` states, over `steps` steps.
+fn host_regularisers<B: Backend>(
+    cell: FusedCell,
+    regularisers: Regularisers<B>,
+    steps: usize,
+) -> impl Fn(usize, usize) -> DirectionRegularisers {
+    let mask = match regularisers.recurrent {
+        RecurrentMask::Off => None,
+        RecurrentMask::On(m) => Some(host::<B>(m).0),
+    };
+    let zoneout = match regularisers.zoneout {
+        ZoneoutMasks::Off => None,
+        ZoneoutMasks::Expectation(p) => Some(HostZoneout::Every(p as f32)),
+        ZoneoutMasks::Masks(m) => Some(HostZoneout::Masks(host::<B>(m).0)),
+    };
+    // The masks a direction has: `h`'s, and the LSTM's `c`'s.
+    let k = if cell.has_cell_state() { 2 } else { 1 };
+    move |d, bh| {
+        let mask = mask.as_ref().map(|m| direction_part(m, d, bh).to_vec());
+        let zoneout = zoneout.as_ref().map(|z| {
+            let rates = |i: usize| match z {
+                _ if i >= k => Vec::new(),
+                HostZoneout::Every(p) => vec![*p; bh],
+                HostZoneout::Masks(m) => m[(d * k + i) * steps * bh..][..steps * bh].to_vec(),
+            };
+            [rates(0), rates(1)]
+        });
+        (mask, zoneout)
+    }
+}
+
 /// The sequence op on the host: `cell` over `input` with `weights` (one direction, or both at
-/// the same time) from `state`, with recurrent dropout's `mask` if on. Returns what the backward needs and the output (see
-/// [`super::FusedCellOps::sequence`]).
+/// the same time) from `state`, with the `regularisers` that are on. Returns what the backward
+/// needs and the output (see [`super::FusedCellOps::sequence`]).
 pub(super) fn sequence_host<B: Backend>(
     cell: FusedCell,
     input: SequenceInput<B>,
     weights: SequenceWeights<B>,
     state: InitialState<B>,
-    mask: RecurrentMask<B>,
+    regularisers: Regularisers<B>,
 ) -> (SequenceTrace<B>, FloatTensor<B>) {
     let (h0, c0) = host_state::<B>(state);
-    let mask = match mask {
-        RecurrentMask::Off => None,
-        RecurrentMask::On(m) => Some(host::<B>(m).0),
-    };
-    // Direction `d`'s part of the mask (`bh` values).
-    let part = |d: usize, bh: usize| mask.as_ref().map(|m| direction_part(m, d, bh).to_vec());
+    let (steps, _) = input.steps_and_batch();
+    let part = host_regularisers(cell, regularisers, steps);
     let (directions, runs) = match weights {
         SequenceWeights::One(w, direction) => {
             let bh = h0.len();

@@ -7,6 +7,7 @@ use std::ops::{Deref, Range};
 use rayon::prelude::*;
 
 use super::buffers::{accumulate, transpose};
+use super::direction::rows_of;
 use super::products::{DIRECT_MAX_ROWS, product, weight_grad};
 use crate::recurrent::fused::direct::DirectMatrix;
 
@@ -34,8 +35,8 @@ impl<F: Deref<Target = [f32]>, T: Deref<Target = [usize]>> LayerInput<F, T> {
 }
 
 /// The inputs of a layer direction on the host: the input `x`, `w_ih` `[G*H, I]` (`I = V` for
-/// tokens), `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`, and
-/// recurrent dropout's mask, if any.
+/// tokens), `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`,
+/// recurrent dropout's mask and zoneout's rates, if any.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerInputs<'a> {
     /// The layer's input.
@@ -51,6 +52,50 @@ pub struct LayerInputs<'a> {
     /// Recurrent dropout's mask `m` `[B, H]` (0 or `1 / (1 - p)`, one a sequence): the recurrent
     /// product is `(h_{t-1} * m) W_hh^T` at every step; `h_{t-1}` itself goes on unmasked.
     pub recurrent_mask: Option<&'a [f32]>,
+    /// Zoneout: each step's state `s_t` (`h`, and the LSTM's `c`) becomes
+    /// `s_t + d_t * (s_{t-1} - s_t)`.
+    pub zoneout: Option<ZoneoutRates<'a>>,
+}
+
+/// Zoneout's `d_t` of a layer direction (Krueger et al. 2016): for `h` and (LSTM; empty for the
+/// other cells) for `c`, either a `[T, B, H]` mask of 0s and 1s in time order (training) or one
+/// `[B, H]` for every step, the probability `p` (evaluation, the expectation).
+#[derive(Clone, Copy, Debug)]
+pub struct ZoneoutRates<'a> {
+    /// `d_t` for `h`.
+    pub hidden: &'a [f32],
+    /// `d_t` for `c` (LSTM).
+    pub cell: &'a [f32],
+}
+
+impl ZoneoutRates<'_> {
+    /// The rows `rows` of `rates`' `d_t` (`h` wide, of a batch of `batch` rows).
+    pub(super) fn at<'r>(
+        rates: &'r [f32],
+        t: usize,
+        rows: &Range<usize>,
+        h: usize,
+        batch: usize,
+    ) -> &'r [f32] {
+        let step = if rates.len() == batch * h { 0 } else { t };
+        rows_of(rates, step, rows, h, batch)
+    }
+}
+
+/// `next += d * (prev - next)`: zoneout of a step's state `next` from the state before it.
+pub(super) fn zone(next: &mut [f32], prev: &[f32], d: &[f32]) {
+    for ((n, p), d) in next.iter_mut().zip(prev).zip(d) {
+        *n += d * (p - *n);
+    }
+}
+
+/// Zoneout's backward: `g` (`dL/ds_t`) splits into `direct = d * g`, which reaches `s_{t-1}`
+/// as it is, and `g = (1 - d) * g`, which reaches the cell's own update.
+pub(super) fn unzone(g: &mut [f32], d: &[f32], direct: &mut [f32]) {
+    for ((g, d), o) in g.iter_mut().zip(d).zip(direct) {
+        *o = d * *g;
+        *g -= *o;
+    }
 }
 
 /// A thread's rows of the recurrent product's operand at each step: `h_{t-1}` as it is, or times

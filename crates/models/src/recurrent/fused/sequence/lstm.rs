@@ -3,7 +3,7 @@
 use super::buffers::{accumulate, add, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
-use super::inputs::{LayerInputs, mask_in_place};
+use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{lstm_backward_in_place, lstm_forward_keep};
@@ -18,6 +18,9 @@ pub struct LstmTrace {
     pub hidden: Vec<f32>,
     /// `c_0 .. c_T`, `[T + 1, B, H]`.
     pub cell: Vec<f32>,
+    /// With zoneout, each step's cell update before zoneout `c~_t` (what `h_t` reads),
+    /// `[T, B, H]` in time order; empty without.
+    pub updates: Vec<f32>,
     /// The order the states were computed in (and in which [`Self::hidden`] keeps them).
     pub direction: Direction,
 }
@@ -51,13 +54,17 @@ pub fn lstm_sequence_forward(
     let first = direction.first_slot(steps) * bh;
     hidden[first..][..bh].copy_from_slice(h0);
     cell[first..][..bh].copy_from_slice(c0);
+    let mut updates = vec![0f32; inputs.zoneout.map_or(0, |_| steps * bh)];
     let parts = row_parts(batch, steps * bh * g4);
+    let mut update_parts = slabs(&mut updates, h, batch, &parts);
+    update_parts.resize_with(parts.len(), Vec::new);
     let work: Vec<_> = slabs(&mut gates, g4, batch, &parts)
         .into_iter()
         .zip(slabs(&mut hidden, h, batch, &parts))
         .zip(slabs(&mut cell, h, batch, &parts).into_iter().zip(&parts))
+        .zip(update_parts)
         .collect();
-    in_parallel(work, |((mut gs, mut hs), (mut cs, rows))| {
+    in_parallel(work, |(((mut gs, mut hs), (mut cs, rows)), mut us)| {
         let mut operand = inputs.operand(rows, h);
         for t in direction.times(steps) {
             let g = &mut *gs[t];
@@ -65,12 +72,22 @@ pub fn lstm_sequence_forward(
             w.multiply_bias(operand.of(h_prev), g, true, &bias);
             let (c_prev, c_next) = step_states(&mut cs, direction.slots(t));
             lstm_forward_keep(g, c_prev, h, h_next, c_next);
+            if let Some(z) = inputs.zoneout {
+                us[t].copy_from_slice(c_next);
+                zone(
+                    h_next,
+                    h_prev,
+                    ZoneoutRates::at(z.hidden, t, rows, h, batch),
+                );
+                zone(c_next, c_prev, ZoneoutRates::at(z.cell, t, rows, h, batch));
+            }
         }
     });
     LstmTrace {
         gates,
         hidden,
         cell,
+        updates,
         direction,
     }
 }
@@ -91,6 +108,7 @@ pub fn lstm_sequence_backward(
         gates: mut d_gates,
         hidden,
         cell,
+        updates,
         direction,
     } = trace;
     let mut dh_next = vec![0f32; bh];
@@ -115,12 +133,28 @@ pub fn lstm_sequence_backward(
             let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
             let mask = inputs.mask_rows(&rows, h);
             let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+            // With zoneout, the parts of dL/dh_t and dL/dc_t that reach h_{t-1} and c_{t-1}
+            // past the cell.
+            let mut direct = inputs.zoneout.map(|_| [dh.clone(), dh.clone()]);
             for t in direction.times(steps).rev() {
                 add(&mut dh, rows_of(d_hidden, t, &rows, h, batch), dh_next);
                 let dg = &mut *dgs[t];
                 let (from, to) = direction.slots(t);
                 let c_prev = rows_of(&cell, from, &rows, h, batch);
-                let c = rows_of(&cell, to, &rows, h, batch);
+                let mut c = rows_of(&cell, to, &rows, h, batch);
+                if let (Some(z), Some([dh_direct, dc_direct])) = (inputs.zoneout, &mut direct) {
+                    unzone(
+                        &mut dh,
+                        ZoneoutRates::at(z.hidden, t, &rows, h, batch),
+                        dh_direct,
+                    );
+                    unzone(
+                        dc_next,
+                        ZoneoutRates::at(z.cell, t, &rows, h, batch),
+                        dc_direct,
+                    );
+                    c = rows_of(&updates, t, &rows, h, batch);
+                }
                 lstm_backward_in_place(dg, c_prev, c, &dh, dc_next, h, &mut dc_prev);
                 accumulate(sums[0], dg);
                 w.multiply(dg, dh_next, false);
@@ -128,6 +162,10 @@ pub fn lstm_sequence_backward(
                     mask_in_place(dh_next, m);
                 }
                 dc_next.copy_from_slice(&dc_prev);
+                if let Some([dh_direct, dc_direct]) = &direct {
+                    accumulate(dh_next, dh_direct);
+                    accumulate(dc_next, dc_direct);
+                }
             }
         },
     );

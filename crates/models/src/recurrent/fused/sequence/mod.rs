@@ -35,7 +35,7 @@ mod tests;
 pub(crate) use buffers::{concat_padded, join_rows, split_rows};
 pub use direction::Direction;
 pub use grads::LayerGrads;
-pub use inputs::{LayerInput, LayerInputs};
+pub use inputs::{LayerInput, LayerInputs, ZoneoutRates};
 use lstm::{LstmTrace, lstm_sequence_backward, lstm_sequence_forward};
 pub(crate) use parts::slabs;
 pub use parts::{both, forward_in_pool, in_pool};

@@ -4,7 +4,7 @@
 use super::buffers::{accumulate, add, add_rows, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
-use super::inputs::{LayerInputs, mask_in_place};
+use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{
@@ -22,6 +22,9 @@ pub struct SingleStateTrace {
     pub acts: Vec<f32>,
     /// `h_0 .. h_T`, `[T + 1, B, H]`.
     pub hidden: Vec<f32>,
+    /// A vanilla RNN's with zoneout: each step's update before zoneout `h~_t` (what the
+    /// nonlinearity's gradient reads), `[T, B, H]` in time order; empty otherwise.
+    pub updates: Vec<f32>,
     /// The order the states were computed in (and in which [`Self::hidden`] keeps them).
     pub direction: Direction,
 }
@@ -82,7 +85,11 @@ pub fn single_state_forward(
     };
     let mut hidden = vec![0f32; (steps + 1) * bh];
     hidden[direction.first_slot(steps) * bh..][..bh].copy_from_slice(h0);
+    let zoned_rnn = inputs.zoneout.is_some() && cell != SingleStateCell::Gru;
+    let mut updates = vec![0f32; if zoned_rnn { steps * bh } else { 0 }];
     let parts = row_parts(batch, steps * bh * gh);
+    let mut update_parts = slabs(&mut updates, h, batch, &parts);
+    update_parts.resize_with(parts.len(), Vec::new);
     // The GRU's x and activation slabs (none for the RNN).
     let mut gru_parts: Vec<_> = slabs(&mut x_proj, gh, batch, &parts)
         .into_iter()
@@ -93,32 +100,43 @@ pub fn single_state_forward(
         .into_iter()
         .zip(slabs(&mut hidden, h, batch, &parts))
         .zip(gru_parts.into_iter().zip(&parts))
+        .zip(update_parts)
         .collect();
-    in_parallel(work, |((mut ps, mut hs), ((mut xs, mut acts), rows))| {
-        let mut operand = inputs.operand(rows, h);
-        for t in direction.times(steps) {
-            let p = &mut *ps[t];
-            let (prev, next) = step_states(&mut hs, direction.slots(t));
-            match cell {
-                SingleStateCell::Gru => {
-                    add_rows(xs[t], inputs.b_ih);
-                    w.multiply_bias(operand.of(prev), p, false, &bias);
+    in_parallel(
+        work,
+        |(((mut ps, mut hs), ((mut xs, mut acts), rows)), mut us)| {
+            let mut operand = inputs.operand(rows, h);
+            for t in direction.times(steps) {
+                let p = &mut *ps[t];
+                let (prev, next) = step_states(&mut hs, direction.slots(t));
+                match cell {
+                    SingleStateCell::Gru => {
+                        add_rows(xs[t], inputs.b_ih);
+                        w.multiply_bias(operand.of(prev), p, false, &bias);
+                    }
+                    SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
+                        w.multiply_bias(operand.of(prev), p, true, &bias)
+                    }
                 }
-                SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
-                    w.multiply_bias(operand.of(prev), p, true, &bias)
+                match cell {
+                    SingleStateCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
+                    SingleStateCell::RnnTanh => tanh_forward(p, next),
+                    SingleStateCell::RnnRelu => relu_forward(p, next),
+                }
+                if let Some(z) = inputs.zoneout {
+                    if let Some(u) = us.get_mut(t) {
+                        u.copy_from_slice(next);
+                    }
+                    zone(next, prev, ZoneoutRates::at(z.hidden, t, rows, h, batch));
                 }
             }
-            match cell {
-                SingleStateCell::Gru => gru_forward_keep(xs[t], p, prev, h, next, acts[t]),
-                SingleStateCell::RnnTanh => tanh_forward(p, next),
-                SingleStateCell::RnnRelu => relu_forward(p, next),
-            }
-        }
-    });
+        },
+    );
     SingleStateTrace {
         projected,
         acts,
         hidden,
+        updates,
         direction,
     }
 }
@@ -139,6 +157,7 @@ pub fn single_state_backward(
         projected: mut d_proj,
         acts: mut d_x,
         hidden,
+        updates,
         direction,
     } = trace;
     let mut dh_next = vec![0f32; bh];
@@ -166,8 +185,17 @@ pub fn single_state_backward(
             let mask = inputs.mask_rows(&rows, h);
             // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
             let (mut g, mut direct) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+            // With zoneout, the part of dL/dh_t that reaches h_{t-1} past the cell.
+            let mut zoned = inputs.zoneout.map(|_| vec![0f32; dh_next.len()]);
             for t in direction.times(steps).rev() {
                 add(&mut g, rows_of(d_hidden, t, &rows, h, batch), dh_next);
+                if let (Some(z), Some(zoned)) = (inputs.zoneout, &mut zoned) {
+                    unzone(
+                        &mut g,
+                        ZoneoutRates::at(z.hidden, t, &rows, h, batch),
+                        zoned,
+                    );
+                }
                 let dp = &mut *dps[t];
                 let (from, to) = direction.slots(t);
                 match cell {
@@ -189,7 +217,11 @@ pub fn single_state_backward(
                         }
                     }
                     SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
-                        let y = rows_of(&hidden, to, &rows, h, batch);
+                        let y = if updates.is_empty() {
+                            rows_of(&hidden, to, &rows, h, batch)
+                        } else {
+                            rows_of(&updates, t, &rows, h, batch)
+                        };
                         if cell == SingleStateCell::RnnTanh {
                             tanh_backward(y, &g, dp);
                         } else {
@@ -200,6 +232,9 @@ pub fn single_state_backward(
                             mask_in_place(dh_next, m);
                         }
                     }
+                }
+                if let Some(zoned) = &zoned {
+                    accumulate(dh_next, zoned);
                 }
                 accumulate(p_sums[0], dp);
             }

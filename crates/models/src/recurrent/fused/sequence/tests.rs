@@ -75,6 +75,7 @@ fn inputs(v: &[Vec<f32>]) -> LayerInputs<'_> {
         w_hh: &v[3],
         b_hh: &v[4],
         recurrent_mask: None,
+        zoneout: None,
     }
 }
 
