@@ -20,9 +20,14 @@
 //! the baseline at 1), and `||dL/dx_t||` against `t` for the three cells on the adding problem
 //! (how much the loss still feels inputs far in the past: the vanishing gradient).
 //!
-//! `cargo run --release --example long_dependencies -- [--device D] [--seed S] [--quick] [--out DIR]`
-//! writes `OUT/long_dependencies.{md,csv}` and the plots (OUT defaults to
-//! `runs/examples/long_dependencies`); the full run's table is in `docs/results.md`.
+//! `cargo run --release --example long_dependencies -- [--device D] [--seed S] [--quick] [--out DIR]
+//! [--only TASK:T,..]` writes `OUT/long_dependencies.{md,csv}` and the plots (OUT defaults to
+//! `runs/examples/long_dependencies`); the full run's table is in `docs/results.md`. Each run's
+//! outcome is kept in `OUT/outcomes/`, and a run reads the outcomes it finds there instead of
+//! training again: a stopped run continues where it stopped, and runs with `--only` (e.g.
+//! `--only copy:200` beside `--only adding:50,adding:100,adding:200,copy:100`, one thread each
+//! with `RAYON_NUM_THREADS=1`) share the work, after which a run without it writes the whole
+//! table.
 
 use std::process::ExitCode;
 
@@ -30,6 +35,7 @@ use burn::module::Module;
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use clap::Parser;
 use sequent::experiments::{ExampleOptions, Table, fmt, median_and_range, spread};
 use sequent::plot::{Line, line_chart};
 use sequent_models::heads::{Readout, SequenceModel, SequenceModelConfig};
@@ -42,7 +48,23 @@ use sequent_train::data::synthetic::{
 use sequent_train::optim::FusedAdamConfig;
 
 fn main() -> ExitCode {
-    sequent::experiments::main("long_dependencies", run)
+    sequent::experiments::main_with("long_dependencies", run)
+}
+
+/// The example's flags.
+#[derive(Clone, Debug, Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleOptions,
+    /// Only these tasks and lengths, `TASK:T` (e.g. `copy:200`); all of them by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl AsRef<ExampleOptions> for Args {
+    fn as_ref(&self) -> &ExampleOptions {
+        &self.common
+    }
 }
 
 /// Held-out examples the final error is measured on.
@@ -337,19 +359,44 @@ impl Train {
 
 /// Trains every setup on both tasks at every length from each seed; returns the final error
 /// against the baseline, with the budget each run took.
-fn run(o: &ExampleOptions) -> Result<Table, String> {
+fn run(args: &Args) -> Result<Table, String> {
+    let o = &args.common;
     let out = o.out_dir("long_dependencies");
     let outcomes_dir = out.join("outcomes");
     std::fs::create_dir_all(&outcomes_dir).map_err(|e| e.to_string())?;
     let device = sequent::device::parse(&o.device)?.autodiff();
-    let lengths = |task: Task| -> &[usize] {
+    let all_lengths = |task: Task| -> &[usize] {
         match (o.quick, task) {
             (true, _) => &[10],
             (false, Task::Adding) => &[50, 100, 200],
             (false, Task::Copy) => &[100, 200],
         }
     };
-    let longest = *lengths(Task::Adding).last().expect("non-empty");
+    let parts: Vec<String> = [Task::Adding, Task::Copy]
+        .into_iter()
+        .flat_map(|task| {
+            all_lengths(task)
+                .iter()
+                .map(move |t| format!("{}:{t}", task.name()))
+        })
+        .collect();
+    if let Some(unknown) = args.only.iter().find(|p| !parts.contains(p)) {
+        return Err(format!(
+            "--only {unknown}: not a task and length of this run (one of {})",
+            parts.join(", ")
+        ));
+    }
+    let lengths = |task: Task| -> Vec<usize> {
+        all_lengths(task)
+            .iter()
+            .copied()
+            .filter(|t| {
+                let part = format!("{}:{t}", task.name());
+                args.only.is_empty() || args.only.contains(&part)
+            })
+            .collect()
+    };
+    let longest = *all_lengths(Task::Adding).last().expect("non-empty");
     let seeds = if o.quick { 1 } else { 3 };
     let (hidden, batch_size) = if o.quick { (16, 16) } else { (64, 32) };
     let updates = |task: Task| match (o.quick, task) {
@@ -377,7 +424,7 @@ fn run(o: &ExampleOptions) -> Result<Table, String> {
     // run leaves the rows it finished (and continues from `OUT/outcomes/` when run again).
     let mut rows: Vec<((usize, usize, usize), Vec<String>)> = Vec::new();
     for (task_index, task) in [Task::Adding, Task::Copy].into_iter().enumerate() {
-        for &steps in lengths(task) {
+        for steps in lengths(task) {
             let mut curves = vec![Line::new(
                 "memoryless",
                 vec![(0.0, 0.0), (updates(task) as f64, 0.0)],

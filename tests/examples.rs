@@ -10,20 +10,25 @@ fn scratch(name: &str) -> std::path::PathBuf {
 
 /// Runs the example program `name` (built by `cargo test` beside the test binaries) with
 /// `--quick --out out` and reads back the table it wrote (`out/name.csv`).
-fn run_example(name: &str, out: &std::path::Path) -> Table {
+/// The example program `name`, built beside the test.
+fn example(name: &str) -> std::process::Command {
     let deps = std::env::current_exe().unwrap();
-    let program = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    let status = std::process::Command::new(&program)
+    let examples = deps.parent().unwrap().parent().unwrap().join("examples");
+    std::process::Command::new(examples.join(name))
+}
+
+fn run_example(name: &str, out: &std::path::Path) -> Table {
+    run_example_with(name, out, &[])
+}
+
+/// Runs example `name` with `--quick --out OUT` and the flags `extra`; reads its table.
+fn run_example_with(name: &str, out: &std::path::Path, extra: &[&str]) -> Table {
+    let status = example(name)
         .args(["--quick", "--out"])
         .arg(out)
+        .args(extra)
         .status()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(status.success(), "{name} exited with {status}");
     let mut reader = csv::Reader::from_path(out.join(format!("{name}.csv"))).unwrap();
     let columns: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
@@ -169,5 +174,20 @@ fn long_dependencies_quick() {
     ] {
         assert!(out.join(plot).is_file(), "{plot}");
     }
+    // `--only` runs one task and length; its runs' outcomes are read back, not trained again.
+    let again = run_example_with("long_dependencies", &out, &["--only", "copy:10"]);
+    assert_eq!(again.rows, t.rows[5..], "{}", again.markdown());
+    let bad = example("long_dependencies")
+        .args(["--quick", "--out"])
+        .arg(&out)
+        .args(["--only", "copy:7"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert_eq!(
+        stderr.trim(),
+        "error: --only copy:7: not a task and length of this run (one of adding:10, copy:10)"
+    );
     let _ = std::fs::remove_dir_all(out);
 }

@@ -26,6 +26,12 @@ pub struct ExampleOptions {
     pub out: Option<PathBuf>,
 }
 
+impl AsRef<ExampleOptions> for ExampleOptions {
+    fn as_ref(&self) -> &ExampleOptions {
+        self
+    }
+}
+
 impl ExampleOptions {
     /// The output directory of example `name`.
     pub fn out_dir(&self, name: &str) -> PathBuf {
@@ -125,12 +131,20 @@ pub fn fmt(x: f64) -> String {
 /// The `main` of an example: keeps freed memory for reuse ([`crate::memory`]), parses the flags,
 /// runs `run`, prints the table it returns.
 pub fn main(name: &str, run: fn(&ExampleOptions) -> Result<Table, String>) -> ExitCode {
+    main_with(name, run)
+}
+
+/// [`main`] for an example with flags of its own besides [`ExampleOptions`] (`A` flattens them in).
+pub fn main_with<A: Parser + AsRef<ExampleOptions>>(
+    name: &str,
+    run: fn(&A) -> Result<Table, String>,
+) -> ExitCode {
     crate::memory::retain_freed_memory();
-    let options = ExampleOptions::parse();
-    match run(&options) {
+    let args = A::parse();
+    match run(&args) {
         Ok(table) => {
             println!("\n{}", table.markdown());
-            println!("written: {}", options.out_dir(name).display());
+            println!("written: {}", args.as_ref().out_dir(name).display());
             ExitCode::SUCCESS
         }
         Err(e) => {
