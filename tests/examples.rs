@@ -113,6 +113,37 @@ fn japanese_vowels_quick() {
 }
 
 #[test]
+fn regularisation_quick() {
+    let out = scratch("regularisation");
+    let t = run_example("regularisation", &out);
+    check(
+        &t,
+        &[
+            "none, lr 2e-3",
+            "none, lr 1e-3",
+            "dropout 0.25 between layers, weight drop 0.25",
+            "input and recurrent dropout 0.2, zoneout 0.05",
+        ],
+        &[
+            "best validation perplexity",
+            "final validation perplexity",
+            "final training perplexity",
+        ],
+    );
+    for i in 0..t.rows.len() {
+        let (best, last) = (
+            t.number(i, "best validation perplexity").unwrap(),
+            t.number(i, "final validation perplexity").unwrap(),
+        );
+        assert!(best <= last && best > 1.0, "{}", t.markdown());
+    }
+    for plot in ["valid_loss.svg", "train_loss.svg"] {
+        assert!(out.join(plot).is_file(), "{plot}");
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
 fn char_lm_quick() {
     let out = scratch("charlm");
     let t = run_example("char_lm", &out);
