@@ -10,7 +10,8 @@ hand).
 Each benchmark runs `target/release/sequent bench --json` with the arguments listed in BENCHES
 (and `--with-torch` where `python3 -c "import torch"` works), saves its output in
 runs/bench/NAME.jsonl, and the tables between the `bench:begin` and `bench:end` markers and
-between the `options:begin` and `options:end` markers of docs/performance.md are replaced. A ratio is the median over the rounds of each round's ratio
+between the `options:begin` and `options:end` markers of docs/performance.md are replaced (a
+table whose benchmarks have no saved runs is left as it is). A ratio is the median over the rounds of each round's ratio
 (every round measures every implementation side by side), with the rounds' range in brackets;
 tokens/s are medians over the rounds. Run it on a quiet machine: nothing else should compete for
 the cores.
@@ -33,7 +34,7 @@ OPTIONS_BEGIN = "<!-- options:begin (scripts/write_performance.py writes this pa
 OPTIONS_END = "<!-- options:end -->"
 KINDS = ["lstm", "gru", "rnn"]
 # The options the host engine's whole-sequence op runs (the others run the composed path).
-FUSED_OPTIONS = ("input-dropout", "weight-drop", "recurrent-dropout")
+FUSED_OPTIONS = ("input-dropout", "weight-drop", "recurrent-dropout", "zoneout")
 
 # (name, what it measures, `sequent bench` arguments). The reference shape: 2 layers x 256,
 # B = 32, T = 35, V = 64 (the bench's defaults).
@@ -212,8 +213,15 @@ def main():
         only = set(filter(None, args.only.split(",")))
         run_benches(torch_version() is not None, only)
     page = open(PAGE).read()
-    page = replace_block(page, BEGIN, END, table())
-    page = replace_block(page, OPTIONS_BEGIN, OPTIONS_END, options_table())
+    blocks = [(BEGIN, END, BENCHES, table), (OPTIONS_BEGIN, OPTIONS_END, OPTION_BENCHES,
+                                              options_table)]
+    for begin, end, benches, write in blocks:
+        missing = [name for name, _, _ in benches
+                   if not os.path.exists(os.path.join(RUNS, f"{name}.jsonl"))]
+        if missing:
+            print(f"left as it is: {begin} (no saved runs of {', '.join(missing)})")
+        else:
+            page = replace_block(page, begin, end, write())
     with open(PAGE, "w") as f:
         f.write(page)
     print(f"wrote {PAGE}")
