@@ -87,7 +87,7 @@ impl Regularisation {
 
     /// Whether a forward pass (in `training` or not) regularises inside the recurrence:
     /// recurrent dropout in training, or zoneout (the whole-sequence op runs them where
-    /// [`fused::applies`](super::fused::applies) says so).
+    /// [`fused::applies`](super::fused::applies) says so, with [`fused::Inside`](super::fused::Inside)).
     pub(crate) fn inside_recurrence(&self, training: bool) -> bool {
         self.recurrent_dropout_in(training) > 0.0 || self.zoneout > 0.0
     }

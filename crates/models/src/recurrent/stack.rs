@@ -145,12 +145,20 @@ impl<C: CellKind> Recurrent<C> {
     }
 
     /// The whole-sequence op of this stack's cell, if it has one and the layers have no
-    /// projection and no layer norm; else the composed path runs.
+    /// projection; else the composed path runs.
     fn fused_cell(&self) -> Option<fused::FusedCell> {
-        self.cell.fused_cell().filter(|_| {
-            let first = &self.layers[0].forward;
-            first.weight_hr.is_none() && first.layer_norm.is_none()
-        })
+        self.cell
+            .fused_cell()
+            .filter(|_| self.layers[0].forward.weight_hr.is_none())
+    }
+
+    /// What acts inside the recurrence of a forward pass that trains or not.
+    fn inside(&self, training: bool) -> fused::Inside<'_> {
+        fused::Inside {
+            regularise: &self.regularise,
+            training,
+            normalised: self.layers[0].forward.layer_norm.is_some(),
+        }
     }
 
     /// Whether a forward pass on `device` trains: an autodiff device, and the stack's dropout
@@ -303,7 +311,6 @@ impl<C: CellKind> Recurrent<C> {
             weights.w_ih = folded.into_dispatch();
             fused::SequenceWeights::One(weights, Direction::Forward)
         };
-        let regularise = (&self.regularise, training);
         let (x, last) = fused::run_layer(
             cell,
             ids,
@@ -311,7 +318,7 @@ impl<C: CellKind> Recurrent<C> {
             &[&initial[0]],
             None,
             self.kernels,
-            regularise,
+            self.inside(training),
         )
         .expect("folds_embedding checked that the op applies");
         let x = self.after_layer(0, x);
@@ -334,11 +341,10 @@ impl<C: CellKind> Recurrent<C> {
         self.num_directions() == 1
             && !(training && self.regularise.input_dropout > 0.0)
             && self.fused_cell().is_some_and(|cell| {
-                let regularised = self.regularise.inside_recurrence(training);
                 fused::applies(
                     cell,
                     (steps, batch),
-                    (false, regularised),
+                    (false, self.inside(training).any()),
                     device,
                     self.kernels,
                 )
@@ -400,9 +406,9 @@ impl<C: CellKind> Recurrent<C> {
             };
             let x = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
-            let regularise = (&self.regularise, training);
+            let inside = self.inside(training);
             if let Some(done) =
-                fused::run_layer(cell, x, weights, &[f, r], lengths, self.kernels, regularise)
+                fused::run_layer(cell, x, weights, &[f, r], lengths, self.kernels, inside)
             {
                 return done;
             }
@@ -434,7 +440,6 @@ impl<C: CellKind> Recurrent<C> {
         training: bool,
     ) -> (Tensor<3>, CellState) {
         if let Some(cell) = self.fused_cell() {
-            let regularise = (&self.regularise, training);
             let op_weights = || fused::SequenceWeights::One(fused::op_weights(weights), direction);
             let input = fused::SequenceInput::Features(x.clone().into_dispatch());
             let lengths = masks.map(StepMasks::lengths);
@@ -446,7 +451,7 @@ impl<C: CellKind> Recurrent<C> {
                 states,
                 lengths,
                 self.kernels,
-                regularise,
+                self.inside(training),
             ) {
                 return (out, lasts.remove(0));
             }

@@ -60,6 +60,10 @@ pub struct CellNorm {
     pub c: Option<LayerNorm>,
 }
 
+/// The `eps` of every layer norm of a [`CellNorm`] (PyTorch's and Burn's default), which the
+/// fused sequence op uses too.
+pub(crate) const LAYER_NORM_EPSILON: f64 = 1e-5;
+
 /// What [`CellWeights::new`] needs to know about the layer.
 #[derive(Clone, Debug)]
 pub(crate) struct WeightSpec {
@@ -105,7 +109,11 @@ impl CellWeights {
             bias_ih,
             bias_hh,
             layer_norm: spec.layer_norm.then(|| {
-                let norm = |width| LayerNormConfig::new(width).init(device);
+                let norm = |width| {
+                    LayerNormConfig::new(width)
+                        .with_epsilon(LAYER_NORM_EPSILON)
+                        .init(device)
+                };
                 CellNorm {
                     ih: norm(gh),
                     hh: norm(gh),

@@ -35,8 +35,8 @@ use super::state::CellState;
 use super::weights::CellWeights;
 
 pub use ops::{
-    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, Regularisers, SequenceInput,
-    SequenceWeights, ZoneoutMasks,
+    DirectionWeights, FusedCellOps, InitialState, LayerNorms, RecurrentMask, Regularisers,
+    SequenceInput, SequenceWeights, ZoneoutMasks,
 };
 pub use sequence::{Direction, FusedCell};
 
@@ -127,30 +127,60 @@ pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
 }
 
 /// A layer direction's weights as the sequence op takes them (zero biases for a layer without
-/// biases).
+/// biases), with its layer norms.
 pub(crate) fn op_weights(weights: &CellWeights) -> DirectionWeights<Dispatch> {
     let bias = |b: &Option<Param<Tensor<1>>>| match b {
         Some(b) => b.val(),
         None => Tensor::zeros([weights.gate_rows()], &weights.weight_ih.device()),
     };
+    let norms = weights.layer_norm.iter().flat_map(|n| {
+        let norms = [Some(&n.ih), Some(&n.hh), n.c.as_ref()];
+        norms.into_iter().flatten().flat_map(|n| {
+            let gamma = n.gamma.val();
+            let beta = match &n.beta {
+                Some(b) => b.val(),
+                None => gamma.zeros_like(),
+            };
+            [gamma, beta].map(Tensor::into_dispatch)
+        })
+    });
     DirectionWeights {
         w_ih: weights.weight_ih.val().into_dispatch(),
         b_ih: bias(&weights.bias_ih).into_dispatch(),
         w_hh: weights.weight_hh.val().into_dispatch(),
         b_hh: bias(&weights.bias_hh).into_dispatch(),
+        norms: LayerNorms::from_tensors(norms.collect()),
+    }
+}
+
+/// What acts inside a layer's recurrence besides the cell: the regularisers (in training or not)
+/// and the layer norms of a layer-normalised cell.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Inside<'a> {
+    /// Recurrent dropout and zoneout (and the options outside the op).
+    pub regularise: &'a Regularisation,
+    /// Whether the forward pass trains.
+    pub training: bool,
+    /// Whether the cell is layer-normalised.
+    pub normalised: bool,
+}
+
+impl Inside<'_> {
+    /// Whether anything acts inside the recurrence (what the cube engine's op lacks).
+    pub(crate) fn any(&self) -> bool {
+        self.regularise.inside_recurrence(self.training) || self.normalised
     }
 }
 
 /// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
-/// rows on `device`, padded (with lengths) or not, with regularisers inside the recurrence
-/// (recurrent dropout or zoneout, [`Regularisation::inside_recurrence`]) or not: on the cube
-/// engine without them; on the host engine for its cells' unpadded input of more than one step
-/// or of a batch small enough for the op's products to read the weights in place (one step of a
-/// larger batch would pack `W_hh` for a single product).
+/// rows on `device`, padded (with lengths) or not, with options inside the recurrence
+/// ([`Inside::any`]) or not: on the cube engine without them; on the host engine for its cells'
+/// unpadded input of more than one step or of a batch small enough for the op's products to read
+/// the weights in place (one step of a larger batch would pack `W_hh` for a single product).
 pub(crate) fn applies(
     cell: FusedCell,
     (steps, batch): (usize, usize),
-    (padded, regularised): (bool, bool),
+    (padded, inside): (bool, bool),
     device: &Device,
     kernels: Kernels,
 ) -> bool {
@@ -158,7 +188,7 @@ pub(crate) fn applies(
         Engine::Host => {
             cell.on_host() && !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS)
         }
-        Engine::Cube => !regularised,
+        Engine::Cube => !inside,
         Engine::Composed => false,
     }
 }
@@ -183,7 +213,7 @@ fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
 /// for both directions each row the forward direction's values and then the reverse one's: the
 /// next layer's input as it is, and in the backward no split of its gradient) and each
 /// direction's final state. The reverse direction runs backwards in time over the input as it
-/// is (no flipped copies). The `regularise` options in training or not run inside the op, their
+/// is (no flipped copies). What acts `inside` the recurrence runs inside the op, the regularisers'
 /// masks drawn here a direction at a time in the composed path's order: recurrent dropout's on
 /// `h_{t-1}` in the recurrent product, then zoneout's for `h` and (LSTM) `c`.
 pub(crate) fn run_layer(
@@ -193,11 +223,16 @@ pub(crate) fn run_layer(
     states: &[&CellState],
     lengths: Option<&[usize]>,
     kernels: Kernels,
-    (regularise, training): (&Regularisation, bool),
+    inside: Inside<'_>,
 ) -> Option<(Tensor<3>, Vec<CellState>)> {
     let (steps, batch) = input.steps_and_batch();
     let device = states[0].hidden.device();
-    let shape = (lengths.is_some(), regularise.inside_recurrence(training));
+    let shape = (lengths.is_some(), inside.any());
+    let Inside {
+        regularise,
+        training,
+        ..
+    } = inside;
     if !applies(cell, (steps, batch), shape, &device, kernels) {
         return None;
     }

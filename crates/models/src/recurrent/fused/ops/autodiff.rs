@@ -11,8 +11,8 @@ use burn::tensor::Shape;
 
 use super::sequence::{SequenceTrace, sequence_backward_host, sequence_host};
 use super::{
-    DirectionWeights, FusedCellOps, InitialState, RecurrentMask, Regularisers, SequenceInput,
-    SequenceWeights, ZoneoutMasks,
+    DirectionWeights, FusedCellOps, InitialState, LayerNorms, RecurrentMask, Regularisers,
+    SequenceInput, SequenceWeights, ZoneoutMasks,
 };
 use crate::host::autodiff::{one_parent_backward, register, tracked};
 use crate::host::{device_tensor, host};
@@ -139,11 +139,14 @@ fn inner_weights<B: Backend, C: CheckpointStrategy>(
     nodes: &mut Vec<NodeGuard>,
 ) -> DirectionWeights<B> {
     nodes.extend([w.w_ih.node(), w.b_ih.node(), w.w_hh.node(), w.b_hh.node()]);
+    let norms = w.norms.into_tensors();
+    nodes.extend(norms.iter().map(|t| t.node()));
     DirectionWeights {
         w_ih: w.w_ih.into_primitive(),
         b_ih: w.b_ih.into_primitive(),
         w_hh: w.w_hh.into_primitive(),
         b_hh: w.b_hh.into_primitive(),
+        norms: LayerNorms::from_tensors(norms.into_iter().map(|t| t.into_primitive()).collect()),
     }
 }
 
@@ -203,14 +206,17 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
             },
         };
         let op = || sequence_host::<B>(cell, input, weights, state, regularisers);
-        match nodes.len() {
-            5 => tracked::<B, C, _, 5>(SequenceBackward, array(nodes), op),
-            6 => tracked::<B, C, _, 6>(SequenceBackward, array(nodes), op),
-            7 => tracked::<B, C, _, 7>(SequenceBackward, array(nodes), op),
-            9 => tracked::<B, C, _, 9>(SequenceBackward, array(nodes), op),
-            10 => tracked::<B, C, _, 10>(SequenceBackward, array(nodes), op),
-            _ => tracked::<B, C, _, 11>(SequenceBackward, array(nodes), op),
+        // From 4 weights and h0 (one direction over tokens) to 1 + 2 (4 + 6) + 2 (a
+        // bidirectional layer-normalised LSTM).
+        macro_rules! parents {
+            ($($n:literal)*) => {
+                match nodes.len() {
+                    $($n => tracked::<B, C, _, $n>(SequenceBackward, array(nodes), op),)*
+                    n => unreachable!("a sequence op of {n} parents"),
+                }
+            };
         }
+        parents!(5 6 7 9 10 11 12 13 18 23)
     }
 
     fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -39,7 +39,7 @@ impl<B: Backend> SequenceInput<B> {
 }
 
 /// A layer direction's weights: `W_ih` `[G*H, I]`, `b_ih` `[G*H]`, `W_hh` `[G*H, H]`, `b_hh`
-/// `[G*H]` (zero biases for a layer without biases).
+/// `[G*H]` (zero biases for a layer without biases), and a layer-normalised cell's layer norms.
 #[derive(ExtensionType)]
 pub struct DirectionWeights<B: Backend> {
     /// `W_ih`, `[G*H, I]` (`[G*H, V]` over tokens).
@@ -50,6 +50,67 @@ pub struct DirectionWeights<B: Backend> {
     pub w_hh: FloatTensor<B>,
     /// `b_hh`, `[G*H]`.
     pub b_hh: FloatTensor<B>,
+    /// The layer norms of a layer-normalised cell.
+    #[extension_type]
+    pub norms: LayerNorms<B>,
+}
+
+/// A layer norm's gain `gamma` and bias `beta`, `[W]` each.
+#[derive(ExtensionType)]
+pub struct NormWeights<B: Backend> {
+    /// `gamma`, `[W]`.
+    pub gamma: FloatTensor<B>,
+    /// `beta`, `[W]`.
+    pub beta: FloatTensor<B>,
+}
+
+/// The layer norms of a layer direction ([`CellNorm`](crate::recurrent::CellNorm)).
+#[derive(ExtensionType)]
+pub enum LayerNorms<B: Backend> {
+    /// A plain cell.
+    Off,
+    /// A layer-normalised GRU's: of the input product, then of the recurrent product (`[G*H]`).
+    Products(
+        #[extension_type] NormWeights<B>,
+        #[extension_type] NormWeights<B>,
+    ),
+    /// A layer-normalised LSTM's: those two, then the cell state's (`[H]`).
+    ProductsCell(
+        #[extension_type] NormWeights<B>,
+        #[extension_type] NormWeights<B>,
+        #[extension_type] NormWeights<B>,
+    ),
+}
+
+impl<B: Backend> LayerNorms<B> {
+    /// The gains and biases in order: `gamma_ih, beta_ih, gamma_hh, beta_hh` (and `gamma_c,
+    /// beta_c`); none for `Off`.
+    pub fn into_tensors(self) -> Vec<FloatTensor<B>> {
+        let pairs = match self {
+            LayerNorms::Off => vec![],
+            LayerNorms::Products(ih, hh) => vec![ih, hh],
+            LayerNorms::ProductsCell(ih, hh, c) => vec![ih, hh, c],
+        };
+        pairs.into_iter().flat_map(|n| [n.gamma, n.beta]).collect()
+    }
+
+    /// From the gains and biases in the order of [`Self::into_tensors`].
+    pub fn from_tensors(tensors: Vec<FloatTensor<B>>) -> Self {
+        let mut it = tensors.into_iter();
+        let mut pair = || {
+            let gamma = it.next()?;
+            Some(NormWeights {
+                gamma,
+                beta: it.next().expect("a beta for each gamma"),
+            })
+        };
+        match (pair(), pair(), pair()) {
+            (None, ..) => LayerNorms::Off,
+            (Some(ih), Some(hh), None) => LayerNorms::Products(ih, hh),
+            (Some(ih), Some(hh), Some(c)) => LayerNorms::ProductsCell(ih, hh, c),
+            (Some(_), None, _) => panic!("a layer norm of the recurrent product for the input's"),
+        }
+    }
 }
 
 /// The directions of a layer that one sequence op runs, with their weights.

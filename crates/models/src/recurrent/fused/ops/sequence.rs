@@ -11,7 +11,8 @@ use super::{
 };
 use crate::host::{HostValues, device_tensor, host, host_indices};
 use crate::recurrent::fused::sequence::{
-    self, Direction, FusedCell, LayerInput, LayerInputs, Trace, ZoneoutRates, join_rows, split_rows,
+    self, CellNorms, Direction, FusedCell, LayerInput, LayerInputs, NormParams, Trace,
+    ZoneoutRates, join_rows, split_rows,
 };
 
 /// What the sequence op keeps for its backward: each direction's trace and inputs, the forward
@@ -23,6 +24,8 @@ pub(super) type SequenceTrace<B> = Vec<(Trace, HostLayer<B>)>;
 pub(super) struct HostLayer<B: Backend> {
     x: LayerInput<HostValues<B>, Vec<usize>>,
     weights: [HostValues<B>; 4],
+    /// The layer norms' gains and biases in order (none for a plain cell).
+    norms: Vec<HostValues<B>>,
     mask: Option<Vec<f32>>,
     zoneout: Option<[Vec<f32>; 2]>,
     dims: (usize, usize, usize),
@@ -39,10 +42,12 @@ impl<B: Backend> HostLayer<B> {
     ) -> Self {
         let h = weights.w_hh.shape()[1];
         let like = weights.w_ih.clone();
+        let norms = weights.norms.into_tensors();
         let weights = [weights.w_ih, weights.b_ih, weights.w_hh, weights.b_hh];
         Self {
             x,
             weights: weights.map(|w| host::<B>(w).0),
+            norms: norms.into_iter().map(|n| host::<B>(n).0).collect(),
             mask,
             zoneout,
             dims: (shape[0], shape[1], h),
@@ -63,6 +68,23 @@ impl<B: Backend> HostLayer<B> {
                 .zoneout
                 .as_ref()
                 .map(|[hidden, cell]| ZoneoutRates { hidden, cell }),
+            norms: self.host_norms(),
+        }
+    }
+
+    /// The layer norms as the time loops read them.
+    fn host_norms(&self) -> Option<CellNorms<'_>> {
+        let pair = |i: usize| {
+            let [gamma, beta] = [&self.norms[2 * i], &self.norms[2 * i + 1]];
+            NormParams { gamma, beta }
+        };
+        match self.norms.len() {
+            0 => None,
+            n => Some(CellNorms {
+                ih: pair(0),
+                hh: pair(1),
+                c: (n > 4).then(|| pair(2)),
+            }),
         }
     }
 
@@ -72,12 +94,16 @@ impl<B: Backend> HostLayer<B> {
         let gh = self.weights[1].len();
         let width = self.weights[0].len() / gh;
         let x = matches!(self.x, LayerInput::Features(_)).then(|| (d.x, Shape::new([t, b, width])));
-        let weights = [
+        let mut weights = vec![
             (d.w_ih, Shape::new([gh, width])),
             (d.b_ih, Shape::new([gh])),
             (d.w_hh, Shape::new([gh, h])),
             (d.b_hh, Shape::new([gh])),
         ];
+        weights.extend(d.norms.into_iter().map(|g| {
+            let width = g.len();
+            (g, Shape::new([width]))
+        }));
         DirectionGrads {
             x,
             weights,
@@ -90,10 +116,11 @@ impl<B: Backend> HostLayer<B> {
 type Shaped = (Vec<f32>, Shape);
 
 /// A direction's gradients: `x` (none for token ids, which are no parent of the op), `W_ih, b_ih,
-/// W_hh, b_hh`, then `h0` and `c0` (`c0` empty but for the LSTM).
+/// W_hh, b_hh` and the layer norms' gains and biases, then `h0` and `c0` (`c0` empty but for the
+/// LSTM).
 struct DirectionGrads {
     x: Option<Shaped>,
-    weights: [Shaped; 4],
+    weights: Vec<Shaped>,
     state: [Vec<f32>; 2],
 }
 
@@ -228,7 +255,7 @@ pub(super) fn sequence_host<B: Backend>(
 
 /// The backward of [`sequence_host`]: BPTT from `grad`, the gradient of its output, inside the op
 /// (both directions at the same time). Returns the gradients of the op's parents in order: `x`
-/// (features only), each direction's `W_ih, b_ih, W_hh, b_hh`, `h0` and (LSTM) `c0` (both
+/// (features only), each direction's `W_ih, b_ih, W_hh, b_hh` (and layer norms), `h0` and (LSTM) `c0` (both
 /// directions' stacked), and a tensor of the device.
 pub(super) fn sequence_backward_host<B: Backend>(
     trace: SequenceTrace<B>,

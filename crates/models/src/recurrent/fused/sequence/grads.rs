@@ -28,6 +28,9 @@ pub struct LayerGrads {
     pub h0: Vec<f32>,
     /// `dL/dc_0` (LSTM), `[B, H]`; empty otherwise.
     pub c0: Vec<f32>,
+    /// A layer-normalised cell's `dL/dgamma` and `dL/dbeta` of its layer norms in order (the
+    /// input product's, the recurrent product's, the LSTM cell's); empty otherwise.
+    pub norms: Vec<Vec<f32>>,
 }
 
 impl LayerGrads {
@@ -80,6 +83,7 @@ impl LayerGrads {
             b_hh: bias,
             h0,
             c0,
+            norms: Vec::new(),
         }
     }
 
@@ -103,6 +107,12 @@ impl LayerGrads {
             b_hh,
             h0,
             c0,
+            norms: Vec::new(),
         }
+    }
+
+    /// These gradients with the layer norms' `norms`.
+    pub(super) fn with_norms(self, norms: Vec<Vec<f32>>) -> Self {
+        Self { norms, ..self }
     }
 }

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::buffers::{accumulate, transpose};
 use super::direction::rows_of;
+use super::norm::CellNorms;
 use super::products::{DIRECT_MAX_ROWS, product, weight_grad};
 use crate::recurrent::fused::direct::DirectMatrix;
 
@@ -36,7 +37,7 @@ impl<F: Deref<Target = [f32]>, T: Deref<Target = [usize]>> LayerInput<F, T> {
 
 /// The inputs of a layer direction on the host: the input `x`, `w_ih` `[G*H, I]` (`I = V` for
 /// tokens), `b_ih`, `b_hh` `[G*H]` (zeros for a layer without biases), `w_hh` `[G*H, H]`,
-/// recurrent dropout's mask and zoneout's rates, if any.
+/// recurrent dropout's mask, zoneout's rates and the layer norms, if any.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerInputs<'a> {
     /// The layer's input.
@@ -55,6 +56,9 @@ pub struct LayerInputs<'a> {
     /// Zoneout: each step's state `s_t` (`h`, and the LSTM's `c`) becomes
     /// `s_t + d_t * (s_{t-1} - s_t)`.
     pub zoneout: Option<ZoneoutRates<'a>>,
+    /// A layer-normalised cell's layer norms: the gates are `LN_ih(x W_ih^T) + b_ih +
+    /// LN_hh(h_{t-1} W_hh^T) + b_hh`, and the LSTM's output reads `LN_c(c_t)`.
+    pub norms: Option<CellNorms<'a>>,
 }
 
 /// Zoneout's `d_t` of a layer direction (Krueger et al. 2016): for `h` and (LSTM; empty for the

@@ -17,7 +17,7 @@
 //! `dW_ih` GEMMs.
 //!
 //! The files: `lstm` and `single_state` (GRU, tanh RNN) hold the cells' time loops and BPTT, `inputs` a layer's inputs
-//! and their projection, `grads` its gradients, `products` the GEMMs and the forms of the
+//! and their projection, `norm` the layer norms of a layer-normalised cell, `grads` its gradients, `products` the GEMMs and the forms of the
 //! recurrent weights, `parts` how the work splits between threads, `direction` the order of the
 //! state buffers, `buffers` the host copies, joins and sums.
 
@@ -26,6 +26,7 @@ mod direction;
 mod grads;
 mod inputs;
 mod lstm;
+mod norm;
 mod parts;
 mod products;
 mod single_state;
@@ -37,6 +38,7 @@ pub use direction::Direction;
 pub use grads::LayerGrads;
 pub use inputs::{LayerInput, LayerInputs, ZoneoutRates};
 use lstm::{LstmTrace, lstm_sequence_backward, lstm_sequence_forward};
+pub use norm::{CellNorms, NormParams};
 pub(crate) use parts::slabs;
 pub use parts::{both, forward_in_pool, in_pool};
 pub(crate) use products::DIRECT_MAX_ROWS;

@@ -5,6 +5,7 @@ use super::buffers::{accumulate, add, add_rows, concat_padded, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
 use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
+use super::norm::{KeptNorms, NormSums, norm_parts, shift, standardise, step_backward};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{
@@ -25,6 +26,8 @@ pub struct SingleStateTrace {
     /// A vanilla RNN's with zoneout: each step's update before zoneout `h~_t` (what the
     /// nonlinearity's gradient reads), `[T, B, H]` in time order; empty otherwise.
     pub updates: Vec<f32>,
+    /// A layer-normalised GRU's layer norms (`projected` then holds `LN_hh(h_t W_hh^T) + b_hh`).
+    pub norms: Option<KeptNorms>,
     /// The order the states were computed in (and in which [`Self::hidden`] keeps them).
     pub direction: Direction,
 }
@@ -69,8 +72,9 @@ pub fn single_state_forward(
     // P_t = h_t W_hh^T + b_hh: W_hh^T [H, G*H] packed once (or read in place for a tiny batch).
     let w = Weights::new(inputs.w_hh, (gh, h), batch);
     // The RNN's pre-activation x W_ih^T + b_ih + P_t builds up in place in the projection; the
-    // GRU keeps x W_ih^T + b_ih and P_t apart (its reset gate multiplies P_t's last block only).
-    let (mut projected, mut x_proj, mut acts, bias) = match cell {
+    // GRU keeps x W_ih^T + b_ih and P_t apart (its reset gate multiplies P_t's last block only);
+    // a layer-normalised GRU's are LN_ih(x W_ih^T) + b_ih and LN_hh(h_t W_hh^T) + b_hh.
+    let (mut projected, mut x_proj, mut acts, mut bias) = match cell {
         SingleStateCell::Gru => {
             let n = steps * batch * gh;
             let (p, a) = (vec![0f32; n], vec![0f32; n]);
@@ -83,6 +87,12 @@ pub fn single_state_forward(
             inputs.summed_bias(),
         ),
     };
+    let mut norms = inputs
+        .norms
+        .map(|n| KeptNorms::new(n, &mut x_proj, None, (steps, batch, h)));
+    if norms.is_some() {
+        bias.fill(0.0);
+    }
     let mut hidden = vec![0f32; (steps + 1) * bh];
     hidden[direction.first_slot(steps) * bh..][..bh].copy_from_slice(h0);
     let zoned_rnn = inputs.zoneout.is_some() && cell != SingleStateCell::Gru;
@@ -100,11 +110,15 @@ pub fn single_state_forward(
         .into_iter()
         .zip(slabs(&mut hidden, h, batch, &parts))
         .zip(gru_parts.into_iter().zip(&parts))
-        .zip(update_parts)
+        .zip(
+            update_parts
+                .into_iter()
+                .zip(norm_parts(norms.as_mut(), None, (gh, h), batch, &parts)),
+        )
         .collect();
     in_parallel(
         work,
-        |(((mut ps, mut hs), ((mut xs, mut acts), rows)), mut us)| {
+        |(((mut ps, mut hs), ((mut xs, mut acts), rows)), (mut us, mut ns))| {
             let mut operand = inputs.operand(rows, h);
             for t in direction.times(steps) {
                 let p = &mut *ps[t];
@@ -113,6 +127,10 @@ pub fn single_state_forward(
                     SingleStateCell::Gru => {
                         add_rows(xs[t], inputs.b_ih);
                         w.multiply_bias(operand.of(prev), p, false, &bias);
+                        if let (Some(n), Some((hat, rstd))) = (inputs.norms, ns.hh.get_mut(t)) {
+                            standardise(p, hat, rstd);
+                            shift(hat, n.hh, Some(inputs.b_hh), p, false);
+                        }
                     }
                     SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
                         w.multiply_bias(operand.of(prev), p, true, &bias)
@@ -137,6 +155,7 @@ pub fn single_state_forward(
         acts,
         hidden,
         updates,
+        norms,
         direction,
     }
 }
@@ -158,6 +177,7 @@ pub fn single_state_backward(
         acts: mut d_x,
         hidden,
         updates,
+        mut norms,
         direction,
     } = trace;
     let mut dh_next = vec![0f32; bh];
@@ -172,15 +192,17 @@ pub fn single_state_backward(
         batch,
         &parts,
     ));
+    let mut norm_sums = inputs.norms.map(|n| NormSums::zeros(n, batch));
+    let norm_parts = norm_parts(norms.as_mut(), norm_sums.as_mut(), (gh, h), batch, &parts);
     let work: Vec<_> = dx_parts
         .into_iter()
         .zip(slabs(&mut d_proj, gh, batch, &parts))
         .zip(slabs(&mut dh_next, h, batch, &parts))
-        .zip(parts.iter().cloned().zip(sum_parts))
+        .zip(parts.iter().cloned().zip(sum_parts).zip(norm_parts))
         .collect();
     in_parallel(
         work,
-        |(((mut dxs, mut dps), mut dh_next), (rows, (mut p_sums, mut x_sums)))| {
+        |(((mut dxs, mut dps), mut dh_next), ((rows, (mut p_sums, mut x_sums)), mut ns))| {
             let dh_next = &mut *dh_next[0];
             let mask = inputs.mask_rows(&rows, h);
             // `g` = dL/dh_t; `direct` = its part that reaches h_{t-1} without W_hh (GRU's z h_{t-1}).
@@ -203,6 +225,12 @@ pub fn single_state_backward(
                         let prev = rows_of(&hidden, from, &rows, h, batch);
                         gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
                         accumulate(x_sums[0], dxs[t]);
+                        // Through LN_hh: dP_t becomes the gradient of h W_hh^T, in place.
+                        if let (Some(n), Some((hat, rstd))) = (inputs.norms, ns.hh.get_mut(t)) {
+                            accumulate(p_sums[0], dp);
+                            step_backward(dp, hat, rstd, n.hh.gamma, ns.sums[0]);
+                            dp.copy_from_slice(hat);
+                        }
                         match mask {
                             None => {
                                 dh_next.copy_from_slice(&direct);
@@ -236,19 +264,35 @@ pub fn single_state_backward(
                 if let Some(zoned) = &zoned {
                     accumulate(dh_next, zoned);
                 }
-                accumulate(p_sums[0], dp);
+                if ns.hh.is_empty() {
+                    accumulate(p_sums[0], dp);
+                }
             }
         },
     );
     let h_prev = &*inputs.recurrent_operand(direction.entering(&hidden, bh));
     match cell {
-        SingleStateCell::Gru => LayerGrads::new(
-            inputs,
-            (&d_x, total(&x_sums, gh)),
-            (&d_proj, total(&p_sums, gh)),
-            h_prev,
-            (dh_next, Vec::new()),
-        ),
+        SingleStateCell::Gru => {
+            let (b_ih, b_hh) = (total(&x_sums, gh), total(&p_sums, gh));
+            // Through LN_ih: dX becomes the gradient of x W_ih^T.
+            let norm_grads = match (&mut norms, inputs.norms, &norm_sums) {
+                (Some(kept), Some(n), Some(sums)) => {
+                    let gamma_ih = kept.ih.backward_all(&d_x, n.ih.gamma);
+                    d_x.copy_from_slice(&kept.ih.hat);
+                    let gamma_hh = total(&sums.hh_gamma, gh);
+                    vec![gamma_ih, b_ih.clone(), gamma_hh, b_hh.clone()]
+                }
+                _ => Vec::new(),
+            };
+            LayerGrads::new(
+                inputs,
+                (&d_x, b_ih),
+                (&d_proj, b_hh),
+                h_prev,
+                (dh_next, Vec::new()),
+            )
+            .with_norms(norm_grads)
+        }
         // The RNN's pre-activation is x W_ih^T + b_ih + P_t: one gradient for both products.
         SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => LayerGrads::shared(
             inputs,

@@ -76,6 +76,7 @@ fn inputs(v: &[Vec<f32>]) -> LayerInputs<'_> {
         b_hh: &v[4],
         recurrent_mask: None,
         zoneout: None,
+        norms: None,
     }
 }
 

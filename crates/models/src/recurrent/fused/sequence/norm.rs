@@ -1,0 +1,329 @@
+//! The layer norms of a layer-normalised LSTM or GRU inside the sequence op
+//! ([`CellNorm`](crate::recurrent::CellNorm)): of the input product `x W_ih^T` (all steps at once,
+//! before the time loop, and its backward after BPTT), of each step's recurrent product
+//! `h_{t-1} W_hh^T` and of the LSTM's cell state (inside the loops).
+//!
+//! A layer norm of a row `y` of width `W` is `gamma * y^ + beta` with the standardised row
+//! `y^ = (y - mean(y)) * r`, `r = 1 / sqrt(var(y) + eps)` (the biased variance, as PyTorch and
+//! Burn). The forward keeps `y^` and `r` ([`Standardised`]); the backward of an upstream gradient
+//! `g` is `dy = r (gamma g - mean(gamma g) - y^ mean(gamma g y^))`, `dgamma = sum g y^`,
+//! `dbeta = sum g`.
+
+use rayon::prelude::*;
+
+use crate::host::math::tanh;
+
+use crate::recurrent::weights::LAYER_NORM_EPSILON;
+
+/// A layer norm's gain `gamma` and bias `beta` `[W]` on the host.
+#[derive(Clone, Copy, Debug)]
+pub struct NormParams<'a> {
+    /// `gamma`, `[W]`.
+    pub gamma: &'a [f32],
+    /// `beta`, `[W]`.
+    pub beta: &'a [f32],
+}
+
+/// The layer norms of a layer-normalised direction on the host: of the input and of the
+/// recurrent product (`[G*H]` each) and (LSTM) of the cell state (`[H]`).
+#[derive(Clone, Copy, Debug)]
+pub struct CellNorms<'a> {
+    /// Of `x W_ih^T`.
+    pub ih: NormParams<'a>,
+    /// Of `h_{t-1} W_hh^T`.
+    pub hh: NormParams<'a>,
+    /// Of the LSTM's `c_t` before its output `tanh`.
+    pub c: Option<NormParams<'a>>,
+}
+
+/// The standardised rows `y^` of a layer norm's inputs and each row's `r`, kept for the
+/// backward; the backward overwrites `y^` with the gradient of the inputs.
+#[derive(Clone, Debug, Default)]
+pub struct Standardised {
+    /// `y^`, `[rows, W]` (after the backward, `dL/dy`).
+    pub hat: Vec<f32>,
+    /// `r`, `[rows]`.
+    pub rstd: Vec<f32>,
+}
+
+impl Standardised {
+    /// Room for `rows` rows of width `width`.
+    pub(super) fn zeros(rows: usize, width: usize) -> Self {
+        Self {
+            hat: vec![0f32; rows * width],
+            rstd: vec![0f32; rows],
+        }
+    }
+
+    /// The layer norm of every row of `y` `[rows, W]` in place, `bias` (if any) added: keeps
+    /// `y^` and `r` of each row; the pool's threads take blocks of rows.
+    pub(super) fn normalise_all(y: &mut [f32], norm: NormParams<'_>, bias: Option<&[f32]>) -> Self {
+        let width = norm.gamma.len();
+        let mut kept = Self::zeros(y.len() / width, width);
+        y.par_chunks_mut(BLOCK_ROWS * width)
+            .zip(kept.hat.par_chunks_mut(BLOCK_ROWS * width))
+            .zip(kept.rstd.par_chunks_mut(BLOCK_ROWS))
+            .for_each(|((y, hat), rstd)| {
+                standardise(y, hat, rstd);
+                shift(hat, norm, bias, y, false);
+            });
+        kept
+    }
+
+    /// The backward of [`Self::normalise_all`] from `g` `[rows, W]`, the gradient of its output:
+    /// `y^` becomes `dL/dy`; returns `dgamma` (`dbeta` and the bias's gradient are the column
+    /// sums of `g`). The rows' contributions to `dgamma` are summed in blocks of a fixed size
+    /// and the blocks in order, the same whichever threads ran them.
+    pub(super) fn backward_all(&mut self, g: &[f32], gamma: &[f32]) -> Vec<f32> {
+        let width = gamma.len();
+        let partial: Vec<Vec<f32>> = g
+            .par_chunks(BLOCK_ROWS * width)
+            .zip(self.hat.par_chunks_mut(BLOCK_ROWS * width))
+            .zip(self.rstd.par_chunks(BLOCK_ROWS))
+            .map(|((g, hat), rstd)| {
+                let mut sums = vec![0f32; width];
+                for ((g, hat), &r) in g.chunks(width).zip(hat.chunks_mut(width)).zip(rstd) {
+                    unstandardise(g, hat, r, gamma, &mut sums);
+                }
+                sums
+            })
+            .collect();
+        let mut sums = vec![0f32; width];
+        for p in partial {
+            sums.iter_mut().zip(p).for_each(|(s, p)| *s += p);
+        }
+        sums
+    }
+}
+
+/// Rows a thread takes at a time in [`Standardised::normalise_all`] and its backward.
+const BLOCK_ROWS: usize = 64;
+
+/// Standardises each `W`-wide row of `y` (`W = y.len() / r.len()`) into `hat`, its `r` into
+/// `rstd`.
+pub(super) fn standardise(y: &[f32], hat: &mut [f32], rstd: &mut [f32]) {
+    let width = y.len() / rstd.len().max(1);
+    for ((y, hat), r) in y.chunks(width).zip(hat.chunks_mut(width)).zip(rstd) {
+        let mean = y.iter().sum::<f32>() / width as f32;
+        let var = y.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+        *r = 1.0 / (var + LAYER_NORM_EPSILON as f32).sqrt();
+        for (h, v) in hat.iter_mut().zip(y) {
+            *h = (v - mean) * *r;
+        }
+    }
+}
+
+/// `out (+)= gamma * hat + beta (+ bias)` for each `W`-wide row of `hat`.
+pub(super) fn shift(
+    hat: &[f32],
+    norm: NormParams<'_>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let width = norm.gamma.len();
+    for (hat, out) in hat.chunks(width).zip(out.chunks_mut(width)) {
+        for (j, (h, o)) in hat.iter().zip(out.iter_mut()).enumerate() {
+            let v = norm.gamma[j] * h + norm.beta[j] + bias.map_or(0.0, |b| b[j]);
+            *o = if accumulate { *o + v } else { v };
+        }
+    }
+}
+
+/// The backward of one row: from `g`, the gradient of `gamma * hat + beta`, overwrites `hat` with
+/// the gradient of the row the layer norm read (`r` its [`standardise`] factor) and adds
+/// `g * hat` to `gamma_sums`.
+fn unstandardise(g: &[f32], hat: &mut [f32], r: f32, gamma: &[f32], gamma_sums: &mut [f32]) {
+    let width = g.len() as f32;
+    let (mut mean_g, mut mean_gh) = (0f32, 0f32);
+    for (((g, h), gamma), s) in g
+        .iter()
+        .zip(hat.iter())
+        .zip(gamma)
+        .zip(gamma_sums.iter_mut())
+    {
+        *s += g * h;
+        mean_g += gamma * g;
+        mean_gh += gamma * g * h;
+    }
+    let (mean_g, mean_gh) = (mean_g / width, mean_gh / width);
+    for ((g, h), gamma) in g.iter().zip(hat.iter_mut()).zip(gamma) {
+        *h = r * (gamma * g - mean_g - *h * mean_gh);
+    }
+}
+
+/// The backward of the layer norm of a step's rows ([`standardise`] then [`shift`]): from `g`
+/// `[rows, W]`, the gradient of its output, overwrites `hat` with the gradient of its input and
+/// adds each row's `g * hat` to that row of `gamma_sums` `[rows, W]` (per batch row, summed over
+/// time).
+pub(super) fn step_backward(
+    g: &[f32],
+    hat: &mut [f32],
+    rstd: &[f32],
+    gamma: &[f32],
+    gamma_sums: &mut [f32],
+) {
+    let width = gamma.len();
+    for (((g, hat), &r), sums) in g
+        .chunks(width)
+        .zip(hat.chunks_mut(width))
+        .zip(rstd)
+        .zip(gamma_sums.chunks_mut(width))
+    {
+        unstandardise(g, hat, r, gamma, sums);
+    }
+}
+
+/// What a layer-normalised direction's forward keeps of its layer norms: [`Standardised`] of
+/// the input products `[T, B, G*H]`, of the recurrent products `[T, B, G*H]` and (LSTM; empty
+/// for the GRU) of the cell states `[T, B, H]`.
+#[derive(Clone, Debug)]
+pub struct KeptNorms {
+    /// Of `x W_ih^T`.
+    pub ih: Standardised,
+    /// Of `h_{t-1} W_hh^T`.
+    pub hh: Standardised,
+    /// Of the LSTM's `c_t`.
+    pub c: Standardised,
+}
+
+impl KeptNorms {
+    /// For `norms` over `steps` steps of `batch` rows (`G*H` = `gh`, `H` = `h`): the input
+    /// products `x_proj` `[T*B, G*H]` normalised in place (`bias` added), room for the rest.
+    pub(super) fn new(
+        norms: CellNorms<'_>,
+        x_proj: &mut [f32],
+        bias: Option<&[f32]>,
+        (steps, batch, h): (usize, usize, usize),
+    ) -> Self {
+        let rows = steps * batch;
+        let gh = norms.hh.gamma.len();
+        Self {
+            ih: Standardised::normalise_all(x_proj, norms.ih, bias),
+            hh: Standardised::zeros(rows, gh),
+            c: Standardised::zeros(if norms.c.is_some() { rows } else { 0 }, h),
+        }
+    }
+}
+
+/// Each batch row's sums over time of the gradients of `gamma_hh`, `gamma_c` and `beta_c`
+/// (`[B, G*H]`, `[B, H]`, `[B, H]`; the gradients of the other gains and biases are summed
+/// apart, [`Standardised::backward_all`] and the bias sums).
+#[derive(Debug, Default)]
+pub(super) struct NormSums {
+    pub hh_gamma: Vec<f32>,
+    pub c_gamma: Vec<f32>,
+    pub c_beta: Vec<f32>,
+}
+
+impl NormSums {
+    /// Zeros for `norms` over `batch` rows.
+    pub(super) fn zeros(norms: CellNorms<'_>, batch: usize) -> Self {
+        let c = norms.c.map_or(0, |c| batch * c.gamma.len());
+        Self {
+            hh_gamma: vec![0f32; batch * norms.hh.gamma.len()],
+            c_gamma: vec![0f32; c],
+            c_beta: vec![0f32; c],
+        }
+    }
+}
+
+/// A row part's share of a direction's layer norms in its time loop: its rows of the kept
+/// `(y^, r)` of every step, of the recurrent product and (LSTM) the cell state, and in BPTT its
+/// batch rows of the [`NormSums`] `[gamma_hh, gamma_c, beta_c]`. Empty without layer norms.
+#[derive(Default)]
+pub(super) struct NormPart<'a> {
+    pub hh: Vec<(&'a mut [f32], &'a mut [f32])>,
+    pub c: Vec<(&'a mut [f32], &'a mut [f32])>,
+    pub sums: Vec<&'a mut [f32]>,
+}
+
+/// Splits `kept` and `sums` between the row `parts` of a `batch` (`(G*H, H)` = `widths`): one
+/// [`NormPart`] a part, empty ones without layer norms.
+pub(super) fn norm_parts<'a>(
+    kept: Option<&'a mut KeptNorms>,
+    sums: Option<&'a mut NormSums>,
+    (gh, h): (usize, usize),
+    batch: usize,
+    parts: &[std::ops::Range<usize>],
+) -> Vec<NormPart<'a>> {
+    let mut out: Vec<NormPart<'a>> = parts.iter().map(|_| NormPart::default()).collect();
+    let split = |kept: &'a mut Standardised, width: usize| {
+        super::slabs(&mut kept.hat, width, batch, parts)
+            .into_iter()
+            .zip(super::slabs(&mut kept.rstd, 1, batch, parts))
+            .map(|(hats, rstds)| hats.into_iter().zip(rstds).collect::<Vec<_>>())
+    };
+    if let Some(kept) = kept {
+        for (part, (hh, c)) in out.iter_mut().zip(
+            split(&mut kept.hh, gh)
+                .zip(split(&mut kept.c, h).chain(std::iter::repeat_with(Vec::new))),
+        ) {
+            (part.hh, part.c) = (hh, c);
+        }
+    }
+    if let Some(sums) = sums {
+        let NormSums {
+            hh_gamma,
+            c_gamma,
+            c_beta,
+        } = sums;
+        let one = |v: &'a mut Vec<f32>, width: usize| {
+            let mut s = super::slabs(v, width, batch, parts);
+            s.resize_with(parts.len(), Vec::new);
+            s.into_iter().map(|mut s| s.pop().unwrap_or_default())
+        };
+        for (part, ((a, b), c)) in out
+            .iter_mut()
+            .zip(one(hh_gamma, gh).zip(one(c_gamma, h)).zip(one(c_beta, h)))
+        {
+            part.sums = vec![a, b, c];
+        }
+    }
+    out
+}
+
+/// The LSTM's output through its cell's layer norm, `h = s(o) tanh(gamma_c c^ + beta_c)`, from
+/// the activated `gates` `[B, 4H]` and the standardised cell `hat` `[B, H]`, into `h_out`.
+pub(super) fn lstm_output(gates: &[f32], hat: &[f32], norm: NormParams<'_>, h_out: &mut [f32]) {
+    let h = norm.gamma.len();
+    for ((gates, hat), out) in gates
+        .chunks(4 * h)
+        .zip(hat.chunks(h))
+        .zip(h_out.chunks_mut(h))
+    {
+        for j in 0..h {
+            out[j] = gates[3 * h + j] * tanh(norm.gamma[j] * hat[j] + norm.beta[j]);
+        }
+    }
+}
+
+/// The backward of [`lstm_output`] from `dh` `[B, H]`: writes the output gate's pre-activation
+/// gradient to `d_out_gate` `[B, H]`, overwrites `hat` with the gradient of the cell state that
+/// reaches it through the layer norm, and adds each row's gradients of `gamma_c` and `beta_c` to
+/// `gamma_sums` and `beta_sums` `[B, H]`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lstm_output_backward(
+    gates: &[f32],
+    (hat, rstd): (&mut [f32], &[f32]),
+    norm: NormParams<'_>,
+    dh: &[f32],
+    d_out_gate: &mut [f32],
+    (gamma_sums, beta_sums): (&mut [f32], &mut [f32]),
+) {
+    let h = norm.gamma.len();
+    let mut d_shown = vec![0f32; h];
+    for (r, &rs) in rstd.iter().enumerate() {
+        let row = r * h..(r + 1) * h;
+        let (gates, hat) = (&gates[r * 4 * h..][..4 * h], &mut hat[row.clone()]);
+        for j in 0..h {
+            let o = gates[3 * h + j];
+            let tc = tanh(norm.gamma[j] * hat[j] + norm.beta[j]);
+            let g = dh[row.start + j];
+            d_out_gate[row.start + j] = g * tc * o * (1.0 - o);
+            d_shown[j] = g * o * (1.0 - tc * tc);
+            beta_sums[row.start + j] += d_shown[j];
+        }
+        unstandardise(&d_shown, hat, rs, norm.gamma, &mut gamma_sums[row]);
+    }
+}
