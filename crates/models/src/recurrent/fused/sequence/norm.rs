@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use crate::host::math::tanh;
+use crate::host::math::{LANES, multiversion, tanh};
 
 use crate::recurrent::weights::LAYER_NORM_EPSILON;
 
@@ -82,9 +82,7 @@ impl Standardised {
             .zip(self.rstd.par_chunks(BLOCK_ROWS))
             .map(|((g, hat), rstd)| {
                 let mut sums = vec![0f32; width];
-                for ((g, hat), &r) in g.chunks(width).zip(hat.chunks_mut(width)).zip(rstd) {
-                    unstandardise(g, hat, r, gamma, &mut sums);
-                }
+                unstandardise(g, hat, rstd, gamma, &mut sums);
                 sums
             })
             .collect();
@@ -99,56 +97,102 @@ impl Standardised {
 /// Rows a thread takes at a time in [`Standardised::normalise_all`] and its backward.
 const BLOCK_ROWS: usize = 64;
 
-/// Standardises each `W`-wide row of `y` (`W = y.len() / r.len()`) into `hat`, its `r` into
-/// `rstd`.
-pub(super) fn standardise(y: &[f32], hat: &mut [f32], rstd: &mut [f32]) {
-    let width = y.len() / rstd.len().max(1);
-    for ((y, hat), r) in y.chunks(width).zip(hat.chunks_mut(width)).zip(rstd) {
-        let mean = y.iter().sum::<f32>() / width as f32;
-        let var = y.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
-        *r = 1.0 / (var + LAYER_NORM_EPSILON as f32).sqrt();
-        for (h, v) in hat.iter_mut().zip(y) {
-            *h = (v - mean) * *r;
+/// `sum_j a_j b_j c_j` in [`LANES`] partial sums (so that the loop vectorises), added up at the
+/// end (`b` and `c` may be the ones of [`ONES`]).
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let (b, c) = (&b[..a.len()], &c[..a.len()]);
+    let (a_blocks, a_rest) = a.as_chunks::<LANES>();
+    let (b_blocks, b_rest) = b.as_chunks::<LANES>();
+    let (c_blocks, c_rest) = c.as_chunks::<LANES>();
+    let mut sums = [0f32; LANES];
+    for ((a, b), c) in a_blocks.iter().zip(b_blocks).zip(c_blocks) {
+        for l in 0..LANES {
+            sums[l] += a[l] * b[l] * c[l];
         }
     }
-}
-
-/// `out (+)= gamma * hat + beta (+ bias)` for each `W`-wide row of `hat`.
-pub(super) fn shift(
-    hat: &[f32],
-    norm: NormParams<'_>,
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-    accumulate: bool,
-) {
-    let width = norm.gamma.len();
-    for (hat, out) in hat.chunks(width).zip(out.chunks_mut(width)) {
-        for (j, (h, o)) in hat.iter().zip(out.iter_mut()).enumerate() {
-            let v = norm.gamma[j] * h + norm.beta[j] + bias.map_or(0.0, |b| b[j]);
-            *o = if accumulate { *o + v } else { v };
-        }
-    }
-}
-
-/// The backward of one row: from `g`, the gradient of `gamma * hat + beta`, overwrites `hat` with
-/// the gradient of the row the layer norm read (`r` its [`standardise`] factor) and adds
-/// `g * hat` to `gamma_sums`.
-fn unstandardise(g: &[f32], hat: &mut [f32], r: f32, gamma: &[f32], gamma_sums: &mut [f32]) {
-    let width = g.len() as f32;
-    let (mut mean_g, mut mean_gh) = (0f32, 0f32);
-    for (((g, h), gamma), s) in g
+    let rest: f32 = a_rest
         .iter()
-        .zip(hat.iter())
-        .zip(gamma)
-        .zip(gamma_sums.iter_mut())
-    {
-        *s += g * h;
-        mean_g += gamma * g;
-        mean_gh += gamma * g * h;
+        .zip(b_rest)
+        .zip(c_rest)
+        .map(|((a, b), c)| a * b * c)
+        .sum();
+    rest + sums.iter().sum::<f32>()
+}
+
+/// A row of ones for [`lane_dot`].
+fn ones(width: usize) -> Vec<f32> {
+    vec![1f32; width]
+}
+
+multiversion! {
+    /// Standardises each `W`-wide row of `y` (`W = y.len() / rstd.len()`) into `hat`, its `r`
+    /// into `rstd`.
+    pub(super) fn standardise(y: &[f32], hat: &mut [f32], rstd: &mut [f32]) {
+        let width = y.len() / rstd.len().max(1);
+        let one = ones(width);
+        for ((y, hat), r) in y.chunks_exact(width).zip(hat.chunks_exact_mut(width)).zip(rstd) {
+            let mean = lane_dot(y, &one, &one) / width as f32;
+            for (h, v) in hat.iter_mut().zip(y) {
+                *h = v - mean;
+            }
+            let var = lane_dot(hat, hat, &one) / width as f32;
+            *r = 1.0 / (var + LAYER_NORM_EPSILON as f32).sqrt();
+            for h in hat.iter_mut() {
+                *h *= *r;
+            }
+        }
     }
-    let (mean_g, mean_gh) = (mean_g / width, mean_gh / width);
-    for ((g, h), gamma) in g.iter().zip(hat.iter_mut()).zip(gamma) {
-        *h = r * (gamma * g - mean_g - *h * mean_gh);
+}
+
+multiversion! {
+    /// `out = gamma * hat + beta (+ bias)`, or with `accumulate` `out += ..`, for each `W`-wide
+    /// row of `hat`.
+    pub(super) fn shift(
+        hat: &[f32],
+        norm: NormParams<'_>,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
+        let width = norm.gamma.len();
+        let zeros = vec![0f32; if bias.is_some() { 0 } else { width }];
+        let bias = bias.unwrap_or(&zeros);
+        let keep = if accumulate { 1.0 } else { 0.0 };
+        for (hat, out) in hat.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+            let params = norm.gamma.iter().zip(norm.beta).zip(bias);
+            for ((o, h), ((gamma, beta), bias)) in out.iter_mut().zip(hat).zip(params) {
+                *o = keep * *o + gamma * h + beta + bias;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The backward of rows of a layer norm: from `g`, the gradient of each row's
+    /// `gamma * hat + beta`, overwrites `hat` with the gradient of the row the layer norm read
+    /// (`rstd` the rows' `r`) and adds `g * hat` to `gamma_sums`: to its row of `gamma_sums`
+    /// `[rows, W]`, or to `gamma_sums` itself where that is one row `[W]`.
+    pub(super) fn unstandardise(
+        g: &[f32],
+        hat: &mut [f32],
+        rstd: &[f32],
+        gamma: &[f32],
+        gamma_sums: &mut [f32],
+    ) {
+        let width = gamma.len();
+        let per_row = gamma_sums.len() > width;
+        let one = ones(width);
+        let rows = g.chunks_exact(width).zip(hat.chunks_exact_mut(width));
+        for (r, (&rs, (g, hat))) in rstd.iter().zip(rows).enumerate() {
+            let sums = &mut gamma_sums[if per_row { r * width } else { 0 }..][..width];
+            let mean_g = lane_dot(gamma, g, &one) / width as f32;
+            let mean_gh = lane_dot(gamma, g, hat) / width as f32;
+            for (((s, h), g), gamma) in sums.iter_mut().zip(hat.iter_mut()).zip(g).zip(gamma) {
+                *s += g * *h;
+                *h = rs * (gamma * g - mean_g - *h * mean_gh);
+            }
+        }
     }
 }
 
@@ -163,15 +207,7 @@ pub(super) fn step_backward(
     gamma: &[f32],
     gamma_sums: &mut [f32],
 ) {
-    let width = gamma.len();
-    for (((g, hat), &r), sums) in g
-        .chunks(width)
-        .zip(hat.chunks_mut(width))
-        .zip(rstd)
-        .zip(gamma_sums.chunks_mut(width))
-    {
-        unstandardise(g, hat, r, gamma, sums);
-    }
+    unstandardise(g, hat, rstd, gamma, gamma_sums);
 }
 
 /// What a layer-normalised direction's forward keeps of its layer norms: [`Standardised`] of
@@ -283,47 +319,50 @@ pub(super) fn norm_parts<'a>(
     out
 }
 
-/// The LSTM's output through its cell's layer norm, `h = s(o) tanh(gamma_c c^ + beta_c)`, from
-/// the activated `gates` `[B, 4H]` and the standardised cell `hat` `[B, H]`, into `h_out`.
-pub(super) fn lstm_output(gates: &[f32], hat: &[f32], norm: NormParams<'_>, h_out: &mut [f32]) {
-    let h = norm.gamma.len();
-    for ((gates, hat), out) in gates
-        .chunks(4 * h)
-        .zip(hat.chunks(h))
-        .zip(h_out.chunks_mut(h))
-    {
-        for j in 0..h {
-            out[j] = gates[3 * h + j] * tanh(norm.gamma[j] * hat[j] + norm.beta[j]);
+multiversion! {
+    /// The LSTM's output through its cell's layer norm, `h = s(o) tanh(gamma_c c^ + beta_c)`,
+    /// from the activated `gates` `[B, 4H]` and the standardised cell `hat` `[B, H]`, into
+    /// `h_out`.
+    pub(super) fn lstm_output(gates: &[f32], hat: &[f32], norm: NormParams<'_>, h_out: &mut [f32]) {
+        let h = norm.gamma.len();
+        for ((gates, hat), out) in gates.chunks(4 * h).zip(hat.chunks(h)).zip(h_out.chunks_mut(h)) {
+            let o = &gates[3 * h..];
+            for j in 0..h {
+                out[j] = o[j] * tanh(norm.gamma[j] * hat[j] + norm.beta[j]);
+            }
         }
     }
 }
 
-/// The backward of [`lstm_output`] from `dh` `[B, H]`: writes the output gate's pre-activation
-/// gradient to `d_out_gate` `[B, H]`, overwrites `hat` with the gradient of the cell state that
-/// reaches it through the layer norm, and adds each row's gradients of `gamma_c` and `beta_c` to
-/// `gamma_sums` and `beta_sums` `[B, H]`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn lstm_output_backward(
-    gates: &[f32],
-    (hat, rstd): (&mut [f32], &[f32]),
-    norm: NormParams<'_>,
-    dh: &[f32],
-    d_out_gate: &mut [f32],
-    (gamma_sums, beta_sums): (&mut [f32], &mut [f32]),
-) {
-    let h = norm.gamma.len();
-    let mut d_shown = vec![0f32; h];
-    for (r, &rs) in rstd.iter().enumerate() {
-        let row = r * h..(r + 1) * h;
-        let (gates, hat) = (&gates[r * 4 * h..][..4 * h], &mut hat[row.clone()]);
-        for j in 0..h {
-            let o = gates[3 * h + j];
-            let tc = tanh(norm.gamma[j] * hat[j] + norm.beta[j]);
-            let g = dh[row.start + j];
-            d_out_gate[row.start + j] = g * tc * o * (1.0 - o);
-            d_shown[j] = g * o * (1.0 - tc * tc);
-            beta_sums[row.start + j] += d_shown[j];
+multiversion! {
+    /// The backward of [`lstm_output`] from `dh` `[B, H]`: writes the output gate's
+    /// pre-activation gradient to `d_out_gate` `[B, H]`, overwrites `hat` with the gradient of
+    /// the cell state that reaches it through the layer norm, and adds each row's gradients of
+    /// `gamma_c` and `beta_c` to `gamma_sums` and `beta_sums` `[B, H]`.
+    pub(super) fn lstm_output_backward(
+        gates: &[f32],
+        kept: (&mut [f32], &[f32]),
+        norm: NormParams<'_>,
+        dh: &[f32],
+        d_out_gate: &mut [f32],
+        sums: (&mut [f32], &mut [f32]),
+    ) {
+        let ((hat, rstd), (gamma_sums, beta_sums)) = (kept, sums);
+        let h = norm.gamma.len();
+        // The gradient of the normalised cell `gamma_c c^ + beta_c`, a row at a time.
+        let mut d_shown = vec![0f32; d_out_gate.len()];
+        for (r, gates) in gates.chunks(4 * h).enumerate() {
+            let o = &gates[3 * h..];
+            let row = r * h..(r + 1) * h;
+            let (hat, dh, d_o) = (&hat[row.clone()], &dh[row.clone()], &mut d_out_gate[row.clone()]);
+            let (d_s, beta_sums) = (&mut d_shown[row.clone()], &mut beta_sums[row]);
+            for j in 0..h {
+                let tc = tanh(norm.gamma[j] * hat[j] + norm.beta[j]);
+                d_o[j] = dh[j] * tc * o[j] * (1.0 - o[j]);
+                d_s[j] = dh[j] * o[j] * (1.0 - tc * tc);
+                beta_sums[j] += d_s[j];
+            }
         }
-        unstandardise(&d_shown, hat, rs, norm.gamma, &mut gamma_sums[row]);
+        unstandardise(&d_shown, hat, rstd, norm.gamma, gamma_sums);
     }
 }
