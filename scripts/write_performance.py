@@ -34,7 +34,7 @@ OPTIONS_BEGIN = "<!-- options:begin (scripts/write_performance.py writes this pa
 OPTIONS_END = "<!-- options:end -->"
 KINDS = ["lstm", "gru", "rnn"]
 # The options the host engine's whole-sequence op runs (the others run the composed path).
-FUSED_OPTIONS = ("input-dropout", "weight-drop", "recurrent-dropout", "zoneout", "layer-norm")
+FUSED_OPTIONS = ("input-dropout", "weight-drop", "recurrent-dropout", "zoneout", "layer-norm", "proj")
 
 # (name, what it measures, `sequent bench` arguments). The reference shape: 2 layers x 256,
 # B = 32, T = 35, V = 64 (the bench's defaults).

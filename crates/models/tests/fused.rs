@@ -69,11 +69,14 @@ fn compare<C: CellKind>(name: &str, fused: Recurrent<C>, device: &Device) {
             device,
         );
         let h0 = Tensor::<3>::random(
-            [d, batch, fused.hidden_size],
+            [d, batch, fused.state_width()],
             Distribution::Normal(0.0, 0.5),
             device,
         );
-        let c0 = C::HAS_CELL.then(|| h0.clone() * 0.7);
+        let c0 = C::HAS_CELL.then(|| {
+            let c0 = [d, batch, fused.hidden_size];
+            Tensor::<3>::random(c0, Distribution::Normal(0.0, 0.35), device)
+        });
         let state = RecurrentState {
             hidden: h0,
             cell: c0,
@@ -107,7 +110,11 @@ fn compare_run<C: CellKind>(
     assert!(grad_diff(h1, h2) < 1e-4, "{name}: h0 gradients differ");
     for l in &fused.layers {
         for w in std::iter::once(&l.forward).chain(l.reverse.as_ref()) {
-            for (which, m) in [("W_ih", &w.weight_ih), ("W_hh", &w.weight_hh)] {
+            let projection = w.weight_hr.iter().map(|m| ("W_hr", m));
+            for (which, m) in [("W_ih", &w.weight_ih), ("W_hh", &w.weight_hh)]
+                .into_iter()
+                .chain(projection)
+            {
                 let (a, c) = (g1.get::<2>(m.id).unwrap(), g2.get::<2>(m.id).unwrap());
                 assert!(grad_diff(a, c) < 1e-4, "{name}: {which} gradients differ");
             }
@@ -184,6 +191,21 @@ fn fused_equals_composed_on_the_cpu_backends() {
             RnnConfig::new(4, 6).with_bias(false).init(&device),
             &device,
         );
+        // The LSTM's projection (`h` 3 wide, `c` 6), alone and with layer norms.
+        let projected = LstmConfig::new(4, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_proj_size(3);
+        compare(
+            &format!("{backend} lstm with a projection"),
+            projected.clone().init(&device),
+            &device,
+        );
+        compare(
+            &format!("{backend} layer-normalised lstm with a projection"),
+            with_random_norms(projected.with_layer_norm(true).init(&device)),
+            &device,
+        );
         // Layer-normalised cells, their gains and biases away from 1 and 0.
         compare(
             &format!("{backend} layer-normalised lstm"),
@@ -214,6 +236,15 @@ fn fused_equals_composed_on_the_cpu_backends() {
         inference_matches(backend, "lstm", LstmConfig::new(4, 6).init(&plain), &plain);
         inference_matches(backend, "gru", GruConfig::new(4, 6).init(&plain), &plain);
         inference_matches(backend, "rnn", RnnConfig::new(4, 6).init(&plain), &plain);
+        let projected = LstmConfig::new(4, 6)
+            .with_proj_size(2)
+            .with_bidirectional(true);
+        inference_matches(
+            backend,
+            "lstm with a projection",
+            projected.init(&plain),
+            &plain,
+        );
         let norms = LstmConfig::new(4, 6).with_layer_norm(true);
         inference_matches(
             backend,

@@ -298,6 +298,15 @@ fn fused_equals_composed_with_the_dropouts() {
         assert_fused_equals_composed(rnn.clone().init(&device), backend, &device);
         let relu = rnn.with_nonlinearity(sequent_models::recurrent::Nonlinearity::Relu);
         assert_fused_equals_composed(relu.init(&device), backend, &device);
+        // With the LSTM's projection (and without zoneout, which takes the composed path).
+        let lstm = LstmConfig::new(5, 6)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_proj_size(4)
+            .with_input_dropout(0.3)
+            .with_weight_drop(0.4)
+            .with_recurrent_dropout(0.25);
+        assert_fused_equals_composed(lstm.init(&device), backend, &device);
         // With the layer-normalised cells' norms inside the same op.
         let lstm = LstmConfig::new(5, 6)
             .with_num_layers(2)

@@ -53,8 +53,8 @@ pub type Rnn = Recurrent<RnnKind>;
 /// ```
 ///
 /// With a projection (`W_hr` `[P, H]`, PyTorch's `weight_hr_l{k}`) `h`, the outputs and `W_hh`'s
-/// columns are `P` wide and `c` stays `H` wide, as in PyTorch; such a layer runs the composed
-/// per-step path. With `layer_norm` the cell is layer-normalised ([`CellNorm`]).
+/// columns are `P` wide and `c` stays `H` wide, as in PyTorch. With `layer_norm` the cell is
+/// layer-normalised ([`CellNorm`]).
 ///
 /// ```
 /// use burn::tensor::{Device, Tensor};

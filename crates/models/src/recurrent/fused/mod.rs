@@ -35,8 +35,8 @@ use super::state::CellState;
 use super::weights::CellWeights;
 
 pub use ops::{
-    DirectionWeights, FusedCellOps, InitialState, LayerNorms, RecurrentMask, Regularisers,
-    SequenceInput, SequenceWeights, ZoneoutMasks,
+    DirectionWeights, FusedCellOps, InitialState, LayerNorms, Projection, RecurrentMask,
+    Regularisers, SequenceInput, SequenceWeights, ZoneoutMasks,
 };
 pub use sequence::{Direction, FusedCell};
 
@@ -149,12 +149,16 @@ pub(crate) fn op_weights(weights: &CellWeights) -> DirectionWeights<Dispatch> {
         b_ih: bias(&weights.bias_ih).into_dispatch(),
         w_hh: weights.weight_hh.val().into_dispatch(),
         b_hh: bias(&weights.bias_hh).into_dispatch(),
+        projection: match &weights.weight_hr {
+            Some(w) => Projection::On(w.val().into_dispatch()),
+            None => Projection::Off,
+        },
         norms: LayerNorms::from_tensors(norms.collect()),
     }
 }
 
-/// What acts inside a layer's recurrence besides the cell: the regularisers (in training or not)
-/// and the layer norms of a layer-normalised cell.
+/// What acts inside a layer's recurrence besides the cell: the regularisers (in training or not),
+/// the layer norms of a layer-normalised cell and an LSTM's projection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Inside<'a> {
     /// Recurrent dropout and zoneout (and the options outside the op).
@@ -163,12 +167,14 @@ pub(crate) struct Inside<'a> {
     pub training: bool,
     /// Whether the cell is layer-normalised.
     pub normalised: bool,
+    /// Whether the LSTM has a projection.
+    pub projected: bool,
 }
 
 impl Inside<'_> {
     /// Whether anything acts inside the recurrence (what the cube engine's op lacks).
     pub(crate) fn any(&self) -> bool {
-        self.regularise.inside_recurrence(self.training) || self.normalised
+        self.regularise.inside_recurrence(self.training) || self.normalised || self.projected
     }
 }
 
@@ -204,6 +210,26 @@ fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
         slab.narrow(2, d * h, h)
     };
     slab.reshape([batch, h])
+}
+
+/// Direction `d`'s (of `dirs`) final cell state `[B, H]` from the host op's output
+/// `[T + K, B, D*R]`, whose slabs from `steps` on hold the final cell states `[B, D*H]` (then
+/// zeros): slab `steps` itself where `H = R`.
+fn final_cell(out: &Tensor<3>, steps: usize, (d, dirs): (usize, usize), hc: usize) -> Tensor<2> {
+    let [slabs, batch, width] = out.dims();
+    if hc * dirs == width {
+        return state_at(out, steps, d, hc);
+    }
+    let tail = out.clone().narrow(0, steps, slabs - steps);
+    let cells = tail
+        .reshape([(slabs - steps) * batch * width])
+        .narrow(0, 0, batch * dirs * hc)
+        .reshape([batch, dirs * hc]);
+    if dirs == 1 {
+        cells
+    } else {
+        cells.narrow(1, d * hc, hc)
+    }
 }
 
 /// Runs a layer of `cell` (one direction, or both at once) as one op over `input` from `states`
@@ -272,21 +298,30 @@ pub(crate) fn run_layer(
     } else {
         InitialState::Hidden(h0)
     };
-    let final_state = |out: &Tensor<3>, (d, t): (usize, usize), c: usize| CellState {
-        hidden: state_at(out, t, d, h),
-        cell: cell.has_cell_state().then(|| state_at(out, c, d, h)),
-    };
     if !on_host(&device) {
         // The cube op's output ends with each row's final `h` and `c`.
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         {
             let out = cube::sequence(cell, input, weights, state, lengths);
             let finals = (0..states.len())
-                .map(|d| final_state(&out, (d, steps), steps + 1))
+                .map(|d| CellState {
+                    hidden: state_at(&out, steps, d, h),
+                    cell: cell
+                        .has_cell_state()
+                        .then(|| state_at(&out, steps + 1, d, h)),
+                })
                 .collect();
             return Some((out.narrow(0, 0, steps), finals));
         }
     }
+    // The width `H` of the cell states, `R = h` unless the LSTM has a projection.
+    let hc = states[0].cell.as_ref().map_or(0, |c| c.dims()[1]);
+    let final_state = |out: &Tensor<3>, (d, t): (usize, usize)| CellState {
+        hidden: state_at(out, t, d, h),
+        cell: cell
+            .has_cell_state()
+            .then(|| final_cell(out, steps, (d, states.len()), hc)),
+    };
     // The time each direction's final state leaves.
     let lasts = match &weights {
         SequenceWeights::One(_, Direction::Forward) => vec![steps - 1],
@@ -303,7 +338,7 @@ pub(crate) fn run_layer(
     let finals = lasts
         .into_iter()
         .enumerate()
-        .map(|dt| final_state(&out, dt, steps))
+        .map(|dt| final_state(&out, dt))
         .collect();
     // The outputs: all of the op's output, or (LSTM) all but its last slab, the final cell states,
     // through [`FusedCellOps::leading_slabs`], whose backward pads the gradient in one pass.

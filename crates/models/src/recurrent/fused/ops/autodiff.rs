@@ -11,8 +11,8 @@ use burn::tensor::Shape;
 
 use super::sequence::{SequenceTrace, sequence_backward_host, sequence_host};
 use super::{
-    DirectionWeights, FusedCellOps, InitialState, LayerNorms, RecurrentMask, Regularisers,
-    SequenceInput, SequenceWeights, ZoneoutMasks,
+    DirectionWeights, FusedCellOps, InitialState, LayerNorms, Projection, RecurrentMask,
+    Regularisers, SequenceInput, SequenceWeights, ZoneoutMasks,
 };
 use crate::host::autodiff::{one_parent_backward, register, tracked};
 use crate::host::{device_tensor, host};
@@ -139,6 +139,13 @@ fn inner_weights<B: Backend, C: CheckpointStrategy>(
     nodes: &mut Vec<NodeGuard>,
 ) -> DirectionWeights<B> {
     nodes.extend([w.w_ih.node(), w.b_ih.node(), w.w_hh.node(), w.b_hh.node()]);
+    let projection = match w.projection {
+        Projection::Off => Projection::Off,
+        Projection::On(w_hr) => {
+            nodes.push(w_hr.node());
+            Projection::On(w_hr.into_primitive())
+        }
+    };
     let norms = w.norms.into_tensors();
     nodes.extend(norms.iter().map(|t| t.node()));
     DirectionWeights {
@@ -146,6 +153,7 @@ fn inner_weights<B: Backend, C: CheckpointStrategy>(
         b_ih: w.b_ih.into_primitive(),
         w_hh: w.w_hh.into_primitive(),
         b_hh: w.b_hh.into_primitive(),
+        projection,
         norms: LayerNorms::from_tensors(norms.into_iter().map(|t| t.into_primitive()).collect()),
     }
 }
@@ -206,8 +214,8 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
             },
         };
         let op = || sequence_host::<B>(cell, input, weights, state, regularisers);
-        // From 4 weights and h0 (one direction over tokens) to 1 + 2 (4 + 6) + 2 (a
-        // bidirectional layer-normalised LSTM).
+        // From 4 weights and h0 (one direction over tokens) to 1 + 2 (5 + 6) + 2 (a
+        // bidirectional layer-normalised LSTM with a projection).
         macro_rules! parents {
             ($($n:literal)*) => {
                 match nodes.len() {
@@ -216,7 +224,7 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
                 }
             };
         }
-        parents!(5 6 7 9 10 11 12 13 18 23)
+        parents!(5 6 7 8 9 10 11 12 13 14 18 23 25)
     }
 
     fn lstm_pointwise(gates: FloatTensor<Self>, c_prev: FloatTensor<Self>) -> FloatTensor<Self> {

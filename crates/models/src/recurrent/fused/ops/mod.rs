@@ -38,21 +38,34 @@ impl<B: Backend> SequenceInput<B> {
     }
 }
 
-/// A layer direction's weights: `W_ih` `[G*H, I]`, `b_ih` `[G*H]`, `W_hh` `[G*H, H]`, `b_hh`
-/// `[G*H]` (zero biases for a layer without biases), and a layer-normalised cell's layer norms.
+/// A layer direction's weights: `W_ih` `[G*H, I]`, `b_ih` `[G*H]`, `W_hh` `[G*H, R]`, `b_hh`
+/// `[G*H]` (zero biases for a layer without biases), an LSTM's projection `W_hr` `[R, H]` and a
+/// layer-normalised cell's layer norms (`R`, the width of `h`: `H`, or `P` with a projection).
 #[derive(ExtensionType)]
 pub struct DirectionWeights<B: Backend> {
     /// `W_ih`, `[G*H, I]` (`[G*H, V]` over tokens).
     pub w_ih: FloatTensor<B>,
     /// `b_ih`, `[G*H]`.
     pub b_ih: FloatTensor<B>,
-    /// `W_hh`, `[G*H, H]`.
+    /// `W_hh`, `[G*H, R]`.
     pub w_hh: FloatTensor<B>,
     /// `b_hh`, `[G*H]`.
     pub b_hh: FloatTensor<B>,
+    /// An LSTM's projection.
+    #[extension_type]
+    pub projection: Projection<B>,
     /// The layer norms of a layer-normalised cell.
     #[extension_type]
     pub norms: LayerNorms<B>,
+}
+
+/// An LSTM's projection `h_t = W_hr (o_t * tanh(c_t))` (PyTorch's `proj_size`).
+#[derive(ExtensionType)]
+pub enum Projection<B: Backend> {
+    /// None: `h_t` is `o_t * tanh(c_t)`.
+    Off,
+    /// `W_hr`, `[P, H]`.
+    On(FloatTensor<B>),
 }
 
 /// A layer norm's gain `gamma` and bias `beta`, `[W]` each.
@@ -196,10 +209,10 @@ pub trait FusedCellOps: Backend {
     /// calling thread).
     fn leading_slabs(t: FloatTensor<Self>, count: usize) -> FloatTensor<Self>;
     /// A whole layer of `cell`, one direction or both at once, over `input` from `state`, as one
-    /// op (its BPTT inside one backward node) -> `[T, B, D*H]`, `D` the number of directions: per
+    /// op (its BPTT inside one backward node) -> `[T, B, D*R]`, `D` the number of directions: per
     /// time, the forward direction's `h_t` and then the reverse one's (the next layer's input as
-    /// it is). With a cell state (LSTM) one more slab follows, `[T + 1, B, D*H]`: the final cell
-    /// states side by side. With a recurrent mask each step's recurrent product reads
+    /// it is). With a cell state (LSTM) `K` more slabs follow, `[T + K, B, D*R]`: the final cell
+    /// states `[B, D*H]` side by side, then zeros (`K = ceil(H / R)`, 1 but with a projection). With a recurrent mask each step's recurrent product reads
     /// `h_{t-1}` times it; with zoneout each step's state moves only `1 - d_t` of the way to
     /// the cell's update.
     fn sequence(

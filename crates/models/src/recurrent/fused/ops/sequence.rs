@@ -6,13 +6,13 @@ use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
 use super::{
-    DirectionWeights, InitialState, RecurrentMask, Regularisers, SequenceInput, SequenceWeights,
-    ZoneoutMasks,
+    DirectionWeights, InitialState, Projection, RecurrentMask, Regularisers, SequenceInput,
+    SequenceWeights, ZoneoutMasks,
 };
 use crate::host::{HostValues, device_tensor, host, host_indices};
 use crate::recurrent::fused::sequence::{
     self, CellNorms, Direction, FusedCell, LayerInput, LayerInputs, NormParams, Trace,
-    ZoneoutRates, join_rows, split_rows,
+    ZoneoutRates, concat_padded, join_rows, split_rows,
 };
 
 /// What the sequence op keeps for its backward: each direction's trace and inputs, the forward
@@ -24,6 +24,8 @@ pub(super) type SequenceTrace<B> = Vec<(Trace, HostLayer<B>)>;
 pub(super) struct HostLayer<B: Backend> {
     x: LayerInput<HostValues<B>, Vec<usize>>,
     weights: [HostValues<B>; 4],
+    /// An LSTM's projection `W_hr`.
+    w_hr: Option<HostValues<B>>,
     /// The layer norms' gains and biases in order (none for a plain cell).
     norms: Vec<HostValues<B>>,
     mask: Option<Vec<f32>>,
@@ -43,10 +45,15 @@ impl<B: Backend> HostLayer<B> {
         let h = weights.w_hh.shape()[1];
         let like = weights.w_ih.clone();
         let norms = weights.norms.into_tensors();
+        let w_hr = match weights.projection {
+            Projection::Off => None,
+            Projection::On(w) => Some(host::<B>(w).0),
+        };
         let weights = [weights.w_ih, weights.b_ih, weights.w_hh, weights.b_hh];
         Self {
             x,
             weights: weights.map(|w| host::<B>(w).0),
+            w_hr,
             norms: norms.into_iter().map(|n| host::<B>(n).0).collect(),
             mask,
             zoneout,
@@ -63,6 +70,7 @@ impl<B: Backend> HostLayer<B> {
             b_ih,
             w_hh,
             b_hh,
+            w_hr: self.w_hr.as_deref(),
             recurrent_mask: self.mask.as_deref(),
             zoneout: self
                 .zoneout
@@ -100,6 +108,10 @@ impl<B: Backend> HostLayer<B> {
             (d.w_hh, Shape::new([gh, h])),
             (d.b_hh, Shape::new([gh])),
         ];
+        if !d.w_hr.is_empty() {
+            // `W_hr` `[R, H]` (`H = G*H / 4`).
+            weights.push((d.w_hr, Shape::new([h, gh / 4])));
+        }
         weights.extend(d.norms.into_iter().map(|g| {
             let width = g.len();
             (g, Shape::new([width]))
@@ -229,26 +241,41 @@ pub(super) fn sequence_host<B: Backend>(
             (layers, vec![Direction::Forward, Direction::Reverse])
         }
     };
-    let dims @ (t, b, h) = directions[0].dims;
+    let dims @ (t, b, r) = directions[0].dims;
+    let dirs = directions.len();
     let run = |d: usize| {
-        let state = (direction_part(&h0, d, b * h), direction_part(&c0, d, b * h));
+        let state = (
+            direction_part(&h0, d, b * r),
+            direction_part(&c0, d, c0.len() / dirs),
+        );
         cell.forward(&directions[d].inputs(), state, dims, runs[d])
     };
-    let (traces, out) = if directions.len() == 1 {
+    // The outputs `[T, B, D*R]`, then (LSTM) the final cell states `[B, D*H]` and zeros up to
+    // the op's `K` slabs.
+    let hc = c0.len() / (dirs * b);
+    let slabs = t + hc.div_ceil(r);
+    let len = slabs * b * dirs * r;
+    let (traces, out) = if dirs == 1 {
         // The output is copied out of the trace on the pool too (its threads share the copy).
         let (trace, out) = sequence::forward_in_pool(b, || {
             let trace = run(0);
-            let out = trace.output(dims);
+            let out = concat_padded(&trace.output(dims), len);
             (trace, out)
         });
         (vec![trace], out)
     } else {
         let (fwd, rev) = sequence::both(b, || run(0), || run(1));
-        let out = join_rows(&fwd.output(dims), h, &rev.output(dims), h);
+        let ([of, cf], [or, cr]) = (fwd.output(dims), rev.output(dims));
+        let outputs = join_rows(of, r, or, r);
+        let cells = if hc > 0 {
+            join_rows(cf, hc, cr, hc)
+        } else {
+            Vec::new()
+        };
+        let out = concat_padded(&[&outputs, &cells], len);
         (vec![fwd, rev], out)
     };
-    let slabs = t + usize::from(cell.has_cell_state());
-    let shape = Shape::new([slabs, b, directions.len() * h]);
+    let shape = Shape::new([slabs, b, dirs * r]);
     let out = device_tensor::<B>(out, shape, &directions[0].like);
     (traces.into_iter().zip(directions).collect(), out)
 }
@@ -261,19 +288,34 @@ pub(super) fn sequence_backward_host<B: Backend>(
     trace: SequenceTrace<B>,
     grad: &[f32],
 ) -> (Vec<Shaped>, FloatTensor<B>) {
-    let (_, b, h) = trace[0].1.dims;
+    let (t, b, r) = trace[0].1.dims;
+    let dirs = trace.len();
+    // The cell width `H` of an LSTM (0 for the other cells).
+    let hc = match trace[0].0 {
+        Trace::Lstm(_) => trace[0].1.weights[1].len() / 4,
+        Trace::SingleState(..) => 0,
+    };
     let like = trace[0].1.like.clone();
-    let backward = |(trace, layer): (Trace, HostLayer<B>), g: &[f32]| {
+    let backward = |(trace, layer): (Trace, HostLayer<B>), g: [&[f32]; 2]| {
         let d = trace.backward(&layer.inputs(), g, layer.dims);
         layer.shaped(d)
     };
+    let (outputs, rest) = grad.split_at(t * b * dirs * r);
+    let cells = &rest[..b * dirs * hc];
     let mut directions = trace.into_iter();
     let (first, second) = (directions.next().expect("a direction"), directions.next());
     let parts = sequence::in_pool(|| match second {
-        None => vec![backward(first, grad)],
+        None => vec![backward(first, [outputs, cells])],
         Some(reverse) => {
-            let (gf, gr) = split_rows(grad, 2 * h, h);
-            let (df, dr) = rayon::join(|| backward(first, &gf), || backward(reverse, &gr));
+            let (of, or) = split_rows(outputs, 2 * r, r);
+            let (cf, cr) = match hc {
+                0 => (Vec::new(), Vec::new()),
+                _ => split_rows(cells, 2 * hc, hc),
+            };
+            let (df, dr) = rayon::join(
+                || backward(first, [&of, &cf]),
+                || backward(reverse, [&or, &cr]),
+            );
             vec![df, dr]
         }
     });
@@ -297,9 +339,12 @@ pub(super) fn sequence_backward_host<B: Backend>(
         h0.extend(dh0);
         c0.extend(dc0);
     }
-    let state = |v: Vec<f32>| match directions {
-        1 => (v, Shape::new([b, h])),
-        _ => (v, Shape::new([directions, b, h])),
+    let state = |v: Vec<f32>| {
+        let width = v.len() / (directions * b);
+        match directions {
+            1 => (v, Shape::new([b, width])),
+            _ => (v, Shape::new([directions, b, width])),
+        }
     };
     let grads = x
         .into_iter()

@@ -24,6 +24,8 @@ pub struct LayerGrads {
     pub w_hh: Vec<f32>,
     /// `dL/db_hh`, `[G*H]`.
     pub b_hh: Vec<f32>,
+    /// `dL/dW_hr` `[R, H]` of an LSTM with a projection; empty otherwise.
+    pub w_hr: Vec<f32>,
     /// `dL/dh_0`, `[B, H]`.
     pub h0: Vec<f32>,
     /// `dL/dc_0` (LSTM), `[B, H]`; empty otherwise.
@@ -83,6 +85,7 @@ impl LayerGrads {
             b_hh: bias,
             h0,
             c0,
+            w_hr: Vec::new(),
             norms: Vec::new(),
         }
     }
@@ -107,8 +110,14 @@ impl LayerGrads {
             b_hh,
             h0,
             c0,
+            w_hr: Vec::new(),
             norms: Vec::new(),
         }
+    }
+
+    /// These gradients with the projection's `w_hr`.
+    pub(super) fn with_projection(self, w_hr: Vec<f32>) -> Self {
+        Self { w_hr, ..self }
     }
 
     /// These gradients with the layer norms' `norms`.

@@ -50,6 +50,9 @@ pub struct LayerInputs<'a> {
     pub w_hh: &'a [f32],
     /// `b_hh`, `[G*H]`.
     pub b_hh: &'a [f32],
+    /// An LSTM's projection `W_hr` `[R, H]`: `h_t = W_hr (o_t * tanh(c_t))`, `R` wide (and
+    /// `W_hh` `[G*H, R]`).
+    pub w_hr: Option<&'a [f32]>,
     /// Recurrent dropout's mask `m` `[B, H]` (0 or `1 / (1 - p)`, one a sequence): the recurrent
     /// product is `(h_{t-1} * m) W_hh^T` at every step; `h_{t-1}` itself goes on unmasked.
     pub recurrent_mask: Option<&'a [f32]>,

@@ -1,15 +1,15 @@
 //! An LSTM layer direction as one op: the time loop (`W_hh` packed once) and BPTT.
 
-use super::buffers::{accumulate, add, concat_padded, total};
+use super::buffers::{accumulate, add, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
 use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
 use super::norm::{
-    KeptNorms, NormSums, lstm_output, lstm_output_backward, norm_parts, shift, standardise,
-    step_backward,
+    KeptNorms, NormParams, NormSums, lstm_output, lstm_output_backward, norm_parts, shift,
+    standardise, step_backward,
 };
 use super::parts::{in_parallel, row_parts, slabs};
-use super::products::Weights;
+use super::products::{Weights, weight_grad};
 use crate::recurrent::fused::kernels::{lstm_backward_in_place, lstm_forward_keep};
 use crate::recurrent::fused::packed::PackedMatrix;
 
@@ -18,13 +18,16 @@ use crate::recurrent::fused::packed::PackedMatrix;
 pub struct LstmTrace {
     /// Activated gates `s(i), s(f), tanh(g), s(o)` of every step, `[T, B, 4H]`.
     pub gates: Vec<f32>,
-    /// `h_0 .. h_T`, `[T + 1, B, H]`.
+    /// `h_0 .. h_T`, `[T + 1, B, R]`.
     pub hidden: Vec<f32>,
     /// `c_0 .. c_T`, `[T + 1, B, H]`.
     pub cell: Vec<f32>,
     /// With zoneout, each step's cell update before zoneout `c~_t` (what `h_t` reads),
     /// `[T, B, H]` in time order; empty without.
     pub updates: Vec<f32>,
+    /// With a projection, each step's `m_t = o_t * tanh(c_t)` before it, `[T, B, H]` in time
+    /// order; empty without.
+    pub shown: Vec<f32>,
     /// A layer-normalised cell's layer norms.
     pub norms: Option<KeptNorms>,
     /// The order the states were computed in (and in which [`Self::hidden`] keeps them).
@@ -32,26 +35,51 @@ pub struct LstmTrace {
 }
 
 impl LstmTrace {
-    /// The op's output `[T + 1, B, H]`: the outputs `h_t` in time order, then the final cell
-    /// state.
-    pub fn output(&self, steps: usize, bh: usize) -> Vec<f32> {
-        let outputs = self.direction.outputs(&self.hidden, bh);
-        let cell = &self.cell[self.direction.last_slot(steps) * bh..][..bh];
-        concat_padded(&[outputs, cell], outputs.len() + bh)
+    /// The op's outputs `h_t` in time order `[T, B, R]`, and the final cell state `[B, H]`.
+    pub fn output(&self, steps: usize, batch: usize) -> [&[f32]; 2] {
+        let bc = self.cell.len() / (steps + 1);
+        let outputs = self
+            .direction
+            .outputs(&self.hidden, self.hidden.len() / (steps + 1));
+        let last = self.direction.last_slot(steps);
+        debug_assert_eq!(bc % batch, 0);
+        [outputs, &self.cell[last * bc..][..bc]]
     }
 }
 
-/// Runs an LSTM layer direction on `inputs` from `h0`, `c0` `[B, H]`.
+/// One step of the cell: from the gates' pre-activations `g` (activated in place) and `c_prev`,
+/// writes `c_t` to `c_next` and `o * tanh(c_t)` (`o * tanh(LN_c(c_t))` with the cell's layer
+/// norm, whose standardised `c_t` and `r` it keeps) to `out`, each `[rows, H]`.
+fn cell_step(
+    g: &mut [f32],
+    (c_prev, c_next): (&[f32], &mut [f32]),
+    out: &mut [f32],
+    h: usize,
+    norm: Option<(NormParams<'_>, &mut [f32], &mut [f32])>,
+) {
+    lstm_forward_keep(g, c_prev, h, out, c_next);
+    if let Some((n, hat, rstd)) = norm {
+        standardise(c_next, hat, rstd);
+        lstm_output(g, hat, n, out);
+    }
+}
+
+/// Runs an LSTM layer direction on `inputs` from `h0` `[B, R]` and `c0` `[B, H]` (`R = H`, or
+/// `P` with a projection).
 pub fn lstm_sequence_forward(
     inputs: &LayerInputs<'_>,
     h0: &[f32],
     c0: &[f32],
-    (steps, batch, h): (usize, usize, usize),
+    (steps, batch, r): (usize, usize, usize),
     direction: Direction,
 ) -> LstmTrace {
-    let (g4, bh) = (4 * h, batch * h);
-    // gates += h_t W_hh^T: W_hh^T [H, 4H] packed once (or read in place for a tiny batch).
-    let w = Weights::new(inputs.w_hh, (g4, h), batch);
+    let h = inputs.b_hh.len() / 4;
+    let (g4, br, bc) = (4 * h, batch * r, batch * h);
+    // gates += h_t W_hh^T: W_hh^T [R, 4H] packed once (or read in place for a tiny batch).
+    let w = Weights::new(inputs.w_hh, (g4, r), batch);
+    // h_t = m_t W_hr^T with a projection.
+    let projection = inputs.w_hr.map(|w_hr| Weights::new(w_hr, (r, h), batch));
+    let no_bias = vec![0f32; r];
     // The gates start as x W_ih^T; each step adds both biases and the recurrent product. With
     // layer norms the gates start as LN_ih(x W_ih^T) and both biases, and each step adds
     // LN_hh(h W_hh^T).
@@ -63,26 +91,28 @@ pub fn lstm_sequence_forward(
     if norms.is_some() {
         bias.fill(0.0);
     }
-    let mut hidden = vec![0f32; (steps + 1) * bh];
-    let mut cell = vec![0f32; (steps + 1) * bh];
-    let first = direction.first_slot(steps) * bh;
-    hidden[first..][..bh].copy_from_slice(h0);
-    cell[first..][..bh].copy_from_slice(c0);
-    let mut updates = vec![0f32; inputs.zoneout.map_or(0, |_| steps * bh)];
-    let parts = row_parts(batch, steps * bh * g4);
+    let mut hidden = vec![0f32; (steps + 1) * br];
+    let mut cell = vec![0f32; (steps + 1) * bc];
+    hidden[direction.first_slot(steps) * br..][..br].copy_from_slice(h0);
+    cell[direction.first_slot(steps) * bc..][..bc].copy_from_slice(c0);
+    let mut updates = vec![0f32; inputs.zoneout.map_or(0, |_| steps * bc)];
+    let mut shown = vec![0f32; inputs.w_hr.map_or(0, |_| steps * bc)];
+    let parts = row_parts(batch, steps * br * g4);
     let mut update_parts = slabs(&mut updates, h, batch, &parts);
     update_parts.resize_with(parts.len(), Vec::new);
+    let mut shown_parts = slabs(&mut shown, h, batch, &parts);
+    shown_parts.resize_with(parts.len(), Vec::new);
     let norm_parts = norm_parts(norms.as_mut(), None, (g4, h), batch, &parts);
     let work: Vec<_> = slabs(&mut gates, g4, batch, &parts)
         .into_iter()
-        .zip(slabs(&mut hidden, h, batch, &parts))
+        .zip(slabs(&mut hidden, r, batch, &parts))
         .zip(slabs(&mut cell, h, batch, &parts).into_iter().zip(&parts))
-        .zip(update_parts.into_iter().zip(norm_parts))
+        .zip(update_parts.into_iter().zip(shown_parts).zip(norm_parts))
         .collect();
     in_parallel(
         work,
-        |(((mut gs, mut hs), (mut cs, rows)), (mut us, mut ns))| {
-            let mut operand = inputs.operand(rows, h);
+        |(((mut gs, mut hs), (mut cs, rows)), ((mut us, mut ms), mut ns))| {
+            let mut operand = inputs.operand(rows, r);
             let mut product = vec![0f32; if ns.hh.is_empty() { 0 } else { rows.len() * g4 }];
             for t in direction.times(steps) {
                 let g = &mut *gs[t];
@@ -96,19 +126,23 @@ pub fn lstm_sequence_forward(
                     _ => w.multiply_bias(operand.of(h_prev), g, true, &bias),
                 }
                 let (c_prev, c_next) = step_states(&mut cs, direction.slots(t));
-                lstm_forward_keep(g, c_prev, h, h_next, c_next);
-                if let (Some(n), Some((hat, rstd))) =
-                    (inputs.norms.and_then(|n| n.c), ns.c.get_mut(t))
-                {
-                    standardise(c_next, hat, rstd);
-                    lstm_output(g, hat, n, h_next);
+                let norm = match (inputs.norms.and_then(|n| n.c), ns.c.get_mut(t)) {
+                    (Some(n), Some((hat, rstd))) => Some((n, &mut **hat, &mut **rstd)),
+                    _ => None,
+                };
+                match (&projection, ms.get_mut(t)) {
+                    (Some(p), Some(m)) => {
+                        cell_step(g, (c_prev, c_next), m, h, norm);
+                        p.multiply_bias(m, h_next, false, &no_bias);
+                    }
+                    _ => cell_step(g, (c_prev, c_next), h_next, h, norm),
                 }
                 if let Some(z) = inputs.zoneout {
                     us[t].copy_from_slice(c_next);
                     zone(
                         h_next,
                         h_prev,
-                        ZoneoutRates::at(z.hidden, t, rows, h, batch),
+                        ZoneoutRates::at(z.hidden, t, rows, r, batch),
                     );
                     zone(c_next, c_prev, ZoneoutRates::at(z.cell, t, rows, h, batch));
                 }
@@ -120,34 +154,44 @@ pub fn lstm_sequence_forward(
         hidden,
         cell,
         updates,
+        shown,
         norms,
         direction,
     }
 }
 
 /// BPTT through the trace, which it consumes (the gradients of the gates overwrite the gates).
-/// `d_hidden` `[T, B, H]` is `dL/dh_1..h_T` from the outputs, `d_cell` `[B, H]` is `dL/dc_T`.
+/// `d_hidden` `[T, B, R]` is `dL/dh_1..h_T` from the outputs, `d_cell` `[B, H]` is `dL/dc_T`.
 pub fn lstm_sequence_backward(
     trace: LstmTrace,
     inputs: &LayerInputs<'_>,
     d_hidden: &[f32],
     d_cell: &[f32],
-    (steps, batch, h): (usize, usize, usize),
+    (steps, batch, r): (usize, usize, usize),
 ) -> LayerGrads {
-    let (g4, bh) = (4 * h, batch * h);
-    // dh_{t-1} = dG_t W_hh: W_hh [4H, H] packed once.
-    let w = PackedMatrix::pack(inputs.w_hh, (g4, h), false);
+    let h = inputs.b_hh.len() / 4;
+    let (g4, br) = (4 * h, batch * r);
+    // dh_{t-1} = dG_t W_hh: W_hh [4H, R] packed once; with a projection dm_t = dh_t W_hr.
+    let w = PackedMatrix::pack(inputs.w_hh, (g4, r), false);
+    let projection = inputs
+        .w_hr
+        .map(|w_hr| PackedMatrix::pack(w_hr, (r, h), false));
     let LstmTrace {
         gates: mut d_gates,
         hidden,
         cell,
         updates,
+        shown,
         mut norms,
         direction,
     } = trace;
-    let mut dh_next = vec![0f32; bh];
+    let mut dh_next = vec![0f32; br];
     let mut dc_next = d_cell.to_vec();
-    let parts = row_parts(batch, steps * bh * g4);
+    // With a projection, each step's dL/dh_t (for dW_hr).
+    let mut d_shown = vec![0f32; if projection.is_some() { steps * br } else { 0 }];
+    let parts = row_parts(batch, steps * br * g4);
+    let mut d_shown_parts = slabs(&mut d_shown, r, batch, &parts);
+    d_shown_parts.resize_with(parts.len(), Vec::new);
     // Each batch row's sum over time of its gate gradients (for the bias gradient), and of the
     // layer norms' gain and bias gradients.
     let mut sums = vec![0f32; batch * g4];
@@ -155,31 +199,41 @@ pub fn lstm_sequence_backward(
     let norm_parts = norm_parts(norms.as_mut(), norm_sums.as_mut(), (g4, h), batch, &parts);
     let work: Vec<_> = slabs(&mut d_gates, g4, batch, &parts)
         .into_iter()
-        .zip(slabs(&mut dh_next, h, batch, &parts))
+        .zip(slabs(&mut dh_next, r, batch, &parts))
         .zip(slabs(&mut dc_next, h, batch, &parts))
         .zip(
             parts
                 .iter()
                 .cloned()
                 .zip(slabs(&mut sums, g4, batch, &parts))
-                .zip(norm_parts),
+                .zip(norm_parts.into_iter().zip(d_shown_parts)),
         )
         .collect();
     in_parallel(
         work,
-        |(((mut dgs, mut dh_next), mut dc_next), ((rows, mut sums), mut ns))| {
+        |(((mut dgs, mut dh_next), mut dc_next), ((rows, mut sums), (mut ns, mut dss)))| {
             let (dh_next, dc_next) = (&mut *dh_next[0], &mut *dc_next[0]);
-            let mask = inputs.mask_rows(&rows, h);
-            let (mut dh, mut dc_prev) = (vec![0f32; dh_next.len()], vec![0f32; dh_next.len()]);
+            let mask = inputs.mask_rows(&rows, r);
+            let mut dh = vec![0f32; dh_next.len()];
+            let mut dc_prev = vec![0f32; dc_next.len()];
+            // With a projection, dL/dm_t.
+            let mut dm = vec![
+                0f32;
+                if projection.is_some() {
+                    dc_next.len()
+                } else {
+                    0
+                }
+            ];
             // With zoneout, the parts of dL/dh_t and dL/dc_t that reach h_{t-1} and c_{t-1}
             // past the cell.
-            let mut direct = inputs.zoneout.map(|_| [dh.clone(), dh.clone()]);
+            let mut direct = inputs.zoneout.map(|_| [dh.clone(), dc_prev.clone()]);
             // With the cell's layer norm, the output gate's gradient (which the plain kernel,
             // given no dL/dh, leaves at zero) and a zero dL/dh.
             let c_norm = inputs.norms.and_then(|n| n.c);
-            let mut shown = c_norm.map(|_| [dh.clone(), dh.clone()]);
+            let mut shown_grads = c_norm.map(|_| [dc_prev.clone(), dc_prev.clone()]);
             for t in direction.times(steps).rev() {
-                add(&mut dh, rows_of(d_hidden, t, &rows, h, batch), dh_next);
+                add(&mut dh, rows_of(d_hidden, t, &rows, r, batch), dh_next);
                 let dg = &mut *dgs[t];
                 let (from, to) = direction.slots(t);
                 let c_prev = rows_of(&cell, from, &rows, h, batch);
@@ -187,7 +241,7 @@ pub fn lstm_sequence_backward(
                 if let (Some(z), Some([dh_direct, dc_direct])) = (inputs.zoneout, &mut direct) {
                     unzone(
                         &mut dh,
-                        ZoneoutRates::at(z.hidden, t, &rows, h, batch),
+                        ZoneoutRates::at(z.hidden, t, &rows, r, batch),
                         dh_direct,
                     );
                     unzone(
@@ -197,7 +251,16 @@ pub fn lstm_sequence_backward(
                     );
                     c = rows_of(&updates, t, &rows, h, batch);
                 }
-                match (c_norm, &mut shown, ns.c.get_mut(t)) {
+                // dL/dm_t: through the projection, or dL/dh_t itself.
+                let d_out = match (&projection, dss.get_mut(t)) {
+                    (Some(p), Some(ds)) => {
+                        ds.copy_from_slice(&dh);
+                        p.multiply(&dh, &mut dm, false);
+                        &dm
+                    }
+                    _ => &dh,
+                };
+                match (c_norm, &mut shown_grads, ns.c.get_mut(t)) {
                     (Some(n), Some([d_out_gate, no_dh]), Some((hat, rstd))) => {
                         let [gamma_sums, beta_sums] = &mut ns.sums[1..] else {
                             unreachable!("three sums")
@@ -206,7 +269,7 @@ pub fn lstm_sequence_backward(
                             dg,
                             (hat, rstd),
                             n,
-                            &dh,
+                            d_out,
                             d_out_gate,
                             (gamma_sums, beta_sums),
                         );
@@ -216,7 +279,7 @@ pub fn lstm_sequence_backward(
                             dg[3 * h..].copy_from_slice(d);
                         }
                     }
-                    _ => lstm_backward_in_place(dg, c_prev, c, &dh, dc_next, h, &mut dc_prev),
+                    _ => lstm_backward_in_place(dg, c_prev, c, d_out, dc_next, h, &mut dc_prev),
                 }
                 accumulate(sums[0], dg);
                 match (inputs.norms, ns.hh.get_mut(t)) {
@@ -237,9 +300,14 @@ pub fn lstm_sequence_backward(
             }
         },
     );
-    let h_prev = inputs.recurrent_operand(direction.entering(&hidden, bh));
+    let h_prev = inputs.recurrent_operand(direction.entering(&hidden, br));
     let bias = total(&sums, g4);
-    match (norms, inputs.norms, norm_sums) {
+    // dW_hr = sum_t dh_t^T m_t, one GEMM over all steps.
+    let w_hr = match projection {
+        Some(_) => weight_grad(&d_shown, &shown, r),
+        None => Vec::new(),
+    };
+    let grads = match (norms, inputs.norms, norm_sums) {
         (Some(mut kept), Some(n), Some(sums)) => {
             // The gates are LN_ih(x W_ih^T) + b_ih + LN_hh(h W_hh^T) + b_hh: the products'
             // gradients through their layer norms (the recurrent one's from the loop), and
@@ -260,5 +328,6 @@ pub fn lstm_sequence_backward(
         }
         // The gates are x W_ih^T + b_ih + h W_hh^T + b_hh: one gradient for both products.
         _ => LayerGrads::shared(inputs, (&d_gates, bias), &h_prev, (dh_next, dc_next)),
-    }
+    };
+    grads.with_projection(w_hr)
 }

@@ -116,24 +116,22 @@ impl FusedCell {
 }
 
 impl Trace {
-    /// The direction's output: `h_t` in time order `[T, B, H]`, then (LSTM) the final cell state
-    /// `[B, H]`.
-    pub fn output(&self, (steps, batch, h): (usize, usize, usize)) -> Vec<f32> {
+    /// The direction's output: `h_t` in time order `[T, B, R]`, and (LSTM; empty for the other
+    /// cells) the final cell state `[B, H]`.
+    pub fn output(&self, (steps, batch, r): (usize, usize, usize)) -> [&[f32]; 2] {
         match self {
-            Trace::Lstm(trace) => trace.output(steps, batch * h),
-            Trace::SingleState(_, trace) => trace.output(batch * h),
+            Trace::Lstm(trace) => trace.output(steps, batch),
+            Trace::SingleState(_, trace) => [trace.output(batch * r), &[]],
         }
     }
 
-    /// BPTT from `grad`, the gradient of [`Self::output`].
+    /// BPTT from `[d_hidden, d_cell]`, the gradient of [`Self::output`].
     pub fn backward(
         self,
         inputs: &LayerInputs<'_>,
-        grad: &[f32],
+        [d_hidden, d_cell]: [&[f32]; 2],
         dims: (usize, usize, usize),
     ) -> LayerGrads {
-        let (steps, batch, h) = dims;
-        let (d_hidden, d_cell) = grad.split_at(steps * batch * h);
         match self {
             Trace::Lstm(trace) => lstm_sequence_backward(trace, inputs, d_hidden, d_cell, dims),
             Trace::SingleState(cell, trace) => {

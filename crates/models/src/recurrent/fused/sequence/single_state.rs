@@ -1,7 +1,7 @@
 //! A layer direction of a cell whose state is the hidden vector alone, a GRU (reset after) or a
 //! vanilla RNN (tanh or ReLU), as one op: the time loop (`W_hh` packed once) and BPTT.
 
-use super::buffers::{accumulate, add, add_rows, concat_padded, total};
+use super::buffers::{accumulate, add, add_rows, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
 use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
@@ -34,9 +34,8 @@ pub struct SingleStateTrace {
 
 impl SingleStateTrace {
     /// The op's output: the outputs `h_t` in time order, `[T, B, H]`.
-    pub fn output(&self, bh: usize) -> Vec<f32> {
-        let outputs = self.direction.outputs(&self.hidden, bh);
-        concat_padded(&[outputs], outputs.len())
+    pub fn output(&self, bh: usize) -> &[f32] {
+        self.direction.outputs(&self.hidden, bh)
     }
 }
 

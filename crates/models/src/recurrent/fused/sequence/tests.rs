@@ -74,6 +74,7 @@ fn inputs(v: &[Vec<f32>]) -> LayerInputs<'_> {
         b_ih: &v[2],
         w_hh: &v[3],
         b_hh: &v[4],
+        w_hr: None,
         recurrent_mask: None,
         zoneout: None,
         norms: None,
@@ -96,12 +97,64 @@ fn lstm_backward_matches_central_differences() {
     for dir in DIRECTIONS {
         let loss = |a: &[Vec<f32>]| {
             let tr = lstm_sequence_forward(&inputs(a), &a[5], &a[6], (t, b, h), dir);
-            dot(&tr.output(t, b * h), &wd)
+            dot(&tr.output(t, b).concat(), &wd)
         };
         let trace = lstm_sequence_forward(&inputs(&args), &args[5], &args[6], (t, b, h), dir);
         let (d_hidden, d_cell) = wd.split_at(t * b * h);
         let g = lstm_sequence_backward(trace, &inputs(&args), d_hidden, d_cell, (t, b, h));
         let grads = [&g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0, &g.c0];
+        check_gradients(&args, &grads, loss, 3e-3);
+    }
+}
+
+/// With a projection (`h` 2 wide, `c` 3) and layer norms (gains near 1, biases near 0), the
+/// LSTM's gradients, `W_hr` and the gains and biases included.
+#[test]
+fn lstm_with_projection_and_layer_norms_matches_central_differences() {
+    let (t, b, i, h, r) = (3, 2, 3, 3, 2);
+    let g4 = 4 * h;
+    let near_one = |n, s| values(n, s).iter().map(|v| 1.0 + v / 2.0).collect();
+    let mut args = layer((t, b, i, h), 4);
+    args[3] = values(g4 * r, 12);
+    args.extend([values(b * r, 11), values(b * h, 2), values(r * h, 6)]);
+    args.extend([
+        near_one(g4, 4),
+        values(g4, 5),
+        near_one(g4, 7),
+        values(g4, 3),
+    ]);
+    args.extend([near_one(h, 5), values(h, 9)]);
+    fn full(a: &[Vec<f32>]) -> LayerInputs<'_> {
+        let pair = |k: usize| NormParams {
+            gamma: &a[k],
+            beta: &a[k + 1],
+        };
+        let norms = CellNorms {
+            ih: pair(8),
+            hh: pair(10),
+            c: Some(pair(12)),
+        };
+        LayerInputs {
+            w_hh: &a[3],
+            w_hr: Some(&a[7]),
+            norms: Some(norms),
+            ..inputs(a)
+        }
+    }
+    // Weights of the outputs h_1 .. h_T and of the final c.
+    let wd = values(t * b * r + b * h, 9);
+    for dir in DIRECTIONS {
+        let loss = |a: &[Vec<f32>]| {
+            let tr = lstm_sequence_forward(&full(a), &a[5], &a[6], (t, b, r), dir);
+            dot(&tr.output(t, b).concat(), &wd)
+        };
+        let trace = lstm_sequence_forward(&full(&args), &args[5], &args[6], (t, b, r), dir);
+        let (d_hidden, d_cell) = wd.split_at(t * b * r);
+        let g = lstm_sequence_backward(trace, &full(&args), d_hidden, d_cell, (t, b, r));
+        let mut grads = vec![
+            &g.x, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh, &g.h0, &g.c0, &g.w_hr,
+        ];
+        grads.extend(&g.norms);
         check_gradients(&args, &grads, loss, 3e-3);
     }
 }
@@ -118,7 +171,7 @@ fn single_state_backward_matches_central_differences() {
         let wd = values(t * b * h, 9);
         let loss = |a: &[Vec<f32>]| {
             let tr = single_state_forward(cell, &inputs(a), &a[5], (t, b, h), dir);
-            dot(&tr.output(b * h), &wd)
+            dot(tr.output(b * h), &wd)
         };
         let trace = single_state_forward(cell, &inputs(&args), &args[5], (t, b, h), dir);
         let g = single_state_backward(cell, trace, &inputs(&args), &wd, (t, b, h));
@@ -153,13 +206,12 @@ fn reverse_direction_is_the_forward_one_over_the_flipped_input() {
             let (mut out, tail) = match cell {
                 None => {
                     let tr = lstm_sequence_forward(&inputs(a), &h0, &c0, (t, b, h), dir);
-                    let mut out = tr.output(t, bh);
-                    let c = out.split_off(t * bh);
-                    (out, c)
+                    let [out, c] = tr.output(t, b);
+                    (out.to_vec(), c.to_vec())
                 }
                 Some(c) => {
                     let tr = single_state_forward(c, &inputs(a), &h0, (t, b, h), dir);
-                    (tr.output(bh), Vec::new())
+                    (tr.output(bh).to_vec(), Vec::new())
                 }
             };
             if flip_outputs {
@@ -197,9 +249,9 @@ fn token_inputs_are_one_hot_features() {
             let run = |x: LayerInput<&[f32], &[usize]>| {
                 let inputs = LayerInputs { x, ..inputs(&args) };
                 let trace = cell.forward(&inputs, (&h0, &c0), (t, b, h), dir);
-                let out = trace.output((t, b, h));
-                let grad = [&d_hidden[..], &c0].concat();
-                (out, trace.backward(&inputs, &grad, (t, b, h)))
+                let out = trace.output((t, b, h)).concat();
+                let grad = [&d_hidden[..], &c0];
+                (out, trace.backward(&inputs, grad, (t, b, h)))
             };
             let (out, g) = run(LayerInput::Tokens(&ids));
             let (want, w) = run(LayerInput::Features(&onehot));
