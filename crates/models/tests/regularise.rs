@@ -298,7 +298,7 @@ fn fused_equals_composed_with_the_dropouts() {
         assert_fused_equals_composed(rnn.clone().init(&device), backend, &device);
         let relu = rnn.with_nonlinearity(sequent_models::recurrent::Nonlinearity::Relu);
         assert_fused_equals_composed(relu.init(&device), backend, &device);
-        // With the LSTM's projection (and without zoneout, which takes the composed path).
+        // With the LSTM's projection (`h` 4 wide, `c` 6).
         let lstm = LstmConfig::new(5, 6)
             .with_num_layers(2)
             .with_bidirectional(true)
@@ -306,7 +306,10 @@ fn fused_equals_composed_with_the_dropouts() {
             .with_input_dropout(0.3)
             .with_weight_drop(0.4)
             .with_recurrent_dropout(0.25);
-        assert_fused_equals_composed(lstm.init(&device), backend, &device);
+        assert_fused_equals_composed(lstm.clone().init(&device), backend, &device);
+        let lstm = lstm.with_zoneout(0.3);
+        assert_fused_equals_composed(lstm.clone().init(&device), backend, &device);
+        assert_evaluation_fused_equals_composed(lstm.init(&device), backend, &device);
         // With the layer-normalised cells' norms inside the same op.
         let lstm = LstmConfig::new(5, 6)
             .with_num_layers(2)

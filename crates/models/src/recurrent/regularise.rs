@@ -125,6 +125,12 @@ fn bernoulli<const D: usize>(keep: f64, shape: [usize; D], device: &Device) -> T
     if !on_host(device) {
         return Tensor::random(shape, Distribution::Bernoulli(keep), device);
     }
+    let entries = host_bernoulli(keep, shape.iter().product(), device);
+    Tensor::from_data(TensorData::new(entries, shape), device)
+}
+
+/// The entries of [`bernoulli`] on the host engine, `n` of them, as values on the host.
+fn host_bernoulli(keep: f64, n: usize, device: &Device) -> Vec<f32> {
     let seed = Tensor::<1>::random([2], Distribution::Default, device)
         .into_data()
         .convert::<f32>()
@@ -132,8 +138,7 @@ fn bernoulli<const D: usize>(keep: f64, shape: [usize; D], device: &Device) -> T
         .expect("two f32 draws")
         .iter()
         .fold(0u64, |s, u| (s << 24) | (u * (1 << 24) as f32) as u64);
-    let entries = SplitMix64::new(seed).bernoulli(shape.iter().product(), keep);
-    Tensor::from_data(TensorData::new(entries, shape), device)
+    SplitMix64::new(seed).bernoulli(n, keep)
 }
 
 /// Zoneout's per-step masks of one layer direction: `d_t` for `h` `[T, B, R]` and for `c`
@@ -157,12 +162,14 @@ impl Zoneout {
         }
     }
 
-    /// The masks drawn, `[T, B, R]` for `h` and then (LSTM) `[T, B, H]` for `c` (none in
-    /// evaluation).
-    pub(crate) fn masks(self) -> Vec<Tensor<3>> {
-        self.masks
-            .map(|(h, c)| std::iter::once(h).chain(c).collect())
-            .unwrap_or_default()
+    /// On the host engine, the masks [`Self::new`] draws in training for `steps` steps of
+    /// `start`'s shape, as values on the host: `[T, B, R]` for `h` and then (LSTM) `[T, B, H]`
+    /// for `c` (the same entries from the same seeds, without the tensors).
+    pub(crate) fn host_masks(p: f64, steps: usize, start: &CellState) -> Vec<Vec<f32>> {
+        std::iter::once(&start.hidden)
+            .chain(start.cell.as_ref())
+            .map(|t| host_bernoulli(p, steps * t.dims().iter().product::<usize>(), &t.device()))
+            .collect()
     }
 
     /// `next` after zoneout at step `t` from `previous`.

@@ -144,13 +144,9 @@ impl<C: CellKind> Recurrent<C> {
         self.num_directions() * self.state_width()
     }
 
-    /// The whole-sequence op of this stack's cell, if it has one, unless the layers have both a
-    /// projection and zoneout (whose masks for `h` and `c` differ in width); else the composed
-    /// path runs.
+    /// The whole-sequence op of this stack's cell, if it has one; else the composed path runs.
     fn fused_cell(&self) -> Option<fused::FusedCell> {
-        self.cell.fused_cell().filter(|_| {
-            self.layers[0].forward.weight_hr.is_none() || self.regularise.zoneout == 0.0
-        })
+        self.cell.fused_cell()
     }
 
     /// What acts inside the recurrence of a forward pass that trains or not.

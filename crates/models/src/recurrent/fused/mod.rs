@@ -273,7 +273,9 @@ pub(crate) fn run_layer(
         let p = regularise.recurrent_dropout_in(training);
         masks.extend(dropout_mask(p, s.hidden.dims(), &device, true));
         if regularise.zoneout > 0.0 {
-            zoneouts.extend(Zoneout::new(regularise.zoneout, steps, s, training).masks());
+            if training {
+                zoneouts.extend(Zoneout::host_masks(regularise.zoneout, steps, s));
+            }
         }
     }
     let recurrent = if masks.is_empty() {
@@ -286,7 +288,7 @@ pub(crate) fn run_layer(
     } else if zoneouts.is_empty() {
         ZoneoutMasks::Expectation(regularise.zoneout)
     } else {
-        ZoneoutMasks::Masks(Tensor::stack::<4>(zoneouts, 0).into_dispatch())
+        ZoneoutMasks::Masks(zoneouts)
     };
     let regularisers = Regularisers { recurrent, zoneout };
     let h0 = stack(states.iter().map(|s| s.hidden.clone()).collect());

@@ -12,7 +12,7 @@ use burn::tensor::Shape;
 use super::sequence::{SequenceTrace, sequence_backward_host, sequence_host};
 use super::{
     DirectionWeights, FusedCellOps, InitialState, LayerNorms, Projection, RecurrentMask,
-    Regularisers, SequenceInput, SequenceWeights, ZoneoutMasks,
+    Regularisers, SequenceInput, SequenceWeights,
 };
 use crate::host::autodiff::{one_parent_backward, register, tracked};
 use crate::host::{device_tensor, host};
@@ -207,11 +207,7 @@ impl<B: Backend + FusedCellOps, C: CheckpointStrategy> FusedCellOps for Autodiff
                 RecurrentMask::Off => RecurrentMask::Off,
                 RecurrentMask::On(m) => RecurrentMask::On(m.into_primitive()),
             },
-            zoneout: match regularisers.zoneout {
-                ZoneoutMasks::Off => ZoneoutMasks::Off,
-                ZoneoutMasks::Expectation(p) => ZoneoutMasks::Expectation(p),
-                ZoneoutMasks::Masks(m) => ZoneoutMasks::Masks(m.into_primitive()),
-            },
+            zoneout: regularisers.zoneout,
         };
         let op = || sequence_host::<B>(cell, input, weights, state, regularisers);
         // From 4 weights and h0 (one direction over tokens) to 1 + 2 (5 + 6) + 2 (a

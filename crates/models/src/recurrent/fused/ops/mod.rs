@@ -163,15 +163,16 @@ pub enum RecurrentMask<B: Backend> {
 
 /// Zoneout's `d_t` in a sequence op (see
 /// [`ZoneoutRates`](super::sequence::ZoneoutRates)). It is no parent of the op.
-#[derive(ExtensionType)]
-pub enum ZoneoutMasks<B: Backend> {
+#[derive(Debug)]
+pub enum ZoneoutMasks {
     /// No zoneout.
     Off,
     /// Evaluation: `d_t = p` for every unit and step (zoneout's expectation).
     Expectation(f64),
-    /// Training: `[K*D, T, B, H]`, for each direction (the forward one first) the 0/1 masks of
-    /// `h` and then (LSTM, `K = 2`) of `c`, in time order.
-    Masks(FloatTensor<B>),
+    /// Training: for each direction (the forward one first) the 0/1 masks of `h` `[T, B, R]` and
+    /// then (LSTM) of `c` `[T, B, H]`, in time order, on the host (the host engine's op alone
+    /// takes them).
+    Masks(Vec<Vec<f32>>),
 }
 
 /// The regularisers inside the recurrence that a sequence op applies.
@@ -181,8 +182,7 @@ pub struct Regularisers<B: Backend> {
     #[extension_type]
     pub recurrent: RecurrentMask<B>,
     /// Zoneout's `d_t`.
-    #[extension_type]
-    pub zoneout: ZoneoutMasks<B>,
+    pub zoneout: ZoneoutMasks,
 }
 
 /// Fused pointwise parts of the recurrent cells and the whole-sequence op.

@@ -174,40 +174,33 @@ fn direction_part(v: &[f32], d: usize, bh: usize) -> &[f32] {
 /// A direction's recurrent mask and zoneout rates (`[h, c]`) on the host.
 type DirectionRegularisers = (Option<Vec<f32>>, Option<[Vec<f32>; 2]>);
 
-/// Zoneout's `d_t` on the host: `p` for every unit and step, or the masks `[K*D, T, B, H]`.
-enum HostZoneout<B: Backend> {
-    Every(f32),
-    Masks(HostValues<B>),
-}
-
-/// The op's `regularisers` on the host, as a function of the direction `d` and the size `bh` of
-/// its `[B, H]` states, over `steps` steps.
+/// The op's `regularisers` on the host, as a function of the direction `d` and the sizes
+/// `(bh, bc)` of its `[B, R]` and (LSTM; 0 otherwise) `[B, H]` states; each direction's zoneout
+/// masks are moved out as they are asked for (each direction once).
 fn host_regularisers<B: Backend>(
     cell: FusedCell,
     regularisers: Regularisers<B>,
-    steps: usize,
-) -> impl Fn(usize, usize) -> DirectionRegularisers {
+) -> impl FnMut(usize, (usize, usize)) -> DirectionRegularisers {
     let mask = match regularisers.recurrent {
         RecurrentMask::Off => None,
         RecurrentMask::On(m) => Some(host::<B>(m).0),
     };
-    let zoneout = match regularisers.zoneout {
-        ZoneoutMasks::Off => None,
-        ZoneoutMasks::Expectation(p) => Some(HostZoneout::Every(p as f32)),
-        ZoneoutMasks::Masks(m) => Some(HostZoneout::Masks(host::<B>(m).0)),
-    };
+    let mut zoneout = regularisers.zoneout;
     // The masks a direction has: `h`'s, and the LSTM's `c`'s.
     let k = if cell.has_cell_state() { 2 } else { 1 };
-    move |d, bh| {
+    move |d, (bh, bc)| {
         let mask = mask.as_ref().map(|m| direction_part(m, d, bh).to_vec());
-        let zoneout = zoneout.as_ref().map(|z| {
-            let rates = |i: usize| match z {
-                _ if i >= k => Vec::new(),
-                HostZoneout::Every(p) => vec![*p; bh],
-                HostZoneout::Masks(m) => m[(d * k + i) * steps * bh..][..steps * bh].to_vec(),
-            };
-            [rates(0), rates(1)]
-        });
+        let zoneout = match &mut zoneout {
+            ZoneoutMasks::Off => None,
+            ZoneoutMasks::Expectation(p) => Some([vec![*p as f32; bh], vec![*p as f32; bc]]),
+            ZoneoutMasks::Masks(m) => {
+                let mut take = |i: usize| match i < k {
+                    true => std::mem::take(&mut m[d * k + i]),
+                    false => Vec::new(),
+                };
+                Some([take(0), take(1)])
+            }
+        };
         (mask, zoneout)
     }
 }
@@ -223,20 +216,19 @@ pub(super) fn sequence_host<B: Backend>(
     regularisers: Regularisers<B>,
 ) -> (SequenceTrace<B>, FloatTensor<B>) {
     let (h0, c0) = host_state::<B>(state);
-    let (steps, _) = input.steps_and_batch();
-    let part = host_regularisers(cell, regularisers, steps);
+    let mut part = host_regularisers(cell, regularisers);
     let (directions, runs) = match weights {
         SequenceWeights::One(w, direction) => {
-            let bh = h0.len();
+            let sizes = (h0.len(), c0.len());
             let x = host_input(input, w.w_ih.shape()[1]);
-            (vec![HostLayer::new(x, w, part(0, bh))], vec![direction])
+            (vec![HostLayer::new(x, w, part(0, sizes))], vec![direction])
         }
         SequenceWeights::Both(forward, reverse) => {
-            let bh = h0.len() / 2;
+            let sizes = (h0.len() / 2, c0.len() / 2);
             let x = host_input(input, forward.w_ih.shape()[1]);
             let layers = vec![
-                HostLayer::new(x.clone(), forward, part(0, bh)),
-                HostLayer::new(x, reverse, part(1, bh)),
+                HostLayer::new(x.clone(), forward, part(0, sizes)),
+                HostLayer::new(x, reverse, part(1, sizes)),
             ];
             (layers, vec![Direction::Forward, Direction::Reverse])
         }
