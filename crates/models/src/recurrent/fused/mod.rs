@@ -272,10 +272,8 @@ pub(crate) fn run_layer(
     for s in states {
         let p = regularise.recurrent_dropout_in(training);
         masks.extend(dropout_mask(p, s.hidden.dims(), &device, true));
-        if regularise.zoneout > 0.0 {
-            if training {
-                zoneouts.extend(Zoneout::host_masks(regularise.zoneout, steps, s));
-            }
+        if regularise.zoneout > 0.0 && training {
+            zoneouts.extend(Zoneout::host_masks(regularise.zoneout, steps, s));
         }
     }
     let recurrent = if masks.is_empty() {
