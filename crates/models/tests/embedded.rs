@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::max_diff;
+
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::optim::GradientsParams;
@@ -14,10 +16,6 @@ use sequent_models::SequentError;
 use sequent_models::recurrent::{
     CellKind, GruConfig, LstmConfig, Recurrent, RecurrentState, RnnConfig, on_host,
 };
-
-fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    (a - b).abs().max().into_scalar()
-}
 
 /// The stack and its embedding as one module, for the gradients of both.
 #[derive(Module, Debug)]

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{grad_diff, max_diff};
+
 use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -13,17 +15,6 @@ use sequent_models::recurrent::{
     CellKind, GruConfig, Kernels, LstmConfig, Nonlinearity, Recurrent, RecurrentState, RnnConfig,
     on_host,
 };
-
-fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    (a - b).abs().max().into_scalar()
-}
-
-/// The largest difference between the gradients `a` and `b`, relative to `b`'s largest value
-/// where that is above 1 (float32 sums of large gradients differ in their last digits).
-fn grad_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    let scale: f32 = b.clone().abs().max().into_scalar();
-    max_diff(a, b) / scale.max(1.0)
-}
 
 /// Runs `layer` on `x` from `h0` (and `c0`), with `lengths` if given; returns the loss's
 /// gradients too.

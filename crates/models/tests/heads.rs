@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::max_diff;
+
 use burn::nn::{EmbeddingConfig, LinearConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use sequent_models::SequentError;
@@ -9,10 +11,6 @@ use sequent_models::generate::Sampling;
 use sequent_models::heads::{LanguageModelConfig, Readout, SequenceModel, SequenceModelConfig};
 use sequent_models::recurrent::{GruConfig, LstmConfig};
 use sequent_models::time_major::{embed_steps, every_step};
-
-fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    (a - b).abs().max().into_scalar()
-}
 
 fn language_model(device: &Device) {
     let tokens = Tensor::<2, Int>::from_data(

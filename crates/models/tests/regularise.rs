@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{grad_diff, max_diff};
+
 use std::sync::{Mutex, MutexGuard};
 
 use burn::module::{Module, Param};
@@ -25,10 +27,6 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
 const WIDTH: usize = 64;
-
-fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    (a - b).abs().max().into_scalar()
-}
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
@@ -195,13 +193,6 @@ fn weight_drop_zeroes_the_gradient_of_dropped_weights() {
     let (dropped, total_dropped) = zeros(LstmConfig::new(5, 8).with_weight_drop(p));
     assert_eq!(total, total_dropped);
     assert_rate("weight drop", total - dropped, total, 1.0 - p);
-}
-
-/// The largest difference between the gradients `a` and `b`, relative to `b`'s largest value
-/// where that is above 1 (float32 sums of large gradients differ in their last digits).
-fn grad_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    let scale: f32 = b.clone().abs().max().into_scalar();
-    max_diff(a, b) / scale.max(1.0)
 }
 
 /// With the same seed, `fused` (whose dropouts run on the whole-sequence op where the engine has

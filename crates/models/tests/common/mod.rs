@@ -10,6 +10,18 @@ use safetensors::{Dtype, SafeTensors};
 
 pub mod trials;
 
+/// The largest absolute difference between `a` and `b`.
+pub fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+/// The largest difference between the gradients `a` and `b`, relative to `b`'s largest value
+/// where that is above 1 (float32 sums of large gradients differ in their last digits).
+pub fn grad_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    let scale: f32 = b.clone().abs().max().into_scalar();
+    max_diff(a, b) / scale.max(1.0)
+}
+
 /// The CPU backends compiled into this test build, by name (autodiff turned on). The wgpu device
 /// is reached through [`per_backend`] (or [`trials::wgpu_test`]), which skips it where no adapter is.
 pub fn backends() -> Vec<(&'static str, Device)> {

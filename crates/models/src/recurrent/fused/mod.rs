@@ -127,7 +127,7 @@ pub(crate) fn tanh(x: Tensor<2>) -> Tensor<2> {
 }
 
 /// A layer direction's weights as the sequence op takes them (zero biases for a layer without
-/// biases), with its layer norms.
+/// biases), with its projection and layer norms.
 pub(crate) fn op_weights(weights: &CellWeights) -> DirectionWeights<Dispatch> {
     let bias = |b: &Option<Param<Tensor<1>>>| match b {
         Some(b) => b.val(),
@@ -235,7 +235,7 @@ fn final_cell(out: &Tensor<3>, steps: usize, (d, dirs): (usize, usize), hc: usiz
 /// Runs a layer of `cell` (one direction, or both at once) as one op over `input` from `states`
 /// (one a direction, the forward direction first) with the `weights` it makes, the rows `lengths`
 /// steps long if given (PyTorch's packed sequences), if the op applies ([`applies`]): the host's
-/// op or the cube engine's (`cube::sequence`). Returns the outputs `[T, B, D*H]` (time order;
+/// op or the cube engine's (`cube::sequence`). Returns the outputs `[T, B, D*R]` (time order;
 /// for both directions each row the forward direction's values and then the reverse one's: the
 /// next layer's input as it is, and in the backward no split of its gradient) and each
 /// direction's final state. The reverse direction runs backwards in time over the input as it
