@@ -12,7 +12,6 @@
 use rayon::prelude::*;
 
 use crate::host::math::{LANES, multiversion, tanh};
-
 use crate::recurrent::weights::LAYER_NORM_EPSILON;
 
 /// A layer norm's gain `gamma` and bias `beta` `[W]` on the host.
@@ -38,7 +37,7 @@ pub struct CellNorms<'a> {
 
 /// The standardised rows `y^` of a layer norm's inputs and each row's `r`, kept for the
 /// backward; the backward overwrites `y^` with the gradient of the inputs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Standardised {
     /// `y^`, `[rows, W]` (after the backward, `dL/dy`).
     pub hat: Vec<f32>,
