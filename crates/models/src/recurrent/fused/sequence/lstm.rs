@@ -6,7 +6,7 @@ use super::grads::LayerGrads;
 use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
 use super::norm::{
     KeptNorms, NormParams, NormSums, lstm_output, lstm_output_backward, norm_parts, shift,
-    standardise, step_backward,
+    standardise, unstandardise,
 };
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::{Weights, weight_grad};
@@ -36,13 +36,12 @@ pub struct LstmTrace {
 
 impl LstmTrace {
     /// The op's outputs `h_t` in time order `[T, B, R]`, and the final cell state `[B, H]`.
-    pub fn output(&self, steps: usize, batch: usize) -> [&[f32]; 2] {
+    pub fn output(&self, steps: usize) -> [&[f32]; 2] {
         let bc = self.cell.len() / (steps + 1);
         let outputs = self
             .direction
             .outputs(&self.hidden, self.hidden.len() / (steps + 1));
         let last = self.direction.last_slot(steps);
-        debug_assert_eq!(bc % batch, 0);
         [outputs, &self.cell[last * bc..][..bc]]
     }
 }
@@ -87,7 +86,7 @@ pub fn lstm_sequence_forward(
     let mut bias = inputs.summed_bias();
     let mut norms = inputs
         .norms
-        .map(|n| KeptNorms::new(n, &mut gates, Some(&bias), (steps, batch, h)));
+        .map(|n| KeptNorms::new(n, &mut gates, &bias, (steps, batch, h)));
     if norms.is_some() {
         bias.fill(0.0);
     }
@@ -121,7 +120,7 @@ pub fn lstm_sequence_forward(
                     (Some(n), Some((hat, rstd))) => {
                         w.multiply_bias(operand.of(h_prev), &mut product, false, &bias);
                         standardise(&product, hat, rstd);
-                        shift(hat, n.hh, None, g, true);
+                        shift(hat, n.hh, &bias, g, true);
                     }
                     _ => w.multiply_bias(operand.of(h_prev), g, true, &bias),
                 }
@@ -229,9 +228,9 @@ pub fn lstm_sequence_backward(
             // past the cell.
             let mut direct = inputs.zoneout.map(|_| [dh.clone(), dc_prev.clone()]);
             // With the cell's layer norm, the output gate's gradient (which the plain kernel,
-            // given no dL/dh, leaves at zero) and a zero dL/dh.
+            // given no dL/dh, leaves at zero), the normalised cell's, and a zero dL/dh.
             let c_norm = inputs.norms.and_then(|n| n.c);
-            let mut shown_grads = c_norm.map(|_| [dc_prev.clone(), dc_prev.clone()]);
+            let mut shown_grads = c_norm.map(|_| [(); 3].map(|_| dc_prev.clone()));
             for t in direction.times(steps).rev() {
                 add(&mut dh, rows_of(d_hidden, t, &rows, r, batch), dh_next);
                 let dg = &mut *dgs[t];
@@ -261,7 +260,7 @@ pub fn lstm_sequence_backward(
                     _ => &dh,
                 };
                 match (c_norm, &mut shown_grads, ns.c.get_mut(t)) {
-                    (Some(n), Some([d_out_gate, no_dh]), Some((hat, rstd))) => {
+                    (Some(n), Some([d_out_gate, d_shown, no_dh]), Some((hat, rstd))) => {
                         let [gamma_sums, beta_sums] = &mut ns.sums[1..] else {
                             unreachable!("three sums")
                         };
@@ -270,7 +269,7 @@ pub fn lstm_sequence_backward(
                             (hat, rstd),
                             n,
                             d_out,
-                            d_out_gate,
+                            (d_out_gate, d_shown),
                             (gamma_sums, beta_sums),
                         );
                         accumulate(dc_next, hat);
@@ -284,7 +283,7 @@ pub fn lstm_sequence_backward(
                 accumulate(sums[0], dg);
                 match (inputs.norms, ns.hh.get_mut(t)) {
                     (Some(n), Some((hat, rstd))) => {
-                        step_backward(dg, hat, rstd, n.hh.gamma, ns.sums[0]);
+                        unstandardise(dg, hat, rstd, n.hh.gamma, ns.sums[0]);
                         w.multiply(hat, dh_next, false);
                     }
                     _ => w.multiply(dg, dh_next, false),

@@ -120,7 +120,7 @@ impl Trace {
     /// cells) the final cell state `[B, H]`.
     pub fn output(&self, (steps, batch, r): (usize, usize, usize)) -> [&[f32]; 2] {
         match self {
-            Trace::Lstm(trace) => trace.output(steps, batch),
+            Trace::Lstm(trace) => trace.output(steps),
             Trace::SingleState(_, trace) => [trace.output(batch * r), &[]],
         }
     }

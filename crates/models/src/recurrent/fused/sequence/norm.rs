@@ -54,9 +54,9 @@ impl Standardised {
         }
     }
 
-    /// The layer norm of every row of `y` `[rows, W]` in place, `bias` (if any) added: keeps
-    /// `y^` and `r` of each row; the pool's threads take blocks of rows.
-    pub(super) fn normalise_all(y: &mut [f32], norm: NormParams<'_>, bias: Option<&[f32]>) -> Self {
+    /// The layer norm of every row of `y` `[rows, W]` in place, `bias` `[W]` added: keeps `y^`
+    /// and `r` of each row; the pool's threads take blocks of rows.
+    pub(super) fn normalise_all(y: &mut [f32], norm: NormParams<'_>, bias: &[f32]) -> Self {
         let width = norm.gamma.len();
         let mut kept = Self::zeros(y.len() / width, width);
         y.par_chunks_mut(BLOCK_ROWS * width)
@@ -145,18 +145,16 @@ multiversion! {
 }
 
 multiversion! {
-    /// `out = gamma * hat + beta (+ bias)`, or with `accumulate` `out += ..`, for each `W`-wide
+    /// `out = gamma * hat + beta + bias`, or with `accumulate` `out += ..`, for each `W`-wide
     /// row of `hat`.
     pub(super) fn shift(
         hat: &[f32],
         norm: NormParams<'_>,
-        bias: Option<&[f32]>,
+        bias: &[f32],
         out: &mut [f32],
         accumulate: bool,
     ) {
         let width = norm.gamma.len();
-        let zeros = vec![0f32; if bias.is_some() { 0 } else { width }];
-        let bias = bias.unwrap_or(&zeros);
         let keep = if accumulate { 1.0 } else { 0.0 };
         for (hat, out) in hat.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
             let params = norm.gamma.iter().zip(norm.beta).zip(bias);
@@ -168,10 +166,11 @@ multiversion! {
 }
 
 multiversion! {
-    /// The backward of rows of a layer norm: from `g`, the gradient of each row's
-    /// `gamma * hat + beta`, overwrites `hat` with the gradient of the row the layer norm read
-    /// (`rstd` the rows' `r`) and adds `g * hat` to `gamma_sums`: to its row of `gamma_sums`
-    /// `[rows, W]`, or to `gamma_sums` itself where that is one row `[W]`.
+    /// The backward of rows of a layer norm ([`standardise`] then [`shift`]): from `g`, the
+    /// gradient of each row's `gamma * hat + beta`, overwrites `hat` with the gradient of the
+    /// row the layer norm read (`rstd` the rows' `r`) and adds `g * hat` to `gamma_sums`: to its
+    /// row of `gamma_sums` `[rows, W]` (a step's rows: per batch row, summed over time), or to
+    /// `gamma_sums` itself where that is one row `[W]`.
     pub(super) fn unstandardise(
         g: &[f32],
         hat: &mut [f32],
@@ -195,20 +194,6 @@ multiversion! {
     }
 }
 
-/// The backward of the layer norm of a step's rows ([`standardise`] then [`shift`]): from `g`
-/// `[rows, W]`, the gradient of its output, overwrites `hat` with the gradient of its input and
-/// adds each row's `g * hat` to that row of `gamma_sums` `[rows, W]` (per batch row, summed over
-/// time).
-pub(super) fn step_backward(
-    g: &[f32],
-    hat: &mut [f32],
-    rstd: &[f32],
-    gamma: &[f32],
-    gamma_sums: &mut [f32],
-) {
-    unstandardise(g, hat, rstd, gamma, gamma_sums);
-}
-
 /// What a layer-normalised direction's forward keeps of its layer norms: [`Standardised`] of
 /// the input products `[T, B, G*H]`, of the recurrent products `[T, B, G*H]` and (LSTM; empty
 /// for the GRU) of the cell states `[T, B, H]`.
@@ -224,11 +209,12 @@ pub struct KeptNorms {
 
 impl KeptNorms {
     /// For `norms` over `steps` steps of `batch` rows (`G*H` = `gh`, `H` = `h`): the input
-    /// products `x_proj` `[T*B, G*H]` normalised in place (`bias` added), room for the rest.
+    /// products `x_proj` `[T*B, G*H]` normalised in place (`bias` `[G*H]` added), room for the
+    /// rest.
     pub(super) fn new(
         norms: CellNorms<'_>,
         x_proj: &mut [f32],
-        bias: Option<&[f32]>,
+        bias: &[f32],
         (steps, batch, h): (usize, usize, usize),
     ) -> Self {
         let rows = steps * batch;
@@ -337,19 +323,18 @@ multiversion! {
     /// The backward of [`lstm_output`] from `dh` `[B, H]`: writes the output gate's
     /// pre-activation gradient to `d_out_gate` `[B, H]`, overwrites `hat` with the gradient of
     /// the cell state that reaches it through the layer norm, and adds each row's gradients of
-    /// `gamma_c` and `beta_c` to `gamma_sums` and `beta_sums` `[B, H]`.
+    /// `gamma_c` and `beta_c` to `gamma_sums` and `beta_sums` `[B, H]`; `d_shown` `[B, H]`
+    /// takes the gradient of the normalised cell `gamma_c c^ + beta_c`.
     pub(super) fn lstm_output_backward(
         gates: &[f32],
         kept: (&mut [f32], &[f32]),
         norm: NormParams<'_>,
         dh: &[f32],
-        d_out_gate: &mut [f32],
+        outs: (&mut [f32], &mut [f32]),
         sums: (&mut [f32], &mut [f32]),
     ) {
-        let ((hat, rstd), (gamma_sums, beta_sums)) = (kept, sums);
+        let ((hat, rstd), (d_out_gate, d_shown), (gamma_sums, beta_sums)) = (kept, outs, sums);
         let h = norm.gamma.len();
-        // The gradient of the normalised cell `gamma_c c^ + beta_c`, a row at a time.
-        let mut d_shown = vec![0f32; d_out_gate.len()];
         for (r, gates) in gates.chunks(4 * h).enumerate() {
             let o = &gates[3 * h..];
             let row = r * h..(r + 1) * h;
@@ -362,6 +347,6 @@ multiversion! {
                 beta_sums[j] += d_s[j];
             }
         }
-        unstandardise(&d_shown, hat, rstd, norm.gamma, gamma_sums);
+        unstandardise(d_shown, hat, rstd, norm.gamma, gamma_sums);
     }
 }

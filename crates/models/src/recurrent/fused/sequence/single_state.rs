@@ -5,7 +5,7 @@ use super::buffers::{accumulate, add, add_rows, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
 use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
-use super::norm::{KeptNorms, NormSums, norm_parts, shift, standardise, step_backward};
+use super::norm::{KeptNorms, NormSums, norm_parts, shift, standardise, unstandardise};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{
@@ -88,7 +88,7 @@ pub fn single_state_forward(
     };
     let mut norms = inputs
         .norms
-        .map(|n| KeptNorms::new(n, &mut x_proj, None, (steps, batch, h)));
+        .map(|n| KeptNorms::new(n, &mut x_proj, &vec![0f32; gh], (steps, batch, h)));
     if norms.is_some() {
         bias.fill(0.0);
     }
@@ -128,7 +128,7 @@ pub fn single_state_forward(
                         w.multiply_bias(operand.of(prev), p, false, &bias);
                         if let (Some(n), Some((hat, rstd))) = (inputs.norms, ns.hh.get_mut(t)) {
                             standardise(p, hat, rstd);
-                            shift(hat, n.hh, Some(inputs.b_hh), p, false);
+                            shift(hat, n.hh, inputs.b_hh, p, false);
                         }
                     }
                     SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
@@ -224,12 +224,15 @@ pub fn single_state_backward(
                         let prev = rows_of(&hidden, from, &rows, h, batch);
                         gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
                         accumulate(x_sums[0], dxs[t]);
-                        // Through LN_hh: dP_t becomes the gradient of h W_hh^T, in place.
-                        if let (Some(n), Some((hat, rstd))) = (inputs.norms, ns.hh.get_mut(t)) {
-                            accumulate(p_sums[0], dp);
-                            step_backward(dp, hat, rstd, n.hh.gamma, ns.sums[0]);
-                            dp.copy_from_slice(hat);
-                        }
+                        accumulate(p_sums[0], dp);
+                        // Through LN_hh: the gradient of h W_hh^T takes the kept y^'s place.
+                        let dp: &[f32] = match (inputs.norms, ns.hh.get_mut(t)) {
+                            (Some(n), Some((hat, rstd))) => {
+                                unstandardise(dp, hat, rstd, n.hh.gamma, ns.sums[0]);
+                                hat
+                            }
+                            _ => dp,
+                        };
                         match mask {
                             None => {
                                 dh_next.copy_from_slice(&direct);
@@ -258,13 +261,11 @@ pub fn single_state_backward(
                         if let Some(m) = mask {
                             mask_in_place(dh_next, m);
                         }
+                        accumulate(p_sums[0], dp);
                     }
                 }
                 if let Some(zoned) = &zoned {
                     accumulate(dh_next, zoned);
-                }
-                if ns.hh.is_empty() {
-                    accumulate(p_sums[0], dp);
                 }
             }
         },
@@ -273,20 +274,21 @@ pub fn single_state_backward(
     match cell {
         SingleStateCell::Gru => {
             let (b_ih, b_hh) = (total(&x_sums, gh), total(&p_sums, gh));
-            // Through LN_ih: dX becomes the gradient of x W_ih^T.
-            let norm_grads = match (&mut norms, inputs.norms, &norm_sums) {
+            // Through the layer norms: the gradients of x W_ih^T (here) and of h W_hh^T (from
+            // the loop) take the kept y^'s places.
+            let (d_x_proj, d_h_proj, norm_grads) = match (&mut norms, inputs.norms, &norm_sums) {
                 (Some(kept), Some(n), Some(sums)) => {
                     let gamma_ih = kept.ih.backward_all(&d_x, n.ih.gamma);
-                    d_x.copy_from_slice(&kept.ih.hat);
                     let gamma_hh = total(&sums.hh_gamma, gh);
-                    vec![gamma_ih, b_ih.clone(), gamma_hh, b_hh.clone()]
+                    let grads = vec![gamma_ih, b_ih.clone(), gamma_hh, b_hh.clone()];
+                    (&kept.ih.hat[..], &kept.hh.hat[..], grads)
                 }
-                _ => Vec::new(),
+                _ => (&d_x[..], &d_proj[..], Vec::new()),
             };
             LayerGrads::new(
                 inputs,
-                (&d_x, b_ih),
-                (&d_proj, b_hh),
+                (d_x_proj, b_ih),
+                (d_h_proj, b_hh),
                 h_prev,
                 (dh_next, Vec::new()),
             )
