@@ -128,7 +128,12 @@ fn compare_run<C: CellKind>(
     }
 }
 
+/// Held by each test of this file that draws on the host devices, whose generator the process
+/// shares: a test's draws from its seed are then the same whichever tests run beside it.
+static HOST_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn fused_equals_composed_on_the_cpu_backends() {
+    let _alone = HOST_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
     for (backend, device) in common::backends() {
         assert!(on_host(&device), "{backend} runs the host kernels");
         device.seed(7);
@@ -510,6 +515,7 @@ fn launches_do_not_grow_with_the_sequence_on_wgpu(device: Device) {
 }
 
 fn the_config_switch_selects_the_composed_path() {
+    let _alone = HOST_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
     let device = common::backends()[0].1.clone();
     let layer = LstmConfig::new(2, 3)
         .with_kernels(Kernels::Composed)

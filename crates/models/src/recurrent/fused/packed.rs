@@ -174,16 +174,17 @@ impl PackedMatrix {
             let bias = bias.map(|b| &b[j0..j0 + width]);
             for r0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - r0);
-                let mut acc = tile(rows, &a[r0 * k..(r0 + rows) * k], panel);
-                for (r, acc_row) in acc.iter_mut().enumerate().take(rows) {
-                    if let Some(b) = bias {
-                        acc_row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-                    }
+                let acc = tile(rows, &a[r0 * k..(r0 + rows) * k], panel);
+                for (r, acc_row) in acc.iter().enumerate().take(rows) {
                     let out = &mut c[(r0 + r) * n + j0..][..width];
-                    if accumulate {
-                        out.iter_mut().zip(&*acc_row).for_each(|(o, v)| *o += v);
-                    } else {
-                        out.copy_from_slice(&acc_row[..width]);
+                    let values = out.iter_mut().zip(acc_row);
+                    // The bias is added as the values are stored (copying a tile row without
+                    // one is a `memmove` call).
+                    match (accumulate, bias) {
+                        (true, Some(b)) => values.zip(b).for_each(|((o, v), b)| *o += v + b),
+                        (true, None) => values.for_each(|(o, v)| *o += v),
+                        (false, Some(b)) => values.zip(b).for_each(|((o, v), b)| *o = v + b),
+                        (false, None) => out.copy_from_slice(&acc_row[..width]),
                     }
                 }
             }

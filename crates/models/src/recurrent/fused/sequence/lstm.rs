@@ -5,7 +5,7 @@ use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
 use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
 use super::norm::{
-    KeptNorms, NormParams, NormSums, lstm_output, lstm_output_backward, norm_parts, shift,
+    KeptNorms, NormParams, NormSums, lstm_output, lstm_output_backward, norm_parts, normalise,
     standardise, unstandardise,
 };
 use super::parts::{in_parallel, row_parts, slabs};
@@ -112,15 +112,13 @@ pub fn lstm_sequence_forward(
         work,
         |(((mut gs, mut hs), (mut cs, rows)), ((mut us, mut ms), mut ns))| {
             let mut operand = inputs.operand(rows, r);
-            let mut product = vec![0f32; if ns.hh.is_empty() { 0 } else { rows.len() * g4 }];
             for t in direction.times(steps) {
                 let g = &mut *gs[t];
                 let (h_prev, h_next) = step_states(&mut hs, direction.slots(t));
                 match (inputs.norms, ns.hh.get_mut(t)) {
                     (Some(n), Some((hat, rstd))) => {
-                        w.multiply_bias(operand.of(h_prev), &mut product, false, &bias);
-                        standardise(&product, hat, rstd);
-                        shift(hat, n.hh, &bias, g, true);
+                        w.multiply_bias(operand.of(h_prev), hat, false, &bias);
+                        normalise(hat, rstd, n.hh, &bias, g, true);
                     }
                     _ => w.multiply_bias(operand.of(h_prev), g, true, &bias),
                 }
@@ -261,8 +259,8 @@ pub fn lstm_sequence_backward(
                 };
                 match (c_norm, &mut shown_grads, ns.c.get_mut(t)) {
                     (Some(n), Some([d_out_gate, d_shown, no_dh]), Some((hat, rstd))) => {
-                        let [gamma_sums, beta_sums] = &mut ns.sums[1..] else {
-                            unreachable!("three sums")
+                        let [gamma_sums, beta_sums] = &mut ns.sums[2..] else {
+                            unreachable!("four sums")
                         };
                         lstm_output_backward(
                             dg,
@@ -283,8 +281,11 @@ pub fn lstm_sequence_backward(
                 accumulate(sums[0], dg);
                 match (inputs.norms, ns.hh.get_mut(t)) {
                     (Some(n), Some((hat, rstd))) => {
-                        unstandardise(dg, hat, rstd, n.hh.gamma, ns.sums[0]);
+                        unstandardise(dg, hat, rstd, n.hh.gamma, ns.sums[1]);
                         w.multiply(hat, dh_next, false);
+                        // The input product's layer norm, while this step's gradient is at hand.
+                        let (hat, rstd) = &mut ns.ih[t];
+                        unstandardise(dg, hat, rstd, n.ih.gamma, ns.sums[0]);
                     }
                     _ => w.multiply(dg, dh_next, false),
                 }
@@ -307,11 +308,10 @@ pub fn lstm_sequence_backward(
         None => Vec::new(),
     };
     let grads = match (norms, inputs.norms, norm_sums) {
-        (Some(mut kept), Some(n), Some(sums)) => {
+        (Some(kept), Some(n), Some(sums)) => {
             // The gates are LN_ih(x W_ih^T) + b_ih + LN_hh(h W_hh^T) + b_hh: the products'
-            // gradients through their layer norms (the recurrent one's from the loop), and
+            // gradients through their layer norms (from the loop), and
             // every bias (and beta) the gates' column sums.
-            let gamma_ih = kept.ih.backward_all(&d_gates, n.ih.gamma);
             let grads = LayerGrads::new(
                 inputs,
                 (&kept.ih.hat, bias.clone()),
@@ -319,6 +319,7 @@ pub fn lstm_sequence_backward(
                 &h_prev,
                 (dh_next, dc_next),
             );
+            let gamma_ih = total(&sums.ih_gamma, g4);
             let mut norm_grads = vec![gamma_ih, bias.clone(), total(&sums.hh_gamma, g4), bias];
             if n.c.is_some() {
                 norm_grads.extend([total(&sums.c_gamma, h), total(&sums.c_beta, h)]);

@@ -1,13 +1,16 @@
 //! The layer norms of a layer-normalised LSTM or GRU inside the sequence op
 //! ([`CellNorm`](crate::recurrent::CellNorm)): of the input product `x W_ih^T` (all steps at once,
-//! before the time loop, and its backward after BPTT), of each step's recurrent product
-//! `h_{t-1} W_hh^T` and of the LSTM's cell state (inside the loops).
+//! before the time loop; its backward step by step in BPTT, while each step's gradient is in
+//! cache), of each step's recurrent product `h_{t-1} W_hh^T` and of the LSTM's cell state (inside
+//! the loops).
 //!
 //! A layer norm of a row `y` of width `W` is `gamma * y^ + beta` with the standardised row
 //! `y^ = (y - mean(y)) * r`, `r = 1 / sqrt(var(y) + eps)` (the biased variance, as PyTorch and
 //! Burn). The forward keeps `y^` and `r` ([`Standardised`]); the backward of an upstream gradient
 //! `g` is `dy = r (gamma g - mean(gamma g) - y^ mean(gamma g y^))`, `dgamma = sum g y^`,
 //! `dbeta = sum g`.
+
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -58,108 +61,141 @@ impl Standardised {
     /// and `r` of each row; the pool's threads take blocks of rows.
     pub(super) fn normalise_all(y: &mut [f32], norm: NormParams<'_>, bias: &[f32]) -> Self {
         let width = norm.gamma.len();
-        let mut kept = Self::zeros(y.len() / width, width);
-        y.par_chunks_mut(BLOCK_ROWS * width)
-            .zip(kept.hat.par_chunks_mut(BLOCK_ROWS * width))
-            .zip(kept.rstd.par_chunks_mut(BLOCK_ROWS))
-            .for_each(|((y, hat), rstd)| {
-                standardise(y, hat, rstd);
-                shift(hat, norm, bias, y, false);
-            });
-        kept
-    }
-
-    /// The backward of [`Self::normalise_all`] from `g` `[rows, W]`, the gradient of its output:
-    /// `y^` becomes `dL/dy`; returns `dgamma` (`dbeta` and the bias's gradient are the column
-    /// sums of `g`). The rows' contributions to `dgamma` are summed in blocks of a fixed size
-    /// and the blocks in order, the same whichever threads ran them.
-    pub(super) fn backward_all(&mut self, g: &[f32], gamma: &[f32]) -> Vec<f32> {
-        let width = gamma.len();
-        let partial: Vec<Vec<f32>> = g
-            .par_chunks(BLOCK_ROWS * width)
-            .zip(self.hat.par_chunks_mut(BLOCK_ROWS * width))
-            .zip(self.rstd.par_chunks(BLOCK_ROWS))
-            .map(|((g, hat), rstd)| {
-                let mut sums = vec![0f32; width];
-                unstandardise(g, hat, rstd, gamma, &mut sums);
-                sums
-            })
-            .collect();
-        let mut sums = vec![0f32; width];
-        for p in partial {
-            sums.iter_mut().zip(p).for_each(|(s, p)| *s += p);
-        }
-        sums
+        let mut rstd = vec![0f32; y.len() / width];
+        // `y^` is written block by block by the threads that normalise `y` (a zeroed buffer of
+        // this size cost a `memset` of megabytes each training step).
+        let mut hat = Vec::with_capacity(y.len());
+        hat.spare_capacity_mut()[..y.len()]
+            .par_chunks_mut(BLOCK_ROWS * width)
+            .zip(y.par_chunks_mut(BLOCK_ROWS * width))
+            .zip(rstd.par_chunks_mut(BLOCK_ROWS))
+            .for_each(|((hat, y), rstd)| normalise_into(y, hat, rstd, norm, bias));
+        // SAFETY: the blocks cover `y.len()` values, each written above.
+        unsafe { hat.set_len(y.len()) };
+        Self { hat, rstd }
     }
 }
 
-/// Rows a thread takes at a time in [`Standardised::normalise_all`] and its backward.
+/// Rows a thread takes at a time in [`Standardised::normalise_all`].
 const BLOCK_ROWS: usize = 64;
 
-/// `sum_j a_j b_j c_j` in [`LANES`] partial sums (so that the loop vectorises), added up at the
-/// end (`b` and `c` may be the ones of [`ONES`]).
+/// Partial sums [`lane_sums`] keeps: four registers' worth, so that four chains of additions
+/// run at once (one chain waited on each addition: two thirds of the layer-norm backward's time).
+const SUM_LANES: usize = 4 * LANES;
+
+/// The sums over `j` of each of the `K` values `f(a_j, b_j, c_j)` (`b` and `c` at least as long
+/// as `a`), in [`SUM_LANES`] partial sums each (so that the loop vectorises), added up at the end.
 #[inline(always)]
-fn lane_dot(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+fn lane_sums<const K: usize>(
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> [f32; K],
+) -> [f32; K] {
     let (b, c) = (&b[..a.len()], &c[..a.len()]);
-    let (a_blocks, a_rest) = a.as_chunks::<LANES>();
-    let (b_blocks, b_rest) = b.as_chunks::<LANES>();
-    let (c_blocks, c_rest) = c.as_chunks::<LANES>();
-    let mut sums = [0f32; LANES];
+    let (a_blocks, a_rest) = a.as_chunks::<SUM_LANES>();
+    let (b_blocks, b_rest) = b.as_chunks::<SUM_LANES>();
+    let (c_blocks, c_rest) = c.as_chunks::<SUM_LANES>();
+    let mut sums = [[0f32; SUM_LANES]; K];
     for ((a, b), c) in a_blocks.iter().zip(b_blocks).zip(c_blocks) {
-        for l in 0..LANES {
-            sums[l] += a[l] * b[l] * c[l];
+        for l in 0..SUM_LANES {
+            let v = f(a[l], b[l], c[l]);
+            for k in 0..K {
+                sums[k][l] += v[k];
+            }
         }
     }
-    let rest: f32 = a_rest
-        .iter()
-        .zip(b_rest)
-        .zip(c_rest)
-        .map(|((a, b), c)| a * b * c)
-        .sum();
-    rest + sums.iter().sum::<f32>()
+    let mut out = [0f32; K];
+    for ((a, b), c) in a_rest.iter().zip(b_rest).zip(c_rest) {
+        let v = f(*a, *b, *c);
+        for k in 0..K {
+            out[k] += v[k];
+        }
+    }
+    for k in 0..K {
+        out[k] += sums[k].iter().sum::<f32>();
+    }
+    out
 }
 
-/// A row of ones for [`lane_dot`].
-fn ones(width: usize) -> Vec<f32> {
-    vec![1f32; width]
+/// The mean of a row `y` and its `r = 1 / sqrt(var(y) + eps)`.
+#[inline(always)]
+fn moments(y: &[f32]) -> (f32, f32) {
+    let width = y.len() as f32;
+    let [sum] = lane_sums(y, y, y, |v, _, _| [v]);
+    let mean = sum / width;
+    let [squares] = lane_sums(y, y, y, |v, _, _| [(v - mean) * (v - mean)]);
+    (
+        mean,
+        1.0 / (squares / width + LAYER_NORM_EPSILON as f32).sqrt(),
+    )
 }
 
 multiversion! {
-    /// Standardises each `W`-wide row of `y` (`W = y.len() / rstd.len()`) into `hat`, its `r`
-    /// into `rstd`.
+    /// Standardises each `W`-wide row `y` of `y` (`W = y.len() / rstd.len()`) into `y^` in
+    /// `hat`, its `r` into `rstd`.
     pub(super) fn standardise(y: &[f32], hat: &mut [f32], rstd: &mut [f32]) {
         let width = y.len() / rstd.len().max(1);
-        let one = ones(width);
         for ((y, hat), r) in y.chunks_exact(width).zip(hat.chunks_exact_mut(width)).zip(rstd) {
-            let mean = lane_dot(y, &one, &one) / width as f32;
+            let mean;
+            (mean, *r) = moments(y);
             for (h, v) in hat.iter_mut().zip(y) {
-                *h = v - mean;
-            }
-            let var = lane_dot(hat, hat, &one) / width as f32;
-            *r = 1.0 / (var + LAYER_NORM_EPSILON as f32).sqrt();
-            for h in hat.iter_mut() {
-                *h *= *r;
+                *h = (v - mean) * *r;
             }
         }
     }
 }
 
 multiversion! {
-    /// `out = gamma * hat + beta + bias`, or with `accumulate` `out += ..`, for each `W`-wide
-    /// row of `hat`.
-    pub(super) fn shift(
-        hat: &[f32],
+    /// The layer norm of each `W`-wide row `y` of `y` in place, `y = gamma * y^ + beta + bias`,
+    /// writing `y^` to `hat` and its `r` to `rstd`.
+    fn normalise_into(
+        y: &mut [f32],
+        hat: &mut [MaybeUninit<f32>],
+        rstd: &mut [f32],
+        norm: NormParams<'_>,
+        bias: &[f32],
+    ) {
+        let width = norm.gamma.len();
+        let rows = y.chunks_exact_mut(width).zip(hat.chunks_exact_mut(width));
+        for ((y, hat), r) in rows.zip(rstd) {
+            let mean;
+            (mean, *r) = moments(y);
+            let params = norm.gamma.iter().zip(norm.beta).zip(bias);
+            for ((v, h), ((gamma, beta), bias)) in y.iter_mut().zip(hat).zip(params) {
+                let h = *h.write((*v - mean) * *r);
+                *v = gamma * h + beta + bias;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The layer norm of each `W`-wide row `y` of `hat`: standardises it in place into `y^`
+    /// (its `r` into `rstd`) and writes `out = gamma * y^ + beta + bias`, or with `accumulate`
+    /// adds it to `out`.
+    pub(super) fn normalise(
+        hat: &mut [f32],
+        rstd: &mut [f32],
         norm: NormParams<'_>,
         bias: &[f32],
         out: &mut [f32],
         accumulate: bool,
     ) {
         let width = norm.gamma.len();
-        let keep = if accumulate { 1.0 } else { 0.0 };
-        for (hat, out) in hat.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        let rows = hat.chunks_exact_mut(width).zip(out.chunks_exact_mut(width));
+        for ((hat, out), r) in rows.zip(rstd) {
+            let mean;
+            (mean, *r) = moments(hat);
             let params = norm.gamma.iter().zip(norm.beta).zip(bias);
-            for ((o, h), ((gamma, beta), bias)) in out.iter_mut().zip(hat).zip(params) {
-                *o = keep * *o + gamma * h + beta + bias;
+            let values = hat.iter_mut().zip(params).map(|(h, ((gamma, beta), bias))| {
+                *h = (*h - mean) * *r;
+                gamma * *h + beta + bias
+            });
+            if accumulate {
+                out.iter_mut().zip(values).for_each(|(o, v)| *o += v);
+            } else {
+                out.iter_mut().zip(values).for_each(|(o, v)| *o = v);
             }
         }
     }
@@ -180,12 +216,11 @@ multiversion! {
     ) {
         let width = gamma.len();
         let per_row = gamma_sums.len() > width;
-        let one = ones(width);
         let rows = g.chunks_exact(width).zip(hat.chunks_exact_mut(width));
         for (r, (&rs, (g, hat))) in rstd.iter().zip(rows).enumerate() {
             let sums = &mut gamma_sums[if per_row { r * width } else { 0 }..][..width];
-            let mean_g = lane_dot(gamma, g, &one) / width as f32;
-            let mean_gh = lane_dot(gamma, g, hat) / width as f32;
+            let [mean_g, mean_gh] = lane_sums(gamma, g, hat, |gamma, g, h| [gamma * g, gamma * g * h])
+                .map(|s| s / width as f32);
             for (((s, h), g), gamma) in sums.iter_mut().zip(hat.iter_mut()).zip(g).zip(gamma) {
                 *s += g * *h;
                 *h = rs * (gamma * g - mean_g - *h * mean_gh);
@@ -227,11 +262,12 @@ impl KeptNorms {
     }
 }
 
-/// Each batch row's sums over time of the gradients of `gamma_hh`, `gamma_c` and `beta_c`
-/// (`[B, G*H]`, `[B, H]`, `[B, H]`; the gradients of the other gains and biases are summed
-/// apart, [`Standardised::backward_all`] and the bias sums).
+/// Each batch row's sums over time of the gradients of `gamma_ih`, `gamma_hh`, `gamma_c` and
+/// `beta_c` (`[B, G*H]`, `[B, G*H]`, `[B, H]`, `[B, H]`; the gradients of the other biases are
+/// the bias sums).
 #[derive(Debug, Default)]
 pub(super) struct NormSums {
+    pub ih_gamma: Vec<f32>,
     pub hh_gamma: Vec<f32>,
     pub c_gamma: Vec<f32>,
     pub c_beta: Vec<f32>,
@@ -241,8 +277,10 @@ impl NormSums {
     /// Zeros for `norms` over `batch` rows.
     pub(super) fn zeros(norms: CellNorms<'_>, batch: usize) -> Self {
         let c = norms.c.map_or(0, |c| batch * c.gamma.len());
+        let gh = batch * norms.hh.gamma.len();
         Self {
-            hh_gamma: vec![0f32; batch * norms.hh.gamma.len()],
+            ih_gamma: vec![0f32; gh],
+            hh_gamma: vec![0f32; gh],
             c_gamma: vec![0f32; c],
             c_beta: vec![0f32; c],
         }
@@ -250,10 +288,12 @@ impl NormSums {
 }
 
 /// A row part's share of a direction's layer norms in its time loop: its rows of the kept
-/// `(y^, r)` of every step, of the recurrent product and (LSTM) the cell state, and in BPTT its
-/// batch rows of the [`NormSums`] `[gamma_hh, gamma_c, beta_c]`. Empty without layer norms.
+/// `(y^, r)` of every step, of the input and the recurrent product and (LSTM) the cell state,
+/// and in BPTT its batch rows of the [`NormSums`] `[gamma_ih, gamma_hh, gamma_c, beta_c]`. Empty
+/// without layer norms.
 #[derive(Default)]
 pub(super) struct NormPart<'a> {
+    pub ih: Vec<(&'a mut [f32], &'a mut [f32])>,
     pub hh: Vec<(&'a mut [f32], &'a mut [f32])>,
     pub c: Vec<(&'a mut [f32], &'a mut [f32])>,
     pub sums: Vec<&'a mut [f32]>,
@@ -276,15 +316,15 @@ pub(super) fn norm_parts<'a>(
             .map(|(hats, rstds)| hats.into_iter().zip(rstds).collect::<Vec<_>>())
     };
     if let Some(kept) = kept {
-        for (part, (hh, c)) in out.iter_mut().zip(
-            split(&mut kept.hh, gh)
-                .zip(split(&mut kept.c, h).chain(std::iter::repeat_with(Vec::new))),
-        ) {
-            (part.hh, part.c) = (hh, c);
+        let cells = split(&mut kept.c, h).chain(std::iter::repeat_with(Vec::new));
+        let products = split(&mut kept.ih, gh).zip(split(&mut kept.hh, gh));
+        for (part, ((ih, hh), c)) in out.iter_mut().zip(products.zip(cells)) {
+            (part.ih, part.hh, part.c) = (ih, hh, c);
         }
     }
     if let Some(sums) = sums {
         let NormSums {
+            ih_gamma,
             hh_gamma,
             c_gamma,
             c_beta,
@@ -294,11 +334,10 @@ pub(super) fn norm_parts<'a>(
             s.resize_with(parts.len(), Vec::new);
             s.into_iter().map(|mut s| s.pop().unwrap_or_default())
         };
-        for (part, ((a, b), c)) in out
-            .iter_mut()
-            .zip(one(hh_gamma, gh).zip(one(c_gamma, h)).zip(one(c_beta, h)))
-        {
-            part.sums = vec![a, b, c];
+        let products = one(ih_gamma, gh).zip(one(hh_gamma, gh));
+        let cells = one(c_gamma, h).zip(one(c_beta, h));
+        for (part, ((a, b), (c, d))) in out.iter_mut().zip(products.zip(cells)) {
+            part.sums = vec![a, b, c, d];
         }
     }
     out

@@ -5,7 +5,7 @@ use super::buffers::{accumulate, add, add_rows, total};
 use super::direction::{Direction, rows_of, step_states};
 use super::grads::LayerGrads;
 use super::inputs::{LayerInputs, ZoneoutRates, mask_in_place, unzone, zone};
-use super::norm::{KeptNorms, NormSums, norm_parts, shift, standardise, unstandardise};
+use super::norm::{KeptNorms, NormSums, norm_parts, normalise, unstandardise};
 use super::parts::{in_parallel, row_parts, slabs};
 use super::products::Weights;
 use crate::recurrent::fused::kernels::{
@@ -125,10 +125,12 @@ pub fn single_state_forward(
                 match cell {
                     SingleStateCell::Gru => {
                         add_rows(xs[t], inputs.b_ih);
-                        w.multiply_bias(operand.of(prev), p, false, &bias);
-                        if let (Some(n), Some((hat, rstd))) = (inputs.norms, ns.hh.get_mut(t)) {
-                            standardise(p, hat, rstd);
-                            shift(hat, n.hh, inputs.b_hh, p, false);
+                        match (inputs.norms, ns.hh.get_mut(t)) {
+                            (Some(n), Some((hat, rstd))) => {
+                                w.multiply_bias(operand.of(prev), hat, false, &bias);
+                                normalise(hat, rstd, n.hh, inputs.b_hh, p, false);
+                            }
+                            _ => w.multiply_bias(operand.of(prev), p, false, &bias),
                         }
                     }
                     SingleStateCell::RnnTanh | SingleStateCell::RnnRelu => {
@@ -225,10 +227,14 @@ pub fn single_state_backward(
                         gru_backward_in_place(dxs[t], dp, prev, &g, h, &mut direct);
                         accumulate(x_sums[0], dxs[t]);
                         accumulate(p_sums[0], dp);
+                        // Through LN_ih: the gradient of x W_ih^T takes the kept y^'s place.
+                        if let (Some(n), Some((hat, rstd))) = (inputs.norms, ns.ih.get_mut(t)) {
+                            unstandardise(dxs[t], hat, rstd, n.ih.gamma, ns.sums[0]);
+                        }
                         // Through LN_hh: the gradient of h W_hh^T takes the kept y^'s place.
                         let dp: &[f32] = match (inputs.norms, ns.hh.get_mut(t)) {
                             (Some(n), Some((hat, rstd))) => {
-                                unstandardise(dp, hat, rstd, n.hh.gamma, ns.sums[0]);
+                                unstandardise(dp, hat, rstd, n.hh.gamma, ns.sums[1]);
                                 hat
                             }
                             _ => dp,
@@ -274,11 +280,11 @@ pub fn single_state_backward(
     match cell {
         SingleStateCell::Gru => {
             let (b_ih, b_hh) = (total(&x_sums, gh), total(&p_sums, gh));
-            // Through the layer norms: the gradients of x W_ih^T (here) and of h W_hh^T (from
-            // the loop) take the kept y^'s places.
-            let (d_x_proj, d_h_proj, norm_grads) = match (&mut norms, inputs.norms, &norm_sums) {
-                (Some(kept), Some(n), Some(sums)) => {
-                    let gamma_ih = kept.ih.backward_all(&d_x, n.ih.gamma);
+            // Through the layer norms: the gradients of x W_ih^T and of h W_hh^T (from the loop)
+            // take the kept y^'s places.
+            let (d_x_proj, d_h_proj, norm_grads) = match (&norms, &norm_sums) {
+                (Some(kept), Some(sums)) => {
+                    let gamma_ih = total(&sums.ih_gamma, gh);
                     let gamma_hh = total(&sums.hh_gamma, gh);
                     let grads = vec![gamma_ih, b_ih.clone(), gamma_hh, b_hh.clone()];
                     (&kept.ih.hat[..], &kept.hh.hat[..], grads)
