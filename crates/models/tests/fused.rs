@@ -375,6 +375,44 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
             .init(&device),
         &device,
     );
+    // Recurrent dropout in training runs inside the kernels, its masks drawn as the composed
+    // path draws them: every cell, uni- and bidirectional, with lengths and without.
+    let dropout = |cell: &str, lengths: Option<&[usize]>| {
+        format!("wgpu {cell} with recurrent dropout, lengths {lengths:?}")
+    };
+    let lstm = LstmConfig::new(5, 6)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .with_recurrent_dropout(0.25);
+    common::assert_seeded_fused_equals_composed(
+        lstm.init(&device),
+        &dropout("lstm", None),
+        &device,
+        None,
+    );
+    let lengths = Some(&[7, 4, 6][..]);
+    let gru = GruConfig::new(5, 37)
+        .with_bidirectional(true)
+        .with_recurrent_dropout(0.25);
+    common::assert_seeded_fused_equals_composed(
+        gru.clone().init(&device),
+        &dropout("gru", lengths),
+        &device,
+        lengths,
+    );
+    common::assert_seeded_fused_equals_composed(
+        gru.with_reset_after(false).init(&device),
+        &dropout("reset-before gru", None),
+        &device,
+        None,
+    );
+    let rnn = RnnConfig::new(5, 6).with_recurrent_dropout(0.25);
+    common::assert_seeded_fused_equals_composed(
+        rnn.init(&device),
+        &dropout("rnn", lengths),
+        &device,
+        lengths,
+    );
     folded_embedding_matches(&device);
     bad_shapes_are_typed_errors(&device);
     let plain = device.clone().without_autodiff();

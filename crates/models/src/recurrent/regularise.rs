@@ -31,8 +31,8 @@ use crate::rng::SplitMix64;
 /// `dropout` module in training); zoneout takes its expectation in evaluation. The masks come from
 /// the device's random generator, so a seeded run draws the same ones.
 ///
-/// Input dropout and weight drop run on the fused whole-sequence ops, recurrent dropout and
-/// zoneout on the host engine's (Flex, NdArray; the cube engine runs them composed).
+/// Input dropout, weight drop and recurrent dropout run on the fused whole-sequence ops; zoneout
+/// on the host engine's (Flex, NdArray; the cube engine runs it composed).
 ///
 /// The options are set on the layer's config; evaluation (a device without autodiff, or the
 /// module after `valid()`) runs the plain layer, with zoneout's expectation:
@@ -83,13 +83,6 @@ impl Regularisation {
             ))),
             None => Ok(()),
         }
-    }
-
-    /// Whether a forward pass (in `training` or not) regularises inside the recurrence:
-    /// recurrent dropout in training, or zoneout (the whole-sequence op runs them where
-    /// [`fused::applies`](super::fused::applies) says so, with [`fused::Inside`](super::fused::Inside)).
-    pub(crate) fn inside_recurrence(&self, training: bool) -> bool {
-        self.recurrent_dropout_in(training) > 0.0 || self.zoneout > 0.0
     }
 
     /// Recurrent dropout's probability in `training`, 0 otherwise.

@@ -342,7 +342,7 @@ impl<C: CellKind> Recurrent<C> {
                 fused::applies(
                     cell,
                     (steps, batch),
-                    (false, self.inside(training).any()),
+                    (false, self.inside(training)),
                     device,
                     self.kernels,
                 )

@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
+use sequent_models::recurrent::{CellKind, Kernels, Recurrent};
 
 pub mod trials;
 
@@ -20,6 +22,48 @@ pub fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
 pub fn grad_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     let scale: f32 = b.clone().abs().max().into_scalar();
     max_diff(a, b) / scale.max(1.0)
+}
+
+/// With the same seed (the regularisers' masks drawn alike), `fused` (whose options run on the
+/// whole-sequence op where the engine has it) gives the composed path's outputs and gradients of
+/// the input and of the last layer's `W_hh` (each direction's), over an input of 3 rows of 7
+/// steps, `lengths` steps long if given.
+pub fn assert_seeded_fused_equals_composed<C: CellKind>(
+    fused: Recurrent<C>,
+    name: &str,
+    device: &Device,
+    lengths: Option<&[usize]>,
+) {
+    let mut composed = fused.clone();
+    composed.kernels = Kernels::Composed;
+    let x = Tensor::<3>::random(
+        [3, 7, fused.input_size],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let run = |layer: &Recurrent<C>| {
+        device.seed(11);
+        let x = x.clone().require_grad();
+        let (out, _) = layer.try_forward(x.clone(), None, lengths).unwrap();
+        let grads = out.clone().powi_scalar(2).sum().backward();
+        let gx = x.grad(&grads).unwrap();
+        let last = layer.layers.last().unwrap();
+        let params = GradientsParams::from_grads(grads, layer);
+        let gw: Vec<Tensor<2>> = std::iter::once(&last.forward)
+            .chain(&last.reverse)
+            .map(|d| params.get::<2>(d.weight_hh.id).unwrap())
+            .collect();
+        (out, gx, gw)
+    };
+    let (o1, x1, w1) = run(&fused);
+    let (o2, x2, w2) = run(&composed);
+    assert!(max_diff(o1, o2) < 1e-5, "{name}: outputs differ");
+    let dx = grad_diff(x1, x2);
+    assert!(dx < 1e-4, "{name}: input gradients differ by {dx}");
+    for (w1, w2) in w1.into_iter().zip(w2) {
+        let dw = grad_diff(w1, w2);
+        assert!(dw < 1e-4, "{name}: W_hh gradients differ by {dw}");
+    }
 }
 
 /// The CPU backends compiled into this test build, by name (autodiff turned on). The wgpu device

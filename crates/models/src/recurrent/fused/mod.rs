@@ -172,21 +172,23 @@ pub(crate) struct Inside<'a> {
 }
 
 impl Inside<'_> {
-    /// Whether anything acts inside the recurrence (what the cube engine's op lacks).
-    pub(crate) fn any(&self) -> bool {
-        self.regularise.inside_recurrence(self.training) || self.normalised || self.projected
+    /// Whether anything acts inside the recurrence that the cube engine's op lacks: zoneout, layer
+    /// norms or a projection (it runs recurrent dropout).
+    pub(crate) fn beyond_cube(&self) -> bool {
+        self.regularise.zoneout > 0.0 || self.normalised || self.projected
     }
 }
 
 /// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
-/// rows on `device`, padded (with lengths) or not, with options inside the recurrence
-/// ([`Inside::any`]) or not: on the cube engine without them; on the host engine for its cells'
-/// unpadded input of more than one step or of a batch small enough for the op's products to read
-/// the weights in place (one step of a larger batch would pack `W_hh` for a single product).
+/// rows on `device`, padded (with lengths) or not, with what acts `inside` its recurrence: on
+/// the cube engine unless that is more than recurrent dropout ([`Inside::beyond_cube`]); on the
+/// host engine for its cells' unpadded input of more than one step or of a batch small enough
+/// for the op's products to read the weights in place (one step of a larger batch would pack
+/// `W_hh` for a single product).
 pub(crate) fn applies(
     cell: FusedCell,
     (steps, batch): (usize, usize),
-    (padded, inside): (bool, bool),
+    (padded, inside): (bool, Inside<'_>),
     device: &Device,
     kernels: Kernels,
 ) -> bool {
@@ -194,7 +196,7 @@ pub(crate) fn applies(
         Engine::Host => {
             cell.on_host() && !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS)
         }
-        Engine::Cube => !inside,
+        Engine::Cube => !inside.beyond_cube(),
         Engine::Composed => false,
     }
 }
@@ -253,7 +255,7 @@ pub(crate) fn run_layer(
 ) -> Option<(Tensor<3>, Vec<CellState>)> {
     let (steps, batch) = input.steps_and_batch();
     let device = states[0].hidden.device();
-    let shape = (lengths.is_some(), inside.any());
+    let shape = (lengths.is_some(), inside);
     let Inside {
         regularise,
         training,
@@ -302,7 +304,11 @@ pub(crate) fn run_layer(
         // The cube op's output ends with each row's final `h` and `c`.
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         {
-            let out = cube::sequence(cell, input, weights, state, lengths);
+            let mask = match regularisers.recurrent {
+                RecurrentMask::On(mask) => Some(mask),
+                RecurrentMask::Off => None,
+            };
+            let out = cube::sequence(cell, input, weights, state, (lengths, mask));
             let finals = (0..states.len())
                 .map(|d| CellState {
                     hidden: state_at(&out, steps, d, h),

@@ -16,12 +16,15 @@
 //! - `lengths` `[B]`: each row's steps (PyTorch's packed sequences: the steps from a row's
 //!   length on output zeros and leave its state alone; the reverse direction starts at the
 //!   row's last step);
+//! - `mask` `[D, B, H]` (with recurrent dropout, `masked`): each row's mask on `h_{t-1}` in the
+//!   recurrent product, the same at every step (the reset-before GRU's `r h` is `r (m h)`); the
+//!   direct paths (the GRU's `z h_{t-1}`) read `h_{t-1}` itself;
 //! - `out` `[T + 1 (+1), B, D*H]`: `h_t` of each direction side by side, then the final `h`
 //!   (`h0` until the loop ends) and (LSTM) the final `c` of each row, or (reset-before GRU) the
 //!   step's `r h`;
 //! - `trace` `[D, T, B, K*H]`: the activated gates (LSTM `i, f, g, o, c_t`; GRU `r, z, n` and
 //!   `W_hn h + b_hn`; reset-before GRU `r, z, n`, `W_hn (r h) + b_hn` and `r h`; RNN `h_t`), and
-//!   `h_prev` `[D, T, B, H]`: `h_{t-1}`, for the backward.
+//!   `h_prev` `[D, T, B, H]`: `h_{t-1}` (unmasked), for the backward.
 //!
 //! The reset-before GRU's step has two phases, a barrier between them: `r` and `z` (and `r h`
 //! for every unit), then `n` from `W_hn (r h)`. Its backward has three: `dz`, `dn`; then
@@ -92,6 +95,7 @@ pub(super) fn recurrence_kernel<F: Float>(
     h0: &Tensor<F>,
     c0: &Tensor<F>,
     lengths: &Tensor<F>,
+    mask: &Tensor<F>,
     out: &mut Tensor<F>,
     trace: &mut Tensor<F>,
     h_prev: &mut Tensor<F>,
@@ -99,6 +103,7 @@ pub(super) fn recurrence_kernel<F: Float>(
     #[comptime] cell: u32,
     #[comptime] rows: usize,
     #[comptime] keep: bool,
+    #[comptime] masked: bool,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = x_proj.shape(0);
@@ -152,6 +157,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                 // (`[H, G*H]`) so that the units read a gate's row together.
                 let w_base = d * h * gh + u;
                 let b_base = d * gh + u;
+                let m_base = (d * batch + row) * h;
                 let mut p0 = b_hh[b_base];
                 let mut p1 = F::new(0.0);
                 let mut p2 = F::new(0.0);
@@ -166,7 +172,10 @@ pub(super) fn recurrence_kernel<F: Float>(
                     p3 = b_hh[b_base + 3 * h];
                 }
                 for k in 0..h {
-                    let hv = out[prev_base + k];
+                    let mut hv = out[prev_base + k];
+                    if comptime![masked] {
+                        hv *= mask[m_base + k];
+                    }
                     let w = w_base + k * gh;
                     p0 += hv * w_t[w];
                     if comptime![gates(cell) > 1] {
@@ -203,12 +212,16 @@ pub(super) fn recurrence_kernel<F: Float>(
                     // phase) and `r h` (in the extra slab, for the whole row).
                     let r = sigmoid::<F>(x_proj[x] + p0);
                     let z = sigmoid::<F>(x_proj[x + h] + p1);
-                    out[((steps + 1) * batch + row) * width + d * h + u] = r * hp;
+                    let mut rh = r * hp;
+                    if comptime![masked] {
+                        rh *= mask[m_base + u];
+                    }
+                    out[((steps + 1) * batch + row) * width + d * h + u] = rh;
                     out[o] = z;
                     if comptime![keep] {
                         trace[k] = r;
                         trace[k + h] = z;
-                        trace[k + 4 * h] = r * hp;
+                        trace[k + 4 * h] = rh;
                     }
                 } else if comptime![cell == GRU] {
                     let r = sigmoid::<F>(x_proj[x] + p0);
@@ -319,6 +332,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     w_hh: &Tensor<F>,
     c0: &Tensor<F>,
     lengths: &Tensor<F>,
+    mask: &Tensor<F>,
     grad: &Tensor<F>,
     d_x: &mut Tensor<F>,
     d_h: &mut Tensor<F>,
@@ -327,6 +341,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     reverse_first: u32,
     #[comptime] cell: u32,
     #[comptime] rows: usize,
+    #[comptime] masked: bool,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = trace.shape(0);
@@ -453,16 +468,23 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     for j in 0..h {
                         d_rh += d_x[base + j] * w_hh[w_base + j * h];
                     }
+                    let at = (d * batch + row) * h + u;
                     let r = trace[step * kh + u];
-                    let dr = d_rh * h_prev[step * h + u] * r * (one - r);
-                    d_x[step * gh + u] = dr;
-                    d_h0[(d * batch + row) * h + u] += d_rh * r;
+                    // `r h` is `r (m h)` with recurrent dropout.
+                    let mut hp = h_prev[step * h + u];
+                    let mut through = d_rh * r;
+                    if comptime![masked] {
+                        hp *= mask[at];
+                        through *= mask[at];
+                    }
+                    d_x[step * gh + u] = d_rh * hp * r * (one - r);
+                    d_h0[at] += through;
                 }
                 i += stride;
             }
             sync_storage();
         }
-        // dh_{t-1} += dG_h W_hh, every unit of the row reading the row's gate gradients (the
+        // dh_{t-1} += (dG_h W_hh) m, every unit of the row reading the row's gate gradients (the
         // reset-before GRU's `r` and `z` blocks: its `n` block reached `h_{t-1}` through `r h`).
         let mut i = UNIT_POS_X as usize;
         while i < items {
@@ -472,13 +494,17 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 let at = (d * batch + row) * h + k;
                 let base = ((d * steps + t) * batch + row) * gh;
                 let w_base = d * gh * h;
-                let acc = if comptime![cell == GRU] {
+                let mut acc = if comptime![cell == GRU] {
                     back_product::<F>(d_h, base, w_hh, w_base, gh, h, k)
                 } else if comptime![cell == GRU_BEFORE] {
                     back_product::<F>(d_x, base, w_hh, w_base, 2 * h, h, k)
                 } else {
                     back_product::<F>(d_x, base, w_hh, w_base, gh, h, k)
                 };
+                // Only the product's part passes the mask (the direct paths read `h` itself).
+                if comptime![masked] {
+                    acc *= mask[at];
+                }
                 d_h0[at] += acc;
             }
             i += stride;

@@ -32,13 +32,15 @@ const CUBE_UNITS: usize = 256;
 ///
 /// Arguments: `x_proj` `[D, T, B, G*H]` (`x_t W_ih^T + b_ih`), `w_hh` `[D, G*H, H]`, `b_hh`
 /// `[D, G*H]`, `h0` and `c0` `[D, B, H]` (`c0` is read by the LSTM only), the forward direction
-/// first, and `lengths` `[B]` (each row's steps, as floats); [`Recurrence`] says which cell
-/// runs, and in which order of time a single direction runs.
+/// first, `lengths` `[B]` (each row's steps, as floats) and `mask` `[D, B, H]`, recurrent
+/// dropout's on `h_{t-1}` in the recurrent product (read only if [`Recurrence::masked`]);
+/// [`Recurrence`] says which cell runs, and in which order of time a single direction runs.
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait CubeSequenceOps: Backend {
     /// The layer's output `[T + 1 (+1), B, D*H]`: `h_t`, then each row's final `h` and (LSTM)
     /// `c` (the reset-before GRU: a slab of its own).
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, run| output_spec(x, h0, run.cell))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, run| output_spec(x, h0, run.cell))]
+    #[allow(clippy::too_many_arguments)]
     fn recurrence(
         x_proj: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
@@ -46,11 +48,13 @@ pub trait CubeSequenceOps: Backend {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self>;
     /// The output, the trace `[D, T, B, K*H]` and `h_{t-1}` `[D, T, B, H]` (see
     /// [`super::recurrence`]) for [`Self::recurrence_backward`].
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, run| traced_specs(x, h0, run.cell))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, run| traced_specs(x, h0, run.cell))]
+    #[allow(clippy::too_many_arguments)]
     fn recurrence_traced(
         x_proj: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
@@ -58,18 +62,21 @@ pub trait CubeSequenceOps: Backend {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// BPTT from `grad` (of the output): the gradients of `x_proj`, of the recurrent
     /// pre-activations `h W_hh^T + b_hh` (the GRU's; `[1]` for the other cells, whose two are
     /// `x_proj`'s), of `h0` and of `c0` (`[1]` but for the LSTM).
-    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _grad, run| backward_specs(trace, h_prev, run.cell))]
+    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _grad, run| backward_specs(trace, h_prev, run.cell))]
+    #[allow(clippy::too_many_arguments)]
     fn recurrence_backward(
         trace: FloatTensor<Self>,
         h_prev: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -80,13 +87,16 @@ pub trait CubeSequenceOps: Backend {
     );
 }
 
-/// What a recurrence op runs: the cell, and whether the only direction runs backwards in time.
+/// What a recurrence op runs: the cell, whether the only direction runs backwards in time, and
+/// whether recurrent dropout masks `h_{t-1}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recurrence {
     /// The cell.
     pub cell: FusedCell,
     /// With one direction (`D = 1`): whether it is the reverse one.
     pub reverse_first: bool,
+    /// Whether the op reads its `mask` (recurrent dropout in training).
+    pub masked: bool,
 }
 
 /// The kernels' code of `cell`.
@@ -178,17 +188,18 @@ fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
 
 /// The forward kernel, with the trace (`keep`) or without.
 fn forward(
-    [x_proj, w_hh, b_hh, h0, c0, lengths]: [CubeTensor; 6],
+    [x_proj, w_hh, b_hh, h0, c0, lengths, mask]: [CubeTensor; 7],
     Recurrence {
         cell,
         reverse_first,
+        masked,
     }: Recurrence,
     keep: bool,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let x_proj = into_contiguous(x_proj);
     // `W_hh` transposed to `[D, H, G*H]`: the units of a cube read a gate's row of it together.
     let w_t = into_contiguous(permute(w_hh, &[0, 2, 1]));
-    let [b_hh, h0, c0, lengths] = [b_hh, h0, c0, lengths].map(into_contiguous);
+    let [b_hh, h0, c0, lengths, mask] = [b_hh, h0, c0, lengths, mask].map(into_contiguous);
     let (xs, hs) = (x_proj.meta.shape().clone(), h0.meta.shape().clone());
     let out = empty(&x_proj, output_shape(&xs, &hs, cell));
     let [trace, h_prev] = if keep {
@@ -208,6 +219,7 @@ fn forward(
         h0.into_tensor_arg(),
         c0.into_tensor_arg(),
         lengths.into_tensor_arg(),
+        mask.into_tensor_arg(),
         out.clone().into_tensor_arg(),
         trace.clone().into_tensor_arg(),
         h_prev.clone().into_tensor_arg(),
@@ -215,6 +227,7 @@ fn forward(
         code(cell),
         rows,
         keep,
+        masked,
     );
     (out, trace, h_prev)
 }
@@ -227,9 +240,10 @@ impl CubeSequenceOps for CubeBackend {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
-        forward([x_proj, w_hh, b_hh, h0, c0, lengths], run, false).0
+        forward([x_proj, w_hh, b_hh, h0, c0, lengths, mask], run, false).0
     }
 
     fn recurrence_traced(
@@ -239,9 +253,10 @@ impl CubeSequenceOps for CubeBackend {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        forward([x_proj, w_hh, b_hh, h0, c0, lengths], run, true)
+        forward([x_proj, w_hh, b_hh, h0, c0, lengths, mask], run, true)
     }
 
     fn recurrence_backward(
@@ -250,6 +265,7 @@ impl CubeSequenceOps for CubeBackend {
         w_hh: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -258,8 +274,8 @@ impl CubeSequenceOps for CubeBackend {
         FloatTensor<Self>,
         FloatTensor<Self>,
     ) {
-        let [trace, h_prev, w_hh, c0, lengths, grad] =
-            [trace, h_prev, w_hh, c0, lengths, grad].map(into_contiguous);
+        let [trace, h_prev, w_hh, c0, lengths, mask, grad] =
+            [trace, h_prev, w_hh, c0, lengths, mask, grad].map(into_contiguous);
         let shapes = grad_shapes(trace.meta.shape(), h_prev.meta.shape(), run.cell);
         let [d_x, d_h, d_h0, d_c0] = shapes.map(|s| empty(&trace, s));
         let ts = trace.meta.shape().clone();
@@ -274,6 +290,7 @@ impl CubeSequenceOps for CubeBackend {
             w_hh.into_tensor_arg(),
             c0.into_tensor_arg(),
             lengths.into_tensor_arg(),
+            mask.into_tensor_arg(),
             grad.into_tensor_arg(),
             d_x.clone().into_tensor_arg(),
             d_h.clone().into_tensor_arg(),
@@ -282,6 +299,7 @@ impl CubeSequenceOps for CubeBackend {
             u32::from(run.reverse_first),
             code(run.cell),
             rows,
+            run.masked,
         );
         (d_x, d_h, d_h0, d_c0)
     }
@@ -293,16 +311,24 @@ impl CubeSequenceOps for CubeBackend {
 struct RecurrenceBackward(Recurrence);
 
 impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
-    /// The trace, `h_prev`, `W_hh`, `c0` and the lengths.
-    type State = [FloatTensor<B>; 5];
+    /// The trace, `h_prev`, `W_hh`, `c0`, the lengths and the mask.
+    type State = [FloatTensor<B>; 6];
 
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [n_x, n_w, n_b, n_h0, n_c0] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let [trace, h_prev, w_hh, c0, lengths] = ops.state;
+        let [trace, h_prev, w_hh, c0, lengths, mask] = ops.state;
         let (run, cell) = (self.0, self.0.cell);
-        let (d_x, d_h, d_h0, d_c0) =
-            B::recurrence_backward(trace.clone(), h_prev.clone(), w_hh, c0, lengths, grad, run);
+        let (d_x, d_h, d_h0, d_c0) = B::recurrence_backward(
+            trace.clone(),
+            h_prev.clone(),
+            w_hh,
+            c0,
+            lengths,
+            mask.clone(),
+            grad,
+            run,
+        );
         let shape = d_x.shape();
         let (d, rows, gh, h) = (shape[0], shape[1] * shape[2], shape[3], h_prev.shape()[3]);
         // The recurrent pre-activations' gradients, `[D, T*B, G*H]`.
@@ -313,7 +339,16 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
         };
         let d_rec = B::float_reshape(d_rec, Shape::new([d, rows, gh]));
         if let Some(node) = n_w {
-            let h_prev = B::float_reshape(h_prev, Shape::new([d, rows, h]));
+            // The recurrent product's input: `h_{t-1}`, times the mask with recurrent dropout.
+            let h_prev = if run.masked {
+                let [t, b] = [shape[1], shape[2]];
+                let all = Shape::new([d, t, b, h]);
+                let mask = B::float_reshape(mask, Shape::new([d, 1, b, h]));
+                let h_prev = B::float_mul(h_prev, B::float_expand(mask, all));
+                B::float_reshape(h_prev, Shape::new([d, rows, h]))
+            } else {
+                B::float_reshape(h_prev, Shape::new([d, rows, h]))
+            };
             // `dW = dG^T H_prev` `[D, G*H, H]`, one batched GEMM over all steps.
             let product = |dg: FloatTensor<B>, inputs: FloatTensor<B>| {
                 B::float_matmul(B::float_swap_dims(dg, 1, 2), inputs)
@@ -358,22 +393,31 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
         let nodes = [&x_proj, &w_hh, &b_hh, &h0, &c0].map(|t| t.node());
-        let [x, w, b, h0, c0, len] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths].map(|t| t.into_primitive());
+        let [x, w, b, h0, c0, len, m] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask].map(|t| t.into_primitive());
         match RecurrenceBackward(run)
             .prepare::<C>(nodes)
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (out, trace, h_prev) =
-                    B::recurrence_traced(x, w.clone(), b, h0, c0.clone(), len.clone(), run);
-                prep.finish([trace, h_prev, w, c0, len], out)
+                let (out, trace, h_prev) = B::recurrence_traced(
+                    x,
+                    w.clone(),
+                    b,
+                    h0,
+                    c0.clone(),
+                    len.clone(),
+                    m.clone(),
+                    run,
+                );
+                prep.finish([trace, h_prev, w, c0, len, m], out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, h0, c0, len, run)),
+            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, h0, c0, len, m, run)),
         }
     }
 
@@ -385,11 +429,12 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [x, w, b, h0, c0, len] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths].map(|t| t.into_primitive());
-        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, run);
+        let [x, w, b, h0, c0, len, m] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask].map(|t| t.into_primitive());
+        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, m, run);
         (
             Self::from_inner(out),
             Self::from_inner(trace),
@@ -404,6 +449,7 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         w_hh: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -412,9 +458,9 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         FloatTensor<Self>,
         FloatTensor<Self>,
     ) {
-        let [t, p, w, c, len, g] =
-            [trace, h_prev, w_hh, c0, lengths, grad].map(|t| t.into_primitive());
-        let (a, b, c, d) = B::recurrence_backward(t, p, w, c, len, g, run);
+        let [t, p, w, c, len, m, g] =
+            [trace, h_prev, w_hh, c0, lengths, mask, grad].map(|t| t.into_primitive());
+        let (a, b, c, d) = B::recurrence_backward(t, p, w, c, len, m, g, run);
         (
             Self::from_inner(a),
             Self::from_inner(b),
@@ -435,7 +481,8 @@ fn stacked<const D: usize, const E: usize>(parts: Vec<Tensor<D>>) -> Tensor<E> {
 
 /// A layer from the sequence op's arguments
 /// ([`crate::recurrent::fused::FusedCellOps::sequence`]) and the rows' `lengths` (all `T` if
-/// none), on the GPU backends: the input projection of both directions as one batched GEMM (or,
+/// none), with recurrent dropout's `mask` (`[B, H]`, or `[D, B, H]` for both directions) if
+/// any, on the GPU backends: the input projection of both directions as one batched GEMM (or,
 /// over token ids, a gather of `W_ih`'s columns), then [`CubeSequenceOps::recurrence`], whose
 /// output it returns.
 pub(crate) fn sequence(
@@ -443,7 +490,7 @@ pub(crate) fn sequence(
     input: SequenceInput<Dispatch>,
     weights: SequenceWeights<Dispatch>,
     state: InitialState<Dispatch>,
-    lengths: Option<&[usize]>,
+    (lengths, mask): (Option<&[usize]>, Option<FloatTensor<Dispatch>>),
 ) -> Tensor<3> {
     let (directions, reverse_first) = match weights {
         SequenceWeights::One(w, direction) => (vec![w], direction == Direction::Reverse),
@@ -493,13 +540,17 @@ pub(crate) fn sequence(
         None => vec![steps as f32; batch],
     };
     let lengths = Tensor::<1>::from_data(TensorData::new(lengths, [batch]), &h0.device());
-    let [x_proj, w_hh, b_hh, h0, c0, lengths] = [
+    let masked = mask.is_some();
+    // Without recurrent dropout the kernels read no mask: a placeholder of one value.
+    let mask = mask.map_or_else(|| Tensor::<3>::zeros([1, 1, 1], &h0.device()), as_dirs);
+    let [x_proj, w_hh, b_hh, h0, c0, lengths, mask] = [
         x_proj.into_dispatch(),
         w_hh.into_dispatch(),
         b_hh.into_dispatch(),
         h0.into_dispatch(),
         c0.into_dispatch(),
         lengths.into_dispatch(),
+        mask.into_dispatch(),
     ];
     Tensor::from_dispatch(<Dispatch as CubeSequenceOps>::recurrence(
         x_proj,
@@ -508,9 +559,11 @@ pub(crate) fn sequence(
         h0,
         c0,
         lengths,
+        mask,
         Recurrence {
             cell,
             reverse_first,
+            masked,
         },
     ))
 }
