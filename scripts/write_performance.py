@@ -56,7 +56,7 @@ OPTIONS = ["input-dropout", "weight-drop", "recurrent-dropout", "zoneout", "laye
 OPTION_BENCHES = [
     ("options", "", ["--option", "input-dropout,weight-drop,recurrent-dropout,zoneout",
                      "--repeat", "5", "--steps", "10"]),
-    ("options_norm", "", ["--kind", "lstm,gru", "--option", "layer-norm", "--repeat", "3",
+    ("options_norm", "", ["--kind", "lstm,gru", "--option", "layer-norm", "--repeat", "7",
                           "--steps", "10"]),
     ("options_proj", "", ["--kind", "lstm", "--option", "proj", "--repeat", "3", "--steps", "10"]),
 ]
