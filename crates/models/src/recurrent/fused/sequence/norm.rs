@@ -148,7 +148,8 @@ multiversion! {
 
 multiversion! {
     /// The layer norm of each `W`-wide row `y` of `y` in place, `y = gamma * y^ + beta + bias`,
-    /// writing `y^` to `hat` and its `r` to `rstd`.
+    /// writing `y^` to `hat` and its `r` to `rstd`. ([`normalise`] over a copy of each row in
+    /// `hat` instead measured 1.26-1.28x of the plain LSTM's training step, against 1.22-1.24x.)
     fn normalise_into(
         y: &mut [f32],
         hat: &mut [MaybeUninit<f32>],
