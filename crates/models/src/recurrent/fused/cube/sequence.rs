@@ -342,13 +342,12 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
             // The recurrent product's input: `h_{t-1}`, times the mask with recurrent dropout.
             let h_prev = if run.masked {
                 let [t, b] = [shape[1], shape[2]];
-                let all = Shape::new([d, t, b, h]);
                 let mask = B::float_reshape(mask, Shape::new([d, 1, b, h]));
-                let h_prev = B::float_mul(h_prev, B::float_expand(mask, all));
-                B::float_reshape(h_prev, Shape::new([d, rows, h]))
+                B::float_mul(h_prev, B::float_expand(mask, Shape::new([d, t, b, h])))
             } else {
-                B::float_reshape(h_prev, Shape::new([d, rows, h]))
+                h_prev
             };
+            let h_prev = B::float_reshape(h_prev, Shape::new([d, rows, h]));
             // `dW = dG^T H_prev` `[D, G*H, H]`, one batched GEMM over all steps.
             let product = |dg: FloatTensor<B>, inputs: FloatTensor<B>| {
                 B::float_matmul(B::float_swap_dims(dg, 1, 2), inputs)
