@@ -35,6 +35,24 @@ pub trait SeqLayer: Module + burn::module::ModuleDisplay {
     fn output_width(&self, w: &Workload) -> usize {
         w.directions() * w.hidden
     }
+    /// Greedy generation of `n` tokens from the token `first` `[1, 1]`, each fed back as the
+    /// next call's input with the state carried, through `embedding` and `head`; returns the
+    /// last token.
+    fn stream(
+        &self,
+        embedding: &Embedding,
+        head: &Linear,
+        first: Tensor<2, Int>,
+        n: usize,
+    ) -> Tensor<2, Int> {
+        let (mut token, mut state) = (first, None);
+        for _ in 0..n {
+            let (h, s) = self.run(embed_steps(embedding, token), state);
+            state = Some(s);
+            token = every_step(h, |h| head.forward(h)).argmax(2).reshape([1, 1]);
+        }
+        token
+    }
 }
 
 impl<C: CellKind> SeqLayer for Recurrent<C> {
@@ -60,6 +78,25 @@ impl<C: CellKind> SeqLayer for Recurrent<C> {
 
     fn output_width(&self, _: &Workload) -> usize {
         self.output_size()
+    }
+
+    /// Through the stack's [`sequent_models::recurrent::Stepper`], as generation runs.
+    fn stream(
+        &self,
+        embedding: &Embedding,
+        head: &Linear,
+        first: Tensor<2, Int>,
+        n: usize,
+    ) -> Tensor<2, Int> {
+        let stepper = self.stepper();
+        let (mut token, mut state) = (first, None);
+        for _ in 0..n {
+            let x = embedding.forward(token).reshape([1, self.input_size]);
+            let (h, s) = stepper.step(x, state);
+            state = Some(s);
+            token = head.forward(h).argmax(1);
+        }
+        token
     }
 }
 
@@ -202,6 +239,11 @@ impl<R: SeqLayer> CharLm<R> {
             self.rnn.run(embed_steps(&self.embedding, inputs), state)
         };
         (every_step(h, |h| self.head.forward(h)), state)
+    }
+
+    /// Greedy generation of `n` tokens from `first` `[1, 1]` ([`SeqLayer::stream`]).
+    pub(super) fn stream(&self, first: Tensor<2, Int>, n: usize) -> Tensor<2, Int> {
+        self.rnn.stream(&self.embedding, &self.head, first, n)
     }
 
     /// Mean cross-entropy of predicting `targets` `[B, T]` from `inputs` `[B, T]`.

@@ -62,12 +62,7 @@ fn time_workload<R: SeqLayer>(
         }
         Mode::Stream => {
             let m = model.as_ref().expect("model");
-            let (mut token, mut state) = (inputs.clone().narrow(1, 0, 1), None);
-            for _ in 0..w.seq {
-                let (logits, s) = m.logits(token, state);
-                state = Some(s);
-                token = logits.argmax(2).reshape([1, 1]);
-            }
+            let token = m.stream(inputs.clone().narrow(1, 0, 1), w.seq);
             let _: i64 = token.sum().into_scalar();
         }
     };

@@ -106,7 +106,8 @@ impl Sampling {
 
 impl<C: CellKind> LanguageModel<C> {
     /// Continues `prefix` by `len` tokens: the model first reads the whole prefix (warm-up), then
-    /// feeds each chosen token back with the state carried. Returns prefix + continuation.
+    /// feeds each chosen token back with the state carried, one token a call through its
+    /// [`LanguageModel::stepper`]. Returns prefix + continuation.
     pub fn generate(&self, prefix: &[u32], len: usize, sampling: &Sampling) -> Result<Vec<u32>> {
         collect_after(prefix, |each| {
             self.generate_each(prefix, len, sampling, each)
@@ -126,20 +127,28 @@ impl<C: CellKind> LanguageModel<C> {
             return Err(SequentError::EmptySequence("generation prefix"));
         }
         sampling.validate()?;
+        if len == 0 {
+            return Ok(());
+        }
         let device = self.embedding.weight.device();
         let mut rng = SplitMix64::new(sampling.seed);
-        let mut next: Vec<i64> = prefix.iter().map(|&t| t as i64).collect();
-        let mut state = None;
-        for _ in 0..len {
-            let n = next.len();
-            let tokens = Tensor::<2, Int>::from_data(TensorData::new(next, [1, n]), &device);
-            let (logits, s) = self.try_forward(tokens, state)?;
-            state = Some(s);
-            let last = logits.narrow(1, n - 1, 1).into_data().convert::<f64>();
+        let n = prefix.len();
+        let ids = prefix.iter().map(|&t| t as i64).collect();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
+        let (logits, mut state) = self.try_forward(tokens, None)?;
+        let mut last = logits.narrow(1, n - 1, 1).reshape([1, self.vocab_size()]);
+        // Then one token a call, all the layers' step in one launch where the device has one.
+        let stepper = self.stepper();
+        for i in 0..len {
+            let logits = last.into_data().convert::<f64>();
             let token =
-                sampling.pick(&last.try_to_vec::<f64>().unwrap_or_default(), &mut rng) as u32;
+                sampling.pick(&logits.try_to_vec::<f64>().unwrap_or_default(), &mut rng) as u32;
             each(token);
-            next = vec![token as i64];
+            if i + 1 == len {
+                break;
+            }
+            let token = Tensor::<1, Int>::from_data([token as i64], &device);
+            (last, state) = stepper.try_step(token, Some(state))?;
         }
         Ok(())
     }

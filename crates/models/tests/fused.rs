@@ -317,6 +317,51 @@ fn inference_matches<C: CellKind>(backend: &str, name: &str, fused: Recurrent<C>
     }
 }
 
+/// `fused`'s [`sequent_models::recurrent::Stepper`] against its composed twin over the same 3
+/// steps from a random state, in a batch of `batch`: every step's output and the final state.
+fn stepper_matches<C: CellKind>(name: &str, fused: Recurrent<C>, batch: usize, device: &Device) {
+    let mut composed = fused.clone();
+    composed.kernels = Kernels::Composed;
+    let (steps, width, out_width) = (3, fused.input_size, fused.output_size());
+    let normal = Distribution::Normal(0.0, 1.0);
+    let x = Tensor::<3>::random([batch, steps, width], normal, device);
+    let n = fused.num_layers() * fused.num_directions();
+    let random = |w| Tensor::<3>::random([n, batch, w], normal, device);
+    let start = RecurrentState {
+        hidden: random(fused.state_width()),
+        cell: C::HAS_CELL.then(|| random(fused.hidden_size)),
+    };
+    let (expected, last) = composed.forward(x.clone(), Some(start.clone()));
+    let stepper = fused.stepper();
+    let mut state = start;
+    let mut diff = 0.0f32;
+    for t in 0..steps {
+        let x_t = x.clone().narrow(1, t, 1).reshape([batch, width]);
+        let (out, next) = stepper.step(x_t, Some(state));
+        let want = expected.clone().narrow(1, t, 1).reshape([batch, out_width]);
+        diff = diff.max(max_diff(out, want));
+        state = next;
+    }
+    diff = diff.max(max_diff(state.hidden, last.hidden));
+    if let (Some(c1), Some(c2)) = (state.cell, last.cell) {
+        diff = diff.max(max_diff(c1, c2));
+    }
+    assert!(diff < 1e-5, "{name}: the stepper differs by {diff}");
+}
+
+/// The stepper gives the stack's forward pass one step at a time on the CPU backends (where it
+/// runs that pass over each step), whatever the options.
+fn stepper_equals_forward_on_the_cpu_backends() {
+    let _alone = HOST_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
+    for (backend, device) in common::backends() {
+        let name = |what: &str| format!("{backend} {what}");
+        let lstm = LstmConfig::new(4, 6).with_num_layers(2).with_proj_size(3);
+        stepper_matches(&name("projected lstm"), lstm.init(&device), 2, &device);
+        let gru = GruConfig::new(4, 5).with_num_layers(3);
+        stepper_matches(&name("gru"), gru.init(&device), 3, &device);
+    }
+}
+
 /// Held by each wgpu test of this file: the launch count sees every launch of the process.
 #[cfg(feature = "wgpu")]
 static ONE_WGPU_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -507,6 +552,104 @@ fn bad_shapes_are_typed_errors(device: &Device) {
     assert!(matches!(err, SequentError::StateShape { .. }), "{err}");
 }
 
+/// On wgpu (without autodiff) the stepper runs every layer's step in one kernel: the same
+/// results as the composed stack for every cell (hidden sizes 37: one cube for the batch of 3;
+/// 300: a cube a row, each unit taking two items), the CPU's typed errors, and as many launches a
+/// step for 3 layers as for 1.
+#[cfg(feature = "wgpu")]
+fn stepper_is_one_launch_a_step_on_wgpu(device: Device) {
+    use sequent_models::SequentError;
+    use sequent_models::device::count_launches;
+    let _alone = ONE_WGPU_TEST.lock().unwrap_or_else(|e| e.into_inner());
+    let device = device.without_autodiff();
+    let lstm = |layers| LstmConfig::new(5, 37).with_num_layers(layers);
+    stepper_matches("wgpu lstm", lstm(3).init(&device), 3, &device);
+    let gru = GruConfig::new(5, 37).with_num_layers(2);
+    stepper_matches("wgpu gru", gru.clone().init(&device), 3, &device);
+    let before = gru.with_reset_after(false).init(&device);
+    stepper_matches("wgpu reset-before gru", before, 3, &device);
+    let rnn = RnnConfig::new(5, 300).with_num_layers(2).init(&device);
+    stepper_matches("wgpu rnn", rnn, 2, &device);
+    let relu = RnnConfig::new(5, 37)
+        .with_nonlinearity(Nonlinearity::Relu)
+        .with_bias(false)
+        .init(&device);
+    stepper_matches("wgpu relu rnn without biases", relu, 1, &device);
+    language_stepper_matches(&device);
+
+    let lstm3 = lstm(3).init(&device);
+    let stepper = lstm3.stepper();
+    let err = stepper
+        .try_step(Tensor::zeros([3, 4], &device), None)
+        .unwrap_err();
+    assert!(
+        matches!(err, SequentError::InputWidth { expected: 5, .. }),
+        "{err}"
+    );
+    let x = Tensor::<2>::random([3, 5], Distribution::Normal(0.0, 1.0), &device);
+    let bad = RecurrentState::lstm(
+        Tensor::zeros([3, 2, 37], &device),
+        Tensor::zeros([3, 2, 37], &device),
+    );
+    let err = stepper.try_step(x.clone(), Some(bad)).unwrap_err();
+    assert!(matches!(err, SequentError::StateShape { .. }), "{err}");
+
+    let launches = |layers| {
+        let stack = lstm(layers).init(&device);
+        let stepper = stack.stepper();
+        let (_, state) = stepper.step(x.clone(), None);
+        let _ = (
+            x.to_data(),
+            state.hidden.to_data(),
+            state.cell.as_ref().map(Tensor::to_data),
+        );
+        count_launches(|| {
+            let (out, state) = stepper.step(x.clone(), Some(state));
+            let _ = (
+                out.into_data(),
+                state.hidden.into_data(),
+                state.cell.map(Tensor::into_data),
+            );
+        })
+    };
+    let (one, three) = (launches(1), launches(3));
+    // Nothing left queued: lavapipe compiles a queued kernel on its own thread, which crashes
+    // if the process exits meanwhile.
+    device.sync().unwrap();
+    assert!(
+        one == three && one <= 2,
+        "stepper launches a step: {one} for 1 layer, {three} for 3"
+    );
+}
+
+/// A language model's stepper on wgpu (embedding, the stack's one-launch step, head) against the
+/// composed model over the whole sequence: the logits after every token.
+#[cfg(feature = "wgpu")]
+fn language_stepper_matches(device: &Device) {
+    use burn::tensor::Int;
+    use sequent_models::heads::LanguageModelConfig;
+    let lstm = LstmConfig::new(6, 10).with_num_layers(2);
+    let fused = LanguageModelConfig::new(7).init(lstm.init(device), device);
+    let mut composed = fused.clone();
+    composed.rnn.kernels = Kernels::Composed;
+    let tokens = Tensor::<2, Int>::random([2, 4], Distribution::Uniform(0.0, 7.0), device);
+    let (expected, _) = composed.forward(tokens.clone(), None);
+    let stepper = fused.stepper();
+    let mut state = None;
+    for t in 0..4 {
+        let (logits, next) = stepper
+            .try_step(tokens.clone().narrow(1, t, 1).reshape([2]), state)
+            .unwrap();
+        let want = expected.clone().narrow(1, t, 1).reshape([2, 7]);
+        let diff = max_diff(logits, want);
+        assert!(
+            diff < 1e-5,
+            "wgpu language stepper, token {t}: differs by {diff}"
+        );
+        state = Some(next);
+    }
+}
+
 /// On wgpu a layer's whole sequence is a fixed number of kernel launches, forward and backward:
 /// a training step over 5, 20 or 60 steps launches about as many kernels (counted by CubeCL's
 /// launch observer), where the composed per-step path launches more than 3 more a step.
@@ -614,12 +757,20 @@ fn main() {
             "the_config_switch_selects_the_composed_path",
             the_config_switch_selects_the_composed_path,
         ),
+        common::trials::test(
+            "stepper_equals_forward_on_the_cpu_backends",
+            stepper_equals_forward_on_the_cpu_backends,
+        ),
     ];
     #[cfg(feature = "wgpu")]
     trials.extend([
         common::trials::wgpu_test(
             "kernels_equal_composed_on_wgpu",
             kernels_equal_composed_on_wgpu,
+        ),
+        common::trials::wgpu_test(
+            "stepper_is_one_launch_a_step_on_wgpu",
+            stepper_is_one_launch_a_step_on_wgpu,
         ),
         common::trials::wgpu_test(
             "launches_do_not_grow_with_the_sequence_on_wgpu",

@@ -6,7 +6,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::SequentError;
-use crate::recurrent::{CellKind, Recurrent, RecurrentState};
+use crate::recurrent::{CellKind, Recurrent, RecurrentState, Stepper};
 use crate::time_major::every_step;
 
 /// Configuration of a [`LanguageModel`] around a given recurrent stack.
@@ -91,14 +91,26 @@ impl<C: CellKind> LanguageModel<C> {
         let (h, state) = self
             .rnn
             .try_forward_embedded(&self.embedding, tokens, state)?;
-        let logits = every_step(h, |h| match (&self.output, &self.tied_bias) {
+        Ok((every_step(h, |h| self.head(h)), state))
+    }
+
+    /// The logits `[N, V]` of the stack's outputs `h` `[N, D*H]`.
+    fn head(&self, h: Tensor<2>) -> Tensor<2> {
+        match (&self.output, &self.tied_bias) {
             (Some(linear), _) => linear.forward(h),
             (None, Some(bias)) => {
                 h.matmul(self.embedding.weight.val().transpose()) + bias.val().unsqueeze_dim(0)
             }
             (None, None) => unreachable!("init sets one of output and tied_bias"),
-        });
-        Ok((logits, state))
+        }
+    }
+
+    /// This model prepared to read one token a call (generation): its stack's [`Stepper`].
+    pub fn stepper(&self) -> LanguageStepper<'_, C> {
+        LanguageStepper {
+            model: self,
+            rnn: self.rnn.stepper(),
+        }
     }
 
     /// [`Self::try_forward`], panicking with the error's message.
@@ -109,5 +121,35 @@ impl<C: CellKind> LanguageModel<C> {
     ) -> (Tensor<3>, RecurrentState) {
         self.try_forward(tokens, state)
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// A [`LanguageModel`] prepared to read one token a call, as generation reads them: each call
+/// gives what [`LanguageModel::try_forward`] gives over one step, through the stack's
+/// [`Stepper`] (on the GPU backends without autodiff, all the layers' step in one kernel
+/// launch).
+#[derive(Debug)]
+pub struct LanguageStepper<'a, C: CellKind> {
+    model: &'a LanguageModel<C>,
+    rnn: Stepper<'a, C>,
+}
+
+impl<C: CellKind> LanguageStepper<'_, C> {
+    /// The logits `[B, V]` after one token a row, `tokens` `[B]`, from `state` (zeros if
+    /// `None`), and the state after it. Tokens outside `0..V` give
+    /// [`SequentError::UnknownToken`] (checked on the host, one sync).
+    pub fn try_step(
+        &self,
+        tokens: Tensor<1, Int>,
+        state: Option<RecurrentState>,
+    ) -> crate::Result<(Tensor<2>, RecurrentState)> {
+        let [batch] = tokens.dims();
+        let ids = tokens.to_data().convert::<i64>().try_into_vec::<i64>();
+        crate::error::check_tokens(ids.unwrap_or_default(), self.model.vocab_size())?;
+        let x = self.model.embedding.forward(tokens.reshape([batch, 1]));
+        let (h, state) = self
+            .rnn
+            .try_step(x.reshape([batch, self.model.rnn.input_size]), state)?;
+        Ok((self.model.head(h), state))
     }
 }

@@ -7,5 +7,5 @@ mod language;
 mod readout;
 
 pub use direct::{DirectForecaster, DirectForecasterConfig};
-pub use language::{LanguageModel, LanguageModelConfig};
+pub use language::{LanguageModel, LanguageModelConfig, LanguageStepper};
 pub use readout::{Readout, SequenceForecaster, SequenceModel, SequenceModelConfig};

@@ -11,6 +11,7 @@ mod rnn;
 mod single_step;
 mod stack;
 mod state;
+mod stepper;
 mod torch;
 mod torch_zip;
 mod weights;
@@ -27,6 +28,7 @@ pub use rnn::{Nonlinearity, RnnKind};
 pub use single_step::RecurrentCell;
 pub use stack::{LayerWeights, Recurrent};
 pub use state::{CellState, RecurrentState};
+pub use stepper::Stepper;
 pub use weights::{Affine, CellNorm, CellWeights};
 
 /// Vanilla (Elman) RNN stack, PyTorch's `nn.RNN`. Each layer and direction computes, for

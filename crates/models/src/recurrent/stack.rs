@@ -145,12 +145,12 @@ impl<C: CellKind> Recurrent<C> {
     }
 
     /// The whole-sequence op of this stack's cell, if it has one; else the composed path runs.
-    fn fused_cell(&self) -> Option<fused::FusedCell> {
+    pub(super) fn fused_cell(&self) -> Option<fused::FusedCell> {
         self.cell.fused_cell()
     }
 
     /// What acts inside the recurrence of a forward pass that trains or not.
-    fn inside(&self, training: bool) -> fused::Inside<'_> {
+    pub(super) fn inside(&self, training: bool) -> fused::Inside<'_> {
         fused::Inside {
             regularise: &self.regularise,
             training,
@@ -161,7 +161,7 @@ impl<C: CellKind> Recurrent<C> {
 
     /// Whether a forward pass on `device` trains: an autodiff device, and the stack's dropout
     /// module in training (the condition of [`Dropout`]).
-    fn training(&self, device: &Device) -> bool {
+    pub(super) fn training(&self, device: &Device) -> bool {
         self.dropout.training.is_enabled() && device.is_autodiff()
     }
 
@@ -521,6 +521,27 @@ impl<C: CellKind> Recurrent<C> {
                 })
                 .collect());
         };
+        self.check_state(&state, batch)?;
+        let split = |t: Tensor<3>, width: usize| {
+            t.chunk(n, 0)
+                .into_iter()
+                .map(move |s| s.reshape([batch, width]))
+        };
+        let cells: Vec<Option<Tensor<2>>> = match state.cell {
+            Some(c) => split(c, widths[1]).map(Some).collect(),
+            None => vec![None; n],
+        };
+        Ok(split(state.hidden, widths[0])
+            .zip(cells)
+            .map(|(hidden, cell)| CellState { hidden, cell })
+            .collect())
+    }
+
+    /// Checks that `state` is a state of this stack for a batch of `batch`: `h` `[L*D, B, R]`
+    /// and, for an LSTM only, `c` `[L*D, B, H]`.
+    pub(super) fn check_state(&self, state: &RecurrentState, batch: usize) -> Result<()> {
+        let n = self.layers.len() * self.num_directions();
+        let widths = [self.state_width(), self.hidden_size];
         let check = |which: &'static str, width: usize, t: &Tensor<3>| {
             let (expected, got) = (vec![n, batch, width], t.dims().to_vec());
             if got == expected {
@@ -544,19 +565,7 @@ impl<C: CellKind> Recurrent<C> {
                 });
             }
         }
-        let split = |t: Tensor<3>, width: usize| {
-            t.chunk(n, 0)
-                .into_iter()
-                .map(move |s| s.reshape([batch, width]))
-        };
-        let cells: Vec<Option<Tensor<2>>> = match state.cell {
-            Some(c) => split(c, widths[1]).map(Some).collect(),
-            None => vec![None; n],
-        };
-        Ok(split(state.hidden, widths[0])
-            .zip(cells)
-            .map(|(hidden, cell)| CellState { hidden, cell })
-            .collect())
+        Ok(())
     }
 
     fn stack_states(finals: Vec<CellState>) -> RecurrentState {

@@ -201,6 +201,60 @@ pub(crate) fn applies(
     }
 }
 
+/// A unidirectional stack prepared to run one time step of all its layers as one op: on the
+/// cube engine, its weights packed once for one kernel launch a step (`cube/stack_step.rs`).
+#[derive(Clone, Debug)]
+pub(crate) enum StackStep {
+    /// The cube engine's.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    Cube(cube::PackedStack),
+}
+
+impl StackStep {
+    /// The op for a stack of `cell` with the weights `layers` (first layer first) on `device`,
+    /// if it applies: on the cube engine, not differentiated (`device` without autodiff), with
+    /// nothing `inside` the recurrence beyond what the cube engine's ops run.
+    pub(crate) fn new(
+        cell: FusedCell,
+        layers: &[&CellWeights],
+        (device, kernels): (&Device, Kernels),
+        inside: Inside<'_>,
+    ) -> Option<Self> {
+        let applies = kernels.engine(device) == Engine::Cube
+            && !device.is_autodiff()
+            && !inside.beyond_cube();
+        if !applies {
+            return None;
+        }
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        return Some(StackStep::Cube(cube::PackedStack::new(
+            cell,
+            layers.iter().map(|w| op_weights(w)).collect(),
+        )));
+        #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+        {
+            let _ = (cell, layers);
+            None
+        }
+    }
+
+    /// One step of every layer from the first layer's input `x` `[B, I]` and the state `h0`,
+    /// `c0` (the LSTM's) `[L, B, H]`: the last layer's output `[B, H]`, the new `h` and (LSTM)
+    /// `c`, `[L, B, H]`.
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
+    pub(crate) fn step(
+        &self,
+        x: Tensor<2>,
+        h0: Tensor<3>,
+        c0: Option<Tensor<3>>,
+    ) -> (Tensor<2>, Tensor<3>, Option<Tensor<3>>) {
+        match *self {
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            StackStep::Cube(ref packed) => packed.step(x, h0, c0),
+        }
+    }
+}
+
 /// `[B, H]` slab `t`, columns `d*H .. (d+1)*H`, of an op's output `[S, B, D*H]`.
 fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
     let [_, batch, width] = out.dims();

@@ -1,14 +1,17 @@
 //! The fused recurrent ops on the GPU backends (wgpu, cuda) as CubeCL kernels: the whole-sequence
-//! op (`sequence`, its kernels in `recurrence`) and the single steps (`step`).
+//! op (`sequence`, its kernels in `recurrence`), a whole stack's step for generation
+//! (`stack_step`) and the single steps of a cell (`step`).
 
 mod recurrence;
 mod sequence;
+mod stack_step;
 mod step;
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
 pub(crate) use sequence::sequence;
+pub(crate) use stack_step::PackedStack;
 pub use step::CubeCellOps;
 
 /// The logistic function.

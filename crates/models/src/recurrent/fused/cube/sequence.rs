@@ -100,7 +100,7 @@ pub struct Recurrence {
 }
 
 /// The kernels' code of `cell`.
-fn code(cell: FusedCell) -> u32 {
+pub(super) fn code(cell: FusedCell) -> u32 {
     match cell {
         FusedCell::Lstm => LSTM,
         FusedCell::Gru => GRU,
@@ -174,7 +174,7 @@ fn backward_specs(
 
 /// The launch grid of `batch` rows of `dirs` directions of `h` units: rows per cube, the cube
 /// count and its dimension.
-fn grid(batch: usize, dirs: usize, h: usize) -> (usize, CubeCount, CubeDim) {
+pub(super) fn grid(batch: usize, dirs: usize, h: usize) -> (usize, CubeCount, CubeDim) {
     let rows = (CUBE_UNITS / h).clamp(1, batch);
     let units = (rows * h).min(CUBE_UNITS).next_multiple_of(32) as u32;
     let count = CubeCount::Static(batch.div_ceil(rows) as u32, dirs as u32, 1);
@@ -182,7 +182,7 @@ fn grid(batch: usize, dirs: usize, h: usize) -> (usize, CubeCount, CubeDim) {
 }
 
 /// A fresh `f32` tensor of `shape` on `like`'s device.
-fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
+pub(super) fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
     empty_device::<f32>(like.client.clone(), like.device.clone(), shape)
 }
 
