@@ -452,6 +452,30 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
         &device,
         None,
     );
+    // Zoneout in training runs inside the kernels too, its masks of `h` (and the LSTM's `c`) a
+    // step drawn as the composed path draws them: each cell's split of `dh_t` between its new
+    // state and `h_{t-1}` (the LSTM's of `dc_t` too), bidirectional, with lengths and without.
+    let zoneout = |cell: &str| format!("wgpu {cell} with zoneout");
+    let lstm = LstmConfig::new(5, 6).with_bidirectional(true);
+    common::assert_seeded_fused_equals_composed(
+        lstm.with_zoneout(0.3).init(&device),
+        &zoneout("bidirectional lstm, lengths"),
+        &device,
+        lengths,
+    );
+    let gru = GruConfig::new(5, 37).with_zoneout(0.3);
+    let zoned = [
+        ("gru", gru.clone().init(&device)),
+        (
+            "reset-before gru",
+            gru.with_reset_after(false).init(&device),
+        ),
+    ];
+    for (name, layer) in zoned {
+        common::assert_seeded_fused_equals_composed(layer, &zoneout(name), &device, None);
+    }
+    let rnn = RnnConfig::new(5, 37).with_zoneout(0.3).init(&device);
+    common::assert_seeded_fused_equals_composed(rnn, &zoneout("rnn"), &device, None);
     folded_embedding_matches(&device);
     bad_shapes_are_typed_errors(&device);
     let plain = device.clone().without_autodiff();
@@ -463,6 +487,9 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
         &plain,
     );
     inference_matches("wgpu", "rnn", RnnConfig::new(4, 37).init(&plain), &plain);
+    // Zoneout's expectation in evaluation, of `h` and `c`.
+    let lstm = LstmConfig::new(4, 100).with_zoneout(0.3).init(&plain);
+    inference_matches("wgpu", "lstm with zoneout", lstm, &plain);
 }
 
 /// The folded embedding on wgpu (token ids into the first layer's sequence op: a gather of

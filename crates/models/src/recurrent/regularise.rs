@@ -31,8 +31,7 @@ use crate::rng::SplitMix64;
 /// `dropout` module in training); zoneout takes its expectation in evaluation. The masks come from
 /// the device's random generator, so a seeded run draws the same ones.
 ///
-/// Input dropout, weight drop and recurrent dropout run on the fused whole-sequence ops; zoneout
-/// on the host engine's (Flex, NdArray; the cube engine runs it composed).
+/// All four run on the fused whole-sequence ops of both engines.
 ///
 /// The options are set on the layer's config; evaluation (a device without autodiff, or the
 /// module after `valid()`) runs the plain layer, with zoneout's expectation:
@@ -145,14 +144,23 @@ impl Zoneout {
     /// Zoneout with probability `p` over `steps` steps of `start`'s shape; masks drawn if
     /// `training`.
     pub(crate) fn new(p: f64, steps: usize, start: &CellState, training: bool) -> Self {
-        let draw = |t: &Tensor<2>| {
-            let [batch, width] = t.dims();
-            bernoulli(p, [steps, batch, width], &t.device())
-        };
-        Self {
-            p,
-            masks: training.then(|| (draw(&start.hidden), start.cell.as_ref().map(draw))),
-        }
+        let masks = training.then(|| {
+            let mut masks = Self::masks(p, steps, start).into_iter();
+            (masks.next().expect("h's masks"), masks.next())
+        });
+        Self { p, masks }
+    }
+
+    /// The masks [`Self::new`] draws in training for `steps` steps of `start`'s shape:
+    /// `[T, B, R]` for `h` and then (LSTM) `[T, B, H]` for `c`.
+    pub(crate) fn masks(p: f64, steps: usize, start: &CellState) -> Vec<Tensor<3>> {
+        std::iter::once(&start.hidden)
+            .chain(start.cell.as_ref())
+            .map(|t| {
+                let [batch, width] = t.dims();
+                bernoulli(p, [steps, batch, width], &t.device())
+            })
+            .collect()
     }
 
     /// On the host engine, the masks [`Self::new`] draws in training for `steps` steps of

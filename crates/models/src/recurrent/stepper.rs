@@ -14,8 +14,8 @@ use crate::error::{Result, SequentError};
 /// forward pass over the sequence (a bidirectional one's reverse direction sees each call's
 /// step alone).
 ///
-/// On the GPU backends (wgpu, cuda) without autodiff, a unidirectional stack whose layers the
-/// cube engine runs (no zoneout, layer norm or projection) runs all its layers' step as one
+/// On the GPU backends (wgpu, cuda) without autodiff, a unidirectional stack with no zoneout,
+/// layer norm or projection runs all its layers' step as one
 /// kernel launch, over weights packed once when the stepper is made (as PyTorch's
 /// `flatten_parameters` packs them for cuDNN), where each layer would launch its input
 /// projection, its bias and its recurrence. Elsewhere a call runs [`Recurrent::try_forward`].

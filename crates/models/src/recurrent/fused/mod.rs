@@ -172,10 +172,10 @@ pub(crate) struct Inside<'a> {
 }
 
 impl Inside<'_> {
-    /// Whether anything acts inside the recurrence that the cube engine's op lacks: zoneout, layer
-    /// norms or a projection (it runs recurrent dropout).
+    /// Whether anything acts inside the recurrence that the cube engine's op lacks: layer norms
+    /// or a projection (it runs recurrent dropout and zoneout).
     pub(crate) fn beyond_cube(&self) -> bool {
-        self.regularise.zoneout > 0.0 || self.normalised || self.projected
+        self.normalised || self.projected
     }
 }
 
@@ -213,7 +213,7 @@ pub(crate) enum StackStep {
 impl StackStep {
     /// The op for a stack of `cell` with the weights `layers` (first layer first) on `device`,
     /// if it applies: on the cube engine, not differentiated (`device` without autodiff), with
-    /// nothing `inside` the recurrence beyond what the cube engine's ops run.
+    /// nothing `inside` the recurrence beyond what the cube engine's ops run, and no zoneout.
     pub(crate) fn new(
         cell: FusedCell,
         layers: &[&CellWeights],
@@ -222,7 +222,8 @@ impl StackStep {
     ) -> Option<Self> {
         let applies = kernels.engine(device) == Engine::Cube
             && !device.is_autodiff()
-            && !inside.beyond_cube();
+            && !inside.beyond_cube()
+            && inside.regularise.zoneout == 0.0;
         if !applies {
             return None;
         }
@@ -324,12 +325,18 @@ pub(crate) fn run_layer(
         Ok([one]) => one.into_dispatch(),
         Err(s) => Tensor::stack::<3>(s, 0).into_dispatch(),
     };
-    let (mut masks, mut zoneouts) = (Vec::new(), Vec::new());
+    // Zoneout's masks: values on the host for the host's op, tensors for the cube engine's.
+    let host = on_host(&device);
+    let (mut masks, mut zoneouts, mut zone_tensors) = (Vec::new(), Vec::new(), Vec::new());
     for s in states {
         let p = regularise.recurrent_dropout_in(training);
         masks.extend(dropout_mask(p, s.hidden.dims(), &device, true));
         if regularise.zoneout > 0.0 && training {
-            zoneouts.extend(Zoneout::host_masks(regularise.zoneout, steps, s));
+            if host {
+                zoneouts.extend(Zoneout::host_masks(regularise.zoneout, steps, s));
+            } else {
+                zone_tensors.extend(Zoneout::masks(regularise.zoneout, steps, s));
+            }
         }
     }
     let recurrent = if masks.is_empty() {
@@ -339,10 +346,10 @@ pub(crate) fn run_layer(
     };
     let zoneout = if regularise.zoneout == 0.0 {
         ZoneoutMasks::Off
-    } else if zoneouts.is_empty() {
-        ZoneoutMasks::Expectation(regularise.zoneout)
-    } else {
+    } else if training {
         ZoneoutMasks::Masks(zoneouts)
+    } else {
+        ZoneoutMasks::Expectation(regularise.zoneout)
     };
     let regularisers = Regularisers { recurrent, zoneout };
     let h0 = stack(states.iter().map(|s| s.hidden.clone()).collect());
@@ -354,7 +361,7 @@ pub(crate) fn run_layer(
     } else {
         InitialState::Hidden(h0)
     };
-    if !on_host(&device) {
+    if !host {
         // The cube op's output ends with each row's final `h` and `c`.
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         {
@@ -362,7 +369,13 @@ pub(crate) fn run_layer(
                 RecurrentMask::On(mask) => Some(mask),
                 RecurrentMask::Off => None,
             };
-            let out = cube::sequence(cell, input, weights, state, (lengths, mask));
+            let zoneout = match regularisers.zoneout {
+                ZoneoutMasks::Off => cube::Zoneout::Off,
+                ZoneoutMasks::Masks(_) => cube::Zoneout::Masks(zone_tensors),
+                ZoneoutMasks::Expectation(p) => cube::Zoneout::Expected(p),
+            };
+            let inside = (lengths, mask, zoneout);
+            let out = cube::sequence(cell, input, weights, state, inside);
             let finals = (0..states.len())
                 .map(|d| CellState {
                     hidden: state_at(&out, steps, d, h),

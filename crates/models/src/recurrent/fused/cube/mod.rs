@@ -10,7 +10,7 @@ mod step;
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
-pub(crate) use sequence::sequence;
+pub(crate) use sequence::{Zoneout, sequence};
 pub(crate) use stack_step::PackedStack;
 pub use step::CubeCellOps;
 

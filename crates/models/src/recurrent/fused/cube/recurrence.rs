@@ -19,6 +19,9 @@
 //! - `mask` `[D, B, H]` (with recurrent dropout, `masked`): each row's mask on `h_{t-1}` in the
 //!   recurrent product, the same at every step (the reset-before GRU's `r h` is `r (m h)`); the
 //!   direct paths (the GRU's `z h_{t-1}`) read `h_{t-1}` itself;
+//! - `zone` (with zoneout, `zoned`): in training ([`ZONE_MASKS`]) its masks `d_t`
+//!   `[D, K, T, B, H]` (`K = 2` for the LSTM: `h`'s, then `c`'s; else 1), in evaluation
+//!   ([`ZONE_EXPECTED`]) one value, `p`: the new `h_t` (and `c_t`) is `h_t + d_t (h_{t-1} - h_t)`;
 //! - `out` `[T + 1 (+1), B, D*H]`: `h_t` of each direction side by side, then the final `h`
 //!   (`h0` until the loop ends) and (LSTM) the final `c` of each row, or (reset-before GRU) the
 //!   step's `r h`;
@@ -45,6 +48,52 @@ pub(super) const RNN_TANH: u32 = 2;
 pub(super) const RNN_RELU: u32 = 3;
 /// GRU, reset before the recurrent product.
 pub(super) const GRU_BEFORE: u32 = 4;
+
+/// Zoneout off.
+pub(super) const ZONE_OFF: u32 = 0;
+/// Zoneout with drawn masks (training).
+pub(super) const ZONE_MASKS: u32 = 1;
+/// Zoneout's expectation (evaluation).
+pub(super) const ZONE_EXPECTED: u32 = 2;
+
+/// Zoneout's `d` at `at` of `zone` (see the module docs): the mask's entry, or `p`.
+#[cube]
+fn zone_at<F: Float>(zone: &Tensor<F>, at: usize, #[comptime] zoned: u32) -> F {
+    if comptime![zoned == ZONE_MASKS] {
+        zone[at]
+    } else {
+        zone[0]
+    }
+}
+
+/// `h_t` (or `c_t`) `y` after zoneout from `prev`, its mask's or `p`'s `d` at `at` of `zone`:
+/// `y + d (prev - y)`; `y` with zoneout off.
+#[cube]
+fn zoned_state<F: Float>(y: F, prev: F, zone: &Tensor<F>, at: usize, #[comptime] zoned: u32) -> F {
+    if comptime![zoned == ZONE_OFF] {
+        y
+    } else {
+        y + (prev - y) * zone_at::<F>(zone, at, zoned)
+    }
+}
+
+/// Where the zoneout mask of `h` for item `u` of `row` at step `t` of direction `d` is in
+/// `zone` (`c`'s is `T*B*H` further on).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn zone_index(
+    d: usize,
+    t: usize,
+    row: usize,
+    u: usize,
+    steps: usize,
+    batch: usize,
+    h: usize,
+    #[comptime] cell: u32,
+) -> usize {
+    let k = comptime![if cell == LSTM { 2usize } else { 1usize }];
+    ((d * k * steps + t) * batch + row) * h + u
+}
 
 /// The number of gates of cell `cell`.
 pub(super) const fn gates(cell: u32) -> usize {
@@ -96,6 +145,7 @@ pub(super) fn recurrence_kernel<F: Float>(
     c0: &Tensor<F>,
     lengths: &Tensor<F>,
     mask: &Tensor<F>,
+    zone: &Tensor<F>,
     out: &mut Tensor<F>,
     trace: &mut Tensor<F>,
     h_prev: &mut Tensor<F>,
@@ -104,6 +154,7 @@ pub(super) fn recurrence_kernel<F: Float>(
     #[comptime] rows: usize,
     #[comptime] keep: bool,
     #[comptime] masked: bool,
+    #[comptime] zoned: u32,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = x_proj.shape(0);
@@ -191,15 +242,18 @@ pub(super) fn recurrence_kernel<F: Float>(
                 let hp = out[prev_base + u];
                 let x = step * gh + u;
                 let k = step * kh + u;
+                let zi = zone_index(d, t, row, u, steps, batch, h, cell);
                 if comptime![cell == LSTM] {
                     let c_at = ((steps + 1) * batch + row) * width + d * h + u;
                     let ig = sigmoid::<F>(x_proj[x] + p0);
                     let fg = sigmoid::<F>(x_proj[x + h] + p1);
                     let gg = F::tanh(x_proj[x + 2 * h] + p2);
                     let og = sigmoid::<F>(x_proj[x + 3 * h] + p3);
-                    let c = fg * out[c_at] + ig * gg;
+                    let c_prev = out[c_at];
+                    let c_new = fg * c_prev + ig * gg;
+                    out[o] = zoned_state::<F>(og * F::tanh(c_new), hp, zone, zi, zoned);
+                    let c = zoned_state::<F>(c_new, c_prev, zone, zi + steps * batch * h, zoned);
                     out[c_at] = c;
-                    out[o] = og * F::tanh(c);
                     if comptime![keep] {
                         trace[k] = ig;
                         trace[k + h] = fg;
@@ -227,7 +281,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                     let r = sigmoid::<F>(x_proj[x] + p0);
                     let z = sigmoid::<F>(x_proj[x + h] + p1);
                     let n = F::tanh(x_proj[x + 2 * h] + r * p2);
-                    out[o] = (one - z) * n + z * hp;
+                    out[o] = zoned_state::<F>((one - z) * n + z * hp, hp, zone, zi, zoned);
                     if comptime![keep] {
                         trace[k] = r;
                         trace[k + h] = z;
@@ -241,7 +295,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                     } else {
                         F::max(pre, F::new(0.0))
                     };
-                    out[o] = y;
+                    out[o] = zoned_state::<F>(y, hp, zone, zi, zoned);
                     if comptime![keep] {
                         trace[k] = y;
                     }
@@ -273,7 +327,8 @@ pub(super) fn recurrence_kernel<F: Float>(
                     let hp = out[(prev * batch + row) * width + d * h + u];
                     let o = (t * batch + row) * width + d * h + u;
                     let z = out[o];
-                    out[o] = (one - z) * n + z * hp;
+                    let zi = zone_index(d, t, row, u, steps, batch, h, cell);
+                    out[o] = zoned_state::<F>((one - z) * n + z * hp, hp, zone, zi, zoned);
                     if comptime![keep] {
                         let k = step * kh + u;
                         trace[k + 2 * h] = n;
@@ -333,6 +388,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     c0: &Tensor<F>,
     lengths: &Tensor<F>,
     mask: &Tensor<F>,
+    zone: &Tensor<F>,
     grad: &Tensor<F>,
     d_x: &mut Tensor<F>,
     d_h: &mut Tensor<F>,
@@ -342,6 +398,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     #[comptime] cell: u32,
     #[comptime] rows: usize,
     #[comptime] masked: bool,
+    #[comptime] zoned: u32,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = trace.shape(0);
@@ -395,26 +452,48 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 let first = tp == steps;
                 let at = (d * batch + row) * h + u;
                 let k = step * kh + u;
-                let dh = grad[(t * batch + row) * width + d * h + u] + d_h0[at];
+                // The gradient of `h_t`; with zoneout, `zh` of it passes straight to `h_{t-1}`
+                // and the cell's new `h` takes the rest.
+                let dh_t = grad[(t * batch + row) * width + d * h + u] + d_h0[at];
+                let zi = zone_index(d, t, row, u, steps, batch, h, cell);
+                let mut zh = F::new(0.0);
+                let mut dh = dh_t;
+                if comptime![zoned != ZONE_OFF] {
+                    zh = zone_at::<F>(zone, zi, zoned);
+                    dh = dh_t * (one - zh);
+                }
                 if comptime![cell == LSTM] {
                     let ig = trace[k];
                     let fg = trace[k + h];
                     let gg = trace[k + 2 * h];
                     let og = trace[k + 3 * h];
-                    let tc = F::tanh(trace[k + 4 * h]);
                     let c_prev = if first {
                         c0[at]
                     } else {
                         trace[((d * steps + tp) * batch + row) * kh + 4 * h + u]
                     };
+                    let dc_t = d_c0[at];
+                    // The trace keeps `c_t` after zoneout: the cell's own is `f c_{t-1} + i g`.
+                    let mut c_new = trace[k + 4 * h];
+                    let mut zc = F::new(0.0);
+                    let mut dc_next = dc_t;
+                    if comptime![zoned != ZONE_OFF] {
+                        c_new = fg * c_prev + ig * gg;
+                        zc = zone_at::<F>(zone, zi + steps * batch * h, zoned);
+                        dc_next = dc_t * (one - zc);
+                    }
+                    let tc = F::tanh(c_new);
                     let (di, df, dg, d_o, dc) =
-                        lstm_backward::<F>(dh, d_c0[at], ig, fg, gg, og, tc, c_prev);
+                        lstm_backward::<F>(dh, dc_next, ig, fg, gg, og, tc, c_prev);
                     d_x[g] = di;
                     d_x[g + h] = df;
                     d_x[g + 2 * h] = dg;
                     d_x[g + 3 * h] = d_o;
                     d_c0[at] = dc * fg;
                     d_h0[at] = F::new(0.0);
+                    if comptime![zoned != ZONE_OFF] {
+                        d_c0[at] += dc_t * zc;
+                    }
                 } else if comptime![cell == GRU_BEFORE] {
                     // The first phase: `dz`, `dn`, and `h_prev`'s direct part.
                     let z = trace[k + h];
@@ -447,6 +526,9 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     };
                     d_x[g] = dp;
                     d_h0[at] = F::new(0.0);
+                }
+                if comptime![zoned != ZONE_OFF] {
+                    d_h0[at] += dh_t * zh;
                 }
             }
             i += stride;

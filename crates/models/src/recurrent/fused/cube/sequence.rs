@@ -19,8 +19,8 @@ use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::recurrence::{
-    GRU, GRU_BEFORE, LSTM, RNN_RELU, RNN_TANH, extra_slab, gates, recurrence_backward_kernel,
-    recurrence_kernel, trace_blocks,
+    GRU, GRU_BEFORE, LSTM, RNN_RELU, RNN_TANH, ZONE_EXPECTED, ZONE_MASKS, ZONE_OFF, extra_slab,
+    gates, recurrence_backward_kernel, recurrence_kernel, trace_blocks,
 };
 use crate::recurrent::fused::ops::{InitialState, SequenceInput, SequenceWeights};
 use crate::recurrent::fused::sequence::{Direction, FusedCell};
@@ -32,14 +32,16 @@ const CUBE_UNITS: usize = 256;
 ///
 /// Arguments: `x_proj` `[D, T, B, G*H]` (`x_t W_ih^T + b_ih`), `w_hh` `[D, G*H, H]`, `b_hh`
 /// `[D, G*H]`, `h0` and `c0` `[D, B, H]` (`c0` is read by the LSTM only), the forward direction
-/// first, `lengths` `[B]` (each row's steps, as floats) and `mask` `[D, B, H]`, recurrent
-/// dropout's on `h_{t-1}` in the recurrent product (read only if [`Recurrence::masked`]);
-/// [`Recurrence`] says which cell runs, and in which order of time a single direction runs.
+/// first, `lengths` `[B]` (each row's steps, as floats), `mask` `[D, B, H]`, recurrent
+/// dropout's on `h_{t-1}` in the recurrent product (read only if [`Recurrence::masked`]), and
+/// `zone`, zoneout's masks `[D, K, T, B, H]` or its probability `[1]` ([`Recurrence::zoning`];
+/// `K = 2` for the LSTM, whose `c` has masks of its own); [`Recurrence`] says which cell runs,
+/// and in which order of time a single direction runs.
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait CubeSequenceOps: Backend {
     /// The layer's output `[T + 1 (+1), B, D*H]`: `h_t`, then each row's final `h` and (LSTM)
     /// `c` (the reset-before GRU: a slab of its own).
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, run| output_spec(x, h0, run.cell))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, run| output_spec(x, h0, run.cell))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence(
         x_proj: FloatTensor<Self>,
@@ -49,11 +51,12 @@ pub trait CubeSequenceOps: Backend {
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self>;
     /// The output, the trace `[D, T, B, K*H]` and `h_{t-1}` `[D, T, B, H]` (see
     /// [`super::recurrence`]) for [`Self::recurrence_backward`].
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, run| traced_specs(x, h0, run.cell))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, run| traced_specs(x, h0, run.cell))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence_traced(
         x_proj: FloatTensor<Self>,
@@ -63,12 +66,13 @@ pub trait CubeSequenceOps: Backend {
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// BPTT from `grad` (of the output): the gradients of `x_proj`, of the recurrent
     /// pre-activations `h W_hh^T + b_hh` (the GRU's; `[1]` for the other cells, whose two are
     /// `x_proj`'s), of `h0` and of `c0` (`[1]` but for the LSTM).
-    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _grad, run| backward_specs(trace, h_prev, run.cell))]
+    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _zone, _grad, run| backward_specs(trace, h_prev, run.cell))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence_backward(
         trace: FloatTensor<Self>,
@@ -77,6 +81,7 @@ pub trait CubeSequenceOps: Backend {
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -87,8 +92,8 @@ pub trait CubeSequenceOps: Backend {
     );
 }
 
-/// What a recurrence op runs: the cell, whether the only direction runs backwards in time, and
-/// whether recurrent dropout masks `h_{t-1}`.
+/// What a recurrence op runs: the cell, whether the only direction runs backwards in time,
+/// whether recurrent dropout masks `h_{t-1}`, and zoneout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recurrence {
     /// The cell.
@@ -97,6 +102,30 @@ pub struct Recurrence {
     pub reverse_first: bool,
     /// Whether the op reads its `mask` (recurrent dropout in training).
     pub masked: bool,
+    /// Zoneout, and what the op reads of its `zone`.
+    pub zoning: Zoning,
+}
+
+/// Zoneout in a recurrence op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zoning {
+    /// None (`zone` is not read).
+    Off,
+    /// In training: `zone` holds the masks.
+    Masks,
+    /// In evaluation: `zone` holds the probability, the masks' expectation.
+    Expected,
+}
+
+impl Zoning {
+    /// The kernels' code of the zoning.
+    fn code(self) -> u32 {
+        match self {
+            Zoning::Off => ZONE_OFF,
+            Zoning::Masks => ZONE_MASKS,
+            Zoning::Expected => ZONE_EXPECTED,
+        }
+    }
 }
 
 /// The kernels' code of `cell`.
@@ -188,18 +217,20 @@ pub(super) fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
 
 /// The forward kernel, with the trace (`keep`) or without.
 fn forward(
-    [x_proj, w_hh, b_hh, h0, c0, lengths, mask]: [CubeTensor; 7],
+    [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone]: [CubeTensor; 8],
     Recurrence {
         cell,
         reverse_first,
         masked,
+        zoning,
     }: Recurrence,
     keep: bool,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let x_proj = into_contiguous(x_proj);
     // `W_hh` transposed to `[D, H, G*H]`: the units of a cube read a gate's row of it together.
     let w_t = into_contiguous(permute(w_hh, &[0, 2, 1]));
-    let [b_hh, h0, c0, lengths, mask] = [b_hh, h0, c0, lengths, mask].map(into_contiguous);
+    let [b_hh, h0, c0, lengths, mask, zone] =
+        [b_hh, h0, c0, lengths, mask, zone].map(into_contiguous);
     let (xs, hs) = (x_proj.meta.shape().clone(), h0.meta.shape().clone());
     let out = empty(&x_proj, output_shape(&xs, &hs, cell));
     let [trace, h_prev] = if keep {
@@ -220,6 +251,7 @@ fn forward(
         c0.into_tensor_arg(),
         lengths.into_tensor_arg(),
         mask.into_tensor_arg(),
+        zone.into_tensor_arg(),
         out.clone().into_tensor_arg(),
         trace.clone().into_tensor_arg(),
         h_prev.clone().into_tensor_arg(),
@@ -228,6 +260,7 @@ fn forward(
         rows,
         keep,
         masked,
+        zoning.code(),
     );
     (out, trace, h_prev)
 }
@@ -241,9 +274,15 @@ impl CubeSequenceOps for CubeBackend {
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
-        forward([x_proj, w_hh, b_hh, h0, c0, lengths, mask], run, false).0
+        forward(
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone],
+            run,
+            false,
+        )
+        .0
     }
 
     fn recurrence_traced(
@@ -254,9 +293,10 @@ impl CubeSequenceOps for CubeBackend {
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        forward([x_proj, w_hh, b_hh, h0, c0, lengths, mask], run, true)
+        forward([x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone], run, true)
     }
 
     fn recurrence_backward(
@@ -266,6 +306,7 @@ impl CubeSequenceOps for CubeBackend {
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -274,8 +315,8 @@ impl CubeSequenceOps for CubeBackend {
         FloatTensor<Self>,
         FloatTensor<Self>,
     ) {
-        let [trace, h_prev, w_hh, c0, lengths, mask, grad] =
-            [trace, h_prev, w_hh, c0, lengths, mask, grad].map(into_contiguous);
+        let [trace, h_prev, w_hh, c0, lengths, mask, zone, grad] =
+            [trace, h_prev, w_hh, c0, lengths, mask, zone, grad].map(into_contiguous);
         let shapes = grad_shapes(trace.meta.shape(), h_prev.meta.shape(), run.cell);
         let [d_x, d_h, d_h0, d_c0] = shapes.map(|s| empty(&trace, s));
         let ts = trace.meta.shape().clone();
@@ -291,6 +332,7 @@ impl CubeSequenceOps for CubeBackend {
             c0.into_tensor_arg(),
             lengths.into_tensor_arg(),
             mask.into_tensor_arg(),
+            zone.into_tensor_arg(),
             grad.into_tensor_arg(),
             d_x.clone().into_tensor_arg(),
             d_h.clone().into_tensor_arg(),
@@ -300,6 +342,7 @@ impl CubeSequenceOps for CubeBackend {
             code(run.cell),
             rows,
             run.masked,
+            run.zoning.code(),
         );
         (d_x, d_h, d_h0, d_c0)
     }
@@ -311,13 +354,13 @@ impl CubeSequenceOps for CubeBackend {
 struct RecurrenceBackward(Recurrence);
 
 impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
-    /// The trace, `h_prev`, `W_hh`, `c0`, the lengths and the mask.
-    type State = [FloatTensor<B>; 6];
+    /// The trace, `h_prev`, `W_hh`, `c0`, the lengths, the mask and zoneout's `zone`.
+    type State = [FloatTensor<B>; 7];
 
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [n_x, n_w, n_b, n_h0, n_c0] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let [trace, h_prev, w_hh, c0, lengths, mask] = ops.state;
+        let [trace, h_prev, w_hh, c0, lengths, mask, zone] = ops.state;
         let (run, cell) = (self.0, self.0.cell);
         let (d_x, d_h, d_h0, d_c0) = B::recurrence_backward(
             trace.clone(),
@@ -326,6 +369,7 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
             c0,
             lengths,
             mask.clone(),
+            zone,
             grad,
             run,
         );
@@ -393,11 +437,12 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
         let nodes = [&x_proj, &w_hh, &b_hh, &h0, &c0].map(|t| t.node());
-        let [x, w, b, h0, c0, len, m] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask].map(|t| t.into_primitive());
+        let [x, w, b, h0, c0, len, m, z] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone].map(|t| t.into_primitive());
         match RecurrenceBackward(run)
             .prepare::<C>(nodes)
             .compute_bound()
@@ -412,11 +457,12 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
                     c0.clone(),
                     len.clone(),
                     m.clone(),
+                    z.clone(),
                     run,
                 );
-                prep.finish([trace, h_prev, w, c0, len, m], out)
+                prep.finish([trace, h_prev, w, c0, len, m, z], out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, h0, c0, len, m, run)),
+            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, h0, c0, len, m, z, run)),
         }
     }
 
@@ -429,11 +475,12 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [x, w, b, h0, c0, len, m] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask].map(|t| t.into_primitive());
-        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, m, run);
+        let [x, w, b, h0, c0, len, m, z] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone].map(|t| t.into_primitive());
+        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, m, z, run);
         (
             Self::from_inner(out),
             Self::from_inner(trace),
@@ -449,6 +496,7 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         c0: FloatTensor<Self>,
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        zone: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -457,9 +505,9 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         FloatTensor<Self>,
         FloatTensor<Self>,
     ) {
-        let [t, p, w, c, len, m, g] =
-            [trace, h_prev, w_hh, c0, lengths, mask, grad].map(|t| t.into_primitive());
-        let (a, b, c, d) = B::recurrence_backward(t, p, w, c, len, m, g, run);
+        let [t, p, w, c, len, m, z, g] =
+            [trace, h_prev, w_hh, c0, lengths, mask, zone, grad].map(|t| t.into_primitive());
+        let (a, b, c, d) = B::recurrence_backward(t, p, w, c, len, m, z, g, run);
         (
             Self::from_inner(a),
             Self::from_inner(b),
@@ -478,18 +526,29 @@ fn stacked<const D: usize, const E: usize>(parts: Vec<Tensor<D>>) -> Tensor<E> {
     }
 }
 
+/// Zoneout as [`sequence`] takes it.
+pub(crate) enum Zoneout {
+    /// None.
+    Off,
+    /// In training: each direction's masks `d_t` `[T, B, H]`, of `h` and then (LSTM) of `c`,
+    /// the forward direction first.
+    Masks(Vec<Tensor<3>>),
+    /// In evaluation: the probability `p`.
+    Expected(f64),
+}
+
 /// A layer from the sequence op's arguments
 /// ([`crate::recurrent::fused::FusedCellOps::sequence`]) and the rows' `lengths` (all `T` if
 /// none), with recurrent dropout's `mask` (`[B, H]`, or `[D, B, H]` for both directions) if
-/// any, on the GPU backends: the input projection of both directions as one batched GEMM (or,
-/// over token ids, a gather of `W_ih`'s columns), then [`CubeSequenceOps::recurrence`], whose
-/// output it returns.
+/// any and zoneout, on the GPU backends: the input projection of both directions as one batched
+/// GEMM (or, over token ids, a gather of `W_ih`'s columns), then
+/// [`CubeSequenceOps::recurrence`], whose output it returns.
 pub(crate) fn sequence(
     cell: FusedCell,
     input: SequenceInput<Dispatch>,
     weights: SequenceWeights<Dispatch>,
     state: InitialState<Dispatch>,
-    (lengths, mask): (Option<&[usize]>, Option<FloatTensor<Dispatch>>),
+    (lengths, mask, zoneout): (Option<&[usize]>, Option<FloatTensor<Dispatch>>, Zoneout),
 ) -> Tensor<3> {
     let (directions, reverse_first) = match weights {
         SequenceWeights::One(w, direction) => (vec![w], direction == Direction::Reverse),
@@ -542,7 +601,16 @@ pub(crate) fn sequence(
     let masked = mask.is_some();
     // Without recurrent dropout the kernels read no mask: a placeholder of one value.
     let mask = mask.map_or_else(|| Tensor::<3>::zeros([1, 1, 1], &h0.device()), as_dirs);
-    let [x_proj, w_hh, b_hh, h0, c0, lengths, mask] = [
+    // The masks `[D*K, T, B, H]`, or `p`, or (not read) a placeholder.
+    let one = |v: f64| {
+        Tensor::<4>::from_data(TensorData::new(vec![v as f32], [1, 1, 1, 1]), &h0.device())
+    };
+    let (zoning, zone) = match zoneout {
+        Zoneout::Off => (Zoning::Off, one(0.0)),
+        Zoneout::Masks(masks) => (Zoning::Masks, Tensor::stack(masks, 0)),
+        Zoneout::Expected(p) => (Zoning::Expected, one(p)),
+    };
+    let [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone] = [
         x_proj.into_dispatch(),
         w_hh.into_dispatch(),
         b_hh.into_dispatch(),
@@ -550,6 +618,7 @@ pub(crate) fn sequence(
         c0.into_dispatch(),
         lengths.into_dispatch(),
         mask.into_dispatch(),
+        zone.into_dispatch(),
     ];
     Tensor::from_dispatch(<Dispatch as CubeSequenceOps>::recurrence(
         x_proj,
@@ -559,10 +628,12 @@ pub(crate) fn sequence(
         c0,
         lengths,
         mask,
+        zone,
         Recurrence {
             cell,
             reverse_first,
             masked,
+            zoning,
         },
     ))
 }
