@@ -476,6 +476,28 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
     }
     let rnn = RnnConfig::new(5, 37).with_zoneout(0.3).init(&device);
     common::assert_seeded_fused_equals_composed(rnn, &zoneout("rnn"), &device, None);
+    // The LSTM's projection runs inside the kernels: `h_t = W_hr m_t` after every unit's `m_t`,
+    // `dW_hr` from each step's `dh_t`; `P` much narrower than `H` (the final cells take 15 slabs
+    // of the output), stacked and bidirectional, with lengths and without, and with recurrent
+    // dropout on the `P` wide `h_{t-1}`.
+    compare(
+        "wgpu projected lstm",
+        LstmConfig::new(4, 37)
+            .with_proj_size(5)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(&device),
+        &device,
+    );
+    let lstm = LstmConfig::new(5, 6)
+        .with_proj_size(4)
+        .with_recurrent_dropout(0.25);
+    common::assert_seeded_fused_equals_composed(
+        lstm.init(&device),
+        &dropout("projected lstm", lengths),
+        &device,
+        lengths,
+    );
     folded_embedding_matches(&device);
     bad_shapes_are_typed_errors(&device);
     let plain = device.clone().without_autodiff();
@@ -682,7 +704,6 @@ fn language_stepper_matches(device: &Device) {
 /// launch observer), where the composed per-step path launches more than 3 more a step.
 #[cfg(feature = "wgpu")]
 fn launches_do_not_grow_with_the_sequence_on_wgpu(device: Device) {
-    use sequent_models::device::count_launches;
     let _alone = ONE_WGPU_TEST.lock().unwrap_or_else(|e| e.into_inner());
     let device = device.autodiff();
     let fused = GruConfig::new(4, 6)
@@ -691,20 +712,9 @@ fn launches_do_not_grow_with_the_sequence_on_wgpu(device: Device) {
         .init(&device);
     let mut composed = fused.clone();
     composed.kernels = Kernels::Composed;
-    let step = |layer: &Recurrent<sequent_models::recurrent::GruKind>, steps: usize| {
-        let x = Tensor::<3>::random([3, steps, 4], Distribution::Normal(0.0, 1.0), &device);
-        let (y, _) = layer.forward(x.require_grad(), None);
-        let grads = y.clone().powi_scalar(2).sum().backward();
-        let d_w = layer.layers[0].forward.weight_hh.grad(&grads).unwrap();
-        let _: f32 = (y.sum().inner() + d_w.sum()).into_scalar();
-    };
-    let launches = |layer, steps| {
-        step(layer, steps); // compiles and tunes the kernels of these shapes
-        count_launches(|| step(layer, steps))
-    };
     // The GEMMs' strategies (and so their launches) may differ between shapes, by a few.
-    let fused: Vec<usize> = [5, 20, 60].map(|t| launches(&fused, t)).into();
-    let composed: Vec<usize> = [5, 20].map(|t| launches(&composed, t)).into();
+    let fused: Vec<usize> = [5, 20, 60].map(|t| training_launches(&fused, t)).into();
+    let composed: Vec<usize> = [5, 20].map(|t| training_launches(&composed, t)).into();
     let spread = fused.iter().max().unwrap() - fused.iter().min().unwrap();
     assert!(
         spread <= 16,
@@ -714,6 +724,32 @@ fn launches_do_not_grow_with_the_sequence_on_wgpu(device: Device) {
         composed[1] > composed[0] + 15 * 3 && composed[0] > fused[0],
         "composed launches at 5 and 20 steps: {composed:?}; fused: {fused:?}"
     );
+    // So does the projected LSTM's (its `h_t = W_hr m_t` inside the kernels).
+    let projected = LstmConfig::new(4, 6)
+        .with_proj_size(3)
+        .with_bidirectional(true)
+        .init(&device);
+    let launches = [5, 20].map(|t| training_launches(&projected, t));
+    assert!(
+        launches[1] <= launches[0] + 16,
+        "projected lstm's launches at 5 and 20 steps: {launches:?}"
+    );
+}
+
+/// The kernel launches of a training step of `layer` over `steps` steps of a batch of 3 (after
+/// one step that compiles and tunes the kernels of these shapes).
+#[cfg(feature = "wgpu")]
+fn training_launches<C: CellKind>(layer: &Recurrent<C>, steps: usize) -> usize {
+    let device = layer.layers[0].forward.weight_hh.device();
+    let step = || {
+        let x = Tensor::<3>::random([3, steps, 4], Distribution::Normal(0.0, 1.0), &device);
+        let (y, _) = layer.forward(x.require_grad(), None);
+        let grads = y.clone().powi_scalar(2).sum().backward();
+        let d_w = layer.layers[0].forward.weight_hh.grad(&grads).unwrap();
+        let _: f32 = (y.sum().inner() + d_w.sum()).into_scalar();
+    };
+    step();
+    sequent_models::device::count_launches(step)
 }
 
 fn the_config_switch_selects_the_composed_path() {

@@ -172,16 +172,17 @@ pub(crate) struct Inside<'a> {
 }
 
 impl Inside<'_> {
-    /// Whether anything acts inside the recurrence that the cube engine's op lacks: layer norms
-    /// or a projection (it runs recurrent dropout and zoneout).
+    /// Whether anything acts inside the recurrence that the cube engine's op lacks: layer norms,
+    /// or a projection with zoneout (it runs recurrent dropout, zoneout and the projection).
     pub(crate) fn beyond_cube(&self) -> bool {
-        self.normalised || self.projected
+        self.normalised || (self.projected && self.regularise.zoneout > 0.0)
     }
 }
 
 /// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
 /// rows on `device`, padded (with lengths) or not, with what acts `inside` its recurrence: on
-/// the cube engine unless that is more than recurrent dropout ([`Inside::beyond_cube`]); on the
+/// the cube engine unless that is a layer norm or a projection with zoneout
+/// ([`Inside::beyond_cube`]); on the
 /// host engine for its cells' unpadded input of more than one step or of a batch small enough
 /// for the op's products to read the weights in place (one step of a larger batch would pack
 /// `W_hh` for a single product).
@@ -213,7 +214,7 @@ pub(crate) enum StackStep {
 impl StackStep {
     /// The op for a stack of `cell` with the weights `layers` (first layer first) on `device`,
     /// if it applies: on the cube engine, not differentiated (`device` without autodiff), with
-    /// nothing `inside` the recurrence beyond what the cube engine's ops run, and no zoneout.
+    /// no layer norm, projection or zoneout `inside` the recurrence.
     pub(crate) fn new(
         cell: FusedCell,
         layers: &[&CellWeights],
@@ -223,6 +224,7 @@ impl StackStep {
         let applies = kernels.engine(device) == Engine::Cube
             && !device.is_autodiff()
             && !inside.beyond_cube()
+            && !inside.projected
             && inside.regularise.zoneout == 0.0;
         if !applies {
             return None;
@@ -269,9 +271,9 @@ fn state_at(out: &Tensor<3>, t: usize, d: usize, h: usize) -> Tensor<2> {
     slab.reshape([batch, h])
 }
 
-/// Direction `d`'s (of `dirs`) final cell state `[B, H]` from the host op's output
-/// `[T + K, B, D*R]`, whose slabs from `steps` on hold the final cell states `[B, D*H]` (then
-/// zeros): slab `steps` itself where `H = R`.
+/// Direction `d`'s (of `dirs`) final cell state `[B, H]` from an op's output `[S, B, D*R]`,
+/// whose slabs from `steps` on hold the final cell states `[B, D*H]` (then zeros or scratch):
+/// slab `steps` itself where `H = R` (the host op's from its `T`, the cube op's from `T + 1`).
 fn final_cell(out: &Tensor<3>, steps: usize, (d, dirs): (usize, usize), hc: usize) -> Tensor<2> {
     let [slabs, batch, width] = out.dims();
     if hc * dirs == width {
@@ -361,8 +363,10 @@ pub(crate) fn run_layer(
     } else {
         InitialState::Hidden(h0)
     };
+    // The width `H` of the cell states, `R = h` unless the LSTM has a projection.
+    let hc = states[0].cell.as_ref().map_or(0, |c| c.dims()[1]);
     if !host {
-        // The cube op's output ends with each row's final `h` and `c`.
+        // The cube op's output ends with each row's final `h`, then the final `c` `[B, D*H]`.
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         {
             let mask = match regularisers.recurrent {
@@ -381,14 +385,12 @@ pub(crate) fn run_layer(
                     hidden: state_at(&out, steps, d, h),
                     cell: cell
                         .has_cell_state()
-                        .then(|| state_at(&out, steps + 1, d, h)),
+                        .then(|| final_cell(&out, steps + 1, (d, states.len()), hc)),
                 })
                 .collect();
             return Some((out.narrow(0, 0, steps), finals));
         }
     }
-    // The width `H` of the cell states, `R = h` unless the LSTM has a projection.
-    let hc = states[0].cell.as_ref().map_or(0, |c| c.dims()[1]);
     let final_state = |out: &Tensor<3>, (d, t): (usize, usize)| CellState {
         hidden: state_at(out, t, d, h),
         cell: cell

@@ -10,28 +10,36 @@
 //! `sync_storage`, which makes a cube's storage writes visible to the whole cube on every CubeCL
 //! target. `W_hh` is read from global memory at every step (it stays in the caches).
 //!
-//! Layouts (`D` directions, `G` gates, `K` trace blocks: LSTM and reset-before GRU 5, GRU 4,
-//! RNN 1):
+//! Layouts (`D` directions, `G` gates, `K` trace blocks: LSTM and reset-before GRU 5, a
+//! projected LSTM 6, GRU 4, RNN 1; `H` the cell's units and `R` the width of `h`, a projected
+//! LSTM's `P`, else `H`):
 //! - `x_proj` `[D, T, B, G*H]`: `x_t W_ih^T + b_ih` of every step;
 //! - `lengths` `[B]`: each row's steps (PyTorch's packed sequences: the steps from a row's
 //!   length on output zeros and leave its state alone; the reverse direction starts at the
 //!   row's last step);
-//! - `mask` `[D, B, H]` (with recurrent dropout, `masked`): each row's mask on `h_{t-1}` in the
+//! - `mask` `[D, B, R]` (with recurrent dropout, `masked`): each row's mask on `h_{t-1}` in the
 //!   recurrent product, the same at every step (the reset-before GRU's `r h` is `r (m h)`); the
 //!   direct paths (the GRU's `z h_{t-1}`) read `h_{t-1}` itself;
 //! - `zone` (with zoneout, `zoned`): in training ([`ZONE_MASKS`]) its masks `d_t`
 //!   `[D, K, T, B, H]` (`K = 2` for the LSTM: `h`'s, then `c`'s; else 1), in evaluation
 //!   ([`ZONE_EXPECTED`]) one value, `p`: the new `h_t` (and `c_t`) is `h_t + d_t (h_{t-1} - h_t)`;
-//! - `out` `[T + 1 (+1), B, D*H]`: `h_t` of each direction side by side, then the final `h`
-//!   (`h0` until the loop ends) and (LSTM) the final `c` of each row, or (reset-before GRU) the
-//!   step's `r h`;
-//! - `trace` `[D, T, B, K*H]`: the activated gates (LSTM `i, f, g, o, c_t`; GRU `r, z, n` and
-//!   `W_hn h + b_hn`; reset-before GRU `r, z, n`, `W_hn (r h) + b_hn` and `r h`; RNN `h_t`), and
-//!   `h_prev` `[D, T, B, H]`: `h_{t-1}` (unmasked), for the backward.
+//! - `w_hr` (a projected LSTM's, `projected`) `W_hr` transposed, `[D, H, P]` (the backward's
+//!   `[D, P, H]`);
+//! - `out` `[T + 1 + E, B, D*R]`: `h_t` of each direction side by side, then the final `h`
+//!   (`h0` until the loop ends), then from slab `T + 1` the extra region `[B, D*H]`: (LSTM) the
+//!   final `c` of each row, or (reset-before GRU) the step's `r h`; a projected LSTM's step's
+//!   `m_t = o_t tanh(c_t)` after it;
+//! - `trace` `[D, T, B, K*H]`: the activated gates (LSTM `i, f, g, o, c_t`, and `m_t` if
+//!   projected; GRU `r, z, n` and `W_hn h + b_hn`; reset-before GRU `r, z, n`, `W_hn (r h) +
+//!   b_hn` and `r h`; RNN `h_t`), and `h_prev` `[D, T, B, R]`: `h_{t-1}` (unmasked), for the
+//!   backward.
 //!
 //! The reset-before GRU's step has two phases, a barrier between them: `r` and `z` (and `r h`
 //! for every unit), then `n` from `W_hn (r h)`. Its backward has three: `dz`, `dn`; then
-//! `d(r h) = W_hn^T dn` and `dr`; then the recurrent product of `dr, dz`.
+//! `d(r h) = W_hn^T dn` and `dr`; then the recurrent product of `dr, dz`. So has a projected
+//! LSTM's step: the cell for every unit, then `h_t = W_hr m_t`; its backward three: `dh_t`
+//! (kept in `d_hr` for `dW_hr`), then `dm_t = W_hr^T dh_t` and the cell's backward, then the
+//! recurrent product.
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
@@ -146,6 +154,7 @@ pub(super) fn recurrence_kernel<F: Float>(
     lengths: &Tensor<F>,
     mask: &Tensor<F>,
     zone: &Tensor<F>,
+    w_hr: &Tensor<F>,
     out: &mut Tensor<F>,
     trace: &mut Tensor<F>,
     h_prev: &mut Tensor<F>,
@@ -155,15 +164,21 @@ pub(super) fn recurrence_kernel<F: Float>(
     #[comptime] keep: bool,
     #[comptime] masked: bool,
     #[comptime] zoned: u32,
+    #[comptime] projected: bool,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = x_proj.shape(0);
     let steps = x_proj.shape(1);
     let batch = x_proj.shape(2);
-    let h = h0.shape(2);
+    // `H` units of the cell, `R` of `h` (a projected LSTM's `P`, else `H`).
+    let hr = h0.shape(2);
+    let h = x_proj.shape(3) / comptime![gates(cell)];
     let gh = comptime![gates(cell)] * h;
-    let kh = comptime![trace_blocks(cell)] * h;
-    let width = dirs * h;
+    let kh = comptime![trace_blocks(cell) + if projected { 1 } else { 0 }] * h;
+    let width = dirs * hr;
+    // The extra region's rows (`[B, D*H]` from slab `T + 1`; a projected LSTM's `m_t` after it).
+    let extra = (steps + 1) * batch * width;
+    let ch = dirs * h;
     let reverse = d == 1 || reverse_first == 1;
     let row0 = CUBE_POS_X as usize * rows;
     let items = rows * h;
@@ -171,17 +186,18 @@ pub(super) fn recurrence_kernel<F: Float>(
     let one = F::new(1.0);
 
     // `h0` waits in the final-`h` slab of `out` until the end (every row's first step reads it
-    // there, the others the previous step's output), and the LSTM carries `c` in its final-`c`
-    // slab (each unit its own places).
+    // there, the others the previous step's output), and the LSTM carries `c` in the extra
+    // region (each unit its own places).
     let mut i = UNIT_POS_X as usize;
     while i < items {
         let row = row0 + i / h;
         if row < batch {
             let u = i % h;
-            let at = (d * batch + row) * h + u;
-            out[(steps * batch + row) * width + d * h + u] = h0[at];
+            if u < hr {
+                out[(steps * batch + row) * width + d * hr + u] = h0[(d * batch + row) * hr + u];
+            }
             if comptime![cell == LSTM] {
-                out[((steps + 1) * batch + row) * width + d * h + u] = c0[at];
+                out[extra + row * ch + d * h + u] = c0[(d * batch + row) * h + u];
             }
         }
         i += stride;
@@ -195,20 +211,23 @@ pub(super) fn recurrence_kernel<F: Float>(
             let row = row0 + i / h;
             let len = u32::cast_from(lengths[row % batch]) as usize;
             let step = (d * steps + t) * batch + row;
-            let o = (t * batch + row) * width + d * h + i % h;
+            let o = (t * batch + row) * width + d * hr + i % h;
             if row < batch && t >= len {
-                out[o] = F::new(0.0);
-                if comptime![keep] {
-                    h_prev[step * h + i % h] = F::new(0.0);
+                // (A projected LSTM's `h` is written by the second phase.)
+                if comptime![!projected] {
+                    out[o] = F::new(0.0);
+                    if comptime![keep] {
+                        h_prev[step * h + i % h] = F::new(0.0);
+                    }
                 }
             } else if row < batch {
                 let u = i % h;
-                let prev_base = (previous(t, len, steps, reverse) * batch + row) * width + d * h;
+                let prev_base = (previous(t, len, steps, reverse) * batch + row) * width + d * hr;
                 // `b_hh + W_hh h_{t-1}` for the rows `g*H + u` of each gate, `W_hh` transposed
-                // (`[H, G*H]`) so that the units read a gate's row together.
-                let w_base = d * h * gh + u;
+                // (`[R, G*H]`) so that the units read a gate's row together.
+                let w_base = d * hr * gh + u;
                 let b_base = d * gh + u;
-                let m_base = (d * batch + row) * h;
+                let m_base = (d * batch + row) * hr;
                 let mut p0 = b_hh[b_base];
                 let mut p1 = F::new(0.0);
                 let mut p2 = F::new(0.0);
@@ -222,7 +241,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                 if comptime![gates(cell) > 3] {
                     p3 = b_hh[b_base + 3 * h];
                 }
-                for k in 0..h {
+                for k in 0..hr {
                     let mut hv = out[prev_base + k];
                     if comptime![masked] {
                         hv *= mask[m_base + k];
@@ -239,19 +258,31 @@ pub(super) fn recurrence_kernel<F: Float>(
                         p3 += hv * w_t[w + 3 * h];
                     }
                 }
-                let hp = out[prev_base + u];
+                let mut hp = F::new(0.0);
+                if comptime![!projected] {
+                    hp = out[prev_base + u];
+                }
                 let x = step * gh + u;
                 let k = step * kh + u;
                 let zi = zone_index(d, t, row, u, steps, batch, h, cell);
                 if comptime![cell == LSTM] {
-                    let c_at = ((steps + 1) * batch + row) * width + d * h + u;
+                    let c_at = extra + row * ch + d * h + u;
                     let ig = sigmoid::<F>(x_proj[x] + p0);
                     let fg = sigmoid::<F>(x_proj[x + h] + p1);
                     let gg = F::tanh(x_proj[x + 2 * h] + p2);
                     let og = sigmoid::<F>(x_proj[x + 3 * h] + p3);
                     let c_prev = out[c_at];
                     let c_new = fg * c_prev + ig * gg;
-                    out[o] = zoned_state::<F>(og * F::tanh(c_new), hp, zone, zi, zoned);
+                    let m = og * F::tanh(c_new);
+                    if comptime![projected] {
+                        // `h_t = W_hr m_t` waits for every unit's `m_t` (the second phase).
+                        out[c_at + batch * ch] = m;
+                        if comptime![keep] {
+                            trace[k + 5 * h] = m;
+                        }
+                    } else {
+                        out[o] = zoned_state::<F>(m, hp, zone, zi, zoned);
+                    }
                     let c = zoned_state::<F>(c_new, c_prev, zone, zi + steps * batch * h, zoned);
                     out[c_at] = c;
                     if comptime![keep] {
@@ -270,7 +301,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                     if comptime![masked] {
                         rh *= mask[m_base + u];
                     }
-                    out[((steps + 1) * batch + row) * width + d * h + u] = rh;
+                    out[extra + row * ch + d * h + u] = rh;
                     out[o] = z;
                     if comptime![keep] {
                         trace[k] = r;
@@ -300,11 +331,45 @@ pub(super) fn recurrence_kernel<F: Float>(
                         trace[k] = y;
                     }
                 }
-                if comptime![keep] {
+                if comptime![keep && !projected] {
                     h_prev[step * h + u] = hp;
                 }
             }
             i += stride;
+        }
+        if comptime![projected] {
+            sync_storage();
+            // The second phase: `h_t = W_hr m_t`, `W_hr` transposed (`[H, R]`).
+            let items = rows * hr;
+            let mut i = UNIT_POS_X as usize;
+            while i < items {
+                let row = row0 + i / hr;
+                if row < batch {
+                    let len = u32::cast_from(lengths[row]) as usize;
+                    let j = i % hr;
+                    let o = (t * batch + row) * width + d * hr + j;
+                    let at = ((d * steps + t) * batch + row) * hr + j;
+                    if t >= len {
+                        out[o] = F::new(0.0);
+                        if comptime![keep] {
+                            h_prev[at] = F::new(0.0);
+                        }
+                    } else {
+                        let m_base = extra + batch * ch + row * ch + d * h;
+                        let w_base = d * h * hr + j;
+                        let mut acc = F::new(0.0);
+                        for k in 0..h {
+                            acc += out[m_base + k] * w_hr[w_base + k * hr];
+                        }
+                        if comptime![keep] {
+                            let prev = previous(t, len, steps, reverse);
+                            h_prev[at] = out[(prev * batch + row) * width + d * hr + j];
+                        }
+                        out[o] = acc;
+                    }
+                }
+                i += stride;
+            }
         }
         if comptime![cell == GRU_BEFORE] {
             sync_storage();
@@ -315,7 +380,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                 let len = u32::cast_from(lengths[row % batch]) as usize;
                 if row < batch && t < len {
                     let u = i % h;
-                    let rh_base = ((steps + 1) * batch + row) * width + d * h;
+                    let rh_base = extra + row * ch + d * h;
                     let w_base = d * h * gh + 2 * h + u;
                     let mut pn = b_hh[d * gh + 2 * h + u];
                     for k in 0..h {
@@ -342,15 +407,16 @@ pub(super) fn recurrence_kernel<F: Float>(
     }
 
     // Each row's final `h`: its output at its last step in this direction's order.
+    let items = rows * hr;
     let mut i = UNIT_POS_X as usize;
     while i < items {
-        let row = row0 + i / h;
+        let row = row0 + i / hr;
         if row < batch {
-            let u = i % h;
+            let u = i % hr;
             let len = u32::cast_from(lengths[row]) as usize;
             let last = if reverse { 0usize } else { len - 1 };
-            let from = (last * batch + row) * width + d * h + u;
-            out[(steps * batch + row) * width + d * h + u] = out[from];
+            let from = (last * batch + row) * width + d * hr + u;
+            out[(steps * batch + row) * width + d * hr + u] = out[from];
         }
         i += stride;
     }
@@ -389,25 +455,32 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     lengths: &Tensor<F>,
     mask: &Tensor<F>,
     zone: &Tensor<F>,
+    w_hr: &Tensor<F>,
     grad: &Tensor<F>,
     d_x: &mut Tensor<F>,
     d_h: &mut Tensor<F>,
     d_h0: &mut Tensor<F>,
     d_c0: &mut Tensor<F>,
+    d_hr: &mut Tensor<F>,
     reverse_first: u32,
     #[comptime] cell: u32,
     #[comptime] rows: usize,
     #[comptime] masked: bool,
     #[comptime] zoned: u32,
+    #[comptime] projected: bool,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = trace.shape(0);
     let steps = trace.shape(1);
     let batch = trace.shape(2);
-    let h = h_prev.shape(3);
+    // `H` units of the cell, `R` of `h` (as in the forward kernel).
+    let hr = h_prev.shape(3);
+    let h = d_x.shape(3) / comptime![gates(cell)];
     let gh = comptime![gates(cell)] * h;
-    let kh = comptime![trace_blocks(cell)] * h;
-    let width = dirs * h;
+    let kh = comptime![trace_blocks(cell) + if projected { 1 } else { 0 }] * h;
+    let width = dirs * hr;
+    let extra = (steps + 1) * batch * width;
+    let ch = dirs * h;
     let reverse = d == 1 || reverse_first == 1;
     let row0 = CUBE_POS_X as usize * rows;
     let items = rows * h;
@@ -420,10 +493,12 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
         let row = row0 + i / h;
         if row < batch {
             let u = i % h;
-            let at = (d * batch + row) * h + u;
-            d_h0[at] = grad[(steps * batch + row) * width + d * h + u];
+            if u < hr {
+                let from = (steps * batch + row) * width + d * hr + u;
+                d_h0[(d * batch + row) * hr + u] = grad[from];
+            }
             if comptime![cell == LSTM] {
-                d_c0[at] = grad[((steps + 1) * batch + row) * width + d * h + u];
+                d_c0[(d * batch + row) * h + u] = grad[extra + row * ch + d * h + u];
             }
         }
         i += stride;
@@ -432,6 +507,29 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     for s in 0..steps {
         // Backwards through this direction's order of time.
         let t = if reverse { s } else { steps - 1 - s };
+        if comptime![projected] {
+            // `dh_t` (kept for `dW_hr`) before the cell's backward reads `dm_t = W_hr^T dh_t`.
+            sync_storage();
+            let items = rows * hr;
+            let mut i = UNIT_POS_X as usize;
+            while i < items {
+                let row = row0 + i / hr;
+                if row < batch {
+                    let len = u32::cast_from(lengths[row]) as usize;
+                    let j = i % hr;
+                    let at = (d * batch + row) * hr + j;
+                    let to = ((d * steps + t) * batch + row) * hr + j;
+                    if t >= len {
+                        d_hr[to] = F::new(0.0);
+                    } else {
+                        d_hr[to] = grad[(t * batch + row) * width + d * hr + j] + d_h0[at];
+                        d_h0[at] = F::new(0.0);
+                    }
+                }
+                i += stride;
+            }
+            sync_storage();
+        }
         let mut i = UNIT_POS_X as usize;
         while i < items {
             let row = row0 + i / h;
@@ -452,9 +550,19 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 let first = tp == steps;
                 let at = (d * batch + row) * h + u;
                 let k = step * kh + u;
-                // The gradient of `h_t`; with zoneout, `zh` of it passes straight to `h_{t-1}`
-                // and the cell's new `h` takes the rest.
-                let dh_t = grad[(t * batch + row) * width + d * h + u] + d_h0[at];
+                // The gradient of `h_t` (a projected LSTM's of `m_t`, `W_hr^T dh_t`); with
+                // zoneout, `zh` of it passes straight to `h_{t-1}` and the cell's new `h` takes
+                // the rest.
+                let mut dh_t = F::new(0.0);
+                if comptime![projected] {
+                    let from = ((d * steps + t) * batch + row) * hr;
+                    let w_base = d * hr * h + u;
+                    for j in 0..hr {
+                        dh_t += d_hr[from + j] * w_hr[w_base + j * h];
+                    }
+                } else {
+                    dh_t = grad[(t * batch + row) * width + d * h + u] + d_h0[at];
+                }
                 let zi = zone_index(d, t, row, u, steps, batch, h, cell);
                 let mut zh = F::new(0.0);
                 let mut dh = dh_t;
@@ -490,7 +598,9 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     d_x[g + 2 * h] = dg;
                     d_x[g + 3 * h] = d_o;
                     d_c0[at] = dc * fg;
-                    d_h0[at] = F::new(0.0);
+                    if comptime![!projected] {
+                        d_h0[at] = F::new(0.0);
+                    }
                     if comptime![zoned != ZONE_OFF] {
                         d_c0[at] += dc_t * zc;
                     }
@@ -568,20 +678,21 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
         }
         // dh_{t-1} += (dG_h W_hh) m, every unit of the row reading the row's gate gradients (the
         // reset-before GRU's `r` and `z` blocks: its `n` block reached `h_{t-1}` through `r h`).
+        let items = rows * hr;
         let mut i = UNIT_POS_X as usize;
         while i < items {
-            let row = row0 + i / h;
+            let row = row0 + i / hr;
             if row < batch {
-                let k = i % h;
-                let at = (d * batch + row) * h + k;
+                let k = i % hr;
+                let at = (d * batch + row) * hr + k;
                 let base = ((d * steps + t) * batch + row) * gh;
-                let w_base = d * gh * h;
+                let w_base = d * gh * hr;
                 let mut acc = if comptime![cell == GRU] {
-                    back_product::<F>(d_h, base, w_hh, w_base, gh, h, k)
+                    back_product::<F>(d_h, base, w_hh, w_base, gh, hr, k)
                 } else if comptime![cell == GRU_BEFORE] {
-                    back_product::<F>(d_x, base, w_hh, w_base, 2 * h, h, k)
+                    back_product::<F>(d_x, base, w_hh, w_base, 2 * h, hr, k)
                 } else {
-                    back_product::<F>(d_x, base, w_hh, w_base, gh, h, k)
+                    back_product::<F>(d_x, base, w_hh, w_base, gh, hr, k)
                 };
                 // Only the product's part passes the mask (the direct paths read `h` itself).
                 if comptime![masked] {

@@ -22,7 +22,7 @@ use super::recurrence::{
     GRU, GRU_BEFORE, LSTM, RNN_RELU, RNN_TANH, ZONE_EXPECTED, ZONE_MASKS, ZONE_OFF, extra_slab,
     gates, recurrence_backward_kernel, recurrence_kernel, trace_blocks,
 };
-use crate::recurrent::fused::ops::{InitialState, SequenceInput, SequenceWeights};
+use crate::recurrent::fused::ops::{InitialState, Projection, SequenceInput, SequenceWeights};
 use crate::recurrent::fused::sequence::{Direction, FusedCell};
 
 /// The units of a cube: up to this many `(row, unit)` items of the cube's rows.
@@ -35,13 +35,14 @@ const CUBE_UNITS: usize = 256;
 /// first, `lengths` `[B]` (each row's steps, as floats), `mask` `[D, B, H]`, recurrent
 /// dropout's on `h_{t-1}` in the recurrent product (read only if [`Recurrence::masked`]), and
 /// `zone`, zoneout's masks `[D, K, T, B, H]` or its probability `[1]` ([`Recurrence::zoning`];
-/// `K = 2` for the LSTM, whose `c` has masks of its own); [`Recurrence`] says which cell runs,
-/// and in which order of time a single direction runs.
+/// `K = 2` for the LSTM, whose `c` has masks of its own), and a projected LSTM's `w_hr`
+/// `[D, P, H]` (`[1]`, not read, otherwise: [`Recurrence::projected`]); [`Recurrence`] says
+/// which cell runs, and in which order of time a single direction runs.
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait CubeSequenceOps: Backend {
     /// The layer's output `[T + 1 (+1), B, D*H]`: `h_t`, then each row's final `h` and (LSTM)
     /// `c` (the reset-before GRU: a slab of its own).
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, run| output_spec(x, h0, run.cell))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, _w_hr, run| output_spec(x, h0, *run))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence(
         x_proj: FloatTensor<Self>,
@@ -52,11 +53,12 @@ pub trait CubeSequenceOps: Backend {
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self>;
     /// The output, the trace `[D, T, B, K*H]` and `h_{t-1}` `[D, T, B, H]` (see
     /// [`super::recurrence`]) for [`Self::recurrence_backward`].
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, run| traced_specs(x, h0, run.cell))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, _w_hr, run| traced_specs(x, h0, *run))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence_traced(
         x_proj: FloatTensor<Self>,
@@ -67,13 +69,15 @@ pub trait CubeSequenceOps: Backend {
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// BPTT from `grad` (of the output): the gradients of `x_proj`, of the recurrent
     /// pre-activations `h W_hh^T + b_hh` (the GRU's; `[1]` for the other cells, whose two are
-    /// `x_proj`'s), of `h0` and of `c0` (`[1]` but for the LSTM).
-    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _zone, _grad, run| backward_specs(trace, h_prev, run.cell))]
-    #[allow(clippy::too_many_arguments)]
+    /// `x_proj`'s), of `h0`, of `c0` (`[1]` but for the LSTM) and of each step's `h_t` (a
+    /// projected LSTM's, whose `dW_hr` it gives; `[1]` otherwise).
+    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _zone, _w_hr, _grad, run| backward_specs(trace, h_prev, *run))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn recurrence_backward(
         trace: FloatTensor<Self>,
         h_prev: FloatTensor<Self>,
@@ -82,9 +86,11 @@ pub trait CubeSequenceOps: Backend {
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
+        FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
@@ -93,7 +99,7 @@ pub trait CubeSequenceOps: Backend {
 }
 
 /// What a recurrence op runs: the cell, whether the only direction runs backwards in time,
-/// whether recurrent dropout masks `h_{t-1}`, and zoneout.
+/// whether recurrent dropout masks `h_{t-1}`, zoneout, and the LSTM's projection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recurrence {
     /// The cell.
@@ -104,6 +110,8 @@ pub struct Recurrence {
     pub masked: bool,
     /// Zoneout, and what the op reads of its `zone`.
     pub zoning: Zoning,
+    /// Whether the LSTM projects `h_t = W_hr (o_t tanh(c_t))` (`h` is then `P` wide).
+    pub projected: bool,
 }
 
 /// Zoneout in a recurrence op.
@@ -139,66 +147,81 @@ pub(super) fn code(cell: FusedCell) -> u32 {
     }
 }
 
-/// `[D, T, B, ..]` and `H` of `x_proj` and `h0`.
-fn dims(x_proj: &Shape, h0: &Shape) -> ([usize; 3], usize) {
-    ([x_proj[0], x_proj[1], x_proj[2]], h0[2])
+/// `[D, T, B]`, the cell's `H` and the width `R` of `h` from `x_proj` `[D, T, B, G*H]` and `h0`
+/// `[D, B, R]`.
+fn dims(x_proj: &Shape, h0: &Shape, cell: FusedCell) -> ([usize; 3], usize, usize) {
+    let [d, t, b] = [x_proj[0], x_proj[1], x_proj[2]];
+    ([d, t, b], x_proj[3] / cell.gates(), h0[2])
 }
 
-/// The output's shape: `[T + 1 (+1), B, D*H]`.
-fn output_shape(x_proj: &Shape, h0: &Shape, cell: FusedCell) -> Shape {
-    let ([d, t, b], h) = dims(x_proj, h0);
-    Shape::new([t + 1 + usize::from(extra_slab(code(cell))), b, d * h])
+/// The number of `H`-wide blocks a step keeps in the trace: a projected LSTM's `m_t` besides.
+fn blocks(run: Recurrence) -> usize {
+    trace_blocks(code(run.cell)) + usize::from(run.projected)
+}
+
+/// The output's shape: `[T + 1 + E, B, D*R]`, the `E` slabs holding the extra region's rows
+/// `[B, D*H]` (a projected LSTM's two of them).
+fn output_shape(x_proj: &Shape, h0: &Shape, run: Recurrence) -> Shape {
+    let ([d, t, b], h, r) = dims(x_proj, h0, run.cell);
+    let regions = usize::from(extra_slab(code(run.cell))) * (1 + usize::from(run.projected));
+    Shape::new([t + 1 + (regions * h).div_ceil(r), b, d * r])
 }
 
 /// The trace's and `h_prev`'s shapes.
-fn trace_shapes(x_proj: &Shape, h0: &Shape, cell: FusedCell) -> [Shape; 2] {
-    let ([d, t, b], h) = dims(x_proj, h0);
+fn trace_shapes(x_proj: &Shape, h0: &Shape, run: Recurrence) -> [Shape; 2] {
+    let ([d, t, b], h, r) = dims(x_proj, h0, run.cell);
     [
-        Shape::new([d, t, b, trace_blocks(code(cell)) * h]),
-        Shape::new([d, t, b, h]),
+        Shape::new([d, t, b, blocks(run) * h]),
+        Shape::new([d, t, b, r]),
     ]
 }
 
-/// The gradients' shapes: `x_proj`'s, the recurrent pre-activations', `h0`'s, `c0`'s.
-fn grad_shapes(trace: &Shape, h_prev: &Shape, cell: FusedCell) -> [Shape; 4] {
-    let [d, t, b, h] = [trace[0], trace[1], trace[2], h_prev[3]];
-    let gates = Shape::new([d, t, b, gates(code(cell)) * h]);
-    let state = Shape::new([d, b, h]);
+/// The gradients' shapes: `x_proj`'s, the recurrent pre-activations', `h0`'s, `c0`'s and the
+/// projection's outputs'.
+fn grad_shapes(trace: &Shape, h_prev: &Shape, run: Recurrence) -> [Shape; 5] {
+    let [d, t, b, r] = [trace[0], trace[1], trace[2], h_prev[3]];
+    let h = trace[3] / blocks(run);
+    let gates = Shape::new([d, t, b, gates(code(run.cell)) * h]);
     let none = Shape::new([1]);
     [
         gates.clone(),
-        if cell == FusedCell::Gru {
+        if run.cell == FusedCell::Gru {
             gates
         } else {
             none.clone()
         },
-        state.clone(),
-        if cell.has_cell_state() { state } else { none },
+        Shape::new([d, b, r]),
+        if run.cell.has_cell_state() {
+            Shape::new([d, b, h])
+        } else {
+            none.clone()
+        },
+        if run.projected { h_prev.clone() } else { none },
     ]
 }
 
-fn output_spec(x_proj: &TensorSpec, h0: &TensorSpec, cell: FusedCell) -> TensorSpec {
-    TensorSpec::new(output_shape(&x_proj.shape, &h0.shape, cell), x_proj.dtype)
+fn output_spec(x_proj: &TensorSpec, h0: &TensorSpec, run: Recurrence) -> TensorSpec {
+    TensorSpec::new(output_shape(&x_proj.shape, &h0.shape, run), x_proj.dtype)
 }
 
 fn traced_specs(
     x_proj: &TensorSpec,
     h0: &TensorSpec,
-    cell: FusedCell,
+    run: Recurrence,
 ) -> (TensorSpec, TensorSpec, TensorSpec) {
-    let [trace, h_prev] = trace_shapes(&x_proj.shape, &h0.shape, cell);
+    let [trace, h_prev] = trace_shapes(&x_proj.shape, &h0.shape, run);
     let spec = |shape| TensorSpec::new(shape, x_proj.dtype);
-    (output_spec(x_proj, h0, cell), spec(trace), spec(h_prev))
+    (output_spec(x_proj, h0, run), spec(trace), spec(h_prev))
 }
 
 fn backward_specs(
     trace: &TensorSpec,
     h_prev: &TensorSpec,
-    cell: FusedCell,
-) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
-    let [a, b, c, d] = grad_shapes(&trace.shape, &h_prev.shape, cell)
+    run: Recurrence,
+) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
+    let [a, b, c, d, e] = grad_shapes(&trace.shape, &h_prev.shape, run)
         .map(|shape| TensorSpec::new(shape, trace.dtype));
-    (a, b, c, d)
+    (a, b, c, d, e)
 }
 
 /// The launch grid of `batch` rows of `dirs` directions of `h` units: rows per cube, the cube
@@ -217,28 +240,36 @@ pub(super) fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
 
 /// The forward kernel, with the trace (`keep`) or without.
 fn forward(
-    [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone]: [CubeTensor; 8],
-    Recurrence {
+    [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr]: [CubeTensor; 9],
+    run: Recurrence,
+    keep: bool,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let Recurrence {
         cell,
         reverse_first,
         masked,
         zoning,
-    }: Recurrence,
-    keep: bool,
-) -> (CubeTensor, CubeTensor, CubeTensor) {
+        projected,
+    } = run;
     let x_proj = into_contiguous(x_proj);
-    // `W_hh` transposed to `[D, H, G*H]`: the units of a cube read a gate's row of it together.
+    // `W_hh` transposed to `[D, R, G*H]` and `W_hr` to `[D, H, P]`: the units of a cube read a
+    // row of each together.
     let w_t = into_contiguous(permute(w_hh, &[0, 2, 1]));
+    let w_hr = if projected {
+        into_contiguous(permute(w_hr, &[0, 2, 1]))
+    } else {
+        w_hr
+    };
     let [b_hh, h0, c0, lengths, mask, zone] =
         [b_hh, h0, c0, lengths, mask, zone].map(into_contiguous);
     let (xs, hs) = (x_proj.meta.shape().clone(), h0.meta.shape().clone());
-    let out = empty(&x_proj, output_shape(&xs, &hs, cell));
+    let out = empty(&x_proj, output_shape(&xs, &hs, run));
     let [trace, h_prev] = if keep {
-        trace_shapes(&xs, &hs, cell).map(|s| empty(&x_proj, s))
+        trace_shapes(&xs, &hs, run).map(|s| empty(&x_proj, s))
     } else {
         [(); 2].map(|_| empty(&x_proj, Shape::new([1])))
     };
-    let ([dirs, _, batch], h) = dims(&xs, &hs);
+    let ([dirs, _, batch], h, _) = dims(&xs, &hs, cell);
     let (rows, count, dim) = grid(batch, dirs, h);
     recurrence_kernel::launch::<f32>(
         &out.client,
@@ -252,6 +283,7 @@ fn forward(
         lengths.into_tensor_arg(),
         mask.into_tensor_arg(),
         zone.into_tensor_arg(),
+        w_hr.into_tensor_arg(),
         out.clone().into_tensor_arg(),
         trace.clone().into_tensor_arg(),
         h_prev.clone().into_tensor_arg(),
@@ -261,6 +293,7 @@ fn forward(
         keep,
         masked,
         zoning.code(),
+        projected,
     );
     (out, trace, h_prev)
 }
@@ -275,10 +308,11 @@ impl CubeSequenceOps for CubeBackend {
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
         forward(
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone],
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr],
             run,
             false,
         )
@@ -294,9 +328,14 @@ impl CubeSequenceOps for CubeBackend {
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        forward([x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone], run, true)
+        forward(
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr],
+            run,
+            true,
+        )
     }
 
     fn recurrence_backward(
@@ -307,6 +346,7 @@ impl CubeSequenceOps for CubeBackend {
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -314,13 +354,14 @@ impl CubeSequenceOps for CubeBackend {
         FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
+        FloatTensor<Self>,
     ) {
-        let [trace, h_prev, w_hh, c0, lengths, mask, zone, grad] =
-            [trace, h_prev, w_hh, c0, lengths, mask, zone, grad].map(into_contiguous);
-        let shapes = grad_shapes(trace.meta.shape(), h_prev.meta.shape(), run.cell);
-        let [d_x, d_h, d_h0, d_c0] = shapes.map(|s| empty(&trace, s));
+        let [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, grad] =
+            [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, grad].map(into_contiguous);
+        let shapes = grad_shapes(trace.meta.shape(), h_prev.meta.shape(), run);
+        let [d_x, d_h, d_h0, d_c0, d_hr] = shapes.map(|s| empty(&trace, s));
         let ts = trace.meta.shape().clone();
-        let (rows, count, dim) = grid(ts[2], ts[0], h_prev.meta.shape()[3]);
+        let (rows, count, dim) = grid(ts[2], ts[0], ts[3] / blocks(run));
         let client = trace.client.clone();
         recurrence_backward_kernel::launch::<f32>(
             &client,
@@ -333,36 +374,39 @@ impl CubeSequenceOps for CubeBackend {
             lengths.into_tensor_arg(),
             mask.into_tensor_arg(),
             zone.into_tensor_arg(),
+            w_hr.into_tensor_arg(),
             grad.into_tensor_arg(),
             d_x.clone().into_tensor_arg(),
             d_h.clone().into_tensor_arg(),
             d_h0.clone().into_tensor_arg(),
             d_c0.clone().into_tensor_arg(),
+            d_hr.clone().into_tensor_arg(),
             u32::from(run.reverse_first),
             code(run.cell),
             rows,
             run.masked,
             run.zoning.code(),
+            run.projected,
         );
-        (d_x, d_h, d_h0, d_c0)
+        (d_x, d_h, d_h0, d_c0, d_hr)
     }
 }
 
 /// The backward of [`CubeSequenceOps::recurrence`] under autodiff. Parents: `x_proj`, `w_hh`,
-/// `b_hh`, `h0`, `c0` (the LSTM's only).
+/// `b_hh`, `h0`, `c0` (the LSTM's only), `w_hr` (a projected LSTM's only).
 #[derive(Debug)]
 struct RecurrenceBackward(Recurrence);
 
-impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
-    /// The trace, `h_prev`, `W_hh`, `c0`, the lengths, the mask and zoneout's `zone`.
-    type State = [FloatTensor<B>; 7];
+impl<B: Backend + CubeSequenceOps> Backward<B, 6> for RecurrenceBackward {
+    /// The trace, `h_prev`, `W_hh`, `c0`, the lengths, the mask, zoneout's `zone` and `W_hr`.
+    type State = [FloatTensor<B>; 8];
 
-    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [n_x, n_w, n_b, n_h0, n_c0] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [n_x, n_w, n_b, n_h0, n_c0, n_hr] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let [trace, h_prev, w_hh, c0, lengths, mask, zone] = ops.state;
+        let [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr] = ops.state;
         let (run, cell) = (self.0, self.0.cell);
-        let (d_x, d_h, d_h0, d_c0) = B::recurrence_backward(
+        let (d_x, d_h, d_h0, d_c0, d_hr) = B::recurrence_backward(
             trace.clone(),
             h_prev.clone(),
             w_hh,
@@ -370,11 +414,25 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
             lengths,
             mask.clone(),
             zone,
+            w_hr,
             grad,
             run,
         );
         let shape = d_x.shape();
         let (d, rows, gh, h) = (shape[0], shape[1] * shape[2], shape[3], h_prev.shape()[3]);
+        let block = |t: FloatTensor<B>, from: usize, to: usize| {
+            let all = Slice::full();
+            let part = Slice::new(from as isize, Some(to as isize), 1);
+            B::float_slice(t, &[all, all, part])
+        };
+        // `dW_hr = sum_t dh_t^T m_t` `[D, P, H]`, `m_t` the trace's last block.
+        if let (Some(node), true) = (n_hr, run.projected) {
+            let hc = gh / 4;
+            let m = B::float_reshape(trace.clone(), Shape::new([d, rows, 6 * hc]));
+            let d_hr = B::float_reshape(d_hr, Shape::new([d, rows, h]));
+            let d_w = B::float_matmul(B::float_swap_dims(d_hr, 1, 2), block(m, 5 * hc, 6 * hc));
+            grads.register::<B>(node.id, d_w);
+        }
         // The recurrent pre-activations' gradients, `[D, T*B, G*H]`.
         let d_rec = if cell == FusedCell::Gru {
             d_h
@@ -392,17 +450,12 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 5> for RecurrenceBackward {
                 h_prev
             };
             let h_prev = B::float_reshape(h_prev, Shape::new([d, rows, h]));
-            // `dW = dG^T H_prev` `[D, G*H, H]`, one batched GEMM over all steps.
+            // `dW = dG^T H_prev` `[D, G*H, R]`, one batched GEMM over all steps.
             let product = |dg: FloatTensor<B>, inputs: FloatTensor<B>| {
                 B::float_matmul(B::float_swap_dims(dg, 1, 2), inputs)
             };
             let d_w = if cell == FusedCell::GruResetBefore {
                 // The `n` block's input is `r h_{t-1}`, kept in the trace's last block.
-                let block = |t: FloatTensor<B>, from: usize, to: usize| {
-                    let all = Slice::full();
-                    let part = Slice::new(from as isize, Some(to as isize), 1);
-                    B::float_slice(t, &[all, all, part])
-                };
                 let rh = B::float_reshape(trace, Shape::new([d, rows, 5 * h]));
                 let rz = product(block(d_rec.clone(), 0, 2 * h), h_prev);
                 let n = product(block(d_rec.clone(), 2 * h, 3 * h), block(rh, 4 * h, 5 * h));
@@ -438,11 +491,12 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
-        let nodes = [&x_proj, &w_hh, &b_hh, &h0, &c0].map(|t| t.node());
-        let [x, w, b, h0, c0, len, m, z] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone].map(|t| t.into_primitive());
+        let nodes = [&x_proj, &w_hh, &b_hh, &h0, &c0, &w_hr].map(|t| t.node());
+        let [x, w, b, h0, c0, len, m, z, w_hr] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr].map(|t| t.into_primitive());
         match RecurrenceBackward(run)
             .prepare::<C>(nodes)
             .compute_bound()
@@ -458,11 +512,14 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
                     len.clone(),
                     m.clone(),
                     z.clone(),
+                    w_hr.clone(),
                     run,
                 );
-                prep.finish([trace, h_prev, w, c0, len, m, z], out)
+                prep.finish([trace, h_prev, w, c0, len, m, z, w_hr], out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, h0, c0, len, m, z, run)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::recurrence(x, w, b, h0, c0, len, m, z, w_hr, run))
+            }
         }
     }
 
@@ -476,11 +533,12 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [x, w, b, h0, c0, len, m, z] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone].map(|t| t.into_primitive());
-        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, m, z, run);
+        let [x, w, b, h0, c0, len, m, z, w_hr] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr].map(|t| t.into_primitive());
+        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, m, z, w_hr, run);
         (
             Self::from_inner(out),
             Self::from_inner(trace),
@@ -497,6 +555,7 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         lengths: FloatTensor<Self>,
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
+        w_hr: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -504,15 +563,17 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
+        FloatTensor<Self>,
     ) {
-        let [t, p, w, c, len, m, z, g] =
-            [trace, h_prev, w_hh, c0, lengths, mask, zone, grad].map(|t| t.into_primitive());
-        let (a, b, c, d) = B::recurrence_backward(t, p, w, c, len, m, z, g, run);
+        let [t, p, w, c, len, m, z, w_hr, g] =
+            [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, grad].map(|t| t.into_primitive());
+        let (a, b, c, d, e) = B::recurrence_backward(t, p, w, c, len, m, z, w_hr, g, run);
         (
             Self::from_inner(a),
             Self::from_inner(b),
             Self::from_inner(c),
             Self::from_inner(d),
+            Self::from_inner(e),
         )
     }
 }
@@ -556,14 +617,19 @@ pub(crate) fn sequence(
     };
     let dirs = directions.len();
     let mut parts: [Vec<Tensor<1>>; 2] = [Vec::new(), Vec::new()];
-    let mut matrices: [Vec<Tensor<2>>; 2] = [Vec::new(), Vec::new()];
+    let mut matrices: [Vec<Tensor<2>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for w in directions {
         matrices[0].push(Tensor::from_dispatch(w.w_ih));
         matrices[1].push(Tensor::from_dispatch(w.w_hh));
         parts[0].push(Tensor::from_dispatch(w.b_ih));
         parts[1].push(Tensor::from_dispatch(w.b_hh));
+        if let Projection::On(w_hr) = w.projection {
+            matrices[2].push(Tensor::from_dispatch(w_hr));
+        }
     }
-    let [w_ih, w_hh]: [Tensor<3>; 2] = matrices.map(stacked);
+    let [w_ih, w_hh, w_hr] = matrices;
+    let projected = !w_hr.is_empty();
+    let [w_ih, w_hh]: [Tensor<3>; 2] = [w_ih, w_hh].map(stacked);
     let [b_ih, b_hh]: [Tensor<2>; 2] = parts.map(stacked);
     let gh = w_ih.dims()[1];
     // `[D, T*B, G*H]`: the input projection (without `b_ih`) of every step.
@@ -610,7 +676,13 @@ pub(crate) fn sequence(
         Zoneout::Masks(masks) => (Zoning::Masks, Tensor::stack(masks, 0)),
         Zoneout::Expected(p) => (Zoning::Expected, one(p)),
     };
-    let [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone] = [
+    // A projected LSTM's `W_hr` `[D, P, H]`, or (not read) a placeholder.
+    let w_hr = if projected {
+        stacked::<2, 3>(w_hr)
+    } else {
+        Tensor::zeros([1, 1, 1], &h0.device())
+    };
+    let [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr] = [
         x_proj.into_dispatch(),
         w_hh.into_dispatch(),
         b_hh.into_dispatch(),
@@ -619,6 +691,7 @@ pub(crate) fn sequence(
         lengths.into_dispatch(),
         mask.into_dispatch(),
         zone.into_dispatch(),
+        w_hr.into_dispatch(),
     ];
     Tensor::from_dispatch(<Dispatch as CubeSequenceOps>::recurrence(
         x_proj,
@@ -629,11 +702,13 @@ pub(crate) fn sequence(
         lengths,
         mask,
         zone,
+        w_hr,
         Recurrence {
             cell,
             reverse_first,
             masked,
             zoning,
+            projected,
         },
     ))
 }
