@@ -489,12 +489,19 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
             .init(&device),
         &device,
     );
-    let lstm = LstmConfig::new(5, 6)
-        .with_proj_size(4)
-        .with_recurrent_dropout(0.25);
+    let lstm = LstmConfig::new(5, 6).with_proj_size(4);
     common::assert_seeded_fused_equals_composed(
-        lstm.init(&device),
+        lstm.clone().with_recurrent_dropout(0.25).init(&device),
         &dropout("projected lstm", lengths),
+        &device,
+        lengths,
+    );
+    // Zoneout with the projection: `h`'s masks `P` wide, `c`'s `H` wide.
+    common::assert_seeded_fused_equals_composed(
+        lstm.with_bidirectional(true)
+            .with_zoneout(0.3)
+            .init(&device),
+        &zoneout("projected bidirectional lstm, lengths"),
         &device,
         lengths,
     );
@@ -509,9 +516,16 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
         &plain,
     );
     inference_matches("wgpu", "rnn", RnnConfig::new(4, 37).init(&plain), &plain);
-    // Zoneout's expectation in evaluation, of `h` and `c`.
-    let lstm = LstmConfig::new(4, 100).with_zoneout(0.3).init(&plain);
-    inference_matches("wgpu", "lstm with zoneout", lstm, &plain);
+    // Zoneout's expectation in evaluation, of `h` and `c`, with a projection and without.
+    let lstm = LstmConfig::new(4, 100).with_zoneout(0.3);
+    inference_matches(
+        "wgpu",
+        "lstm with zoneout",
+        lstm.clone().init(&plain),
+        &plain,
+    );
+    let projected = lstm.with_proj_size(30).init(&plain);
+    inference_matches("wgpu", "projected lstm with zoneout", projected, &plain);
 }
 
 /// The folded embedding on wgpu (token ids into the first layer's sequence op: a gather of

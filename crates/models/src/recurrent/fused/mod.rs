@@ -172,17 +172,16 @@ pub(crate) struct Inside<'a> {
 }
 
 impl Inside<'_> {
-    /// Whether anything acts inside the recurrence that the cube engine's op lacks: layer norms,
-    /// or a projection with zoneout (it runs recurrent dropout, zoneout and the projection).
+    /// Whether anything acts inside the recurrence that the cube engine's op lacks: layer norms
+    /// (it runs recurrent dropout, zoneout and the projection).
     pub(crate) fn beyond_cube(&self) -> bool {
-        self.normalised || (self.projected && self.regularise.zoneout > 0.0)
+        self.normalised
     }
 }
 
 /// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
 /// rows on `device`, padded (with lengths) or not, with what acts `inside` its recurrence: on
-/// the cube engine unless that is a layer norm or a projection with zoneout
-/// ([`Inside::beyond_cube`]); on the
+/// the cube engine unless that is a layer norm ([`Inside::beyond_cube`]); on the
 /// host engine for its cells' unpadded input of more than one step or of a batch small enough
 /// for the op's products to read the weights in place (one step of a larger batch would pack
 /// `W_hh` for a single product).

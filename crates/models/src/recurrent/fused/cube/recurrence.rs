@@ -20,8 +20,8 @@
 //! - `mask` `[D, B, R]` (with recurrent dropout, `masked`): each row's mask on `h_{t-1}` in the
 //!   recurrent product, the same at every step (the reset-before GRU's `r h` is `r (m h)`); the
 //!   direct paths (the GRU's `z h_{t-1}`) read `h_{t-1}` itself;
-//! - `zone` (with zoneout, `zoned`): in training ([`ZONE_MASKS`]) its masks `d_t`
-//!   `[D, K, T, B, H]` (`K = 2` for the LSTM: `h`'s, then `c`'s; else 1), in evaluation
+//! - `zone` (with zoneout, `zoned`): in training ([`ZONE_MASKS`]) its masks `d_t`, each
+//!   direction's of `h` `[T, B, R]` and then (LSTM) of `c` `[T, B, H]`, in evaluation
 //!   ([`ZONE_EXPECTED`]) one value, `p`: the new `h_t` (and `c_t`) is `h_t + d_t (h_{t-1} - h_t)`;
 //! - `w_hr` (a projected LSTM's, `projected`) `W_hr` transposed, `[D, H, P]` (the backward's
 //!   `[D, P, H]`);
@@ -85,22 +85,43 @@ fn zoned_state<F: Float>(y: F, prev: F, zone: &Tensor<F>, at: usize, #[comptime]
     }
 }
 
-/// Where the zoneout mask of `h` for item `u` of `row` at step `t` of direction `d` is in
-/// `zone` (`c`'s is `T*B*H` further on).
+/// Where the zoneout mask of `h` (`hr` wide) for unit `j` of `row` at step `t` of direction `d`
+/// is in `zone` (see the module docs; `h` the cell's units).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn zone_index(
+fn zone_h(
+    d: usize,
+    t: usize,
+    row: usize,
+    j: usize,
+    steps: usize,
+    batch: usize,
+    hr: usize,
+    h: usize,
+    #[comptime] cell: u32,
+) -> usize {
+    let mut block = hr;
+    if comptime![cell == LSTM] {
+        block += h;
+    }
+    d * steps * batch * block + (t * batch + row) * hr + j
+}
+
+/// Where the LSTM's zoneout mask of `c` for unit `u` of `row` at step `t` of direction `d` is in
+/// `zone`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn zone_c(
     d: usize,
     t: usize,
     row: usize,
     u: usize,
     steps: usize,
     batch: usize,
+    hr: usize,
     h: usize,
-    #[comptime] cell: u32,
 ) -> usize {
-    let k = comptime![if cell == LSTM { 2usize } else { 1usize }];
-    ((d * k * steps + t) * batch + row) * h + u
+    (d * (hr + h) + hr) * steps * batch + (t * batch + row) * h + u
 }
 
 /// The number of gates of cell `cell`.
@@ -264,7 +285,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                 }
                 let x = step * gh + u;
                 let k = step * kh + u;
-                let zi = zone_index(d, t, row, u, steps, batch, h, cell);
+                let zi = zone_h(d, t, row, u, steps, batch, hr, h, cell);
                 if comptime![cell == LSTM] {
                     let c_at = extra + row * ch + d * h + u;
                     let ig = sigmoid::<F>(x_proj[x] + p0);
@@ -283,7 +304,8 @@ pub(super) fn recurrence_kernel<F: Float>(
                     } else {
                         out[o] = zoned_state::<F>(m, hp, zone, zi, zoned);
                     }
-                    let c = zoned_state::<F>(c_new, c_prev, zone, zi + steps * batch * h, zoned);
+                    let zc = zone_c(d, t, row, u, steps, batch, hr, h);
+                    let c = zoned_state::<F>(c_new, c_prev, zone, zc, zoned);
                     out[c_at] = c;
                     if comptime![keep] {
                         trace[k] = ig;
@@ -361,11 +383,13 @@ pub(super) fn recurrence_kernel<F: Float>(
                         for k in 0..h {
                             acc += out[m_base + k] * w_hr[w_base + k * hr];
                         }
+                        let prev = previous(t, len, steps, reverse);
+                        let hp = out[(prev * batch + row) * width + d * hr + j];
                         if comptime![keep] {
-                            let prev = previous(t, len, steps, reverse);
-                            h_prev[at] = out[(prev * batch + row) * width + d * hr + j];
+                            h_prev[at] = hp;
                         }
-                        out[o] = acc;
+                        let zi = zone_h(d, t, row, j, steps, batch, hr, h, cell);
+                        out[o] = zoned_state::<F>(acc, hp, zone, zi, zoned);
                     }
                 }
                 i += stride;
@@ -392,7 +416,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                     let hp = out[(prev * batch + row) * width + d * h + u];
                     let o = (t * batch + row) * width + d * h + u;
                     let z = out[o];
-                    let zi = zone_index(d, t, row, u, steps, batch, h, cell);
+                    let zi = zone_h(d, t, row, u, steps, batch, hr, h, cell);
                     out[o] = zoned_state::<F>((one - z) * n + z * hp, hp, zone, zi, zoned);
                     if comptime![keep] {
                         let k = step * kh + u;
@@ -522,8 +546,15 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     if t >= len {
                         d_hr[to] = F::new(0.0);
                     } else {
-                        d_hr[to] = grad[(t * batch + row) * width + d * hr + j] + d_h0[at];
-                        d_h0[at] = F::new(0.0);
+                        // With zoneout, `zh` of `dh_t` passes straight to `h_{t-1}`.
+                        let dh_t = grad[(t * batch + row) * width + d * hr + j] + d_h0[at];
+                        let mut zh = F::new(0.0);
+                        if comptime![zoned != ZONE_OFF] {
+                            let zi = zone_h(d, t, row, j, steps, batch, hr, h, cell);
+                            zh = zone_at::<F>(zone, zi, zoned);
+                        }
+                        d_hr[to] = dh_t * (one - zh);
+                        d_h0[at] = dh_t * zh;
                     }
                 }
                 i += stride;
@@ -563,10 +594,11 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 } else {
                     dh_t = grad[(t * batch + row) * width + d * h + u] + d_h0[at];
                 }
-                let zi = zone_index(d, t, row, u, steps, batch, h, cell);
+                // (A projected LSTM's `h_t` took zoneout's share before `dm_t`.)
+                let zi = zone_h(d, t, row, u, steps, batch, hr, h, cell);
                 let mut zh = F::new(0.0);
                 let mut dh = dh_t;
-                if comptime![zoned != ZONE_OFF] {
+                if comptime![zoned != ZONE_OFF && !projected] {
                     zh = zone_at::<F>(zone, zi, zoned);
                     dh = dh_t * (one - zh);
                 }
@@ -587,7 +619,8 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     let mut dc_next = dc_t;
                     if comptime![zoned != ZONE_OFF] {
                         c_new = fg * c_prev + ig * gg;
-                        zc = zone_at::<F>(zone, zi + steps * batch * h, zoned);
+                        let at = zone_c(d, t, row, u, steps, batch, hr, h);
+                        zc = zone_at::<F>(zone, at, zoned);
                         dc_next = dc_t * (one - zc);
                     }
                     let tc = F::tanh(c_new);
@@ -637,7 +670,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     d_x[g] = dp;
                     d_h0[at] = F::new(0.0);
                 }
-                if comptime![zoned != ZONE_OFF] {
+                if comptime![zoned != ZONE_OFF && !projected] {
                     d_h0[at] += dh_t * zh;
                 }
             }

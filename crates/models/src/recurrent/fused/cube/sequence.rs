@@ -34,8 +34,8 @@ const CUBE_UNITS: usize = 256;
 /// `[D, G*H]`, `h0` and `c0` `[D, B, H]` (`c0` is read by the LSTM only), the forward direction
 /// first, `lengths` `[B]` (each row's steps, as floats), `mask` `[D, B, H]`, recurrent
 /// dropout's on `h_{t-1}` in the recurrent product (read only if [`Recurrence::masked`]), and
-/// `zone`, zoneout's masks `[D, K, T, B, H]` or its probability `[1]` ([`Recurrence::zoning`];
-/// `K = 2` for the LSTM, whose `c` has masks of its own), and a projected LSTM's `w_hr`
+/// `zone`, zoneout's masks (each direction's of `h` `[T, B, R]`, then the LSTM's of `c`
+/// `[T, B, H]`, flat one after the other) or its probability `[1]` ([`Recurrence::zoning`]), and a projected LSTM's `w_hr`
 /// `[D, P, H]` (`[1]`, not read, otherwise: [`Recurrence::projected`]); [`Recurrence`] says
 /// which cell runs, and in which order of time a single direction runs.
 #[backend_extension(Cube, Fusion, Autodiff)]
@@ -591,8 +591,8 @@ fn stacked<const D: usize, const E: usize>(parts: Vec<Tensor<D>>) -> Tensor<E> {
 pub(crate) enum Zoneout {
     /// None.
     Off,
-    /// In training: each direction's masks `d_t` `[T, B, H]`, of `h` and then (LSTM) of `c`,
-    /// the forward direction first.
+    /// In training: each direction's masks `d_t`, of `h` `[T, B, R]` and then (LSTM) of `c`
+    /// `[T, B, H]`, the forward direction first.
     Masks(Vec<Tensor<3>>),
     /// In evaluation: the probability `p`.
     Expected(f64),
@@ -667,13 +667,14 @@ pub(crate) fn sequence(
     let masked = mask.is_some();
     // Without recurrent dropout the kernels read no mask: a placeholder of one value.
     let mask = mask.map_or_else(|| Tensor::<3>::zeros([1, 1, 1], &h0.device()), as_dirs);
-    // The masks `[D*K, T, B, H]`, or `p`, or (not read) a placeholder.
-    let one = |v: f64| {
-        Tensor::<4>::from_data(TensorData::new(vec![v as f32], [1, 1, 1, 1]), &h0.device())
-    };
+    // The masks one after the other, or `p`, or (not read) a placeholder.
+    let one = |v: f64| Tensor::<1>::from_data(TensorData::new(vec![v as f32], [1]), &h0.device());
     let (zoning, zone) = match zoneout {
         Zoneout::Off => (Zoning::Off, one(0.0)),
-        Zoneout::Masks(masks) => (Zoning::Masks, Tensor::stack(masks, 0)),
+        Zoneout::Masks(masks) => {
+            let flat = masks.into_iter().map(|m| m.flatten::<1>(0, 2)).collect();
+            (Zoning::Masks, Tensor::cat(flat, 0))
+        }
         Zoneout::Expected(p) => (Zoning::Expected, one(p)),
     };
     // A projected LSTM's `W_hr` `[D, P, H]`, or (not read) a placeholder.
