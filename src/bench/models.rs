@@ -45,14 +45,29 @@ pub trait SeqLayer: Module + burn::module::ModuleDisplay {
         first: Tensor<2, Int>,
         n: usize,
     ) -> Tensor<2, Int> {
-        let (mut token, mut state) = (first, None);
-        for _ in 0..n {
+        greedy(first, n, |token, state| {
             let (h, s) = self.run(embed_steps(embedding, token), state);
-            state = Some(s);
-            token = every_step(h, |h| head.forward(h)).argmax(2).reshape([1, 1]);
-        }
-        token
+            (
+                every_step(h, |h| head.forward(h)).argmax(2).reshape([1, 1]),
+                s,
+            )
+        })
     }
+}
+
+/// `n` tokens from `first`, each the input of the next `step` (a token and the carried state to
+/// the next token and state); returns the last.
+fn greedy<S>(
+    first: Tensor<2, Int>,
+    n: usize,
+    mut step: impl FnMut(Tensor<2, Int>, Option<S>) -> (Tensor<2, Int>, S),
+) -> Tensor<2, Int> {
+    let (mut token, mut state) = (first, None);
+    for _ in 0..n {
+        let (next, s) = step(token, state);
+        (token, state) = (next, Some(s));
+    }
+    token
 }
 
 impl<C: CellKind> SeqLayer for Recurrent<C> {
@@ -89,14 +104,11 @@ impl<C: CellKind> SeqLayer for Recurrent<C> {
         n: usize,
     ) -> Tensor<2, Int> {
         let stepper = self.stepper();
-        let (mut token, mut state) = (first, None);
-        for _ in 0..n {
+        greedy(first, n, |token, state| {
             let x = embedding.forward(token).reshape([1, self.input_size]);
             let (h, s) = stepper.step(x, state);
-            state = Some(s);
-            token = head.forward(h).argmax(1);
-        }
-        token
+            (head.forward(h).argmax(1), s)
+        })
     }
 }
 

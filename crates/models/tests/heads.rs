@@ -62,6 +62,26 @@ fn language_model(device: &Device) {
             vocab_size: 5
         }
     );
+    // The stepper: one token a call gives the logits of the whole sequence, step by step.
+    let stepper = lm.stepper();
+    let mut state = None;
+    for t in 0..5 {
+        let (step, next) = stepper
+            .try_step(tokens.clone().narrow(1, t, 1).reshape([2]), state)
+            .unwrap();
+        let (all, _) = lm.forward(tokens.clone(), None);
+        assert!(max_diff(step, all.narrow(1, t, 1).reshape([2, 5])) < 1e-5);
+        state = Some(next);
+    }
+    let bad = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 5], [2]), device);
+    let err = stepper.try_step(bad, None).unwrap_err();
+    assert!(
+        matches!(err, SequentError::UnknownToken { token: 5, .. }),
+        "{err}"
+    );
+    let empty = Tensor::<1, Int>::from_data(TensorData::new(Vec::<i64>::new(), [0]), device);
+    let err = stepper.try_step(empty, None).unwrap_err();
+    assert!(matches!(err, SequentError::EmptyInput(_)), "{err}");
     // Generation: warm-up over the prefix, then tokens fed back; seeded; T -> 0 equals greedy.
     let greedy = lm.generate(&[1, 2, 3], 8, &Sampling::greedy()).unwrap();
     assert_eq!(greedy.len(), 11);

@@ -144,6 +144,9 @@ impl<C: CellKind> LanguageStepper<'_, C> {
         state: Option<RecurrentState>,
     ) -> crate::Result<(Tensor<2>, RecurrentState)> {
         let [batch] = tokens.dims();
+        if batch == 0 {
+            return Err(SequentError::EmptyInput(vec![batch]));
+        }
         let ids = tokens.to_data().convert::<i64>().try_into_vec::<i64>();
         crate::error::check_tokens(ids.unwrap_or_default(), self.model.vocab_size())?;
         let x = self.model.embedding.forward(tokens.reshape([batch, 1]));
