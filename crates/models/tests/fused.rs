@@ -505,6 +505,57 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
         &device,
         lengths,
     );
+    // Layer-normalised cells run inside the kernels: each step's norms of the recurrent product
+    // and the LSTM's cell reduced over a row's units (several rows a cube at H = 6 and 37, a
+    // row of 300 units over 256 units, each unit then two items), their gains and biases away
+    // from 1 and 0; with the projection, zoneout and recurrent dropout.
+    compare(
+        "wgpu layer-normalised lstm",
+        with_random_norms(
+            LstmConfig::new(4, 6)
+                .with_num_layers(2)
+                .with_bidirectional(true)
+                .with_layer_norm(true)
+                .init(&device),
+        ),
+        &device,
+    );
+    compare(
+        "wgpu layer-normalised gru",
+        with_random_norms(GruConfig::new(4, 300).with_layer_norm(true).init(&device)),
+        &device,
+    );
+    compare(
+        "wgpu layer-normalised projected lstm",
+        with_random_norms(
+            LstmConfig::new(4, 37)
+                .with_proj_size(5)
+                .with_bidirectional(true)
+                .with_layer_norm(true)
+                .init(&device),
+        ),
+        &device,
+    );
+    let normalised = LstmConfig::new(5, 6)
+        .with_layer_norm(true)
+        .with_zoneout(0.3);
+    common::assert_seeded_fused_equals_composed(
+        with_random_norms(normalised.init(&device)),
+        &zoneout("layer-normalised lstm, lengths"),
+        &device,
+        lengths,
+    );
+    common::assert_seeded_fused_equals_composed(
+        with_random_norms(
+            GruConfig::new(5, 37)
+                .with_layer_norm(true)
+                .with_recurrent_dropout(0.25)
+                .init(&device),
+        ),
+        &dropout("layer-normalised gru", lengths),
+        &device,
+        lengths,
+    );
     folded_embedding_matches(&device);
     bad_shapes_are_typed_errors(&device);
     let plain = device.clone().without_autodiff();
@@ -526,6 +577,13 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
     );
     let projected = lstm.with_proj_size(30).init(&plain);
     inference_matches("wgpu", "projected lstm with zoneout", projected, &plain);
+    let normalised = LstmConfig::new(4, 300).with_layer_norm(true).init(&plain);
+    inference_matches(
+        "wgpu",
+        "layer-normalised lstm",
+        with_random_norms(normalised),
+        &plain,
+    );
 }
 
 /// The folded embedding on wgpu (token ids into the first layer's sequence op: a gather of
@@ -747,6 +805,16 @@ fn launches_do_not_grow_with_the_sequence_on_wgpu(device: Device) {
     assert!(
         launches[1] <= launches[0] + 16,
         "projected lstm's launches at 5 and 20 steps: {launches:?}"
+    );
+    // And the layer-normalised LSTM's (its norms' row sums inside the kernels).
+    let normalised = LstmConfig::new(4, 6)
+        .with_layer_norm(true)
+        .with_bidirectional(true)
+        .init(&device);
+    let launches = [5, 20].map(|t| training_launches(&normalised, t));
+    assert!(
+        launches[1] <= launches[0] + 16,
+        "layer-normalised lstm's launches at 5 and 20 steps: {launches:?}"
     );
 }
 

@@ -339,13 +339,7 @@ impl<C: CellKind> Recurrent<C> {
         self.num_directions() == 1
             && !(training && self.regularise.input_dropout > 0.0)
             && self.fused_cell().is_some_and(|cell| {
-                fused::applies(
-                    cell,
-                    (steps, batch),
-                    (false, self.inside(training)),
-                    device,
-                    self.kernels,
-                )
+                fused::applies(cell, (steps, batch), false, device, self.kernels)
             })
             && 2 * vocab <= steps * batch
     }

@@ -171,24 +171,15 @@ pub(crate) struct Inside<'a> {
     pub projected: bool,
 }
 
-impl Inside<'_> {
-    /// Whether anything acts inside the recurrence that the cube engine's op lacks: layer norms
-    /// (it runs recurrent dropout, zoneout and the projection).
-    pub(crate) fn beyond_cube(&self) -> bool {
-        self.normalised
-    }
-}
-
 /// Whether the whole-sequence op of `cell` applies to a layer input of `steps` steps of `batch`
-/// rows on `device`, padded (with lengths) or not, with what acts `inside` its recurrence: on
-/// the cube engine unless that is a layer norm ([`Inside::beyond_cube`]); on the
-/// host engine for its cells' unpadded input of more than one step or of a batch small enough
-/// for the op's products to read the weights in place (one step of a larger batch would pack
-/// `W_hh` for a single product).
+/// rows on `device`, `padded` (with lengths) or not, whatever acts inside its recurrence: on the
+/// cube engine always; on the host engine for its cells' unpadded input of more than one step
+/// or of a batch small enough for the op's products to read the weights in place (one step of a
+/// larger batch would pack `W_hh` for a single product).
 pub(crate) fn applies(
     cell: FusedCell,
     (steps, batch): (usize, usize),
-    (padded, inside): (bool, Inside<'_>),
+    padded: bool,
     device: &Device,
     kernels: Kernels,
 ) -> bool {
@@ -196,7 +187,7 @@ pub(crate) fn applies(
         Engine::Host => {
             cell.on_host() && !padded && (steps > 1 || batch <= sequence::DIRECT_MAX_ROWS)
         }
-        Engine::Cube => !inside.beyond_cube(),
+        Engine::Cube => true,
         Engine::Composed => false,
     }
 }
@@ -222,7 +213,7 @@ impl StackStep {
     ) -> Option<Self> {
         let applies = kernels.engine(device) == Engine::Cube
             && !device.is_autodiff()
-            && !inside.beyond_cube()
+            && !inside.normalised
             && !inside.projected
             && inside.regularise.zoneout == 0.0;
         if !applies {
@@ -311,13 +302,12 @@ pub(crate) fn run_layer(
 ) -> Option<(Tensor<3>, Vec<CellState>)> {
     let (steps, batch) = input.steps_and_batch();
     let device = states[0].hidden.device();
-    let shape = (lengths.is_some(), inside);
     let Inside {
         regularise,
         training,
         ..
     } = inside;
-    if !applies(cell, (steps, batch), shape, &device, kernels) {
+    if !applies(cell, (steps, batch), lengths.is_some(), &device, kernels) {
         return None;
     }
     let weights = weights();

@@ -2,6 +2,7 @@
 //! op (`sequence`, its kernels in `recurrence`), a whole stack's step for generation
 //! (`stack_step`) and the single steps of a cell (`step`).
 
+mod norm;
 mod recurrence;
 mod sequence;
 mod stack_step;

@@ -44,6 +44,7 @@
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
+use super::norm::{SHARED, moments, norm_blocks, normalised_gate, norms_backward};
 use super::{gru_backward, lstm_backward, sigmoid};
 
 /// The cells' codes in the kernels' comptime arguments.
@@ -66,7 +67,7 @@ pub(super) const ZONE_EXPECTED: u32 = 2;
 
 /// Zoneout's `d` at `at` of `zone` (see the module docs): the mask's entry, or `p`.
 #[cube]
-fn zone_at<F: Float>(zone: &Tensor<F>, at: usize, #[comptime] zoned: u32) -> F {
+pub(super) fn zone_at<F: Float>(zone: &Tensor<F>, at: usize, #[comptime] zoned: u32) -> F {
     if comptime![zoned == ZONE_MASKS] {
         zone[at]
     } else {
@@ -111,7 +112,7 @@ fn zone_h(
 /// `zone`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn zone_c(
+pub(super) fn zone_c(
     d: usize,
     t: usize,
     row: usize,
@@ -122,6 +123,96 @@ fn zone_c(
     h: usize,
 ) -> usize {
     (d * (hr + h) + hr) * steps * batch + (t * batch + row) * h + u
+}
+
+/// Where a step's layer norms start in a trace row (after the cell's blocks) and the row's
+/// width `K*H` (see the module docs): `H` the cell's units.
+#[cube]
+pub(super) fn trace_layout(
+    h: usize,
+    #[comptime] cell: u32,
+    #[comptime] projected: bool,
+    #[comptime] normalised: bool,
+) -> (usize, usize) {
+    let ln0 = comptime![trace_blocks(cell) + if projected { 1 } else { 0 }] * h;
+    let mut kh = ln0;
+    if comptime![normalised] {
+        kh += comptime![norm_blocks(cell)] * h + NORM_STATS;
+    }
+    (ln0, kh)
+}
+
+/// `W_hh h_{t-1}` for unit `u`'s rows `g*H + u` of each gate (the reset-before GRU's `r` and
+/// `z` only), `h_{t-1}` at `out[prev_base..]` (times recurrent dropout's mask at
+/// `mask[m_base..]` if `masked`), `W_hh` transposed (`[R, G*H]`, from `w_base`, the direction's
+/// offset plus `u`) so that the units read a gate's row together.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn recurrent_products<F: Float>(
+    out: &mut Tensor<F>,
+    prev_base: usize,
+    w_t: &Tensor<F>,
+    w_base: usize,
+    mask: &Tensor<F>,
+    m_base: usize,
+    hr: usize,
+    h: usize,
+    gh: usize,
+    #[comptime] cell: u32,
+    #[comptime] masked: bool,
+) -> (F, F, F, F) {
+    let mut p0 = F::new(0.0);
+    let mut p1 = F::new(0.0);
+    let mut p2 = F::new(0.0);
+    let mut p3 = F::new(0.0);
+    for k in 0..hr {
+        let mut hv = out[prev_base + k];
+        if comptime![masked] {
+            hv *= mask[m_base + k];
+        }
+        let w = w_base + k * gh;
+        p0 += hv * w_t[w];
+        if comptime![gates(cell) > 1] {
+            p1 += hv * w_t[w + h];
+        }
+        if comptime![gates(cell) > 1 && cell != GRU_BEFORE] {
+            p2 += hv * w_t[w + 2 * h];
+        }
+        if comptime![gates(cell) > 3] {
+            p3 += hv * w_t[w + 3 * h];
+        }
+    }
+    (p0, p1, p2, p3)
+}
+
+/// The LSTM's `m_t = o_t tanh(c_t)` (layer-normalised, `o_t tanh(LN_c(c_t))`) to where it goes:
+/// with a projection to `out[m_at]` (and the trace's `trace[m_k]`) for the second phase, else
+/// after zoneout from `hp` (`zone` at `zi`) to the output `out[o]`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn lstm_output<F: Float>(
+    out: &mut Tensor<F>,
+    trace: &mut Tensor<F>,
+    m: F,
+    hp: F,
+    zone: &Tensor<F>,
+    o: usize,
+    m_at: usize,
+    m_k: usize,
+    zi: usize,
+    #[comptime] keep: bool,
+    #[comptime] projected: bool,
+    #[comptime] zoned: u32,
+) {
+    if comptime![projected] {
+        // `h_t = W_hr m_t` waits for every unit's `m_t` (the second phase).
+        out[m_at] = m;
+        if comptime![keep] {
+            trace[m_k] = m;
+        }
+    } else {
+        out[o] = zoned_state::<F>(m, hp, zone, zi, zoned);
+    }
 }
 
 /// The number of gates of cell `cell`.
@@ -142,16 +233,28 @@ pub(super) const fn trace_blocks(cell: u32) -> usize {
     }
 }
 
-/// Whether `out` has a slab after the final `h`: the LSTM's final `c`, the reset-before GRU's
-/// `r h_{t-1}` of the current step (read by every unit of the row).
-pub(super) const fn extra_slab(cell: u32) -> bool {
-    matches!(cell, LSTM | GRU_BEFORE)
+/// The values a layer-normalised step keeps besides its blocks: the `r` of the recurrent
+/// product's and (LSTM) of the cell's layer norm.
+pub(super) const NORM_STATS: usize = 2;
+
+/// The number of `[B, D*H]` regions of `out` after the final `h` (see the module docs): the
+/// LSTM's final `c` or the reset-before GRU's `r h_{t-1}` of the current step (read by every
+/// unit of the row), a projected LSTM's `m_t`, and a layer-normalised cell's scratch.
+pub(super) const fn regions(cell: u32, projected: bool, normalised: bool) -> usize {
+    let first = if matches!(cell, LSTM | GRU_BEFORE) {
+        1
+    } else {
+        0
+    };
+    let m = if projected { 1 } else { 0 };
+    let scratch = if normalised { norm_blocks(cell) } else { 0 };
+    first + m + scratch
 }
 
 /// The slab a row's step `t` reads `h_{t-1}` from: the previous step's in this direction's order,
 /// or at the row's first step the final-`h` slab (`steps`), where `h0` waits.
 #[cube]
-fn previous(t: usize, len: usize, steps: usize, reverse: bool) -> usize {
+pub(super) fn previous(t: usize, len: usize, steps: usize, reverse: bool) -> usize {
     let first = if reverse { t + 1 == len } else { t == 0 };
     if first {
         steps
@@ -176,6 +279,7 @@ pub(super) fn recurrence_kernel<F: Float>(
     mask: &Tensor<F>,
     zone: &Tensor<F>,
     w_hr: &Tensor<F>,
+    norm: &Tensor<F>,
     out: &mut Tensor<F>,
     trace: &mut Tensor<F>,
     h_prev: &mut Tensor<F>,
@@ -186,6 +290,7 @@ pub(super) fn recurrence_kernel<F: Float>(
     #[comptime] masked: bool,
     #[comptime] zoned: u32,
     #[comptime] projected: bool,
+    #[comptime] normalised: bool,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = x_proj.shape(0);
@@ -195,16 +300,22 @@ pub(super) fn recurrence_kernel<F: Float>(
     let hr = h0.shape(2);
     let h = x_proj.shape(3) / comptime![gates(cell)];
     let gh = comptime![gates(cell)] * h;
-    let kh = comptime![trace_blocks(cell) + if projected { 1 } else { 0 }] * h;
+    let (ln0, kh) = trace_layout(h, cell, projected, normalised);
     let width = dirs * hr;
     // The extra region's rows (`[B, D*H]` from slab `T + 1`; a projected LSTM's `m_t` after it).
     let extra = (steps + 1) * batch * width;
     let ch = dirs * h;
+    // A layer-normalised cell's scratch (see the module docs) and its layer norms' width.
+    let sw = comptime![norm_blocks(cell)] * h;
+    let scratch = extra + comptime![regions(cell, projected, false)] * batch * ch;
+    let nw = 2 * sw;
     let reverse = d == 1 || reverse_first == 1;
     let row0 = CUBE_POS_X as usize * rows;
     let items = rows * h;
     let stride = CUBE_DIM_X as usize;
     let one = F::new(1.0);
+    // A layer-normalised cell's room for its row sums.
+    let mut shared = Shared::<[F]>::new_slice(comptime![if normalised { SHARED } else { 1 }]);
 
     // `h0` waits in the final-`h` slab of `out` until the end (every row's first step reads it
     // there, the others the previous step's output), and the LSTM carries `c` in the extra
@@ -227,6 +338,58 @@ pub(super) fn recurrence_kernel<F: Float>(
 
     for s in 0..steps {
         let t = if reverse { steps - 1 - s } else { s };
+        // A layer-normalised cell's recurrent products first go to the scratch, for their rows'
+        // moments.
+        let mut mean = F::new(0.0);
+        let mut rstd = F::new(0.0);
+        if comptime![normalised] {
+            let mut i = UNIT_POS_X as usize;
+            while i < items {
+                let row = row0 + i / h;
+                let len = u32::cast_from(lengths[row % batch]) as usize;
+                if row < batch && t < len {
+                    let u = i % h;
+                    let prev = previous(t, len, steps, reverse);
+                    let prev_base = (prev * batch + row) * width + d * hr;
+                    let m_base = (d * batch + row) * hr;
+                    let (p0, p1, p2, p3) = recurrent_products::<F>(
+                        out,
+                        prev_base,
+                        w_t,
+                        d * hr * gh + u,
+                        mask,
+                        m_base,
+                        hr,
+                        h,
+                        gh,
+                        cell,
+                        masked,
+                    );
+                    let scr = scratch + (row * dirs + d) * sw + u;
+                    out[scr] = p0;
+                    out[scr + h] = p1;
+                    out[scr + 2 * h] = p2;
+                    if comptime![gates(cell) > 3] {
+                        out[scr + 3 * h] = p3;
+                    }
+                }
+                i += stride;
+            }
+            let row = row0 + UNIT_POS_X as usize / h;
+            let valid = row < batch && t < u32::cast_from(lengths[row % batch]) as usize;
+            let base = scratch + (row * dirs + d) * sw;
+            let stats = moments::<F>(
+                &mut shared,
+                out,
+                base,
+                items,
+                h,
+                valid,
+                comptime![gates(cell)],
+            );
+            mean = stats.0;
+            rstd = stats.1;
+        }
         let mut i = UNIT_POS_X as usize;
         while i < items {
             let row = row0 + i / h;
@@ -244,11 +407,11 @@ pub(super) fn recurrence_kernel<F: Float>(
             } else if row < batch {
                 let u = i % h;
                 let prev_base = (previous(t, len, steps, reverse) * batch + row) * width + d * hr;
-                // `b_hh + W_hh h_{t-1}` for the rows `g*H + u` of each gate, `W_hh` transposed
-                // (`[R, G*H]`) so that the units read a gate's row together.
-                let w_base = d * hr * gh + u;
+                // `b_hh + W_hh h_{t-1}` for the rows `g*H + u` of each gate (layer-normalised,
+                // `b_hh + LN_hh(W_hh h_{t-1})`).
                 let b_base = d * gh + u;
                 let m_base = (d * batch + row) * hr;
+                let k = step * kh + u;
                 let mut p0 = b_hh[b_base];
                 let mut p1 = F::new(0.0);
                 let mut p2 = F::new(0.0);
@@ -262,29 +425,52 @@ pub(super) fn recurrence_kernel<F: Float>(
                 if comptime![gates(cell) > 3] {
                     p3 = b_hh[b_base + 3 * h];
                 }
-                for k in 0..hr {
-                    let mut hv = out[prev_base + k];
-                    if comptime![masked] {
-                        hv *= mask[m_base + k];
-                    }
-                    let w = w_base + k * gh;
-                    p0 += hv * w_t[w];
-                    if comptime![gates(cell) > 1] {
-                        p1 += hv * w_t[w + h];
-                    }
-                    if comptime![gates(cell) > 1 && cell != GRU_BEFORE] {
-                        p2 += hv * w_t[w + 2 * h];
-                    }
+                if comptime![normalised] {
+                    let scr = scratch + (row * dirs + d) * sw + u;
+                    let n_at = d * nw + u;
+                    let y_at = k + ln0;
+                    p0 += normalised_gate::<F>(
+                        out, scr, norm, n_at, trace, y_at, 0, h, gh, mean, rstd, keep,
+                    );
+                    p1 += normalised_gate::<F>(
+                        out, scr, norm, n_at, trace, y_at, 1, h, gh, mean, rstd, keep,
+                    );
+                    p2 += normalised_gate::<F>(
+                        out, scr, norm, n_at, trace, y_at, 2, h, gh, mean, rstd, keep,
+                    );
                     if comptime![gates(cell) > 3] {
-                        p3 += hv * w_t[w + 3 * h];
+                        p3 += normalised_gate::<F>(
+                            out, scr, norm, n_at, trace, y_at, 3, h, gh, mean, rstd, keep,
+                        );
                     }
+                    // (`r` once a row.)
+                    if comptime![keep] && u == 0 {
+                        trace[step * kh + kh - 2] = rstd;
+                    }
+                } else {
+                    let (a0, a1, a2, a3) = recurrent_products::<F>(
+                        out,
+                        prev_base,
+                        w_t,
+                        d * hr * gh + u,
+                        mask,
+                        m_base,
+                        hr,
+                        h,
+                        gh,
+                        cell,
+                        masked,
+                    );
+                    p0 += a0;
+                    p1 += a1;
+                    p2 += a2;
+                    p3 += a3;
                 }
                 let mut hp = F::new(0.0);
                 if comptime![!projected] {
                     hp = out[prev_base + u];
                 }
                 let x = step * gh + u;
-                let k = step * kh + u;
                 let zi = zone_h(d, t, row, u, steps, batch, hr, h, cell);
                 if comptime![cell == LSTM] {
                     let c_at = extra + row * ch + d * h + u;
@@ -294,15 +480,28 @@ pub(super) fn recurrence_kernel<F: Float>(
                     let og = sigmoid::<F>(x_proj[x + 3 * h] + p3);
                     let c_prev = out[c_at];
                     let c_new = fg * c_prev + ig * gg;
-                    let m = og * F::tanh(c_new);
-                    if comptime![projected] {
-                        // `h_t = W_hr m_t` waits for every unit's `m_t` (the second phase).
-                        out[c_at + batch * ch] = m;
-                        if comptime![keep] {
-                            trace[k + 5 * h] = m;
-                        }
+                    if comptime![normalised] {
+                        // `h` waits for the cell's layer norm: `c_t` and `o` to the scratch.
+                        let scr = scratch + (row * dirs + d) * sw + u;
+                        out[scr + 3 * h] = og;
+                        out[scr + 4 * h] = c_new;
                     } else {
-                        out[o] = zoned_state::<F>(m, hp, zone, zi, zoned);
+                        let m = og * F::tanh(c_new);
+                        let m_at = c_at + batch * ch;
+                        lstm_output::<F>(
+                            out,
+                            trace,
+                            m,
+                            hp,
+                            zone,
+                            o,
+                            m_at,
+                            k + 5 * h,
+                            zi,
+                            keep,
+                            projected,
+                            zoned,
+                        );
                     }
                     let zc = zone_c(d, t, row, u, steps, batch, hr, h);
                     let c = zoned_state::<F>(c_new, c_prev, zone, zc, zoned);
@@ -358,6 +557,56 @@ pub(super) fn recurrence_kernel<F: Float>(
                 }
             }
             i += stride;
+        }
+        if comptime![normalised && cell == LSTM] {
+            // The cell's layer norm: `m_t = o_t tanh(gamma_c c^ + beta_c)` from the scratch.
+            let row = row0 + UNIT_POS_X as usize / h;
+            let valid = row < batch && t < u32::cast_from(lengths[row % batch]) as usize;
+            let base = scratch + (row * dirs + d) * sw + gh;
+            let (mean_c, r_c) = moments::<F>(&mut shared, out, base, items, h, valid, 1usize);
+            let mut i = UNIT_POS_X as usize;
+            while i < items {
+                let row = row0 + i / h;
+                let len = u32::cast_from(lengths[row % batch]) as usize;
+                if row < batch && t < len {
+                    let u = i % h;
+                    let scr = scratch + (row * dirs + d) * sw + u;
+                    let hat = (out[scr + gh] - mean_c) * r_c;
+                    let n_at = d * nw + 2 * gh + u;
+                    let m = out[scr + 3 * h] * F::tanh(norm[n_at] * hat + norm[n_at + h]);
+                    let step = (d * steps + t) * batch + row;
+                    let k = step * kh + u;
+                    if comptime![keep] {
+                        trace[k + ln0 + gh] = hat;
+                        if u == 0 {
+                            trace[step * kh + kh - 1] = r_c;
+                        }
+                    }
+                    let prev = previous(t, len, steps, reverse);
+                    let mut hp = F::new(0.0);
+                    if comptime![!projected] {
+                        hp = out[(prev * batch + row) * width + d * hr + u];
+                    }
+                    let o = (t * batch + row) * width + d * hr + u;
+                    let m_at = extra + (batch + row) * ch + d * h + u;
+                    let zi = zone_h(d, t, row, u, steps, batch, hr, h, cell);
+                    lstm_output::<F>(
+                        out,
+                        trace,
+                        m,
+                        hp,
+                        zone,
+                        o,
+                        m_at,
+                        k + 5 * h,
+                        zi,
+                        keep,
+                        projected,
+                        zoned,
+                    );
+                }
+                i += stride;
+            }
         }
         if comptime![projected] {
             sync_storage();
@@ -446,6 +695,57 @@ pub(super) fn recurrence_kernel<F: Float>(
     }
 }
 
+/// An LSTM step's backward for a unit from the gradient `dh` of its `m_t` and `dc_in` of `c_t`
+/// besides `dc_t` (which waits in `d_c0[at]`): the gate pre-activations' gradients to
+/// `d_x[g + j H]` (the output gate's only unless `normalised`, whose caller has it) and
+/// `dc_{t-1}` to `d_c0[at]`. The trace keeps `c_t` after zoneout (at `k`, the previous step's at
+/// `k_prev` unless `first`: then `c0[at]`), so with zoneout the cell's own `f c_{t-1} + i g` is
+/// taken again and `d_t dc_t` (`d_t` in `zone` at `zc`) passes straight to `c_{t-1}`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lstm_grads<F: Float>(
+    trace: &Tensor<F>,
+    c0: &Tensor<F>,
+    zone: &Tensor<F>,
+    d_x: &mut Tensor<F>,
+    d_c0: &mut Tensor<F>,
+    dh: F,
+    dc_in: F,
+    k: usize,
+    k_prev: usize,
+    first: bool,
+    at: usize,
+    g: usize,
+    zc: usize,
+    h: usize,
+    #[comptime] zoned: u32,
+    #[comptime] normalised: bool,
+) {
+    let ig = trace[k];
+    let fg = trace[k + h];
+    let gg = trace[k + 2 * h];
+    let og = trace[k + 3 * h];
+    let c_prev = if first { c0[at] } else { trace[k_prev + 4 * h] };
+    let dc_t = d_c0[at];
+    let mut c_new = trace[k + 4 * h];
+    let mut d_zone = F::new(0.0);
+    let mut dc_next = dc_t;
+    if comptime![zoned != ZONE_OFF] {
+        c_new = fg * c_prev + ig * gg;
+        d_zone = zone_at::<F>(zone, zc, zoned);
+        dc_next = dc_t * (F::new(1.0) - d_zone);
+    }
+    let tc = F::tanh(c_new);
+    let (di, df, dg, d_o, dc) = lstm_backward::<F>(dh, dc_next + dc_in, ig, fg, gg, og, tc, c_prev);
+    d_x[g] = di;
+    d_x[g + h] = df;
+    d_x[g + 2 * h] = dg;
+    if comptime![!normalised] {
+        d_x[g + 3 * h] = d_o;
+    }
+    d_c0[at] = dc * fg + dc_t * d_zone;
+}
+
 /// `dh_prev = dG_h W_hh` for unit `k` of a row over the first `gh` rows of `W_hh`: `dg` at
 /// `src[base .. base + gh]`, `W_hh` `[G*H, H]` at `w_hh[w_base ..]`.
 #[cube]
@@ -480,18 +780,21 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     mask: &Tensor<F>,
     zone: &Tensor<F>,
     w_hr: &Tensor<F>,
+    norm: &Tensor<F>,
     grad: &Tensor<F>,
     d_x: &mut Tensor<F>,
     d_h: &mut Tensor<F>,
     d_h0: &mut Tensor<F>,
     d_c0: &mut Tensor<F>,
     d_hr: &mut Tensor<F>,
+    d_norm: &mut Tensor<F>,
     reverse_first: u32,
     #[comptime] cell: u32,
     #[comptime] rows: usize,
     #[comptime] masked: bool,
     #[comptime] zoned: u32,
     #[comptime] projected: bool,
+    #[comptime] normalised: bool,
 ) {
     let d = CUBE_POS_Y as usize;
     let dirs = trace.shape(0);
@@ -501,7 +804,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     let hr = h_prev.shape(3);
     let h = d_x.shape(3) / comptime![gates(cell)];
     let gh = comptime![gates(cell)] * h;
-    let kh = comptime![trace_blocks(cell) + if projected { 1 } else { 0 }] * h;
+    let (ln0, kh) = trace_layout(h, cell, projected, normalised);
     let width = dirs * hr;
     let extra = (steps + 1) * batch * width;
     let ch = dirs * h;
@@ -510,13 +813,23 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
     let items = rows * h;
     let stride = CUBE_DIM_X as usize;
     let one = F::new(1.0);
+    // A layer-normalised cell's room for its row sums.
+    let mut shared = Shared::<[F]>::new_slice(comptime![if normalised { SHARED } else { 1 }]);
+    // A layer-normalised cell's layer norms' width (`d_norm`'s rows too).
+    let nw = comptime![2 * norm_blocks(cell)] * h;
 
-    // dh and dc start from the final states' gradients.
+    // dh and dc start from the final states' gradients (and the layer norms' sums from zero).
     let mut i = UNIT_POS_X as usize;
     while i < items {
         let row = row0 + i / h;
         if row < batch {
             let u = i % h;
+            if comptime![normalised] {
+                #[unroll]
+                for b in 0..comptime![2 * norm_blocks(cell)] {
+                    d_norm[(d * batch + row) * nw + b * h + u] = F::new(0.0);
+                }
+            }
             if u < hr {
                 let from = (steps * batch + row) * width + d * hr + u;
                 d_h0[(d * batch + row) * hr + u] = grad[from];
@@ -561,6 +874,9 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
             }
             sync_storage();
         }
+        // A layer-normalised LSTM's sums for its cell's layer norm.
+        let mut a1 = F::new(0.0);
+        let mut a2 = F::new(0.0);
         let mut i = UNIT_POS_X as usize;
         while i < items {
             let row = row0 + i / h;
@@ -571,7 +887,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 // A step past the row's length: no gradient (and `dh`, `dc` pass unchanged).
                 for j in 0..comptime![gates(cell)] {
                     d_x[g + j * h] = F::new(0.0);
-                    if comptime![cell == GRU] {
+                    if comptime![cell == GRU || normalised] {
                         d_h[g + j * h] = F::new(0.0);
                     }
                 }
@@ -603,39 +919,47 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                     dh = dh_t * (one - zh);
                 }
                 if comptime![cell == LSTM] {
-                    let ig = trace[k];
-                    let fg = trace[k + h];
-                    let gg = trace[k + 2 * h];
-                    let og = trace[k + 3 * h];
-                    let c_prev = if first {
-                        c0[at]
+                    if comptime![normalised] {
+                        // `h_t = o tanh(gamma_c c^ + beta_c)`: `d_o`, and the gradient `d_s` of
+                        // the normalised cell, whose layer norm's backward waits for the row's
+                        // sums (`d_s` in `d_x`'s `i` block until then).
+                        let og = trace[k + 3 * h];
+                        let hat = trace[k + ln0 + gh];
+                        let n_at = d * nw + 2 * gh + u;
+                        let gamma = norm[n_at];
+                        let tc = F::tanh(gamma * hat + norm[n_at + h]);
+                        let d_s = dh * og * (one - tc * tc);
+                        d_x[g] = d_s;
+                        d_x[g + 3 * h] = dh * tc * og * (one - og);
+                        let sums = (d * batch + row) * nw + 2 * gh + u;
+                        d_norm[sums] += d_s * hat;
+                        d_norm[sums + h] += d_s;
+                        a1 += gamma * d_s;
+                        a2 += gamma * d_s * hat;
                     } else {
-                        trace[((d * steps + tp) * batch + row) * kh + 4 * h + u]
-                    };
-                    let dc_t = d_c0[at];
-                    // The trace keeps `c_t` after zoneout: the cell's own is `f c_{t-1} + i g`.
-                    let mut c_new = trace[k + 4 * h];
-                    let mut zc = F::new(0.0);
-                    let mut dc_next = dc_t;
-                    if comptime![zoned != ZONE_OFF] {
-                        c_new = fg * c_prev + ig * gg;
-                        let at = zone_c(d, t, row, u, steps, batch, hr, h);
-                        zc = zone_at::<F>(zone, at, zoned);
-                        dc_next = dc_t * (one - zc);
+                        let k_prev = ((d * steps + tp) * batch + row) * kh + u;
+                        let zc = zone_c(d, t, row, u, steps, batch, hr, h);
+                        lstm_grads::<F>(
+                            trace,
+                            c0,
+                            zone,
+                            d_x,
+                            d_c0,
+                            dh,
+                            F::new(0.0),
+                            k,
+                            k_prev,
+                            first,
+                            at,
+                            g,
+                            zc,
+                            h,
+                            zoned,
+                            false,
+                        );
                     }
-                    let tc = F::tanh(c_new);
-                    let (di, df, dg, d_o, dc) =
-                        lstm_backward::<F>(dh, dc_next, ig, fg, gg, og, tc, c_prev);
-                    d_x[g] = di;
-                    d_x[g + h] = df;
-                    d_x[g + 2 * h] = dg;
-                    d_x[g + 3 * h] = d_o;
-                    d_c0[at] = dc * fg;
                     if comptime![!projected] {
                         d_h0[at] = F::new(0.0);
-                    }
-                    if comptime![zoned != ZONE_OFF] {
-                        d_c0[at] += dc_t * zc;
                     }
                 } else if comptime![cell == GRU_BEFORE] {
                     // The first phase: `dz`, `dn`, and `h_prev`'s direct part.
@@ -675,6 +999,31 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 }
             }
             i += stride;
+        }
+        if comptime![normalised] {
+            norms_backward::<F>(
+                &mut shared,
+                trace,
+                c0,
+                zone,
+                norm,
+                lengths,
+                d_x,
+                d_h,
+                d_c0,
+                d_norm,
+                a1,
+                a2,
+                d,
+                t,
+                row0,
+                items,
+                hr,
+                reverse,
+                cell,
+                zoned,
+                projected,
+            );
         }
         sync_storage();
         if comptime![cell == GRU_BEFORE] {
@@ -720,7 +1069,7 @@ pub(super) fn recurrence_backward_kernel<F: Float>(
                 let at = (d * batch + row) * hr + k;
                 let base = ((d * steps + t) * batch + row) * gh;
                 let w_base = d * gh * hr;
-                let mut acc = if comptime![cell == GRU] {
+                let mut acc = if comptime![cell == GRU || normalised] {
                     back_product::<F>(d_h, base, w_hh, w_base, gh, hr, k)
                 } else if comptime![cell == GRU_BEFORE] {
                     back_product::<F>(d_x, base, w_hh, w_base, 2 * h, hr, k)

@@ -18,12 +18,14 @@ use burn_cubecl::ops::numeric::empty_device;
 use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 
+use super::norm::norm_blocks;
 use super::recurrence::{
-    GRU, GRU_BEFORE, LSTM, RNN_RELU, RNN_TANH, ZONE_EXPECTED, ZONE_MASKS, ZONE_OFF, extra_slab,
-    gates, recurrence_backward_kernel, recurrence_kernel, trace_blocks,
+    GRU, GRU_BEFORE, LSTM, NORM_STATS, RNN_RELU, RNN_TANH, ZONE_EXPECTED, ZONE_MASKS, ZONE_OFF,
+    gates, recurrence_backward_kernel, recurrence_kernel, regions, trace_blocks,
 };
 use crate::recurrent::fused::ops::{InitialState, Projection, SequenceInput, SequenceWeights};
 use crate::recurrent::fused::sequence::{Direction, FusedCell};
+use crate::recurrent::weights::LAYER_NORM_EPSILON;
 
 /// The units of a cube: up to this many `(row, unit)` items of the cube's rows.
 const CUBE_UNITS: usize = 256;
@@ -42,7 +44,7 @@ const CUBE_UNITS: usize = 256;
 pub trait CubeSequenceOps: Backend {
     /// The layer's output `[T + 1 (+1), B, D*H]`: `h_t`, then each row's final `h` and (LSTM)
     /// `c` (the reset-before GRU: a slab of its own).
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, _w_hr, run| output_spec(x, h0, *run))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, _w_hr, _norm, run| output_spec(x, h0, *run))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence(
         x_proj: FloatTensor<Self>,
@@ -54,11 +56,12 @@ pub trait CubeSequenceOps: Backend {
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self>;
     /// The output, the trace `[D, T, B, K*H]` and `h_{t-1}` `[D, T, B, H]` (see
     /// [`super::recurrence`]) for [`Self::recurrence_backward`].
-    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, _w_hr, run| traced_specs(x, h0, *run))]
+    #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, _w_hr, _norm, run| traced_specs(x, h0, *run))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence_traced(
         x_proj: FloatTensor<Self>,
@@ -70,13 +73,14 @@ pub trait CubeSequenceOps: Backend {
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// BPTT from `grad` (of the output): the gradients of `x_proj`, of the recurrent
     /// pre-activations `h W_hh^T + b_hh` (the GRU's; `[1]` for the other cells, whose two are
     /// `x_proj`'s), of `h0`, of `c0` (`[1]` but for the LSTM) and of each step's `h_t` (a
     /// projected LSTM's, whose `dW_hr` it gives; `[1]` otherwise).
-    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _zone, _w_hr, _grad, run| backward_specs(trace, h_prev, *run))]
+    #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _zone, _w_hr, _norm, _grad, run| backward_specs(trace, h_prev, *run))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn recurrence_backward(
         trace: FloatTensor<Self>,
@@ -87,9 +91,11 @@ pub trait CubeSequenceOps: Backend {
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
+        FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
@@ -112,6 +118,8 @@ pub struct Recurrence {
     pub zoning: Zoning,
     /// Whether the LSTM projects `h_t = W_hr (o_t tanh(c_t))` (`h` is then `P` wide).
     pub projected: bool,
+    /// Whether the cell is layer-normalised (the op reads its `norm`).
+    pub normalised: bool,
 }
 
 /// Zoneout in a recurrence op.
@@ -154,16 +162,32 @@ fn dims(x_proj: &Shape, h0: &Shape, cell: FusedCell) -> ([usize; 3], usize, usiz
     ([d, t, b], x_proj[3] / cell.gates(), h0[2])
 }
 
-/// The number of `H`-wide blocks a step keeps in the trace: a projected LSTM's `m_t` besides.
+/// The number of `H`-wide blocks a step keeps in the trace: a projected LSTM's `m_t` besides,
+/// and a layer-normalised cell's standardised values.
 fn blocks(run: Recurrence) -> usize {
-    trace_blocks(code(run.cell)) + usize::from(run.projected)
+    let norms = if run.normalised {
+        norm_blocks(code(run.cell))
+    } else {
+        0
+    };
+    trace_blocks(code(run.cell)) + usize::from(run.projected) + norms
+}
+
+/// The values a step keeps in the trace besides its blocks: a layer-normalised cell's `r`s.
+fn stats(run: Recurrence) -> usize {
+    if run.normalised { NORM_STATS } else { 0 }
+}
+
+/// The cell's units `H` from the trace's shape.
+fn trace_units(trace: &Shape, run: Recurrence) -> usize {
+    (trace[3] - stats(run)) / blocks(run)
 }
 
 /// The output's shape: `[T + 1 + E, B, D*R]`, the `E` slabs holding the extra region's rows
 /// `[B, D*H]` (a projected LSTM's two of them).
 fn output_shape(x_proj: &Shape, h0: &Shape, run: Recurrence) -> Shape {
     let ([d, t, b], h, r) = dims(x_proj, h0, run.cell);
-    let regions = usize::from(extra_slab(code(run.cell))) * (1 + usize::from(run.projected));
+    let regions = regions(code(run.cell), run.projected, run.normalised);
     Shape::new([t + 1 + (regions * h).div_ceil(r), b, d * r])
 }
 
@@ -171,21 +195,21 @@ fn output_shape(x_proj: &Shape, h0: &Shape, run: Recurrence) -> Shape {
 fn trace_shapes(x_proj: &Shape, h0: &Shape, run: Recurrence) -> [Shape; 2] {
     let ([d, t, b], h, r) = dims(x_proj, h0, run.cell);
     [
-        Shape::new([d, t, b, blocks(run) * h]),
+        Shape::new([d, t, b, blocks(run) * h + stats(run)]),
         Shape::new([d, t, b, r]),
     ]
 }
 
-/// The gradients' shapes: `x_proj`'s, the recurrent pre-activations', `h0`'s, `c0`'s and the
-/// projection's outputs'.
-fn grad_shapes(trace: &Shape, h_prev: &Shape, run: Recurrence) -> [Shape; 5] {
+/// The gradients' shapes: `x_proj`'s, the recurrent pre-activations', `h0`'s, `c0`'s, the
+/// projection's outputs' and the layer norms' sums.
+fn grad_shapes(trace: &Shape, h_prev: &Shape, run: Recurrence) -> [Shape; 6] {
     let [d, t, b, r] = [trace[0], trace[1], trace[2], h_prev[3]];
-    let h = trace[3] / blocks(run);
+    let h = trace_units(trace, run);
     let gates = Shape::new([d, t, b, gates(code(run.cell)) * h]);
     let none = Shape::new([1]);
     [
         gates.clone(),
-        if run.cell == FusedCell::Gru {
+        if run.cell == FusedCell::Gru || run.normalised {
             gates
         } else {
             none.clone()
@@ -196,7 +220,16 @@ fn grad_shapes(trace: &Shape, h_prev: &Shape, run: Recurrence) -> [Shape; 5] {
         } else {
             none.clone()
         },
-        if run.projected { h_prev.clone() } else { none },
+        if run.projected {
+            h_prev.clone()
+        } else {
+            none.clone()
+        },
+        if run.normalised {
+            Shape::new([d, b, 2 * norm_blocks(code(run.cell)) * h])
+        } else {
+            none
+        },
     ]
 }
 
@@ -218,10 +251,17 @@ fn backward_specs(
     trace: &TensorSpec,
     h_prev: &TensorSpec,
     run: Recurrence,
-) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
-    let [a, b, c, d, e] = grad_shapes(&trace.shape, &h_prev.shape, run)
+) -> (
+    TensorSpec,
+    TensorSpec,
+    TensorSpec,
+    TensorSpec,
+    TensorSpec,
+    TensorSpec,
+) {
+    let [a, b, c, d, e, f] = grad_shapes(&trace.shape, &h_prev.shape, run)
         .map(|shape| TensorSpec::new(shape, trace.dtype));
-    (a, b, c, d, e)
+    (a, b, c, d, e, f)
 }
 
 /// The launch grid of `batch` rows of `dirs` directions of `h` units: rows per cube, the cube
@@ -240,7 +280,7 @@ pub(super) fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
 
 /// The forward kernel, with the trace (`keep`) or without.
 fn forward(
-    [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr]: [CubeTensor; 9],
+    [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr, norm]: [CubeTensor; 10],
     run: Recurrence,
     keep: bool,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
@@ -250,6 +290,7 @@ fn forward(
         masked,
         zoning,
         projected,
+        normalised,
     } = run;
     let x_proj = into_contiguous(x_proj);
     // `W_hh` transposed to `[D, R, G*H]` and `W_hr` to `[D, H, P]`: the units of a cube read a
@@ -260,8 +301,8 @@ fn forward(
     } else {
         w_hr
     };
-    let [b_hh, h0, c0, lengths, mask, zone] =
-        [b_hh, h0, c0, lengths, mask, zone].map(into_contiguous);
+    let [b_hh, h0, c0, lengths, mask, zone, norm] =
+        [b_hh, h0, c0, lengths, mask, zone, norm].map(into_contiguous);
     let (xs, hs) = (x_proj.meta.shape().clone(), h0.meta.shape().clone());
     let out = empty(&x_proj, output_shape(&xs, &hs, run));
     let [trace, h_prev] = if keep {
@@ -284,6 +325,7 @@ fn forward(
         mask.into_tensor_arg(),
         zone.into_tensor_arg(),
         w_hr.into_tensor_arg(),
+        norm.into_tensor_arg(),
         out.clone().into_tensor_arg(),
         trace.clone().into_tensor_arg(),
         h_prev.clone().into_tensor_arg(),
@@ -294,6 +336,7 @@ fn forward(
         masked,
         zoning.code(),
         projected,
+        normalised,
     );
     (out, trace, h_prev)
 }
@@ -309,10 +352,11 @@ impl CubeSequenceOps for CubeBackend {
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
         forward(
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr],
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr, norm],
             run,
             false,
         )
@@ -329,10 +373,11 @@ impl CubeSequenceOps for CubeBackend {
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         forward(
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr],
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr, norm],
             run,
             true,
         )
@@ -347,6 +392,7 @@ impl CubeSequenceOps for CubeBackend {
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -355,13 +401,27 @@ impl CubeSequenceOps for CubeBackend {
         FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
+        FloatTensor<Self>,
     ) {
-        let [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, grad] =
-            [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, grad].map(into_contiguous);
+        let [
+            trace,
+            h_prev,
+            w_hh,
+            c0,
+            lengths,
+            mask,
+            zone,
+            w_hr,
+            norm,
+            grad,
+        ] = [
+            trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, norm, grad,
+        ]
+        .map(into_contiguous);
         let shapes = grad_shapes(trace.meta.shape(), h_prev.meta.shape(), run);
-        let [d_x, d_h, d_h0, d_c0, d_hr] = shapes.map(|s| empty(&trace, s));
+        let [d_x, d_h, d_h0, d_c0, d_hr, d_norm] = shapes.map(|s| empty(&trace, s));
         let ts = trace.meta.shape().clone();
-        let (rows, count, dim) = grid(ts[2], ts[0], ts[3] / blocks(run));
+        let (rows, count, dim) = grid(ts[2], ts[0], trace_units(&ts, run));
         let client = trace.client.clone();
         recurrence_backward_kernel::launch::<f32>(
             &client,
@@ -375,38 +435,43 @@ impl CubeSequenceOps for CubeBackend {
             mask.into_tensor_arg(),
             zone.into_tensor_arg(),
             w_hr.into_tensor_arg(),
+            norm.into_tensor_arg(),
             grad.into_tensor_arg(),
             d_x.clone().into_tensor_arg(),
             d_h.clone().into_tensor_arg(),
             d_h0.clone().into_tensor_arg(),
             d_c0.clone().into_tensor_arg(),
             d_hr.clone().into_tensor_arg(),
+            d_norm.clone().into_tensor_arg(),
             u32::from(run.reverse_first),
             code(run.cell),
             rows,
             run.masked,
             run.zoning.code(),
             run.projected,
+            run.normalised,
         );
-        (d_x, d_h, d_h0, d_c0, d_hr)
+        (d_x, d_h, d_h0, d_c0, d_hr, d_norm)
     }
 }
 
 /// The backward of [`CubeSequenceOps::recurrence`] under autodiff. Parents: `x_proj`, `w_hh`,
-/// `b_hh`, `h0`, `c0` (the LSTM's only), `w_hr` (a projected LSTM's only).
+/// `b_hh`, `h0`, `c0` (the LSTM's only), `w_hr` (a projected LSTM's only), `norm` (a
+/// layer-normalised cell's only).
 #[derive(Debug)]
 struct RecurrenceBackward(Recurrence);
 
-impl<B: Backend + CubeSequenceOps> Backward<B, 6> for RecurrenceBackward {
-    /// The trace, `h_prev`, `W_hh`, `c0`, the lengths, the mask, zoneout's `zone` and `W_hr`.
-    type State = [FloatTensor<B>; 8];
+impl<B: Backend + CubeSequenceOps> Backward<B, 7> for RecurrenceBackward {
+    /// The trace, `h_prev`, `W_hh`, `c0`, the lengths, the mask, zoneout's `zone`, `W_hr` and
+    /// the layer norms' `norm`.
+    type State = [FloatTensor<B>; 9];
 
-    fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [n_x, n_w, n_b, n_h0, n_c0, n_hr] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [n_x, n_w, n_b, n_h0, n_c0, n_hr, n_norm] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr] = ops.state;
+        let [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, norm] = ops.state;
         let (run, cell) = (self.0, self.0.cell);
-        let (d_x, d_h, d_h0, d_c0, d_hr) = B::recurrence_backward(
+        let (d_x, d_h, d_h0, d_c0, d_hr, d_norm) = B::recurrence_backward(
             trace.clone(),
             h_prev.clone(),
             w_hh,
@@ -415,11 +480,13 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 6> for RecurrenceBackward {
             mask.clone(),
             zone,
             w_hr,
+            norm,
             grad,
             run,
         );
         let shape = d_x.shape();
         let (d, rows, gh, h) = (shape[0], shape[1] * shape[2], shape[3], h_prev.shape()[3]);
+        let width = trace.shape()[3];
         let block = |t: FloatTensor<B>, from: usize, to: usize| {
             let all = Slice::full();
             let part = Slice::new(from as isize, Some(to as isize), 1);
@@ -428,13 +495,13 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 6> for RecurrenceBackward {
         // `dW_hr = sum_t dh_t^T m_t` `[D, P, H]`, `m_t` the trace's last block.
         if let (Some(node), true) = (n_hr, run.projected) {
             let hc = gh / 4;
-            let m = B::float_reshape(trace.clone(), Shape::new([d, rows, 6 * hc]));
+            let m = B::float_reshape(trace.clone(), Shape::new([d, rows, width]));
             let d_hr = B::float_reshape(d_hr, Shape::new([d, rows, h]));
             let d_w = B::float_matmul(B::float_swap_dims(d_hr, 1, 2), block(m, 5 * hc, 6 * hc));
             grads.register::<B>(node.id, d_w);
         }
-        // The recurrent pre-activations' gradients, `[D, T*B, G*H]`.
-        let d_rec = if cell == FusedCell::Gru {
+        // The recurrent products' gradients, `[D, T*B, G*H]` (a layer norm's input's).
+        let d_rec = if cell == FusedCell::Gru || run.normalised {
             d_h
         } else {
             d_x.clone()
@@ -465,9 +532,23 @@ impl<B: Backend + CubeSequenceOps> Backward<B, 6> for RecurrenceBackward {
             };
             grads.register::<B>(node.id, d_w);
         }
+        // The layer norms' gradients `[D, 2 G*H (+ 2 H)]`: the sums of each row's.
+        let d_norm = run.normalised.then(|| {
+            let sum = B::float_sum_dim(d_norm, 1);
+            let nw = sum.shape()[2];
+            B::float_reshape(sum, Shape::new([d, 1, nw]))
+        });
         if let Some(node) = n_b {
-            let sum = B::float_sum_dim(d_rec, 1);
+            let sum = match &d_norm {
+                // `b_hh`'s gradient is `beta_hh`'s.
+                Some(d_norm) => block(d_norm.clone(), gh, 2 * gh),
+                None => B::float_sum_dim(d_rec, 1),
+            };
             grads.register::<B>(node.id, B::float_reshape(sum, Shape::new([d, gh])));
+        }
+        if let (Some(node), Some(d_norm)) = (n_norm, d_norm) {
+            let nw = d_norm.shape()[2];
+            grads.register::<B>(node.id, B::float_reshape(d_norm, Shape::new([d, nw])));
         }
         if let Some(node) = n_x {
             grads.register::<B>(node.id, d_x);
@@ -492,11 +573,13 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         run: Recurrence,
     ) -> FloatTensor<Self> {
-        let nodes = [&x_proj, &w_hh, &b_hh, &h0, &c0, &w_hr].map(|t| t.node());
-        let [x, w, b, h0, c0, len, m, z, w_hr] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr].map(|t| t.into_primitive());
+        let nodes = [&x_proj, &w_hh, &b_hh, &h0, &c0, &w_hr, &norm].map(|t| t.node());
+        let [x, w, b, h0, c0, len, m, z, w_hr, n] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr, norm]
+                .map(|t| t.into_primitive());
         match RecurrenceBackward(run)
             .prepare::<C>(nodes)
             .compute_bound()
@@ -513,12 +596,13 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
                     m.clone(),
                     z.clone(),
                     w_hr.clone(),
+                    n.clone(),
                     run,
                 );
-                prep.finish([trace, h_prev, w, c0, len, m, z, w_hr], out)
+                prep.finish([trace, h_prev, w, c0, len, m, z, w_hr, n], out)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(B::recurrence(x, w, b, h0, c0, len, m, z, w_hr, run))
+                prep.finish(B::recurrence(x, w, b, h0, c0, len, m, z, w_hr, n, run))
             }
         }
     }
@@ -534,11 +618,13 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [x, w, b, h0, c0, len, m, z, w_hr] =
-            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr].map(|t| t.into_primitive());
-        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, m, z, w_hr, run);
+        let [x, w, b, h0, c0, len, m, z, w_hr, n] =
+            [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr, norm]
+                .map(|t| t.into_primitive());
+        let (out, trace, h_prev) = B::recurrence_traced(x, w, b, h0, c0, len, m, z, w_hr, n, run);
         (
             Self::from_inner(out),
             Self::from_inner(trace),
@@ -556,6 +642,7 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         mask: FloatTensor<Self>,
         zone: FloatTensor<Self>,
         w_hr: FloatTensor<Self>,
+        norm: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         run: Recurrence,
     ) -> (
@@ -564,16 +651,20 @@ impl<B: Backend + CubeSequenceOps, C: CheckpointStrategy> CubeSequenceOps for Au
         FloatTensor<Self>,
         FloatTensor<Self>,
         FloatTensor<Self>,
+        FloatTensor<Self>,
     ) {
-        let [t, p, w, c, len, m, z, w_hr, g] =
-            [trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, grad].map(|t| t.into_primitive());
-        let (a, b, c, d, e) = B::recurrence_backward(t, p, w, c, len, m, z, w_hr, g, run);
+        let [t, p, w, c, len, m, z, w_hr, n, g] = [
+            trace, h_prev, w_hh, c0, lengths, mask, zone, w_hr, norm, grad,
+        ]
+        .map(|t| t.into_primitive());
+        let (a, b, c, d, e, f) = B::recurrence_backward(t, p, w, c, len, m, z, w_hr, n, g, run);
         (
             Self::from_inner(a),
             Self::from_inner(b),
             Self::from_inner(c),
             Self::from_inner(d),
             Self::from_inner(e),
+            Self::from_inner(f),
         )
     }
 }
@@ -585,6 +676,14 @@ fn stacked<const D: usize, const E: usize>(parts: Vec<Tensor<D>>) -> Tensor<E> {
         Ok([one]) => one.unsqueeze_dim(0),
         Err(parts) => Tensor::stack(parts, 0),
     }
+}
+
+/// The layer norm over the last axis of `y` `[D, N, W]`, with each direction's gain and bias
+/// `[D, W]`.
+fn layer_norm(y: Tensor<3>, gamma: Tensor<2>, beta: Tensor<2>) -> Tensor<3> {
+    let (var, mean) = y.clone().var_mean_bias(2);
+    let hat = (y - mean) / var.add_scalar(LAYER_NORM_EPSILON).sqrt();
+    hat * gamma.unsqueeze_dim(1) + beta.unsqueeze_dim(1)
 }
 
 /// Zoneout as [`sequence`] takes it.
@@ -618,6 +717,8 @@ pub(crate) fn sequence(
     let dirs = directions.len();
     let mut parts: [Vec<Tensor<1>>; 2] = [Vec::new(), Vec::new()];
     let mut matrices: [Vec<Tensor<2>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    // A layer-normalised cell's: `gamma_ih`, `beta_ih`, and the kernels' `norm`.
+    let mut norms: [Vec<Tensor<1>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for w in directions {
         matrices[0].push(Tensor::from_dispatch(w.w_ih));
         matrices[1].push(Tensor::from_dispatch(w.w_hh));
@@ -626,9 +727,21 @@ pub(crate) fn sequence(
         if let Projection::On(w_hr) = w.projection {
             matrices[2].push(Tensor::from_dispatch(w_hr));
         }
+        let mut n = w
+            .norms
+            .into_tensors()
+            .into_iter()
+            .map(Tensor::from_dispatch);
+        if let (Some(gamma), Some(beta)) = (n.next(), n.next()) {
+            norms[0].push(gamma);
+            norms[1].push(beta);
+            // `gamma_hh`, `beta_hh` (and `gamma_c`, `beta_c`) one after the other.
+            norms[2].push(Tensor::cat(n.collect(), 0));
+        }
     }
     let [w_ih, w_hh, w_hr] = matrices;
     let projected = !w_hr.is_empty();
+    let normalised = !norms[2].is_empty();
     let [w_ih, w_hh]: [Tensor<3>; 2] = [w_ih, w_hh].map(stacked);
     let [b_ih, b_hh]: [Tensor<2>; 2] = parts.map(stacked);
     let gh = w_ih.dims()[1];
@@ -646,6 +759,12 @@ pub(crate) fn sequence(
             let columns = w_ih.swap_dims(1, 2).select(1, ids.reshape([steps * batch]));
             (steps, batch, columns)
         }
+    };
+    let [gamma_ih, beta_ih, norm] = norms;
+    let x_proj = if normalised {
+        layer_norm(x_proj, stacked(gamma_ih), stacked(beta_ih))
+    } else {
+        x_proj
     };
     let x_proj = (x_proj + b_ih.unsqueeze_dim::<3>(1)).reshape([dirs, steps, batch, gh]);
     let (h0, c0) = match state {
@@ -683,7 +802,13 @@ pub(crate) fn sequence(
     } else {
         Tensor::zeros([1, 1, 1], &h0.device())
     };
-    let [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr] = [
+    // A layer-normalised cell's `norm` `[D, 2 G*H (+ 2 H)]`, or (not read) a placeholder.
+    let norm = if normalised {
+        stacked::<1, 2>(norm)
+    } else {
+        Tensor::zeros([1, 1], &h0.device())
+    };
+    let [x_proj, w_hh, b_hh, h0, c0, lengths, mask, zone, w_hr, norm] = [
         x_proj.into_dispatch(),
         w_hh.into_dispatch(),
         b_hh.into_dispatch(),
@@ -693,6 +818,7 @@ pub(crate) fn sequence(
         mask.into_dispatch(),
         zone.into_dispatch(),
         w_hr.into_dispatch(),
+        norm.into_dispatch(),
     ];
     Tensor::from_dispatch(<Dispatch as CubeSequenceOps>::recurrence(
         x_proj,
@@ -704,12 +830,14 @@ pub(crate) fn sequence(
         mask,
         zone,
         w_hr,
+        norm,
         Recurrence {
             cell,
             reverse_first,
             masked,
             zoning,
             projected,
+            normalised,
         },
     ))
 }
