@@ -11,9 +11,9 @@
 //! target. `W_hh` is read from global memory at every step (it stays in the caches).
 //!
 //! Layouts (`D` directions, `G` gates, `K` trace blocks: LSTM and reset-before GRU 5, a
-//! projected LSTM 6, GRU 4, RNN 1; `H` the cell's units and `R` the width of `h`, a projected
-//! LSTM's `P`, else `H`):
-//! - `x_proj` `[D, T, B, G*H]`: `x_t W_ih^T + b_ih` of every step;
+//! projected LSTM 6, GRU 4, RNN 1, and a layer-normalised cell's `N` more (LSTM `G + 1`, GRU
+//! `G`); `H` the cell's units and `R` the width of `h`, a projected LSTM's `P`, else `H`):
+//! - `x_proj` `[D, T, B, G*H]`: `x_t W_ih^T + b_ih` of every step (`LN_ih(x_t W_ih^T) + b_ih`);
 //! - `lengths` `[B]`: each row's steps (PyTorch's packed sequences: the steps from a row's
 //!   length on output zeros and leave its state alone; the reverse direction starts at the
 //!   row's last step);
@@ -25,14 +25,20 @@
 //!   ([`ZONE_EXPECTED`]) one value, `p`: the new `h_t` (and `c_t`) is `h_t + d_t (h_{t-1} - h_t)`;
 //! - `w_hr` (a projected LSTM's, `projected`) `W_hr` transposed, `[D, H, P]` (the backward's
 //!   `[D, P, H]`);
+//! - `norm` (a layer-normalised cell's, `normalised`) `[D, 2 N*H]`: the recurrent product's
+//!   layer norm's `gamma_hh`, `beta_hh` (`G*H` each), then (LSTM) the cell's `gamma_c`,
+//!   `beta_c` (`H` each); the backward's `d_norm` `[D, B, 2 N*H]` the same for each row, its
+//!   sums over time of `g y^` and `g` (`g` the gradient of a layer norm's output);
 //! - `out` `[T + 1 + E, B, D*R]`: `h_t` of each direction side by side, then the final `h`
-//!   (`h0` until the loop ends), then from slab `T + 1` the extra region `[B, D*H]`: (LSTM) the
+//!   (`h0` until the loop ends), then from slab `T + 1` the extra regions `[B, D*H]`: (LSTM) the
 //!   final `c` of each row, or (reset-before GRU) the step's `r h`; a projected LSTM's step's
-//!   `m_t = o_t tanh(c_t)` after it;
-//! - `trace` `[D, T, B, K*H]`: the activated gates (LSTM `i, f, g, o, c_t`, and `m_t` if
+//!   `m_t = o_t tanh(c_t)` after it; then a layer-normalised cell's scratch `[B, D, N*H]`, the
+//!   step's raw recurrent products and (LSTM) `c_t` and `o_t` before their layer norms;
+//! - `trace` `[D, T, B, K*H (+ 2)]`: the activated gates (LSTM `i, f, g, o, c_t`, and `m_t` if
 //!   projected; GRU `r, z, n` and `W_hn h + b_hn`; reset-before GRU `r, z, n`, `W_hn (r h) +
-//!   b_hn` and `r h`; RNN `h_t`), and `h_prev` `[D, T, B, R]`: `h_{t-1}` (unmasked), for the
-//!   backward.
+//!   b_hn` and `r h`; RNN `h_t`), then a layer-normalised cell's standardised recurrent
+//!   products `y^` and (LSTM) `c^`, and the `r` of each (the product's, the cell's); and
+//!   `h_prev` `[D, T, B, R]`: `h_{t-1}` (unmasked), for the backward.
 //!
 //! The reset-before GRU's step has two phases, a barrier between them: `r` and `z` (and `r h`
 //! for every unit), then `n` from `W_hn (r h)`. Its backward has three: `dz`, `dn`; then
@@ -40,6 +46,14 @@
 //! LSTM's step: the cell for every unit, then `h_t = W_hr m_t`; its backward three: `dh_t`
 //! (kept in `d_hr` for `dW_hr`), then `dm_t = W_hr^T dh_t` and the cell's backward, then the
 //! recurrent product.
+//!
+//! A layer-normalised cell's step adds phases whose row sums run through shared memory
+//! ([`super::norm`]): the raw recurrent products to the scratch and their rows' moments, the
+//! cell from the normalised products (`gamma_hh y^ + beta_hh + b_hh`), and the LSTM's `c_t`'s
+//! moments before `m_t = o_t tanh(gamma_c c^ + beta_c)`. Its backward takes the cell's layer
+//! norm's backward after the gates' (the LSTM's), then the recurrent product's, whose input
+//! gradient goes to `d_h` for the recurrent product (and `dW_hh`); `b_hh`'s gradient is then
+//! `beta_hh`'s.
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
@@ -515,7 +529,7 @@ pub(super) fn recurrence_kernel<F: Float>(
                     }
                 } else if comptime![cell == GRU_BEFORE] {
                     // The first phase: `r`, `z` (kept in this step's output until the second
-                    // phase) and `r h` (in the extra slab, for the whole row).
+                    // phase) and `r h` (in the extra region, for the whole row).
                     let r = sigmoid::<F>(x_proj[x] + p0);
                     let z = sigmoid::<F>(x_proj[x + h] + p1);
                     let mut rh = r * hp;

@@ -1,7 +1,9 @@
 //! The whole-sequence op on the GPU backends: a layer (one direction, or both at once) as one
 //! input-projection GEMM and one recurrence kernel ([`super::recurrence`]); under autodiff its
 //! backward is one BPTT kernel, then `dW_hh` and `db_hh` over all steps as one batched GEMM and
-//! one sum, while `dx`, `dW_ih` and `db_ih` come from the projection's own backward.
+//! one sum, while `dx`, `dW_ih` and `db_ih` come from the projection's own backward (a
+//! layer-normalised cell's input layer norm, tensor ops between the GEMM and the kernel, with
+//! its own too).
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -32,18 +34,21 @@ const CUBE_UNITS: usize = 256;
 
 /// A layer's recurrence on the GPU backends, over its input projection.
 ///
-/// Arguments: `x_proj` `[D, T, B, G*H]` (`x_t W_ih^T + b_ih`), `w_hh` `[D, G*H, H]`, `b_hh`
-/// `[D, G*H]`, `h0` and `c0` `[D, B, H]` (`c0` is read by the LSTM only), the forward direction
-/// first, `lengths` `[B]` (each row's steps, as floats), `mask` `[D, B, H]`, recurrent
-/// dropout's on `h_{t-1}` in the recurrent product (read only if [`Recurrence::masked`]), and
-/// `zone`, zoneout's masks (each direction's of `h` `[T, B, R]`, then the LSTM's of `c`
-/// `[T, B, H]`, flat one after the other) or its probability `[1]` ([`Recurrence::zoning`]), and a projected LSTM's `w_hr`
-/// `[D, P, H]` (`[1]`, not read, otherwise: [`Recurrence::projected`]); [`Recurrence`] says
-/// which cell runs, and in which order of time a single direction runs.
+/// Arguments: `x_proj` `[D, T, B, G*H]` (`x_t W_ih^T + b_ih`, or `LN_ih(x_t W_ih^T) + b_ih`),
+/// `w_hh` `[D, G*H, H]`, `b_hh` `[D, G*H]`, `h0` and `c0` `[D, B, H]` (`c0` is read by the LSTM
+/// only), the forward direction first, `lengths` `[B]` (each row's steps, as floats), `mask`
+/// `[D, B, H]`, recurrent dropout's on `h_{t-1}` in the recurrent product (read only if
+/// [`Recurrence::masked`]), `zone`, zoneout's masks (each direction's of `h` `[T, B, R]`, then
+/// the LSTM's of `c` `[T, B, H]`, flat one after the other) or its probability `[1]`
+/// ([`Recurrence::zoning`]), a projected LSTM's `w_hr` `[D, P, H]` (`[1]`, not read, otherwise:
+/// [`Recurrence::projected`]) and a layer-normalised cell's `norm` `[D, 2 N*H]` (the layer
+/// norms' gains and biases, see [`super::recurrence`]; `[1, 1]`, not read, otherwise:
+/// [`Recurrence::normalised`]); [`Recurrence`] says which cell runs, and in which order of time
+/// a single direction runs.
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait CubeSequenceOps: Backend {
-    /// The layer's output `[T + 1 (+1), B, D*H]`: `h_t`, then each row's final `h` and (LSTM)
-    /// `c` (the reset-before GRU: a slab of its own).
+    /// The layer's output `[T + 1 + E, B, D*R]`: `h_t`, then each row's final `h`, then the
+    /// extra regions (the LSTM's final `c` first; see [`super::recurrence`]).
     #[fusion(meta = |x, _w, _b, h0, _c0, _len, _mask, _zone, _w_hr, _norm, run| output_spec(x, h0, *run))]
     #[allow(clippy::too_many_arguments)]
     fn recurrence(
@@ -76,10 +81,11 @@ pub trait CubeSequenceOps: Backend {
         norm: FloatTensor<Self>,
         run: Recurrence,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-    /// BPTT from `grad` (of the output): the gradients of `x_proj`, of the recurrent
-    /// pre-activations `h W_hh^T + b_hh` (the GRU's; `[1]` for the other cells, whose two are
-    /// `x_proj`'s), of `h0`, of `c0` (`[1]` but for the LSTM) and of each step's `h_t` (a
-    /// projected LSTM's, whose `dW_hr` it gives; `[1]` otherwise).
+    /// BPTT from `grad` (of the output): the gradients of `x_proj`, of the recurrent products
+    /// `h W_hh^T` (the GRU's and a layer-normalised cell's; `[1]` for the other cells, whose two
+    /// are `x_proj`'s), of `h0`, of `c0` (`[1]` but for the LSTM), of each step's `h_t` (a
+    /// projected LSTM's, whose `dW_hr` it gives; `[1]` otherwise) and each row's sums of the
+    /// layer norms' gradients (a layer-normalised cell's, `[D, B, 2 N*H]`; `[1]` otherwise).
     #[fusion(meta = |trace, h_prev, _w, _c0, _len, _mask, _zone, _w_hr, _norm, _grad, run| backward_specs(trace, h_prev, *run))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn recurrence_backward(
