@@ -17,11 +17,8 @@ use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
 use super::recurrence::{GRU, LSTM, gates, lstm_grads, previous, trace_layout, zone_c};
+use super::sequence::CUBE_UNITS;
 use crate::recurrent::weights::LAYER_NORM_EPSILON;
-
-/// The most units a cube has (see [`super::sequence::grid`]): the room each reduction takes in
-/// shared memory.
-pub(super) const MAX_UNITS: usize = 256;
 
 /// The `H`-wide blocks a layer norm keeps a step of: the recurrent product's `G` (its `y^`),
 /// and the LSTM's cell state (`c^`).
@@ -34,7 +31,7 @@ const SEGMENT: usize = 16;
 
 /// Room for [`row_sums`] in shared memory: the units' partial sums of `a` and `b`, then their
 /// segments' sums.
-pub(super) const SHARED: usize = 4 * MAX_UNITS;
+pub(super) const SHARED: usize = 4 * CUBE_UNITS;
 
 /// The sums over the units of this unit's row (see the module docs) of their `a` and `b`, `h`
 /// the cell's units, through `shared` ([`SHARED`] values): the partial sums, a barrier, the
@@ -47,7 +44,7 @@ pub(super) const SHARED: usize = 4 * MAX_UNITS;
 pub(super) fn row_sums<F: Float>(shared: &mut Shared<[F]>, a: F, b: F, h: usize) -> (F, F) {
     let me = UNIT_POS_X as usize;
     shared[me] = a;
-    shared[MAX_UNITS + me] = b;
+    shared[CUBE_UNITS + me] = b;
     sync_cube();
     let units = CUBE_DIM_X as usize;
     let start = me / h * h;
@@ -66,11 +63,11 @@ pub(super) fn row_sums<F: Float>(shared: &mut Shared<[F]>, a: F, b: F, h: usize)
         let mut j = from;
         while j < to {
             seg_a += shared[j];
-            seg_b += shared[MAX_UNITS + j];
+            seg_b += shared[CUBE_UNITS + j];
             j += 1;
         }
-        shared[2 * MAX_UNITS + me] = seg_a;
-        shared[3 * MAX_UNITS + me] = seg_b;
+        shared[2 * CUBE_UNITS + me] = seg_a;
+        shared[3 * CUBE_UNITS + me] = seg_b;
     }
     sync_cube();
     let segments = (end - start).div_ceil(SEGMENT);
@@ -78,8 +75,8 @@ pub(super) fn row_sums<F: Float>(shared: &mut Shared<[F]>, a: F, b: F, h: usize)
     let mut total_b = F::new(0.0);
     let mut j = start;
     while j < start + segments {
-        total_a += shared[2 * MAX_UNITS + j];
-        total_b += shared[3 * MAX_UNITS + j];
+        total_a += shared[2 * CUBE_UNITS + j];
+        total_b += shared[3 * CUBE_UNITS + j];
         j += 1;
     }
     (total_a, total_b)

@@ -30,7 +30,7 @@ use crate::recurrent::fused::sequence::{Direction, FusedCell};
 use crate::recurrent::weights::LAYER_NORM_EPSILON;
 
 /// The units of a cube: up to this many `(row, unit)` items of the cube's rows.
-const CUBE_UNITS: usize = 256;
+pub(super) const CUBE_UNITS: usize = 256;
 
 /// A layer's recurrence on the GPU backends, over its input projection.
 ///
@@ -271,7 +271,9 @@ fn backward_specs(
 }
 
 /// The launch grid of `batch` rows of `dirs` directions of `h` units: rows per cube, the cube
-/// count and its dimension.
+/// count and its dimension. A cube of several rows has a unit for each of its items, and one
+/// with more items than units has one row, so each unit's items are of one row (which the
+/// layer norms' row sums, `super::norm`, build on).
 pub(super) fn grid(batch: usize, dirs: usize, h: usize) -> (usize, CubeCount, CubeDim) {
     let rows = (CUBE_UNITS / h).clamp(1, batch);
     let units = (rows * h).min(CUBE_UNITS).next_multiple_of(32) as u32;
