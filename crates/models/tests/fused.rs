@@ -12,8 +12,8 @@ use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use sequent_models::recurrent::{
-    CellKind, GruConfig, Kernels, LstmConfig, Nonlinearity, Recurrent, RecurrentState, RnnConfig,
-    on_host,
+    CellKind, GruConfig, Kernels, Lstm, LstmConfig, Nonlinearity, Recurrent, RecurrentState,
+    RnnConfig, on_host,
 };
 
 /// Runs `layer` on `x` from `h0` (and `c0`), with `lengths` if given; returns the loss's
@@ -205,13 +205,7 @@ fn fused_equals_composed_on_the_cpu_backends() {
         // Layer-normalised cells, their gains and biases away from 1 and 0.
         compare(
             &format!("{backend} layer-normalised lstm"),
-            with_random_norms(
-                LstmConfig::new(4, 6)
-                    .with_num_layers(2)
-                    .with_bidirectional(true)
-                    .with_layer_norm(true)
-                    .init(&device),
-            ),
+            normalised_lstm(&device),
             &device,
         );
         compare(
@@ -274,6 +268,15 @@ fn fused_equals_composed_on_the_cpu_backends() {
             &plain,
         );
     }
+}
+
+/// A stacked bidirectional layer-normalised LSTM ([`with_random_norms`]).
+fn normalised_lstm(device: &Device) -> Lstm {
+    let lstm = LstmConfig::new(4, 6)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .with_layer_norm(true);
+    with_random_norms(lstm.init(device))
 }
 
 /// `layer` with every layer norm's gain and bias drawn from `N(1, 0.5)` and `N(0, 0.5)`.
@@ -511,13 +514,7 @@ fn kernels_equal_composed_on_wgpu(device: Device) {
     // from 1 and 0; with the projection, zoneout and recurrent dropout.
     compare(
         "wgpu layer-normalised lstm",
-        with_random_norms(
-            LstmConfig::new(4, 6)
-                .with_num_layers(2)
-                .with_bidirectional(true)
-                .with_layer_norm(true)
-                .init(&device),
-        ),
+        normalised_lstm(&device),
         &device,
     );
     compare(
