@@ -140,7 +140,7 @@ pub(super) fn zone_c(
 }
 
 /// Where a step's layer norms start in a trace row (after the cell's blocks) and the row's
-/// width `K*H` (see the module docs): `H` the cell's units.
+/// width `K*H` (a layer-normalised cell's `+ 2`; see the module docs), `H` the cell's units.
 #[cube]
 pub(super) fn trace_layout(
     h: usize,
